@@ -1,0 +1,1 @@
+//! Generators of test projects shared by the benchmarks.

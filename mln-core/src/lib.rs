@@ -1,0 +1,24 @@
+//! Domain lifecycle for MLN.
+//!
+//! One backend-neutral API ([`DomainSpec`] in, [`Hypervisor`] does the work)
+//! with real backends: Xen through libxenlight (module `xen`, cargo feature
+//! `xen`) and User-Mode Linux (module `uml`). Virtual switches live in `net`,
+//! disk images in `disk`.
+//!
+//! ```
+//! use mln_core::{DomainSpec, Boot};
+//! let spec = DomainSpec::new("web1", 128 << 20, Boot::kernel("/boot/vmlinuz"));
+//! assert_eq!(spec.vcpus, 1);
+//! ```
+
+pub mod domain;
+pub mod error;
+pub mod name;
+
+pub use domain::DomainSpec;
+pub use domain::{
+    Attachment, BackendKind, Boot, DiskSpec, DomainHandle, DomainInfo, DomainState, Hypervisor,
+    InterfaceSpec, MacAddr,
+};
+pub use error::{Error, Result};
+pub use name::SafeName;

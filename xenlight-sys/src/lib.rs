@@ -1,0 +1,1 @@
+//! Raw bindings to libxenlight. Filled in by the bindings work.

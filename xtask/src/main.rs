@@ -1,0 +1,2 @@
+//! `cargo xtask <task>`: repository automation.
+fn main() {}
