@@ -1,1 +1,13 @@
-//! The MLN language.
+//! The MLN language: from project text to a checked model.
+//!
+//! `parse_str`/`parse_file` read text into a syntax tree with spans
+//! ([`syntax`]), `resolve` turns it into a [`model::Project`], `check`
+//! reports every problem as a [`Diagnostic`] with a stable [`Code`].
+
+pub mod diag;
+mod render;
+pub mod source;
+pub mod syntax;
+
+pub use diag::{render, Code, Diagnostic, Diagnostics, Severity};
+pub use source::{FileId, SourceMap, Span, Spanned};

@@ -1,2 +1,33 @@
-//! `cargo xtask <task>`: repository automation.
-fn main() {}
+//! `cargo xtask <task>`: repository automation (matklad's xtask pattern).
+//!
+//! - `xen-test`: boot real Xen 4.17 inside QEMU and run the Xen backend's
+//!   tests in its dom0.
+//! - `template`: build the default busybox guest template.
+
+use std::process::ExitCode;
+
+mod template;
+mod xen_test;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((t, r)) => (t.as_str(), r),
+        None => ("help", &[][..]),
+    };
+    let result = match task {
+        "xen-test" => xen_test::run(rest),
+        "template" => template::run(rest),
+        _ => {
+            eprintln!("usage: cargo xtask <xen-test|template> [options]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {task}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
