@@ -11,9 +11,16 @@
 //! assert_eq!(spec.vcpus, 1);
 //! ```
 
+pub mod disk;
 pub mod domain;
 pub mod error;
+pub mod guest;
 pub mod name;
+pub mod net;
+pub mod template;
+pub mod uml;
+#[cfg(feature = "xen")]
+pub mod xen;
 
 pub use domain::DomainSpec;
 pub use domain::{

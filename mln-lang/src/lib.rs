@@ -11,3 +11,12 @@ pub mod syntax;
 
 pub use diag::{render, Code, Diagnostic, Diagnostics, Severity};
 pub use source::{FileId, SourceMap, Span, Spanned};
+
+pub mod apply;
+pub mod check;
+pub mod model;
+pub mod plan;
+pub mod print;
+pub mod query;
+pub mod resolve;
+pub mod state;
