@@ -37,6 +37,10 @@ fn main() {
         include_paths.push(PathBuf::from("/usr/include"));
     }
 
+    // libxl's JSON generators take a yajl handle; libyajl2 is a dependency of
+    // libxenlight, but Debian ships no unversioned libyajl.so without -dev.
+    println!("cargo:rustc-link-lib=dylib:+verbatim=libyajl.so.2");
+
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_else(|| fail("OUT_DIR is not set")));
     write_feature_macros(&include_paths, &out.join("have.rs"));
 

@@ -32,3 +32,36 @@ pub const API_VERSION: u32 = 0x041400;
 pub mod have {
     include!(concat!(env!("OUT_DIR"), "/have.rs"));
 }
+
+/// libxl's JSON generators, declared by hand: their header
+/// (`_libxl_types_json.h`) needs yajl's development headers, which Debian
+/// ships separately, so bindgen does not see them. Only the few entry points
+/// needed to render a `libxl_domain_config` without a libxl context.
+pub mod json {
+    use std::os::raw::{c_int, c_uchar, c_void};
+
+    /// yajl's opaque generator handle (`yajl_gen`).
+    pub type yajl_gen = *mut c_void;
+    /// yajl's status enum (`yajl_gen_status`); 0 is `yajl_gen_status_ok`.
+    pub type yajl_gen_status = c_int;
+    /// `yajl_gen_status_ok`.
+    pub const yajl_gen_status_ok: yajl_gen_status = 0;
+
+    extern "C" {
+        /// libxl: append `p` as JSON to the generator `hand`.
+        pub fn libxl_domain_config_gen_json(
+            hand: yajl_gen,
+            p: *mut super::libxl_domain_config,
+        ) -> yajl_gen_status;
+        /// yajl: a new generator (`alloc_funcs` may be NULL).
+        pub fn yajl_gen_alloc(alloc_funcs: *const c_void) -> yajl_gen;
+        /// yajl: the generated text, owned by the generator.
+        pub fn yajl_gen_get_buf(
+            hand: yajl_gen,
+            buf: *mut *const c_uchar,
+            len: *mut usize,
+        ) -> yajl_gen_status;
+        /// yajl: free a generator.
+        pub fn yajl_gen_free(hand: yajl_gen);
+    }
+}

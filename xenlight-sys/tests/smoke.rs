@@ -42,3 +42,28 @@ fn feature_macros_are_exported() {
     let have: bool = sys::have::LIBXL_HAVE_DOMAIN_CREATE_RESTORE_PARAMS;
     let _ = have; // the constant exists (compile-time check)
 }
+
+#[test]
+fn empty_domain_config_renders_as_json() {
+    use sys::json::*;
+    let mut cfg = sys::libxl_domain_config::default();
+    // SAFETY: init/dispose once each; the generator is freed after its buffer
+    // has been copied out.
+    let text = unsafe {
+        sys::libxl_domain_config_init(&mut cfg);
+        let g = yajl_gen_alloc(std::ptr::null());
+        assert!(!g.is_null());
+        assert_eq!(
+            libxl_domain_config_gen_json(g, &mut cfg),
+            yajl_gen_status_ok
+        );
+        let mut buf = std::ptr::null();
+        let mut len = 0usize;
+        assert_eq!(yajl_gen_get_buf(g, &mut buf, &mut len), yajl_gen_status_ok);
+        let text = String::from_utf8_lossy(std::slice::from_raw_parts(buf, len)).into_owned();
+        yajl_gen_free(g);
+        sys::libxl_domain_config_dispose(&mut cfg);
+        text
+    };
+    assert!(text.starts_with('{'), "{text}");
+}
