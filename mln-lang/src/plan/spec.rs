@@ -1,0 +1,286 @@
+//! What the planner compares: a project reduced to the attributes that
+//! decide what must happen to each host and switch.
+//!
+//! The resolved [`crate::model::Project`] carries everything the language
+//! can say; the planner and the state store only need this normalised view,
+//! and keeping it separate means a recorded state stays readable when the
+//! model grows new fields.
+
+use std::collections::BTreeMap;
+
+use mln_core::{BackendKind, MacAddr};
+use serde::{Deserialize, Serialize};
+
+/// How a host is virtualised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// User-Mode Linux (MLN's default).
+    Uml,
+    /// Xen paravirtualised.
+    Xen,
+    /// Xen fully virtualised.
+    Hvm,
+    /// KVM (accepted by the language; no backend runs it yet).
+    Kvm,
+}
+
+impl Platform {
+    /// The mln-core backend that runs this platform, when there is one.
+    pub fn backend(self) -> Option<BackendKind> {
+        match self {
+            Platform::Uml => Some(BackendKind::Uml),
+            Platform::Xen | Platform::Hvm => Some(BackendKind::Xen),
+            Platform::Kvm => None,
+        }
+    }
+
+    /// True when memory and vCPUs can change on a running guest.
+    pub fn live_resize(self) -> bool {
+        matches!(self, Platform::Xen | Platform::Hvm)
+    }
+
+    /// True when a running guest can move between service hosts.
+    pub fn live_migration(self) -> bool {
+        matches!(self, Platform::Xen | Platform::Hvm)
+    }
+
+    /// The lower-case name used in project files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Uml => "uml",
+            Platform::Xen => "xen",
+            Platform::Hvm => "hvm",
+            Platform::Kvm => "kvm",
+        }
+    }
+}
+
+/// One network interface of a host as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceSpec {
+    /// `eth0`, `eth1`, ...
+    pub name: String,
+    /// The project switch it plugs into.
+    pub switch: Option<String>,
+    /// An existing host bridge it plugs into instead of a project switch.
+    pub bridge: Option<String>,
+    /// Its MAC address: the project's `mac`, or one derived from
+    /// `project/host/interface` so it never changes across upgrades.
+    pub mac: MacAddr,
+    /// `address` as written (IPv4, IPv6, CIDR or `dhcp`).
+    pub address: Option<String>,
+    /// `netmask` as written.
+    pub netmask: Option<String>,
+    /// `gateway` as written.
+    pub gateway: Option<String>,
+}
+
+/// One host (virtual machine) as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSpec {
+    /// Host name, unique in the project.
+    pub name: String,
+    /// How it is virtualised.
+    pub platform: Platform,
+    /// The physical server that runs it; `None` is the local machine.
+    pub service_host: Option<String>,
+    /// RAM, bytes.
+    pub memory: u64,
+    /// Virtual CPUs.
+    pub vcpus: u32,
+    /// Filesystem template of the root disk.
+    pub template: Option<String>,
+    /// Root disk size, bytes (`None`: the template's size).
+    pub disk_size: Option<u64>,
+    /// Swap size, bytes.
+    pub swap: Option<u64>,
+    /// Kernel to boot directly.
+    pub kernel: Option<String>,
+    /// Initial ramdisk.
+    pub ramdisk: Option<String>,
+    /// Extra kernel command line.
+    pub cmdline: Option<String>,
+    /// Start order inside the project (low first).
+    pub boot_order: u32,
+    /// Network interfaces, in guest order.
+    pub interfaces: Vec<InterfaceSpec>,
+    /// Everything written into the guest (accounts, files, mounts, startup
+    /// lines, resolver, ...), canonical JSON: any difference means the
+    /// guest configuration must be written again.
+    pub guest: String,
+}
+
+impl HostSpec {
+    /// A host with MLN's defaults: UML, 128 MiB, one vCPU, boot order 99.
+    ///
+    /// ```
+    /// use mln_lang::plan::HostSpec;
+    /// let h = HostSpec::new("web");
+    /// assert_eq!(h.memory, 128 << 20);
+    /// ```
+    pub fn new(name: impl Into<String>) -> Self {
+        HostSpec {
+            name: name.into(),
+            platform: Platform::Uml,
+            service_host: None,
+            memory: 128 << 20,
+            vcpus: 1,
+            template: None,
+            disk_size: None,
+            swap: None,
+            kernel: None,
+            ramdisk: None,
+            cmdline: None,
+            boot_order: 99,
+            interfaces: Vec::new(),
+            guest: String::new(),
+        }
+    }
+
+    /// The project switches this host plugs into, in interface order.
+    pub fn switches(&self) -> impl Iterator<Item = &str> {
+        self.interfaces.iter().filter_map(|i| i.switch.as_deref())
+    }
+}
+
+/// One project switch as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchSpec {
+    /// Switch name, unique in the project.
+    pub name: String,
+    /// The physical server that runs it; `None` is the local machine.
+    pub service_host: Option<String>,
+    /// Flood every port (a hub).
+    pub hub: bool,
+    /// Bridge name to use on Xen.
+    pub bridge: Option<String>,
+    /// Join this existing switch socket instead of starting a switch.
+    pub socket: Option<String>,
+    /// Plug this host tap interface into the switch.
+    pub tap: Option<String>,
+}
+
+impl SwitchSpec {
+    /// A plain local switch.
+    pub fn new(name: impl Into<String>) -> Self {
+        SwitchSpec {
+            name: name.into(),
+            service_host: None,
+            hub: false,
+            bridge: None,
+            socket: None,
+            tap: None,
+        }
+    }
+}
+
+/// The points where a project's hook blocks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum HookPoint {
+    /// Before anything of a start.
+    #[serde(rename = "beforeProjectStart")]
+    BeforeProjectStart,
+    /// Just before the first host starts.
+    #[serde(rename = "beforeHostsStart")]
+    BeforeHostsStart,
+    /// Once every host has started.
+    #[serde(rename = "afterHostsStart")]
+    AfterHostsStart,
+    /// After everything of a start.
+    #[serde(rename = "afterProjectStart")]
+    AfterProjectStart,
+    /// Before anything of a stop.
+    #[serde(rename = "beforeProjectStop")]
+    BeforeProjectStop,
+    /// Just before the first host stops.
+    #[serde(rename = "beforeHostsStop")]
+    BeforeHostsStop,
+    /// Once every host has stopped.
+    #[serde(rename = "afterHostsStop")]
+    AfterHostsStop,
+    /// After everything of a stop.
+    #[serde(rename = "afterProjectStop")]
+    AfterProjectStop,
+}
+
+impl HookPoint {
+    /// The block name used in project files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookPoint::BeforeProjectStart => "beforeProjectStart",
+            HookPoint::BeforeHostsStart => "beforeHostsStart",
+            HookPoint::AfterHostsStart => "afterHostsStart",
+            HookPoint::AfterProjectStart => "afterProjectStart",
+            HookPoint::BeforeProjectStop => "beforeProjectStop",
+            HookPoint::BeforeHostsStop => "beforeHostsStop",
+            HookPoint::AfterHostsStop => "afterHostsStop",
+            HookPoint::AfterProjectStop => "afterProjectStop",
+        }
+    }
+
+    /// Parse a block name (`beforeHostsStart`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            HookPoint::BeforeProjectStart,
+            HookPoint::BeforeHostsStart,
+            HookPoint::AfterHostsStart,
+            HookPoint::AfterProjectStart,
+            HookPoint::BeforeProjectStop,
+            HookPoint::BeforeHostsStop,
+            HookPoint::AfterHostsStop,
+            HookPoint::AfterProjectStop,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == name)
+    }
+}
+
+/// A whole project as the planner sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredProject {
+    /// Project name.
+    pub name: String,
+    /// Hosts by name.
+    pub hosts: BTreeMap<String, HostSpec>,
+    /// Switches by name.
+    pub switches: BTreeMap<String, SwitchSpec>,
+    /// Hook lines by point, in file order.
+    pub hooks: BTreeMap<HookPoint, Vec<String>>,
+}
+
+impl DesiredProject {
+    /// An empty project called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        DesiredProject {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Add (or replace) a host.
+    pub fn add_host(&mut self, host: HostSpec) {
+        self.hosts.insert(host.name.clone(), host);
+    }
+
+    /// Add (or replace) a switch.
+    pub fn add_switch(&mut self, switch: SwitchSpec) {
+        self.switches.insert(switch.name.clone(), switch);
+    }
+}
+
+/// The backend name of a host's domain: `PROJECT.HOST`. Project names have
+/// no `.`, so two projects never share a domain name.
+///
+/// ```
+/// assert_eq!(mln_lang::plan::domain_name("lab", "router"), "lab.router");
+/// ```
+pub fn domain_name(project: &str, host: &str) -> String {
+    format!("{project}.{host}")
+}
+
+/// The MAC an interface gets when the project sets none: derived from
+/// `project/host/interface`, so it survives rebuilds, moves and upgrades.
+pub fn derived_mac(project: &str, host: &str, iface: &str) -> MacAddr {
+    MacAddr::derived(&format!("{project}/{host}/{iface}"))
+}

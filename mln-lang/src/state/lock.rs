@@ -1,0 +1,85 @@
+//! One writer per project: an exclusive `flock` on the project's lock file.
+//!
+//! The kernel drops the lock when its holder exits, however it exits
+//! (`kill -9` included), so a crashed executor never leaves a project
+//! locked. The holder writes its pid into the file so a contender can say
+//! who holds it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{flock, FlockOperation};
+
+use super::{Result, StateError};
+
+/// The held lock of one project; released on drop.
+#[derive(Debug)]
+pub struct ProjectLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl ProjectLock {
+    pub(super) fn acquire(path: &Path, project: &str, wait: bool) -> Result<Self> {
+        let io_err = |e: io::Error| StateError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(io_err)?;
+        let op = if wait {
+            FlockOperation::LockExclusive
+        } else {
+            FlockOperation::NonBlockingLockExclusive
+        };
+        loop {
+            match flock(&file, op) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    let mut text = String::new();
+                    // The holder may be between truncate and write: no pid then.
+                    let _ = file.read_to_string(&mut text);
+                    return Err(StateError::Locked {
+                        project: project.to_string(),
+                        pid: text.trim().parse().ok(),
+                    });
+                }
+                Err(e) => return Err(io_err(e.into())),
+            }
+        }
+        file.set_len(0).map_err(io_err)?;
+        file.rewind().map_err(io_err)?;
+        writeln!(file, "{}", std::process::id()).map_err(io_err)?;
+        Ok(ProjectLock {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// True when this is the lock at `path`.
+    pub(super) fn is_for(&self, path: &Path) -> bool {
+        self.path == path
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ProjectLock {
+    fn drop(&mut self) {
+        // Clear the pid so a later contender does not blame a gone process;
+        // the lock itself goes with the file descriptor.
+        let _ = self.file.set_len(0);
+    }
+}
