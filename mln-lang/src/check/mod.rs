@@ -1,1 +1,67 @@
-//! (being written)
+//! Checks on a resolved project: everything the language reference lists
+//! that needs the whole project to see (unknown switches, duplicate and
+//! unsafe names, addresses, interface numbering, unused switches, hosts
+//! with no interface), plus the plan-time memory check.
+//!
+//! The parser reports what is wrong with the text and the resolver what is
+//! wrong with a single value; a project that got this far is well formed,
+//! and every problem found here is about how its parts fit together.
+
+mod addresses;
+mod capacity;
+mod links;
+mod names;
+pub mod subnet;
+pub mod suggest;
+#[cfg(test)]
+mod tests;
+
+pub use capacity::{check_capacity, LOCAL_MACHINE};
+
+use crate::diag::Diagnostics;
+use crate::model::{Origins, Project};
+
+/// Check a resolved `project`, pointing diagnostics at the spans in
+/// `origins`: E0004, E0007, E0008, E0013, E0014, E0015 (errors), W0002 and
+/// W0003 (warnings). Diagnostics come sorted by where they point.
+///
+/// ```
+/// use mln_lang::check::check_project;
+/// use mln_lang::model::{Host, Interface, Origins, Project, Switch};
+///
+/// let mut host = Host::new("a");
+/// let mut eth0 = Interface::new("eth0");
+/// eth0.switch = Some("lna".into());
+/// host.interfaces.push(eth0);
+/// let project = Project {
+///     name: "p".into(),
+///     hosts: vec![host],
+///     switches: vec![Switch::new("lan")],
+///     ..Project::default()
+/// };
+///
+/// let diags = check_project(&project, &Origins::default());
+/// let codes: Vec<&str> = diags.iter().map(|d| d.code.as_str()).collect();
+/// assert_eq!(codes, ["E0004", "W0002"]);
+/// assert_eq!(diags.iter().next().and_then(|d| d.help.as_deref()), Some("did you mean `lan`?"));
+/// ```
+pub fn check_project(project: &Project, origins: &Origins) -> Diagnostics {
+    let mut out = Diagnostics::default();
+    names::duplicates(origins, &mut out);
+    names::unsafe_names(project, origins, &mut out);
+    links::unknown_switches(project, origins, &mut out);
+    links::interface_numbering(project, origins, &mut out);
+    addresses::check(project, origins, &mut out);
+    links::unused_switches(project, origins, &mut out);
+    links::hosts_without_interface(project, origins, &mut out);
+    sort(&mut out);
+    out
+}
+
+/// Order by file and position, diagnostics without a span last; the sort is
+/// stable, so diagnostics at one place keep the order they were found in.
+fn sort(diags: &mut Diagnostics) {
+    diags
+        .0
+        .sort_by_key(|d| d.span.map_or((u32::MAX, u32::MAX), |s| (s.file.0, s.start)));
+}

@@ -1,0 +1,135 @@
+//! Addresses on a switch: one address used twice (E0013), an address
+//! outside the subnet the switch's other hosts agree on (E0014).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::links::interface_keyword;
+use super::subnet::{prefix_of_netmask, Subnet};
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::model::{Address, Origins, Project};
+use crate::source::Span;
+
+/// One statically addressed interface on a switch.
+struct Port<'a> {
+    host: &'a str,
+    iface: &'a str,
+    addr: IpAddr,
+    /// The subnet its own prefix or netmask puts it in, when it has one.
+    subnet: Option<Subnet>,
+    /// Where its address was written.
+    span: Option<Span>,
+}
+
+/// Static addresses grouped by switch name, in host then interface order.
+fn ports_by_switch<'a>(
+    project: &'a Project,
+    origins: &Origins,
+) -> BTreeMap<&'a str, Vec<Port<'a>>> {
+    let mut by_switch: BTreeMap<&str, Vec<Port>> = BTreeMap::new();
+    for host in &project.hosts {
+        let origin = origins.hosts.get(&host.name);
+        for iface in &host.interfaces {
+            let (Some(switch), Some(Address::Static { addr, prefix })) =
+                (iface.switch.as_deref(), iface.address)
+            else {
+                continue;
+            };
+            let prefix = prefix.or_else(|| iface.netmask.and_then(prefix_of_netmask));
+            by_switch.entry(switch).or_default().push(Port {
+                host: &host.name,
+                iface: &iface.name,
+                addr,
+                subnet: prefix.and_then(|p| Subnet::containing(addr, p)),
+                span: interface_keyword(origin, &iface.name, "address"),
+            });
+        }
+    }
+    by_switch
+}
+
+/// Run both address checks.
+pub(super) fn check(project: &Project, origins: &Origins, out: &mut Diagnostics) {
+    for (switch, ports) in ports_by_switch(project, origins) {
+        duplicate_addresses(switch, &ports, out);
+        outside_subnet(switch, &ports, out);
+    }
+}
+
+/// E0013: two interfaces on one switch with the same address.
+fn duplicate_addresses(switch: &str, ports: &[Port], out: &mut Diagnostics) {
+    let mut first: BTreeMap<IpAddr, &Port> = BTreeMap::new();
+    for port in ports {
+        match first.get(&port.addr) {
+            None => {
+                first.insert(port.addr, port);
+            }
+            Some(earlier) => {
+                let mut d = Diagnostic::new(
+                    Code::DuplicateAddress,
+                    port.span,
+                    format!(
+                        "address {} of host `{}` {} is already used on switch `{switch}`",
+                        port.addr, port.host, port.iface
+                    ),
+                )
+                .with_help("give each interface on a switch its own address");
+                if let Some(span) = earlier.span {
+                    d = d.with_label(
+                        span,
+                        format!("used by host `{}` {} here", earlier.host, earlier.iface),
+                    );
+                }
+                out.push(d);
+            }
+        }
+    }
+}
+
+/// E0014: the subnet most addressed interfaces on the switch are in (at
+/// least two of them, and strictly more than in any other subnet) is the
+/// switch's subnet; an address outside it is an error. Without such a
+/// majority the hosts do not agree, and nothing is reported.
+fn outside_subnet(switch: &str, ports: &[Port], out: &mut Diagnostics) {
+    let mut votes: BTreeMap<Subnet, Vec<&Port>> = BTreeMap::new();
+    for port in ports {
+        if let Some(s) = port.subnet {
+            votes.entry(s).or_default().push(port);
+        }
+    }
+    let mut ranked: Vec<(&Subnet, &Vec<&Port>)> = votes.iter().collect();
+    ranked.sort_by_key(|r| std::cmp::Reverse(r.1.len()));
+    let (subnet, agreeing) = match ranked.as_slice() {
+        [(s, p), rest @ ..]
+            if p.len() >= 2 && rest.first().map_or(true, |r| r.1.len() < p.len()) =>
+        {
+            (**s, *p)
+        }
+        _ => return,
+    };
+    for port in ports.iter().filter(|p| !subnet.contains(p.addr)) {
+        let mut d = Diagnostic::new(
+            Code::AddressOutsideSubnet,
+            port.span,
+            format!(
+                "address {} of host `{}` {} is outside {subnet}, the subnet of switch `{switch}`",
+                port.addr, port.host, port.iface
+            ),
+        )
+        .with_help(format!(
+            "{} of the {} addressed interfaces on `{switch}` are in {subnet}; \
+             use an address in it, or plug this interface into another switch",
+            agreeing.len(),
+            ports.len()
+        ));
+        if let Some(witness) = agreeing.first() {
+            if let Some(span) = witness.span {
+                d = d.with_label(
+                    span,
+                    format!("host `{}` {} is in {subnet}", witness.host, witness.iface),
+                );
+            }
+        }
+        out.push(d);
+    }
+}

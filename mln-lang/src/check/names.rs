@@ -1,0 +1,105 @@
+//! Names: duplicates (E0007) and names unsafe to use as file names, bridge
+//! names and process arguments (E0008).
+
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::model::{Origins, Project};
+use crate::source::Span;
+
+/// What a name names, for messages.
+#[derive(Clone, Copy)]
+enum Kind {
+    Project,
+    Host,
+    Switch,
+    Superclass,
+}
+
+impl Kind {
+    fn word(self) -> &'static str {
+        match self {
+            Kind::Project => "project",
+            Kind::Host => "host",
+            Kind::Switch => "switch",
+            Kind::Superclass => "superclass",
+        }
+    }
+}
+
+/// E0007: a second `host`, `switch` or `superclass` block with a name
+/// already taken. MLN merged such blocks silently; the resolver merges them
+/// too, and records the later names in [`Origins`] for us to report.
+pub(super) fn duplicates(origins: &Origins, out: &mut Diagnostics) {
+    let hosts = origins
+        .hosts
+        .iter()
+        .map(|(n, o)| (Kind::Host, n, o.name, &o.duplicates));
+    let switches = origins
+        .switches
+        .iter()
+        .map(|(n, o)| (Kind::Switch, n, o.name, &o.duplicates));
+    let superclasses = origins
+        .superclasses
+        .iter()
+        .map(|(n, o)| (Kind::Superclass, n, o.name, &o.duplicates));
+    for (kind, name, first, again) in hosts.chain(switches).chain(superclasses) {
+        for span in again {
+            out.push(
+                Diagnostic::new(
+                    Code::DuplicateName,
+                    Some(*span),
+                    format!("{} `{name}` is defined more than once", kind.word()),
+                )
+                .with_label(first, "first defined here")
+                .with_help(format!(
+                    "give this {} another name, or move its settings into the first block",
+                    kind.word()
+                )),
+            );
+        }
+    }
+}
+
+/// E0008: every project, host, switch and superclass name must be a safe
+/// identifier (see [`mln_core::name::check`]), because it becomes a file
+/// name, a bridge name and a process argument.
+pub(super) fn unsafe_names(project: &Project, origins: &Origins, out: &mut Diagnostics) {
+    // An empty project name is "missing" (E0017), the resolver's to report.
+    if !project.name.is_empty() {
+        check_one(Kind::Project, &project.name, origins.project, out);
+    }
+    for host in &project.hosts {
+        let span = origins.hosts.get(&host.name).map(|o| o.name);
+        check_one(Kind::Host, &host.name, span, out);
+    }
+    for switch in &project.switches {
+        let span = origins.switches.get(&switch.name).map(|o| o.name);
+        check_one(Kind::Switch, &switch.name, span, out);
+    }
+    for class in &project.superclasses {
+        let Some(name) = class.label.as_deref() else {
+            continue;
+        };
+        let span = origins.superclasses.get(name).map(|o| o.name);
+        check_one(Kind::Superclass, name, span, out);
+    }
+}
+
+fn check_one(kind: Kind, name: &str, span: Option<Span>, out: &mut Diagnostics) {
+    if let Err(reason) = mln_core::name::check(name) {
+        out.push(
+            Diagnostic::new(
+                Code::UnsafeName,
+                span,
+                format!(
+                    "{} name `{}` is not safe: {reason}",
+                    kind.word(),
+                    name.escape_debug()
+                ),
+            )
+            .with_help(
+                "use letters, digits, `-`, `_` and `.` (not first), at most 63 characters: \
+                 the name becomes a file name, a bridge name and a process argument",
+            ),
+        );
+    }
+}
