@@ -1,1 +1,527 @@
-//! (being written)
+//! The Xen backend: [`Hypervisor`] over libxenlight (libxl 4.17).
+//!
+//! One [`XenHypervisor`] owns one libxl context. Every libxl call is made
+//! synchronously (`ao_how == NULL`); libxl's log goes to the `log` crate under
+//! target `libxl`; libxl owns SIGCHLD but reaps only its own children
+//! (`libxl_sigchld_owner_libxl_always_selective_reap`), so a host program's
+//! `std::process::Command` children keep working; a disaster hook is
+//! registered so libxl never `exit()`s the process.
+//!
+//! All `unsafe` code of mln-core lives in this module.
+//!
+//! ```no_run
+//! use mln_core::{Boot, DomainSpec, Hypervisor};
+//! use mln_core::xen::XenHypervisor;
+//! # fn main() -> mln_core::Result<()> {
+//! let xen = XenHypervisor::connect()?; // Error::XenUnavailable outside a dom0
+//! let spec = DomainSpec::new("web1", 128 << 20, Boot::kernel("/boot/vmlinuz"));
+//! xen.create(&spec)?;
+//! xen.start("web1")?;
+//! println!("{:?}", xen.info("web1")?);
+//! xen.destroy("web1")?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod context;
+mod error;
+mod idl;
+mod logger;
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::raw::c_int;
+use std::path::Path;
+use std::ptr;
+use std::time::{Duration, Instant};
+
+use xenlight_sys as sys;
+
+pub use self::config::domain_config;
+pub use self::context::Context;
+pub use self::error::code_name;
+pub use self::idl::DomainConfig;
+
+use self::error::check;
+use self::idl::{bitmap_first, Bitmap, DomInfo, DomInfoList, MallocString, RestoreParams};
+use crate::domain::{BackendKind, DomainInfo, DomainSpec, DomainState, Hypervisor};
+use crate::error::{Error, Result};
+
+/// How long `reboot` waits for the guest to act on the request.
+pub const REBOOT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often state is polled while waiting for a guest.
+const POLL: Duration = Duration::from_millis(200);
+
+/// The Xen backend. `Send + Sync` because its [`Context`] is (see there).
+pub struct XenHypervisor {
+    ctx: Context,
+}
+
+/// A domain's state from libxl's flags.
+fn state_of(d: &sys::libxl_dominfo) -> DomainState {
+    if d.dying {
+        DomainState::Dying
+    } else if d.shutdown {
+        if d.shutdown_reason == sys::LIBXL_SHUTDOWN_REASON_CRASH {
+            DomainState::Crashed
+        } else {
+            DomainState::Shutdown
+        }
+    } else if d.paused {
+        DomainState::Paused
+    } else {
+        DomainState::Running
+    }
+}
+
+fn to_info(name: &str, d: &sys::libxl_dominfo) -> DomainInfo {
+    DomainInfo {
+        name: name.to_string(),
+        id: d.domid,
+        backend: BackendKind::Xen,
+        state: state_of(d),
+        memory: d.current_memkb * 1024,
+        max_memory: d.max_memkb * 1024,
+        vcpus: d.vcpu_online,
+        cpu_time: Duration::from_nanos(d.cpu_time),
+    }
+}
+
+impl XenHypervisor {
+    /// Connect to the local Xen toolstack (must run in dom0, as root).
+    ///
+    /// Returns [`Error::XenUnavailable`] on a machine that is not a Xen dom0.
+    pub fn connect() -> Result<Self> {
+        Ok(XenHypervisor {
+            ctx: Context::connect()?,
+        })
+    }
+
+    fn ctx(&self) -> *mut sys::libxl_ctx {
+        self.ctx.raw()
+    }
+
+    /// The domid of domain `name` ([`Error::NotFound`] when none).
+    pub fn domid(&self, name: &str) -> Result<u32> {
+        let c = CString::new(name).map_err(|_| Error::NotFound {
+            domain: name.to_string(),
+        })?;
+        let mut domid = 0u32;
+        // SAFETY: live context, NUL-terminated name, valid out-pointer.
+        let rc = unsafe { sys::libxl_name_to_domid(self.ctx(), c.as_ptr(), &mut domid) };
+        match rc {
+            0 => Ok(domid),
+            // libxl_name_to_domid answers ERROR_INVAL when no domain matches.
+            sys::ERROR_INVAL | sys::ERROR_NOTFOUND | sys::ERROR_DOMAIN_NOTFOUND => {
+                Err(Error::NotFound {
+                    domain: name.to_string(),
+                })
+            }
+            rc => check(rc, "libxl_name_to_domid", name).map(|()| domid),
+        }
+    }
+
+    fn dominfo(&self, domid: u32, name: &str) -> Result<DomInfo> {
+        let mut info = DomInfo::new();
+        // SAFETY: live context; `info` is an initialised dominfo libxl fills
+        // (disposing any previous content is libxl's job on success).
+        let rc = unsafe { sys::libxl_domain_info(self.ctx(), &mut info.0, domid) };
+        check(rc, "libxl_domain_info", name)?;
+        Ok(info)
+    }
+
+    /// The balloon target libxl recorded for domain `name`, bytes.
+    pub fn memory_target(&self, name: &str) -> Result<u64> {
+        let domid = self.domid(name)?;
+        let mut kb = 0u64;
+        // SAFETY: live context, valid out-pointer.
+        let rc = unsafe { sys::libxl_get_memory_target(self.ctx(), domid, &mut kb) };
+        check(rc, "libxl_get_memory_target", name)?;
+        Ok(kb * 1024)
+    }
+
+    /// The config libxl holds for a running domain (`xl list -l`).
+    pub fn domain_config(&self, name: &str) -> Result<DomainConfig> {
+        let domid = self.domid(name)?;
+        self.retrieve_config(domid, name)
+    }
+
+    fn retrieve_config(&self, domid: u32, name: &str) -> Result<DomainConfig> {
+        let mut cfg = DomainConfig::new();
+        // SAFETY: live context; `cfg` is initialised and libxl fills it.
+        let rc = unsafe {
+            sys::libxl_retrieve_domain_configuration(self.ctx(), domid, cfg.raw_mut(), ptr::null())
+        };
+        check(rc, "libxl_retrieve_domain_configuration", name)?;
+        Ok(cfg)
+    }
+
+    fn create_from(&self, cfg: &mut DomainConfig, name: &str) -> Result<u32> {
+        let mut domid = 0u32;
+        // SAFETY: live context; `cfg` is a complete, initialised config libxl
+        // may update (it fills in defaults); synchronous call.
+        let rc = unsafe {
+            sys::libxl_domain_create_new(
+                self.ctx(),
+                cfg.raw_mut(),
+                &mut domid,
+                ptr::null(),
+                ptr::null(),
+            )
+        };
+        check(rc, "libxl_domain_create_new", name)?;
+        Ok(domid)
+    }
+
+    fn destroy_domid(&self, domid: u32, name: &str) -> Result<()> {
+        // SAFETY: live context; synchronous call.
+        let rc = unsafe { sys::libxl_domain_destroy(self.ctx(), domid, ptr::null()) };
+        check(rc, "libxl_domain_destroy", name)
+    }
+
+    fn unpause_domid(&self, domid: u32, name: &str) -> Result<()> {
+        // SAFETY: live context; synchronous call.
+        let rc = unsafe { sys::libxl_domain_unpause(self.ctx(), domid, ptr::null()) };
+        check(rc, "libxl_domain_unpause", name)
+    }
+
+    fn rename(&self, domid: u32, from: &str, to: &str) -> Result<()> {
+        let (f, t) = match (CString::new(from), CString::new(to)) {
+            (Ok(f), Ok(t)) => (f, t),
+            _ => {
+                return Err(Error::InvalidName {
+                    name: to.to_string(),
+                    reason: "contains a NUL byte",
+                })
+            }
+        };
+        // SAFETY: live context, NUL-terminated names.
+        let rc = unsafe { sys::libxl_domain_rename(self.ctx(), domid, f.as_ptr(), t.as_ptr()) };
+        check(rc, "libxl_domain_rename", from)
+    }
+
+    /// Wait until `domid` has shut down (returning its reason) or vanished
+    /// (`None`), or `timeout` passes (`Err(Timeout)`).
+    fn wait_shutdown(
+        &self,
+        domid: u32,
+        name: &str,
+        op: &'static str,
+        timeout: Duration,
+    ) -> Result<Option<sys::libxl_shutdown_reason>> {
+        let start = Instant::now();
+        loop {
+            match self.dominfo(domid, name) {
+                Ok(d) if d.0.shutdown || d.0.dying => return Ok(Some(d.0.shutdown_reason)),
+                Ok(_) => {}
+                Err(Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+            if start.elapsed() >= timeout {
+                return Err(Error::Timeout {
+                    what: name.to_string(),
+                    op,
+                    after: timeout,
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Restore a domain named `as_name` from `fd`, paused.
+    fn restore_fd(&self, spec: &DomainSpec, as_name: &str, fd: c_int) -> Result<u32> {
+        let mut spec = spec.clone();
+        spec.name = as_name.to_string();
+        let mut cfg = domain_config(&spec)?;
+        let params = RestoreParams::new();
+        let mut domid = 0u32;
+        // SAFETY: live context; initialised config and params; `fd` is open
+        // for reading for the whole (synchronous) call; no send-back fd.
+        let rc = unsafe {
+            sys::libxl_domain_create_restore(
+                self.ctx(),
+                cfg.raw_mut(),
+                &mut domid,
+                fd,
+                -1,
+                &params.0,
+                ptr::null(),
+                ptr::null(),
+            )
+        };
+        check(rc, "libxl_domain_create_restore", as_name)?;
+        Ok(domid)
+    }
+
+    fn suspend_fd(&self, domid: u32, name: &str, fd: c_int, live: bool) -> Result<()> {
+        let flags = if live {
+            sys::LIBXL_SUSPEND_LIVE as c_int
+        } else {
+            0
+        };
+        // SAFETY: live context; `fd` is open for writing for the whole
+        // (synchronous) call.
+        let rc = unsafe { sys::libxl_domain_suspend(self.ctx(), domid, fd, flags, ptr::null()) };
+        check(rc, "libxl_domain_suspend", name)
+    }
+}
+
+impl Hypervisor for XenHypervisor {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Xen
+    }
+
+    /// `libxl_domain_create_new`: builds the domain and leaves it paused.
+    fn create(&self, spec: &DomainSpec) -> Result<DomainInfo> {
+        let name = spec.name.as_str();
+        let mut cfg = domain_config(spec)?;
+        match self.domid(name) {
+            Ok(_) => {
+                return Err(Error::AlreadyExists {
+                    domain: name.to_string(),
+                })
+            }
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        // SAFETY: `c_info.uuid` is a plain 16-byte value inside our config.
+        unsafe { sys::libxl_uuid_generate(&mut cfg.raw_mut().c_info.uuid) };
+        let domid = self.create_from(&mut cfg, name)?;
+        Ok(to_info(name, &self.dominfo(domid, name)?.0))
+    }
+
+    /// `libxl_domain_unpause` of a freshly created domain.
+    fn start(&self, name: &str) -> Result<()> {
+        let domid = self.domid(name)?;
+        self.unpause_domid(domid, name)
+    }
+
+    /// `libxl_domain_pause`.
+    fn pause(&self, name: &str) -> Result<()> {
+        let domid = self.domid(name)?;
+        let state = state_of(&self.dominfo(domid, name)?.0);
+        if state != DomainState::Running {
+            return Err(Error::WrongState {
+                domain: name.to_string(),
+                op: "pause",
+                state: state.to_string(),
+            });
+        }
+        // SAFETY: live context; synchronous call.
+        let rc = unsafe { sys::libxl_domain_pause(self.ctx(), domid, ptr::null()) };
+        check(rc, "libxl_domain_pause", name)
+    }
+
+    /// `libxl_domain_unpause` of a paused domain.
+    fn resume(&self, name: &str) -> Result<()> {
+        let domid = self.domid(name)?;
+        let state = state_of(&self.dominfo(domid, name)?.0);
+        if state != DomainState::Paused {
+            return Err(Error::WrongState {
+                domain: name.to_string(),
+                op: "resume",
+                state: state.to_string(),
+            });
+        }
+        self.unpause_domid(domid, name)
+    }
+
+    /// `libxl_domain_shutdown` (the guest's PV control/shutdown node), then
+    /// wait for the guest to power off, then `libxl_domain_destroy` to free
+    /// what is left (no `xl` monitor acts on `on_poweroff` for us). When
+    /// `timeout` passes first, the domain is destroyed anyway.
+    fn shutdown(&self, name: &str, timeout: Duration) -> Result<()> {
+        let domid = self.domid(name)?;
+        // SAFETY: live context; synchronous call.
+        let rc = unsafe { sys::libxl_domain_shutdown(self.ctx(), domid, ptr::null()) };
+        check(rc, "libxl_domain_shutdown", name)?;
+        match self.wait_shutdown(domid, name, "shutdown", timeout) {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) => {}
+            Err(Error::Timeout { .. }) => {
+                log::warn!("domain {name}: no clean shutdown within {timeout:?}; destroying it");
+            }
+            Err(e) => return Err(e),
+        }
+        match self.destroy_domid(domid, name) {
+            Err(Error::NotFound { .. }) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// `libxl_domain_reboot`, then what `xl`'s monitor does on a reboot:
+    /// wait for the guest to shut down with reason "reboot", destroy it and
+    /// create it again (running) from the configuration libxl kept for it.
+    fn reboot(&self, name: &str) -> Result<()> {
+        let domid = self.domid(name)?;
+        let mut cfg = self.retrieve_config(domid, name)?;
+        // SAFETY: live context; synchronous call.
+        let rc = unsafe { sys::libxl_domain_reboot(self.ctx(), domid, ptr::null()) };
+        check(rc, "libxl_domain_reboot", name)?;
+        let reason = self.wait_shutdown(domid, name, "reboot", REBOOT_TIMEOUT)?;
+        if let Some(r) = reason {
+            if r != sys::LIBXL_SHUTDOWN_REASON_REBOOT {
+                log::warn!("domain {name}: asked to reboot, shut down with reason {r}");
+            }
+        }
+        match self.destroy_domid(domid, name) {
+            Ok(()) | Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let new = self.create_from(&mut cfg, name)?;
+        self.unpause_domid(new, name)
+    }
+
+    /// `libxl_domain_destroy`.
+    fn destroy(&self, name: &str) -> Result<()> {
+        let domid = self.domid(name)?;
+        self.destroy_domid(domid, name)
+    }
+
+    /// `libxl_domain_info`.
+    fn info(&self, name: &str) -> Result<DomainInfo> {
+        let domid = self.domid(name)?;
+        Ok(to_info(name, &self.dominfo(domid, name)?.0))
+    }
+
+    /// `libxl_list_domain`, without Domain-0.
+    fn list(&self) -> Result<Vec<DomainInfo>> {
+        let mut n: c_int = 0;
+        // SAFETY: live context, valid out-pointer; the list is owned below.
+        let list = unsafe {
+            let p = sys::libxl_list_domain(self.ctx(), &mut n);
+            if p.is_null() && n != 0 {
+                return Err(Error::Libxl {
+                    op: "libxl_list_domain",
+                    domain: "-".to_string(),
+                    code: "ERROR_FAIL",
+                });
+            }
+            DomInfoList::from_raw(p, n)
+        };
+        let mut out = Vec::new();
+        for d in list.as_slice().iter().filter(|d| d.domid != 0) {
+            // SAFETY: live context; the result is malloc'ed or NULL.
+            let name =
+                unsafe { MallocString::from_raw(sys::libxl_domid_to_name(self.ctx(), d.domid)) };
+            // A domain being torn down may have lost its name already.
+            if let Some(name) = name.to_string_lossy() {
+                out.push(to_info(&name, d));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `libxl_set_memory_target` (absolute, enforced): the guest's balloon
+    /// driver follows.
+    fn set_memory(&self, name: &str, bytes: u64) -> Result<()> {
+        let domid = self.domid(name)?;
+        let kb = i64::try_from(bytes / 1024).map_err(|_| Error::Backend {
+            what: name.to_string(),
+            message: format!("memory target {bytes} is too large"),
+        })?;
+        // SAFETY: live context.
+        let rc = unsafe { sys::libxl_set_memory_target(self.ctx(), domid, kb, 0, 1) };
+        check(rc, "libxl_set_memory_target", name)
+    }
+
+    /// `libxl_set_vcpuonline` with the first `count` vCPUs online.
+    fn set_vcpus(&self, name: &str, count: u32) -> Result<()> {
+        let domid = self.domid(name)?;
+        let max = self.dominfo(domid, name)?.0.vcpu_max_id + 1;
+        if count == 0 || count > max {
+            return Err(Error::Backend {
+                what: name.to_string(),
+                message: format!("cannot set {count} vCPUs online: the domain has 1 to {max}"),
+            });
+        }
+        let mut map = Bitmap(bitmap_first(max, count)?);
+        // SAFETY: live context; `map` is a valid bitmap of `max` bits.
+        let rc = unsafe { sys::libxl_set_vcpuonline(self.ctx(), domid, &mut map.0, ptr::null()) };
+        check(rc, "libxl_set_vcpuonline", name)
+    }
+
+    /// `libxl_domain_suspend` into `path`, then `libxl_domain_destroy` (as
+    /// `xl save`). The file holds libxl's migration stream only.
+    fn save(&self, name: &str, path: &Path) -> Result<()> {
+        let domid = self.domid(name)?;
+        let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        self.suspend_fd(domid, name, file.as_raw_fd(), false)?;
+        file.sync_all().map_err(|e| Error::io(path, e))?;
+        self.destroy_domid(domid, name)
+    }
+
+    /// `libxl_domain_create_restore` from `path`, then unpause: the guest
+    /// carries on from where it was saved.
+    fn restore(&self, spec: &DomainSpec, path: &Path) -> Result<DomainInfo> {
+        let name = spec.name.as_str();
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let domid = self.restore_fd(spec, name, file.as_raw_fd())?;
+        self.unpause_domid(domid, name)?;
+        Ok(to_info(name, &self.dominfo(domid, name)?.0))
+    }
+
+    /// Live `libxl_domain_suspend` into `stream`, then destroy the source.
+    /// As `xl migrate` does, the domain is renamed `NAME--migratedaway`
+    /// first, so a receiver on the same host can take the name; on failure
+    /// it gets its name back and runs on.
+    fn migrate_send(&self, name: &str, stream: BorrowedFd<'_>) -> Result<()> {
+        let domid = self.domid(name)?;
+        let away = format!("{name}--migratedaway");
+        self.rename(domid, name, &away)?;
+        if let Err(e) = self.suspend_fd(domid, name, stream.as_raw_fd(), true) {
+            // SAFETY: live context; cancel the suspend so the guest runs on.
+            let rc = unsafe { sys::libxl_domain_resume(self.ctx(), domid, 1, ptr::null()) };
+            if rc != 0 {
+                log::error!(
+                    "domain {name}: resume after failed migration: {}",
+                    code_name(rc)
+                );
+            }
+            if let Err(r) = self.rename(domid, &away, name) {
+                log::error!("domain {name}: cannot take its name back: {r}");
+            }
+            return Err(e);
+        }
+        self.destroy_domid(domid, name)
+    }
+
+    /// `libxl_domain_create_restore` from `stream` under the name
+    /// `NAME--incoming`, renamed to `NAME` once complete, then unpaused.
+    fn migrate_receive(&self, spec: &DomainSpec, stream: BorrowedFd<'_>) -> Result<DomainInfo> {
+        let name = spec.name.as_str();
+        let incoming = format!("{name}--incoming");
+        let domid = self.restore_fd(spec, &incoming, stream.as_raw_fd())?;
+        if let Err(e) = self.rename(domid, &incoming, name) {
+            let _ = self.destroy_domid(domid, &incoming);
+            return Err(e);
+        }
+        self.unpause_domid(domid, name)?;
+        Ok(to_info(name, &self.dominfo(domid, name)?.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connecting_outside_xen_is_a_clear_error() {
+        if Path::new("/dev/xen/privcmd").exists() || Path::new("/proc/xen/privcmd").exists() {
+            eprintln!("skipped: this machine is a Xen dom0");
+            return;
+        }
+        match XenHypervisor::connect() {
+            Err(Error::XenUnavailable { reason }) => assert!(reason.contains("privcmd")),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("connected to Xen on a machine without privcmd"),
+        }
+    }
+
+    #[test]
+    fn hypervisor_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<XenHypervisor>();
+    }
+}
