@@ -104,6 +104,37 @@ pub enum Error {
         /// The operation.
         op: &'static str,
     },
+    /// A file an operation needs does not exist (a kernel, a template, a
+    /// disk image, a switch socket).
+    #[error("{what} {path} does not exist")]
+    MissingFile {
+        /// What the file was meant to be (`kernel`, `template`, ...).
+        what: &'static str,
+        /// The path looked for.
+        path: PathBuf,
+    },
+    /// A path that cannot be used where it has to go (it contains a
+    /// separator of UML's command line, or is too long for a unix socket).
+    #[error("{path}: unusable as {what}: {reason}")]
+    UnusablePath {
+        /// The path.
+        path: PathBuf,
+        /// Where it was to be used.
+        what: &'static str,
+        /// Why it cannot be.
+        reason: &'static str,
+    },
+    /// A guest configuration value that cannot be written into the guest
+    /// safely (a `:` in a user name, a newline in a hash, ...).
+    #[error("guest {host}: invalid {field}: {reason}")]
+    InvalidGuestConfig {
+        /// The guest (host name).
+        host: String,
+        /// The setting, e.g. `user alice`.
+        field: String,
+        /// Why it was refused.
+        reason: String,
+    },
     /// A guest or switch process misbehaved (died, answered nonsense).
     #[error("{what}: {message}")]
     Backend {

@@ -1,1 +1,536 @@
-//! (being written)
+//! Guest configuration: what a host's project settings mean inside the guest
+//! (host name, addresses, routes, resolver, `/etc/hosts`, users, groups,
+//! files, startup and shutdown lines), independent of the backend.
+//!
+//! A [`GuestConfig`] is delivered as a *configuration disk*: a small tar
+//! archive written to a file ([`GuestConfig::write_disk`]) that the backend
+//! attaches as an extra read-only disk (`ubdb` on UML, `xvdb` on Xen). No
+//! root privileges and no mounting are needed on the managing machine. The
+//! template's boot script (`templates/busybox/rc.boot`) unpacks the archive
+//! to `/run/mln` and runs:
+//!
+//! - `/run/mln/apply`: a generated POSIX shell script that sets the host
+//!   name, writes `/etc/hosts` and `/etc/resolv.conf`, configures every
+//!   interface with `ip` (or `udhcpc` for DHCP), adds the default route,
+//!   creates groups and users in `/etc/group`, `/etc/passwd` and
+//!   `/etc/shadow`, sets root's password and copies the `files`;
+//! - `/run/mln/startup`: the project's `startup` lines;
+//!
+//! and at halt, `/run/mln/shutdown`: the `shutdown` lines. Every value that
+//! is not itself meant as shell code is single-quoted in the scripts.
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use mln_core::guest::{GuestConfig, GuestInterface, InterfaceAddress};
+//! let mut cfg = GuestConfig::new("alice");
+//! cfg.interfaces.push(GuestInterface::fixed("eth0", Ipv4Addr::new(10, 0, 0, 1).into(), 24));
+//! cfg.interfaces[0].gateway = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 254)));
+//! cfg.startup.push("echo hello from $(hostname)".into());
+//! assert!(cfg.apply_script()?.contains("ip addr add '10.0.0.1/24'"));
+//! # Ok::<(), mln_core::Error>(())
+//! ```
+
+mod tar;
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::MacAddr;
+use crate::error::{Error, Result};
+use crate::name::SafeName;
+
+/// Everything MLN configures inside one guest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestConfig {
+    /// The host name (a [`SafeName`]).
+    pub hostname: String,
+    /// Network interfaces, in guest order.
+    pub interfaces: Vec<GuestInterface>,
+    /// Resolvers for `/etc/resolv.conf` (none: the file is left alone).
+    pub nameservers: Vec<IpAddr>,
+    /// `/etc/hosts` entries besides `localhost`: usually every host of the
+    /// project with its addresses.
+    pub hosts: Vec<HostsEntry>,
+    /// Accounts to create (or replace).
+    pub users: Vec<GuestUser>,
+    /// Groups to create, with their members.
+    pub groups: Vec<GuestGroup>,
+    /// Files copied from the managing machine into the guest.
+    pub files: Vec<GuestFile>,
+    /// Shell lines run once at boot, after the configuration is applied.
+    pub startup: Vec<String>,
+    /// Shell lines run when the guest halts.
+    pub shutdown: Vec<String>,
+    /// crypt(3) hash for root's password (none: unchanged).
+    pub root_password_hash: Option<String>,
+}
+
+/// One interface inside the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestInterface {
+    /// `eth0`, `eth1`, ...
+    pub name: String,
+    /// The MAC address to set in the guest (the backend usually sets it
+    /// already; none: left as is).
+    pub mac: Option<MacAddr>,
+    /// How the interface gets its address.
+    pub address: InterfaceAddress,
+    /// Default gateway reached through this interface.
+    pub gateway: Option<IpAddr>,
+}
+
+impl GuestInterface {
+    /// An interface with a fixed address and prefix length, no gateway.
+    pub fn fixed(name: &str, address: IpAddr, prefix: u8) -> Self {
+        GuestInterface {
+            name: name.to_string(),
+            mac: None,
+            address: InterfaceAddress::Static {
+                address,
+                prefix,
+                broadcast: None,
+            },
+            gateway: None,
+        }
+    }
+}
+
+/// How an interface gets its address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterfaceAddress {
+    /// A fixed address.
+    Static {
+        /// The address.
+        address: IpAddr,
+        /// Prefix length (`24` for netmask 255.255.255.0).
+        prefix: u8,
+        /// IPv4 broadcast address (none: derived by the guest's `ip`).
+        broadcast: Option<Ipv4Addr>,
+    },
+    /// DHCP (busybox `udhcpc`).
+    Dhcp,
+    /// Brought up without an address.
+    Unconfigured,
+}
+
+/// One line of `/etc/hosts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostsEntry {
+    /// The address.
+    pub address: IpAddr,
+    /// Its names, canonical first.
+    pub names: Vec<String>,
+}
+
+/// An account in the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestUser {
+    /// Login name.
+    pub name: String,
+    /// crypt(3) password hash (`$6$salt$...`), or `*`/`!` for no login.
+    pub password_hash: String,
+    /// Home folder (default `/home/NAME`).
+    pub home: Option<String>,
+    /// User id (default: the next free one from 1000 on, in list order).
+    pub uid: Option<u32>,
+}
+
+/// A group in the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestGroup {
+    /// Group name.
+    pub name: String,
+    /// Member user names.
+    pub members: Vec<String>,
+}
+
+/// A file copied into the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestFile {
+    /// The file on the managing machine.
+    pub source: PathBuf,
+    /// Absolute path in the guest.
+    pub dest: String,
+    /// Permission bits (default 0644).
+    pub mode: Option<u32>,
+}
+
+impl GuestConfig {
+    /// A configuration that only sets the host name.
+    pub fn new(hostname: &str) -> Self {
+        GuestConfig {
+            hostname: hostname.to_string(),
+            ..Default::default()
+        }
+    }
+
+    fn invalid(&self, field: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::InvalidGuestConfig {
+            host: self.hostname.clone(),
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Check every value that ends up in a guest file or script.
+    pub fn validate(&self) -> Result<()> {
+        SafeName::new(&self.hostname)?;
+        for (i, iface) in self.interfaces.iter().enumerate() {
+            let field = format!("interface {}", iface.name);
+            if !is_iface_name(&iface.name) {
+                return Err(self.invalid(field, "interface names are eth0, eth1, ..."));
+            }
+            if self.interfaces[..i].iter().any(|o| o.name == iface.name) {
+                return Err(self.invalid(field, "listed twice"));
+            }
+            if let InterfaceAddress::Static {
+                address, prefix, ..
+            } = &iface.address
+            {
+                let max = if address.is_ipv4() { 32 } else { 128 };
+                if *prefix > max {
+                    return Err(self.invalid(field, format!("prefix /{prefix} is too long")));
+                }
+            }
+        }
+        for entry in &self.hosts {
+            for name in &entry.names {
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                {
+                    return Err(self.invalid(format!("hosts entry {name:?}"), "not a host name"));
+                }
+            }
+        }
+        for user in &self.users {
+            let field = format!("user {}", user.name);
+            check_account_name(&user.name).map_err(|r| self.invalid(&field, r))?;
+            check_field(&user.password_hash).map_err(|r| self.invalid(&field, r))?;
+            if let Some(home) = &user.home {
+                check_field(home).map_err(|r| self.invalid(&field, r))?;
+                if !home.starts_with('/') {
+                    return Err(self.invalid(field, "home must be an absolute path"));
+                }
+            }
+        }
+        for group in &self.groups {
+            let field = format!("group {}", group.name);
+            check_account_name(&group.name).map_err(|r| self.invalid(&field, r))?;
+            for m in &group.members {
+                check_account_name(m).map_err(|r| self.invalid(&field, r))?;
+            }
+        }
+        if let Some(h) = &self.root_password_hash {
+            check_field(h).map_err(|r| self.invalid("root password", r))?;
+        }
+        for f in &self.files {
+            if !f.dest.starts_with('/') || f.dest.contains('\0') || f.dest.contains('\n') {
+                return Err(self.invalid(
+                    format!("file {}", f.dest),
+                    "the destination must be an absolute path on one line",
+                ));
+            }
+            if f.mode.is_some_and(|m| m > 0o7777) {
+                return Err(self.invalid(format!("file {}", f.dest), "mode above 07777"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `/etc/hosts` this configuration writes.
+    pub fn etc_hosts(&self) -> String {
+        let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n");
+        for e in &self.hosts {
+            let _ = writeln!(s, "{}\t{}", e.address, e.names.join(" "));
+        }
+        if !self.hosts.iter().any(|e| e.names.contains(&self.hostname)) {
+            let _ = writeln!(s, "127.0.1.1\t{}", self.hostname);
+        }
+        s
+    }
+
+    /// The generated `/run/mln/apply` script (see the module docs).
+    pub fn apply_script(&self) -> Result<String> {
+        self.validate()?;
+        let mut s = String::from(APPLY_PRELUDE);
+        let _ = writeln!(s, "hostname {}", quote(&self.hostname));
+        let _ = writeln!(s, "echo {} > /etc/hostname", quote(&self.hostname));
+        s.push_str("cat /run/mln/hosts > /etc/hosts\n");
+        if !self.nameservers.is_empty() {
+            s.push_str("cat /run/mln/resolv.conf > /etc/resolv.conf\n");
+        }
+        for iface in &self.interfaces {
+            let dev = quote(&iface.name);
+            if let Some(mac) = iface.mac {
+                let _ = writeln!(
+                    s,
+                    "ip link set dev {dev} address {}",
+                    quote(&mac.to_string())
+                );
+            }
+            let _ = writeln!(s, "ip link set dev {dev} up");
+            match &iface.address {
+                InterfaceAddress::Static {
+                    address,
+                    prefix,
+                    broadcast,
+                } => {
+                    let bcast = match (broadcast, address) {
+                        (Some(b), _) => format!(" broadcast {}", quote(&b.to_string())),
+                        (None, IpAddr::V4(_)) => " broadcast +".to_string(),
+                        (None, IpAddr::V6(_)) => String::new(),
+                    };
+                    let _ = writeln!(
+                        s,
+                        "ip addr add {}{bcast} dev {dev}",
+                        quote(&format!("{address}/{prefix}"))
+                    );
+                }
+                InterfaceAddress::Dhcp => {
+                    let _ = writeln!(s, "udhcpc -b -t 5 -i {dev} >/dev/null 2>&1");
+                }
+                InterfaceAddress::Unconfigured => {}
+            }
+        }
+        for iface in &self.interfaces {
+            if let Some(gw) = iface.gateway {
+                let _ = writeln!(
+                    s,
+                    "ip route add default via {} dev {}",
+                    quote(&gw.to_string()),
+                    quote(&iface.name)
+                );
+            }
+        }
+        for g in &self.groups {
+            let _ = writeln!(s, "mln_group {}", quote(&g.name));
+        }
+        let mut next_uid = 1000;
+        for u in &self.users {
+            let uid = u.uid.unwrap_or_else(|| {
+                while self.users.iter().any(|o| o.uid == Some(next_uid)) {
+                    next_uid += 1;
+                }
+                next_uid += 1;
+                next_uid - 1
+            });
+            let home = u
+                .home
+                .clone()
+                .unwrap_or_else(|| format!("/home/{}", u.name));
+            let _ = writeln!(
+                s,
+                "mln_user {} {uid} {} {}",
+                quote(&u.name),
+                quote(&home),
+                quote(&u.password_hash)
+            );
+        }
+        for g in &self.groups {
+            for m in &g.members {
+                let _ = writeln!(s, "mln_member {} {}", quote(&g.name), quote(m));
+            }
+        }
+        if let Some(h) = &self.root_password_hash {
+            let _ = writeln!(s, "mln_password root {}", quote(h));
+        }
+        for (i, f) in self.files.iter().enumerate() {
+            let mode = format!("{:o}", f.mode.unwrap_or(0o644));
+            let _ = writeln!(s, "mln_file /run/mln/files/{i} {} {mode}", quote(&f.dest));
+        }
+        Ok(s)
+    }
+
+    /// The `startup` lines as a script.
+    pub fn startup_script(&self) -> String {
+        lines_script(&self.startup)
+    }
+
+    /// The `shutdown` lines as a script.
+    pub fn shutdown_script(&self) -> String {
+        lines_script(&self.shutdown)
+    }
+
+    /// Write the configuration disk for this guest to `path`: a tar archive
+    /// (padded to whole 4 KiB blocks) holding `apply`, `startup`, `shutdown`,
+    /// `hosts`, `resolv.conf` and `files/N` for every file. Attach it
+    /// read-only as the guest's second disk, or name it with the kernel
+    /// argument `mln.config=DEVICE`.
+    pub fn write_disk(&self, path: &Path) -> Result<()> {
+        let mut archive = tar::Archive::new();
+        archive.add("apply", 0o755, self.apply_script()?.as_bytes());
+        archive.add("startup", 0o755, self.startup_script().as_bytes());
+        archive.add("shutdown", 0o755, self.shutdown_script().as_bytes());
+        archive.add("hosts", 0o644, self.etc_hosts().as_bytes());
+        let mut resolv = String::new();
+        for ns in &self.nameservers {
+            let _ = writeln!(resolv, "nameserver {ns}");
+        }
+        archive.add("resolv.conf", 0o644, resolv.as_bytes());
+        archive.dir("files", 0o755);
+        for (i, f) in self.files.iter().enumerate() {
+            let data = std::fs::read(&f.source).map_err(|e| Error::io(&f.source, e))?;
+            archive.add(&format!("files/{i}"), f.mode.unwrap_or(0o644), &data);
+        }
+        let bytes = archive.finish(4096);
+        crate::uml::process::write_atomic(path, &bytes)
+    }
+}
+
+/// Shell helpers the generated script uses: plain edits of the account
+/// files, so any template with a POSIX shell, `grep` and `cp` works.
+const APPLY_PRELUDE: &str = r#"#!/bin/sh
+# Generated by MLN: applies this guest's configuration. Run once at boot.
+PATH=/sbin:/bin:/usr/sbin:/usr/bin
+export PATH
+mln_drop() { # FILE NAME: remove NAME's line from FILE
+    [ -f "$1" ] || return 0
+    grep -v "^$2:" "$1" > "$1.mln"; cat "$1.mln" > "$1"; rm -f "$1.mln"
+}
+mln_group() { # NAME
+    grep -q "^$1:" /etc/group 2>/dev/null && return 0
+    gid=1000
+    while cut -d: -f3 /etc/group | grep -qx "$gid"; do gid=$((gid + 1)); done
+    echo "$1:x:$gid:" >> /etc/group
+}
+mln_user() { # NAME UID HOME HASH
+    mln_drop /etc/passwd "$1"; mln_drop /etc/shadow "$1"
+    mln_group "$1"
+    gid=$(grep "^$1:" /etc/group | cut -d: -f3)
+    echo "$1:x:$2:$gid::$3:/bin/sh" >> /etc/passwd
+    echo "$1:$4:19000:0:99999:7:::" >> /etc/shadow
+    mkdir -p "$3" && chown "$2:$gid" "$3" && chmod 755 "$3"
+}
+mln_member() { # GROUP USER
+    line=$(grep "^$1:" /etc/group) || return 0
+    case ",${line##*:}," in *",$2,"*) return 0 ;; esac
+    case "$line" in *:) new="$line$2" ;; *) new="$line,$2" ;; esac
+    mln_drop /etc/group "$1"; echo "$new" >> /etc/group
+}
+mln_password() { # NAME HASH
+    line=$(grep "^$1:" /etc/shadow) || line="$1:x:19000:0:99999:7:::"
+    rest=${line#*:}; rest=${rest#*:}
+    mln_drop /etc/shadow "$1"; echo "$1:$2:$rest" >> /etc/shadow
+}
+mln_file() { # SOURCE DEST MODE
+    mkdir -p "$(dirname "$2")" && cp "$1" "$2" && chmod "$3" "$2"
+}
+chmod 600 /etc/shadow 2>/dev/null
+"#;
+
+fn lines_script(lines: &[String]) -> String {
+    let mut s = String::from("#!/bin/sh\n");
+    for l in lines {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s
+}
+
+/// `s` as one single-quoted shell word.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn is_iface_name(name: &str) -> bool {
+    name.strip_prefix("eth")
+        .is_some_and(|n| !n.is_empty() && n.len() <= 3 && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn check_account_name(name: &str) -> std::result::Result<(), &'static str> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err("account names are letters, digits, `-`, `_`, `.` (at most 32)")
+    }
+}
+
+fn check_field(value: &str) -> std::result::Result<(), &'static str> {
+    if value.contains([':', '\n', '\0']) {
+        Err("must not contain `:`, a newline or NUL")
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> GuestConfig {
+        let mut c = GuestConfig::new("alice");
+        let mut eth0 = GuestInterface::fixed("eth0", "10.0.0.1".parse().unwrap(), 24);
+        eth0.gateway = Some("10.0.0.254".parse().unwrap());
+        eth0.mac = Some(MacAddr::derived("lab/alice/eth0"));
+        c.interfaces.push(eth0);
+        c.interfaces.push(GuestInterface {
+            name: "eth1".into(),
+            mac: None,
+            address: InterfaceAddress::Dhcp,
+            gateway: None,
+        });
+        c.hosts.push(HostsEntry {
+            address: "10.0.0.2".parse().unwrap(),
+            names: vec!["bob".into()],
+        });
+        c.users.push(GuestUser {
+            name: "alice".into(),
+            password_hash: "$6$salt$it's".into(),
+            home: None,
+            uid: None,
+        });
+        c.groups.push(GuestGroup {
+            name: "staff".into(),
+            members: vec!["alice".into()],
+        });
+        c
+    }
+
+    #[test]
+    fn script_quotes_every_value() {
+        let s = sample().apply_script().unwrap();
+        assert!(s.contains("ip addr add '10.0.0.1/24' broadcast + dev 'eth0'"));
+        assert!(s.contains("ip route add default via '10.0.0.254' dev 'eth0'"));
+        assert!(s.contains("mln_user 'alice' 1000 '/home/alice' '$6$salt$it'\\''s'"));
+        assert!(s.contains("mln_member 'staff' 'alice'"));
+        assert!(s.contains("udhcpc -b -t 5 -i 'eth1'"));
+    }
+
+    #[test]
+    fn hostile_values_are_refused() {
+        let mut c = sample();
+        c.users[0].name = "root:0".into();
+        assert!(matches!(
+            c.validate(),
+            Err(Error::InvalidGuestConfig { .. })
+        ));
+        let mut c = sample();
+        c.users[0].password_hash = "x\nroot::0:0::/:/bin/sh".into();
+        assert!(c.validate().is_err());
+        let mut c = sample();
+        c.hostname = "a;reboot".into();
+        assert!(c.validate().is_err());
+        let mut c = sample();
+        c.interfaces[0].name = "wlan0".into();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn hosts_file_lists_project_hosts_and_self() {
+        let h = sample().etc_hosts();
+        assert!(h.contains("10.0.0.2\tbob\n"));
+        assert!(h.contains("127.0.1.1\talice\n"));
+    }
+}

@@ -1,1 +1,291 @@
-//! (being written)
+//! Virtual switches: the layer-2 networks between guests.
+//!
+//! A project switch is a real switch process, [`VdeSwitch`] (`vde_switch`
+//! from Debian's `vde2`), started, watched and stopped here, its sockets and
+//! pid file in a state folder the caller chooses (the project's):
+//!
+//! ```text
+//! STATE/NAME/ctl/   vde control folder: what guests attach to
+//! STATE/NAME/pid    pid and start time of the switch process
+//! ```
+//!
+//! UML guests attach with `ethN=vde,STATE/NAME/ctl,MAC`: put
+//! [`Switch::attachment`] into the interface's
+//! [`crate::InterfaceSpec::attach`]. A hub ([`SwitchSpec::hub`]) floods every
+//! frame to every port; a switch learns addresses and forwards unicast to one
+//! port. Where the backend is Xen and the process is root, a Linux bridge
+//! takes the switch's place (another implementation of [`Switch`]).
+//!
+//! ```no_run
+//! use mln_core::net::{Switch, SwitchSpec, VdeSwitch};
+//! let lan = VdeSwitch::start(&SwitchSpec::new("lan"), "/var/lib/mln/lab/switches")?;
+//! let attach = lan.attachment(); // into InterfaceSpec::attach
+//! lan.stop()?;
+//! # Ok::<(), mln_core::Error>(())
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Attachment;
+use crate::error::{Error, Result};
+use crate::name::SafeName;
+use crate::uml::process::{Liveness, ProcessRecord};
+
+/// What a switch should be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchSpec {
+    /// Switch name (a [`SafeName`]); also its folder's name.
+    pub name: String,
+    /// Flood every frame to every port (MLN's `hub`).
+    pub hub: bool,
+    /// Number of ports (default 32).
+    pub ports: Option<u32>,
+}
+
+impl SwitchSpec {
+    /// A learning switch with the default number of ports.
+    pub fn new(name: &str) -> Self {
+        SwitchSpec {
+            name: name.to_string(),
+            hub: false,
+            ports: None,
+        }
+    }
+}
+
+/// What a switch's process is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SwitchStatus {
+    /// Running; guests can attach.
+    Running {
+        /// The switch process.
+        pid: u32,
+    },
+    /// The process is gone without being stopped (killed or crashed).
+    Gone,
+}
+
+/// A virtual switch, whatever implements it.
+pub trait Switch {
+    /// The switch's name.
+    fn name(&self) -> &str;
+    /// What guest interfaces plug into.
+    fn attachment(&self) -> Attachment;
+    /// Whether the switch still works.
+    fn status(&self) -> SwitchStatus;
+    /// Stop the switch and remove its sockets and files.
+    fn stop(&self) -> Result<()>;
+}
+
+/// A `vde_switch` process.
+#[derive(Debug, Clone)]
+pub struct VdeSwitch {
+    name: String,
+    dir: PathBuf,
+}
+
+impl VdeSwitch {
+    /// The program started.
+    pub const PROGRAM: &'static str = "vde_switch";
+
+    /// Start a switch under `state_dir` (created if missing). Fails with
+    /// [`Error::AlreadyExists`] when a switch of that name runs there; the
+    /// leftovers of a dead one are cleared first.
+    pub fn start(spec: &SwitchSpec, state_dir: impl AsRef<Path>) -> Result<Self> {
+        let sw = Self::at(&spec.name, state_dir.as_ref(), true)?;
+        if let SwitchStatus::Running { .. } = sw.status() {
+            return Err(Error::AlreadyExists {
+                domain: format!("switch {}", sw.name),
+            });
+        }
+        sw.clear()?;
+        fs::create_dir_all(&sw.dir).map_err(|e| Error::io(&sw.dir, e))?;
+        let ctl = sw.ctl_dir();
+        let ctl_socket = ctl.join("ctl");
+        if ctl_socket.as_os_str().len() > crate::uml::MAX_SOCKET_PATH - 20 {
+            return Err(Error::UnusablePath {
+                path: ctl,
+                what: "vde switch socket folder",
+                reason: "too long for the unix sockets made in it",
+            });
+        }
+        let pidfile = sw.dir.join("daemon.pid");
+        let mut cmd = Command::new(Self::PROGRAM);
+        cmd.arg("--sock")
+            .arg(&ctl)
+            .args(["--mode", "0600", "--dirmode", "0700"])
+            .arg("--pidfile")
+            .arg(&pidfile)
+            .arg("--daemon");
+        if spec.hub {
+            cmd.arg("--hub");
+        }
+        if let Some(n) = spec.ports {
+            cmd.arg("--numports").arg(n.to_string());
+        }
+        // With --daemon the switch forks into its own session and the
+        // command returns once it is set up.
+        let out = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| Error::Spawn {
+                program: Self::PROGRAM.to_string(),
+                source: e,
+            })?;
+        if !out.status.success() {
+            return Err(Error::Command {
+                program: Self::PROGRAM.to_string(),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let proc = loop {
+            let pid = fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok());
+            if let Some(proc) = pid.and_then(ProcessRecord::of) {
+                if ctl_socket.exists() {
+                    break proc;
+                }
+            }
+            if Instant::now() >= deadline {
+                if let Some(p) = pid.and_then(ProcessRecord::of) {
+                    p.kill_group();
+                }
+                return Err(Error::Timeout {
+                    what: format!("switch {}", sw.name),
+                    op: "start",
+                    after: Duration::from_secs(10),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        proc.write(&sw.dir.join("pid"))?;
+        Ok(sw)
+    }
+
+    /// The switch `name` under `state_dir`, started earlier (maybe by
+    /// another process); [`Error::NotFound`] when it was never started or
+    /// was stopped.
+    pub fn open(name: &str, state_dir: impl AsRef<Path>) -> Result<Self> {
+        let sw = Self::at(name, state_dir.as_ref(), false)?;
+        if !sw.dir.join("pid").exists() {
+            return Err(Error::NotFound {
+                domain: format!("switch {name}"),
+            });
+        }
+        Ok(sw)
+    }
+
+    /// Every switch recorded under `state_dir`, running or gone.
+    pub fn list(state_dir: impl AsRef<Path>) -> Result<Vec<Self>> {
+        let state_dir = state_dir.as_ref();
+        let entries = match fs::read_dir(state_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(state_dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(state_dir, e))?;
+            if let Some(name) = entry.file_name().to_str() {
+                if let Ok(sw) = Self::open(name, state_dir) {
+                    out.push(sw);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn at(name: &str, state_dir: &Path, create: bool) -> Result<Self> {
+        let name = SafeName::new(name)?;
+        if create {
+            fs::create_dir_all(state_dir).map_err(|e| Error::io(state_dir, e))?;
+        }
+        let state_dir = state_dir
+            .canonicalize()
+            .map_err(|e| Error::io(state_dir, e))?;
+        Ok(VdeSwitch {
+            dir: state_dir.join(name.as_str()),
+            name: name.to_string(),
+        })
+    }
+
+    /// The vde control folder (what `ethN=vde,...` names).
+    pub fn ctl_dir(&self) -> PathBuf {
+        self.dir.join("ctl")
+    }
+
+    fn process(&self) -> Option<ProcessRecord> {
+        ProcessRecord::read(&self.dir.join("pid")).ok().flatten()
+    }
+
+    fn clear(&self) -> Result<()> {
+        match fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&self.dir, e)),
+        }
+    }
+}
+
+impl Switch for VdeSwitch {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn attachment(&self) -> Attachment {
+        Attachment::Vde(self.ctl_dir())
+    }
+
+    fn status(&self) -> SwitchStatus {
+        match self.process() {
+            Some(p) if p.liveness() == Liveness::Alive => SwitchStatus::Running { pid: p.pid },
+            _ => SwitchStatus::Gone,
+        }
+    }
+
+    fn stop(&self) -> Result<()> {
+        if let Some(p) = self.process() {
+            // SIGTERM lets vde_switch remove its sockets; SIGKILL if it
+            // does not go.
+            p.signal(libc::SIGTERM);
+            if !p.wait_exit(Duration::from_secs(5)) && !p.kill_group() {
+                return Err(Error::Timeout {
+                    what: format!("switch {}", self.name),
+                    op: "stop",
+                    after: Duration::from_secs(15),
+                });
+            }
+        }
+        self.clear()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_switch_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            VdeSwitch::start(&SwitchSpec::new("../x"), dir.path()),
+            Err(Error::InvalidName { .. })
+        ));
+        assert!(matches!(
+            VdeSwitch::open("lan", dir.path()),
+            Err(Error::NotFound { .. })
+        ));
+    }
+}

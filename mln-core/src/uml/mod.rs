@@ -1,1 +1,788 @@
-//! (being written)
+//! The User-Mode Linux backend: every domain is a `linux.uml` process.
+//!
+//! A guest lives in its own folder under the backend's state folder:
+//!
+//! ```text
+//! STATE/NAME/domain.json   the spec and what the backend did with it
+//! STATE/NAME/pid           pid and start time of the guest's main process
+//! STATE/NAME/console.log   the guest's console, stdout and stderr
+//! STATE/NAME/uml/          UML's own folder (umid `uml`): mconsole socket, pid
+//! ```
+//!
+//! Everything is found again from these files, so a later process (or the
+//! same one after a restart) can list, inspect and stop guests it did not
+//! start. Guests run in their own process group and survive the process that
+//! started them. Control goes through the management console
+//! ([`Mconsole`]): `stop`/`go` pause and resume, `cad` asks the guest's init
+//! to shut down, `config mem=±N` unplugs and replugs memory.
+//!
+//! UML boots at `mem=` the domain's maximum memory; a smaller `memory` is
+//! reached by unplugging the difference once the guest runs. UML 6.1 has one
+//! CPU; save, restore and migration do not exist for it
+//! ([`Error::Unsupported`]).
+//!
+//! `create` only checks and records (the domain then reports as
+//! [`DomainState::Paused`] with id 0); `start` (or `resume`) runs it.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use mln_core::{Boot, DiskSpec, DomainSpec, Hypervisor};
+//! use mln_core::uml::Uml;
+//!
+//! let uml = Uml::new("/var/lib/mln/lab/uml")?;
+//! let mut spec = DomainSpec::new("alice", 64 << 20, Boot::Kernel {
+//!     kernel: Uml::DEFAULT_KERNEL.into(),
+//!     ramdisk: None,
+//!     cmdline: "root=/dev/ubda rw".into(),
+//! });
+//! spec.disks.push(DiskSpec { path: "/var/lib/mln/lab/alice.cow".into(), target: "ubda".into(), readonly: false });
+//! uml.create(&spec)?;
+//! uml.start("alice")?;
+//! uml.shutdown("alice", Duration::from_secs(30))?;
+//! # Ok::<(), mln_core::Error>(())
+//! ```
+
+mod mconsole;
+pub(crate) mod process;
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::BorrowedFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+pub use mconsole::Mconsole;
+use process::{write_atomic, Liveness, ProcessRecord};
+
+use crate::domain::{
+    Attachment, BackendKind, Boot, DomainInfo, DomainSpec, DomainState, Hypervisor,
+};
+use crate::error::{Error, Result};
+use crate::name::SafeName;
+
+const BACKEND: &str = "uml";
+const RECORD: &str = "domain.json";
+const PID: &str = "pid";
+const CONSOLE: &str = "console.log";
+const UMID: &str = "uml";
+const PAGE: u64 = 4096;
+/// Longest unix socket path (`sun_path` is 108 bytes with its NUL).
+pub(crate) const MAX_SOCKET_PATH: usize = 107;
+
+/// The User-Mode Linux backend over one state folder.
+#[derive(Debug, Clone)]
+pub struct Uml {
+    state_dir: PathBuf,
+    boot_timeout: Duration,
+    request_timeout: Duration,
+}
+
+/// Where a domain is in its life, as the backend recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Phase {
+    /// Created, never started.
+    Defined,
+    /// Started (and not paused).
+    Running,
+    /// Paused through the management console.
+    Paused,
+    /// A clean shutdown was asked for.
+    Stopping,
+}
+
+/// What `domain.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    spec: DomainSpec,
+    /// The current memory target, bytes.
+    memory: u64,
+    phase: Phase,
+}
+
+impl Uml {
+    /// The kernel Debian's `user-mode-linux` package installs.
+    pub const DEFAULT_KERNEL: &'static str = "/usr/bin/linux.uml";
+
+    /// A backend keeping its guests under `state_dir` (created if missing;
+    /// made absolute, because it ends up on guest command lines).
+    pub fn new(state_dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir: PathBuf = state_dir.into();
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let dir = dir.canonicalize().map_err(|e| Error::io(&dir, e))?;
+        Ok(Uml {
+            state_dir: dir,
+            boot_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// How long `start` waits for a new guest's management console
+    /// (default 30 s) before it kills the guest and fails.
+    pub fn with_boot_timeout(mut self, timeout: Duration) -> Self {
+        self.boot_timeout = timeout;
+        self
+    }
+
+    /// The state folder.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The file that captures the console, stdout and stderr of `name`.
+    pub fn console_log(&self, name: &str) -> Result<PathBuf> {
+        Ok(self.dir(name)?.join(CONSOLE))
+    }
+
+    /// A management console client for the running guest `name`, for
+    /// requests this trait does not cover (`proc meminfo`, `sysrq`, ...).
+    pub fn mconsole(&self, name: &str) -> Result<Mconsole> {
+        let dir = self.dir(name)?;
+        Ok(Mconsole::new(
+            name,
+            &dir.join(UMID).join("mconsole"),
+            self.request_timeout,
+        ))
+    }
+
+    /// The `linux.uml` argument list (without the program) that runs `spec`
+    /// from this state folder. `start` runs exactly this.
+    pub fn command_line(&self, spec: &DomainSpec) -> Result<(PathBuf, Vec<OsString>)> {
+        let dir = self.dir(&spec.name)?;
+        let Boot::Kernel {
+            kernel,
+            ramdisk,
+            cmdline,
+        } = &spec.boot
+        else {
+            return Err(Error::Unsupported {
+                backend: BACKEND,
+                op: "booting from a disk (UML needs a kernel)",
+            });
+        };
+        let mut args: Vec<String> = Vec::new();
+        let max = round_pages(spec.effective_max_memory());
+        args.push(format!("mem={}K", max / 1024));
+        args.push(format!("umid={UMID}"));
+        args.push(format!("uml_dir={}", cmdline_path(&dir, "state folder")?));
+        args.extend(["con=null", "con0=null,fd:1", "ssl=null"].map(String::from));
+        for disk in &spec.disks {
+            let letter = disk
+                .target
+                .strip_prefix("ubd")
+                .filter(|l| l.len() == 1 && l.chars().all(|c| c.is_ascii_lowercase()))
+                .ok_or_else(|| Error::InvalidName {
+                    name: disk.target.clone(),
+                    reason: "a UML disk target is ubda, ubdb, ...",
+                })?;
+            let flag = if disk.readonly { "r" } else { "" };
+            let path = cmdline_path(&disk.path, "UML disk")?;
+            args.push(format!("ubd{letter}{flag}={path}"));
+        }
+        for iface in &spec.interfaces {
+            let index = iface
+                .name
+                .strip_prefix("eth")
+                .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+                .ok_or_else(|| Error::InvalidName {
+                    name: iface.name.clone(),
+                    reason: "a UML interface is eth0, eth1, ...",
+                })?;
+            match &iface.attach {
+                Attachment::Vde(sock) => {
+                    let sock = cmdline_path(sock, "vde switch socket")?;
+                    args.push(format!("eth{index}=vde,{sock},{}", iface.mac));
+                }
+                Attachment::Bridge(_) => {
+                    return Err(Error::Unsupported {
+                        backend: BACKEND,
+                        op: "attaching to a Linux bridge (use a vde switch)",
+                    })
+                }
+                Attachment::None => {}
+            }
+        }
+        if let Some(rd) = ramdisk {
+            args.push(format!("initrd={}", cmdline_path(rd, "ramdisk")?));
+        }
+        args.extend(cmdline.split_whitespace().map(String::from));
+        Ok((
+            kernel.clone(),
+            args.into_iter().map(OsString::from).collect(),
+        ))
+    }
+
+    fn dir(&self, name: &str) -> Result<PathBuf> {
+        let name = SafeName::new(name)?;
+        Ok(self.state_dir.join(name.as_str()))
+    }
+
+    fn read_record(&self, name: &str) -> Result<Record> {
+        let path = self.dir(name)?.join(RECORD);
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound {
+                    domain: name.to_string(),
+                })
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        serde_json::from_slice(&text).map_err(|e| {
+            Error::io(
+                &path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        })
+    }
+
+    fn write_record(&self, record: &Record) -> Result<()> {
+        let path = self.dir(&record.spec.name)?.join(RECORD);
+        let bytes = serde_json::to_vec_pretty(record).map_err(|e| {
+            Error::io(
+                &path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        })?;
+        write_atomic(&path, &bytes)
+    }
+
+    fn process(&self, name: &str) -> Result<Option<ProcessRecord>> {
+        ProcessRecord::read(&self.dir(name)?.join(PID))
+    }
+
+    /// The guest's process when it is alive.
+    fn live_process(&self, name: &str) -> Result<Option<ProcessRecord>> {
+        Ok(self
+            .process(name)?
+            .filter(|p| p.liveness() == Liveness::Alive))
+    }
+
+    fn require_live(&self, name: &str, op: &'static str) -> Result<(Record, ProcessRecord)> {
+        let record = self.read_record(name)?;
+        match self.live_process(name)? {
+            Some(p) if record.phase != Phase::Defined => Ok((record, p)),
+            _ => Err(Error::WrongState {
+                domain: name.to_string(),
+                op,
+                state: self.info(name)?.state.to_string(),
+            }),
+        }
+    }
+
+    /// The last part of the console log, for error messages.
+    fn log_tail(&self, name: &str) -> String {
+        let Ok(path) = self.console_log(name) else {
+            return String::new();
+        };
+        tail(&path, 1500)
+    }
+
+    fn check_files(spec: &DomainSpec) -> Result<()> {
+        if let Boot::Kernel {
+            kernel, ramdisk, ..
+        } = &spec.boot
+        {
+            exists(kernel, "kernel")?;
+            if let Some(rd) = ramdisk {
+                exists(rd, "ramdisk")?;
+            }
+        }
+        for disk in &spec.disks {
+            exists(&disk.path, "disk image")?;
+        }
+        for iface in &spec.interfaces {
+            if let Attachment::Vde(sock) = &iface.attach {
+                exists(&sock.join("ctl"), "vde switch control socket")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Spawn the guest process and wait until its management console
+    /// answers.
+    fn spawn(&self, record: &mut Record) -> Result<()> {
+        let name = record.spec.name.clone();
+        let dir = self.dir(&name)?;
+        let (kernel, args) = self.command_line(&record.spec)?;
+        Self::check_files(&record.spec)?;
+        // UML refuses a umid folder whose pid file names a live process and
+        // wipes a stale one; we remove ours so nothing old is reused.
+        let umid_dir = dir.join(UMID);
+        if umid_dir.exists() {
+            fs::remove_dir_all(&umid_dir).map_err(|e| Error::io(&umid_dir, e))?;
+        }
+        let log_path = dir.join(CONSOLE);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| Error::io(&log_path, e))?;
+        let log2 = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
+        let child = Command::new(&kernel)
+            .args(&args)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| Error::Spawn {
+                program: kernel.display().to_string(),
+                source: e,
+            })?;
+        let pid = child.id();
+        // The Child handle is dropped without waiting: the guest must outlive
+        // this process. Liveness checks reap it if it exits while we run.
+        drop(child);
+        let proc = match ProcessRecord::of(pid) {
+            Some(p) => p,
+            None => ProcessRecord { pid, start_time: 0 },
+        };
+        proc.write(&dir.join(PID))?;
+        record.phase = Phase::Running;
+        record.memory = record.spec.memory;
+        self.write_record(record)?;
+
+        let mc = self.mconsole(&name)?;
+        let deadline = Instant::now() + self.boot_timeout;
+        loop {
+            if proc.liveness() != Liveness::Alive {
+                return Err(Error::Backend {
+                    what: name.clone(),
+                    message: format!(
+                        "the guest exited while booting; its console said:\n{}",
+                        self.log_tail(&name)
+                    ),
+                });
+            }
+            if mc.request_raw("version").is_ok() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                proc.kill_group();
+                return Err(Error::Timeout {
+                    what: name,
+                    op: "boot (management console never answered)",
+                    after: self.boot_timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let max = round_pages(record.spec.effective_max_memory());
+        let target = round_pages(record.spec.memory);
+        if target < max {
+            mc.request(&format!("config mem=-{}", max - target))?;
+        }
+        record.memory = target;
+        self.write_record(record)
+    }
+
+    fn remove(&self, name: &str) -> Result<()> {
+        let dir = self.dir(name)?;
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&dir, e)),
+        }
+    }
+}
+
+impl Hypervisor for Uml {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Uml
+    }
+
+    fn create(&self, spec: &DomainSpec) -> Result<DomainInfo> {
+        let dir = self.dir(&spec.name)?;
+        if spec.effective_max_vcpus() > 1 {
+            return Err(Error::Unsupported {
+                backend: BACKEND,
+                op: "more than one vCPU",
+            });
+        }
+        // Builds (and so checks) the command line before anything is written.
+        self.command_line(spec)?;
+        Self::check_files(spec)?;
+        let sock = dir.join(UMID).join("mconsole");
+        if sock.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(Error::UnusablePath {
+                path: sock,
+                what: "management console socket",
+                reason: "longer than a unix socket path may be (107 bytes)",
+            });
+        }
+        if dir.join(RECORD).exists() {
+            return Err(Error::AlreadyExists {
+                domain: spec.name.clone(),
+            });
+        }
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let record = Record {
+            spec: spec.clone(),
+            memory: spec.memory,
+            phase: Phase::Defined,
+        };
+        self.write_record(&record)?;
+        self.info(&spec.name)
+    }
+
+    fn start(&self, name: &str) -> Result<()> {
+        let mut record = self.read_record(name)?;
+        if record.phase != Phase::Defined && self.live_process(name)?.is_some() {
+            return Err(Error::WrongState {
+                domain: name.to_string(),
+                op: "start",
+                state: self.info(name)?.state.to_string(),
+            });
+        }
+        self.spawn(&mut record)
+    }
+
+    fn pause(&self, name: &str) -> Result<()> {
+        let (mut record, _) = self.require_live(name, "pause")?;
+        if record.phase != Phase::Running {
+            return Err(Error::WrongState {
+                domain: name.to_string(),
+                op: "pause",
+                state: "paused".into(),
+            });
+        }
+        self.mconsole(name)?.request("stop")?;
+        record.phase = Phase::Paused;
+        self.write_record(&record)
+    }
+
+    fn resume(&self, name: &str) -> Result<()> {
+        let record = self.read_record(name)?;
+        if record.phase == Phase::Defined {
+            return self.start(name);
+        }
+        let (mut record, _) = self.require_live(name, "resume")?;
+        if record.phase != Phase::Paused {
+            return Err(Error::WrongState {
+                domain: name.to_string(),
+                op: "resume",
+                state: "running".into(),
+            });
+        }
+        self.mconsole(name)?.request("go")?;
+        record.phase = Phase::Running;
+        self.write_record(&record)
+    }
+
+    fn shutdown(&self, name: &str, timeout: Duration) -> Result<()> {
+        let mut record = self.read_record(name)?;
+        if let Some(proc) = self.live_process(name)? {
+            let mc = self.mconsole(name)?;
+            if record.phase == Phase::Paused {
+                mc.request("go")?;
+            }
+            record.phase = Phase::Stopping;
+            self.write_record(&record)?;
+            // Ctrl-Alt-Del: the guest's init runs its shutdown actions and
+            // powers off. A guest that ignores it is killed after `timeout`.
+            let asked = mc.request("cad");
+            if asked.is_err() || !proc.wait_exit(timeout) {
+                log::warn!("uml guest {name}: no clean shutdown within {timeout:?}, killing it");
+                proc.kill_group();
+            }
+        }
+        self.remove(name)
+    }
+
+    fn reboot(&self, name: &str) -> Result<()> {
+        self.require_live(name, "reboot")?;
+        self.mconsole(name)?.request("reboot").map(drop)
+    }
+
+    fn destroy(&self, name: &str) -> Result<()> {
+        self.read_record(name)?;
+        if let Some(proc) = self.process(name)? {
+            if !proc.kill_group() {
+                return Err(Error::Timeout {
+                    what: name.to_string(),
+                    op: "destroy",
+                    after: Duration::from_secs(10),
+                });
+            }
+        }
+        self.remove(name)
+    }
+
+    fn info(&self, name: &str) -> Result<DomainInfo> {
+        let record = self.read_record(name)?;
+        let proc = self.process(name)?;
+        let (state, id, cpu_time) = match (record.phase, proc) {
+            (Phase::Defined, _) => (DomainState::Paused, 0, Duration::ZERO),
+            (_, None) => (DomainState::Unknown, 0, Duration::ZERO),
+            (phase, Some(p)) => match p.liveness() {
+                Liveness::Alive => (
+                    match phase {
+                        Phase::Paused => DomainState::Paused,
+                        Phase::Stopping => DomainState::Dying,
+                        _ => DomainState::Running,
+                    },
+                    p.pid,
+                    process::cpu_time(p.pid).unwrap_or_default(),
+                ),
+                Liveness::Exited(_) => {
+                    let halted = phase == Phase::Stopping || powered_off(&self.log_tail(name));
+                    let state = if halted {
+                        DomainState::Shutdown
+                    } else {
+                        DomainState::Crashed
+                    };
+                    (state, p.pid, Duration::ZERO)
+                }
+            },
+        };
+        Ok(DomainInfo {
+            name: record.spec.name.clone(),
+            id,
+            backend: BackendKind::Uml,
+            state,
+            memory: record.memory,
+            max_memory: round_pages(record.spec.effective_max_memory()),
+            vcpus: 1,
+            cpu_time,
+        })
+    }
+
+    fn list(&self) -> Result<Vec<DomainInfo>> {
+        let entries = fs::read_dir(&self.state_dir).map_err(|e| Error::io(&self.state_dir, e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&self.state_dir, e))?;
+            let Some(name) = entry.file_name().to_str().map(String::from) else {
+                continue;
+            };
+            if SafeName::new(&name).is_err() || !entry.path().join(RECORD).exists() {
+                continue;
+            }
+            match self.info(&name) {
+                Ok(info) => out.push(info),
+                // Destroyed by someone else between read_dir and info.
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn set_memory(&self, name: &str, bytes: u64) -> Result<()> {
+        let (mut record, _) = self.require_live(name, "set memory")?;
+        let max = round_pages(record.spec.effective_max_memory());
+        let target = round_pages(bytes);
+        if target > max || target == 0 {
+            return Err(Error::Backend {
+                what: name.to_string(),
+                message: format!(
+                    "memory {target} bytes is outside 1 page ..= the maximum {max} bytes UML booted with"
+                ),
+            });
+        }
+        let current = record.memory;
+        let request = match target.cmp(&current) {
+            std::cmp::Ordering::Equal => return Ok(()),
+            std::cmp::Ordering::Less => format!("config mem=-{}", current - target),
+            std::cmp::Ordering::Greater => format!("config mem=+{}", target - current),
+        };
+        self.mconsole(name)?.request(&request)?;
+        record.memory = target;
+        self.write_record(&record)
+    }
+
+    fn set_vcpus(&self, name: &str, count: u32) -> Result<()> {
+        self.read_record(name)?;
+        if count == 1 {
+            Ok(())
+        } else {
+            Err(Error::Unsupported {
+                backend: BACKEND,
+                op: "more than one vCPU",
+            })
+        }
+    }
+
+    fn save(&self, _name: &str, _path: &Path) -> Result<()> {
+        Err(Error::Unsupported {
+            backend: BACKEND,
+            op: "save",
+        })
+    }
+
+    fn restore(&self, _spec: &DomainSpec, _path: &Path) -> Result<DomainInfo> {
+        Err(Error::Unsupported {
+            backend: BACKEND,
+            op: "restore",
+        })
+    }
+
+    fn migrate_send(&self, _name: &str, _stream: BorrowedFd<'_>) -> Result<()> {
+        Err(Error::Unsupported {
+            backend: BACKEND,
+            op: "live migration",
+        })
+    }
+
+    fn migrate_receive(&self, _spec: &DomainSpec, _stream: BorrowedFd<'_>) -> Result<DomainInfo> {
+        Err(Error::Unsupported {
+            backend: BACKEND,
+            op: "live migration",
+        })
+    }
+}
+
+/// Memory rounded up to whole pages.
+fn round_pages(bytes: u64) -> u64 {
+    bytes.div_ceil(PAGE) * PAGE
+}
+
+/// Did the guest power itself off (rather than die)? The kernel's last words
+/// on a clean halt say so.
+fn powered_off(log_tail: &str) -> bool {
+    log_tail.contains("reboot: System halted") || log_tail.contains("reboot: Power down")
+}
+
+fn exists(path: &Path, what: &'static str) -> Result<()> {
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(Error::MissingFile {
+            what,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// `path` as one word of UML's command line, where whitespace splits words
+/// and `,` and `:` split a word's fields.
+fn cmdline_path(path: &Path, what: &'static str) -> Result<String> {
+    let s = path.to_str().ok_or_else(|| Error::UnusablePath {
+        path: path.to_path_buf(),
+        what,
+        reason: "not valid UTF-8",
+    })?;
+    if s.chars().any(|c| c.is_whitespace() || c == ',' || c == ':') {
+        return Err(Error::UnusablePath {
+            path: path.to_path_buf(),
+            what,
+            reason: "UML's command line cannot carry whitespace, `,` or `:` in a path",
+        });
+    }
+    Ok(s.to_string())
+}
+
+/// The last `max` bytes of a file, lossily decoded.
+pub(crate) fn tail(path: &Path, max: u64) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if f.seek(SeekFrom::Start(len.saturating_sub(max))).is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() {
+        return String::new();
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DiskSpec, InterfaceSpec, MacAddr};
+
+    #[test]
+    fn command_line_carries_disks_interfaces_and_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let uml = Uml::new(dir.path()).unwrap();
+        let mut spec = DomainSpec::new(
+            "alice",
+            48 << 20,
+            Boot::Kernel {
+                kernel: "/usr/bin/linux.uml".into(),
+                ramdisk: None,
+                cmdline: "root=/dev/ubda  rw".into(),
+            },
+        );
+        spec.max_memory = Some(64 << 20);
+        spec.disks.push(DiskSpec {
+            path: "/d/alice.cow".into(),
+            target: "ubda".into(),
+            readonly: false,
+        });
+        spec.disks.push(DiskSpec {
+            path: "/d/alice.cfg".into(),
+            target: "ubdb".into(),
+            readonly: true,
+        });
+        let mac = MacAddr::derived("lab/alice/eth0");
+        spec.interfaces.push(InterfaceSpec {
+            name: "eth0".into(),
+            mac,
+            attach: Attachment::Vde("/s/lan".into()),
+        });
+        let (kernel, args) = uml.command_line(&spec).unwrap();
+        assert_eq!(kernel, Path::new("/usr/bin/linux.uml"));
+        let args: Vec<String> = args.into_iter().map(|a| a.into_string().unwrap()).collect();
+        assert!(args.contains(&"mem=65536K".to_string()));
+        assert!(args.contains(&"ubda=/d/alice.cow".to_string()));
+        assert!(args.contains(&"ubdbr=/d/alice.cfg".to_string()));
+        assert!(args.contains(&format!("eth0=vde,/s/lan,{mac}")));
+        assert_eq!(&args[args.len() - 2..], ["root=/dev/ubda", "rw"]);
+    }
+
+    #[test]
+    fn paths_that_would_split_the_command_line_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let uml = Uml::new(dir.path()).unwrap();
+        let mut spec = DomainSpec::new("a", 32 << 20, Boot::kernel("/usr/bin/linux.uml"));
+        spec.disks.push(DiskSpec {
+            path: "/d/my disk,x".into(),
+            target: "ubda".into(),
+            readonly: false,
+        });
+        assert!(matches!(
+            uml.command_line(&spec),
+            Err(Error::UnusablePath { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_kernel_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let uml = Uml::new(dir.path()).unwrap();
+        let spec = DomainSpec::new("a", 32 << 20, Boot::kernel("/nonexistent/linux.uml"));
+        match uml.create(&spec) {
+            Err(Error::MissingFile { what, path }) => {
+                assert_eq!(what, "kernel");
+                assert_eq!(path, Path::new("/nonexistent/linux.uml"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(uml.info("a"), Err(Error::NotFound { .. })));
+        assert!(uml.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn unsupported_operations_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let uml = Uml::new(dir.path()).unwrap();
+        assert!(matches!(
+            uml.save("a", Path::new("/x")),
+            Err(Error::Unsupported { .. })
+        ));
+        let mut spec = DomainSpec::new("a", 32 << 20, Boot::kernel("/usr/bin/linux.uml"));
+        spec.vcpus = 2;
+        assert!(matches!(uml.create(&spec), Err(Error::Unsupported { .. })));
+    }
+}

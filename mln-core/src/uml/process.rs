@@ -1,0 +1,221 @@
+//! Supervised helper processes (UML guests, `vde_switch`): recorded by pid
+//! and start time in a state folder, so that a later process can find them,
+//! tell them from a recycled pid, and signal their whole process group.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// A process we started: its pid and its start time in clock ticks since
+/// boot (field 22 of `/proc/PID/stat`), which tells it from a later process
+/// that happens to get the same pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcessRecord {
+    /// The process id (also its process group id: it leads its own group).
+    pub pid: u32,
+    /// Start time, clock ticks since boot.
+    pub start_time: u64,
+}
+
+/// What `/proc` says about a recorded process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    /// Running (or sleeping, or stopped).
+    Alive,
+    /// Exited; `Some(code)` when we reaped it ourselves and it exited
+    /// normally, `None` when it was killed by a signal or is not our child.
+    Exited(Option<i32>),
+}
+
+impl ProcessRecord {
+    /// The record of the running process `pid`, read from `/proc`.
+    pub fn of(pid: u32) -> Option<Self> {
+        let (_, start_time) = stat(pid)?;
+        Some(ProcessRecord { pid, start_time })
+    }
+
+    /// Read a record written by [`ProcessRecord::write`].
+    pub fn read(path: &Path) -> Result<Option<Self>> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let mut words = text.split_whitespace();
+        let pid = words.next().and_then(|w| w.parse().ok());
+        let start_time = words.next().and_then(|w| w.parse().ok());
+        match (pid, start_time) {
+            (Some(pid), Some(start_time)) => Ok(Some(ProcessRecord { pid, start_time })),
+            _ => Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed pid record"),
+            )),
+        }
+    }
+
+    /// Write the record atomically (temporary file, then rename).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_atomic(
+            path,
+            format!("{} {}\n", self.pid, self.start_time).as_bytes(),
+        )
+    }
+
+    /// Is the recorded process still running? Reaps it when it is our own
+    /// exited child, so that it never lingers as a zombie.
+    pub fn liveness(&self) -> Liveness {
+        if let Some(code) = reap(self.pid) {
+            return Liveness::Exited(code);
+        }
+        match stat(self.pid) {
+            Some((state, start)) if start == self.start_time && state != 'Z' && state != 'X' => {
+                Liveness::Alive
+            }
+            _ => Liveness::Exited(None),
+        }
+    }
+
+    /// Send `signal` to the process's whole group (the process leads it).
+    pub fn signal_group(&self, signal: i32) {
+        if self.liveness() != Liveness::Alive {
+            return;
+        }
+        let Ok(pgid) = libc::pid_t::try_from(self.pid) else {
+            return;
+        };
+        // SAFETY: kill(2) has no memory effects; a negative pid addresses
+        // the process group the recorded (and still live) process leads.
+        unsafe {
+            libc::kill(-pgid, signal);
+        }
+    }
+
+    /// Send `signal` to the process alone.
+    pub fn signal(&self, signal: i32) {
+        if self.liveness() != Liveness::Alive {
+            return;
+        }
+        let Ok(pid) = libc::pid_t::try_from(self.pid) else {
+            return;
+        };
+        // SAFETY: kill(2) has no memory effects.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+
+    /// Wait until the process has exited, at most `timeout`; true when it did.
+    pub fn wait_exit(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Liveness::Exited(_) = self.liveness() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL the whole group and wait for the leader to go (a killed
+    /// process always goes; the bound only guards against a stuck kernel).
+    pub fn kill_group(&self) -> bool {
+        self.signal_group(libc::SIGKILL);
+        self.wait_exit(Duration::from_secs(10))
+    }
+}
+
+/// CPU time (user + system) the live process `pid` has used so far.
+pub(crate) fn cpu_time(pid: u32) -> Option<Duration> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after `)`.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf has no memory effects.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks = u64::try_from(ticks).ok().filter(|&t| t > 0)?;
+    let total = utime + stime;
+    Some(
+        Duration::from_secs(total / ticks)
+            + Duration::from_nanos((total % ticks) * 1_000_000_000 / ticks),
+    )
+}
+
+/// State letter and start time of `pid`, from `/proc/PID/stat`.
+fn stat(pid: u32) -> Option<(char, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: the
+    // fields we need come after its last `)`.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // After the state (field 3), the start time is field 22: 19 further on.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// Reap `pid` if it is our exited child: `Some(exit code)` (None inside for
+/// death by signal), or `None` when it is not an exited child of ours.
+fn reap(pid: u32) -> Option<Option<i32>> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes only to `status`, a live local; WNOHANG never
+    // blocks; for a pid that is not our child it fails with ECHILD.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    if r != pid {
+        return None;
+    }
+    if libc::WIFEXITED(status) {
+        Some(Some(libc::WEXITSTATUS(status)))
+    } else {
+        Some(None)
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file and a rename, so readers
+/// never see half a file.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_alive_and_recorded() {
+        let me = ProcessRecord::of(std::process::id()).unwrap();
+        assert_eq!(me.liveness(), Liveness::Alive);
+        let other = ProcessRecord {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert_eq!(other.liveness(), Liveness::Exited(None));
+    }
+
+    #[test]
+    fn exited_child_is_reaped_with_its_code() {
+        let child = std::process::Command::new("sh")
+            .args(["-c", "exit 3"])
+            .spawn()
+            .unwrap();
+        let rec = ProcessRecord {
+            pid: child.id(),
+            start_time: 0,
+        };
+        assert!(rec.wait_exit(Duration::from_secs(10)));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pid");
+        rec.write(&path).unwrap();
+        assert_eq!(ProcessRecord::read(&path).unwrap(), Some(rec));
+    }
+}

@@ -1,0 +1,37 @@
+#!/bin/sh
+# MLN busybox template: boot-time setup, run once by init (sysinit).
+PATH=/sbin:/bin:/usr/sbin:/usr/bin
+export PATH
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+grep -q ' /dev ' /proc/mounts || mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs -o mode=0755 tmpfs /run
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -o remount,rw / 2>/dev/null
+ip link set lo up
+[ -f /etc/hostname ] && hostname -F /etc/hostname
+
+# MLN's guest configuration is a tar archive on a disk: the kernel argument
+# mln.config=DEVICE names it, else the second disk is tried.
+cfg=
+for word in $(cat /proc/cmdline); do
+    case "$word" in mln.config=*) cfg="${word#mln.config=}" ;; esac
+done
+if [ -z "$cfg" ]; then
+    for d in ubdb xvdb vdb; do
+        if [ -b "/dev/$d" ]; then cfg=$d; break; fi
+    done
+fi
+if [ -n "$cfg" ] && [ -b "/dev/$cfg" ]; then
+    mkdir -p /run/mln
+    if tar -xf "/dev/$cfg" -C /run/mln && [ -f /run/mln/apply ]; then
+        echo "mln: applying the guest configuration from /dev/$cfg"
+        sh /run/mln/apply
+        [ -f /run/mln/startup ] && sh /run/mln/startup
+    else
+        echo "mln: /dev/$cfg holds no guest configuration"
+    fi
+fi
+echo "mln: boot finished"
