@@ -1,1 +1,282 @@
-//! (being written)
+//! Syntax tree to [`Project`]: variables, superclass chains with their
+//! merge rules, `autoenum`, switch membership.
+//!
+//! The rules are those of the language reference, section "Resolution".
+//! Everything here walks iteratively or with a small fixed depth bound, so
+//! no input (a superclass chain of 100,000 links, say) can exhaust the
+//! stack.
+
+mod autoenum;
+mod collect;
+mod generic;
+mod global;
+mod host;
+mod inherit;
+mod lint;
+mod values;
+mod vars;
+
+use std::collections::HashSet;
+
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::model::{Origins, Project, SwitchPort};
+use crate::source::{SourceMap, Span, Spanned};
+use crate::syntax::Ast;
+
+pub use autoenum::MAX_GENERATED_HOSTS;
+
+/// A resolved project with where everything came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// The project.
+    pub project: Project,
+    /// Spans of hosts, switches, superclasses and their keywords, for
+    /// diagnostics about the model.
+    pub origins: Origins,
+    /// Warnings found while resolving (unknown keywords, undefined
+    /// variables). Errors make [`resolve`] fail instead.
+    pub warnings: Diagnostics,
+}
+
+/// Resolve a parsed project: expand variables, apply superclasses and
+/// `autoenum`, read every value into its type, and fill in switch
+/// membership.
+///
+/// `sources` is the map the parser filled; it is used to point diagnostics
+/// about undefined variables at the variable itself rather than the whole
+/// value.
+///
+/// Fails with every error found (and the warnings, too) when the project
+/// cannot be resolved: a missing project name (E0017), an unknown
+/// superclass (E0005) or a cycle (E0006), a malformed size, address,
+/// netmask, MAC, number or value (E0009–E0012, E0022, E0023), or too many
+/// generated hosts (E0021).
+///
+/// ```
+/// use std::path::Path;
+/// use mln_lang::resolve::resolve;
+/// use mln_lang::syntax::{parse_source, Limits};
+/// use mln_lang::{Code, SourceMap};
+///
+/// let text = b"global { project demo; $mem = 256M }
+/// superclass small { memory 64M; startup { echo $hostname up } }
+/// host web { superclass small; memory $mem }
+/// host db  { superclass small; memroy 1G }
+/// ";
+/// let mut sources = SourceMap::new();
+/// let ast = parse_source(&mut sources, Path::new("demo.mln"), text, &Limits::default()).unwrap();
+/// let resolved = resolve(&ast, &sources).unwrap();
+///
+/// let web = resolved.project.host("web").unwrap();
+/// assert_eq!(web.memory, 256 * 1024 * 1024);
+/// assert_eq!(web.written["memory"], "256M");
+/// assert_eq!(web.startup, ["echo web up"]);
+///
+/// // The typo does not pass silently.
+/// let warning = &resolved.warnings.0[0];
+/// assert_eq!(warning.code, Code::UnknownKeyword);
+/// assert_eq!(warning.help.as_deref(), Some("did you mean `memory`?"));
+/// assert_eq!(resolved.project.host("db").unwrap().unknown["memroy"], "1G");
+/// /// ```
+pub fn resolve(ast: &Ast, sources: &SourceMap) -> Result<Resolved, Diagnostics> {
+    let mut ctx = Ctx::new(sources);
+    let collected = collect::collect(&mut ctx, ast);
+    let global = global::read(&mut ctx, &collected.globals);
+    let mut origins = Origins {
+        project: global.project_span,
+        global: collected.globals.first().map(|b| b.span),
+        ..Origins::default()
+    };
+    let mut project = Project {
+        name: global.project.clone().unwrap_or_default(),
+        variables: global.variables.clone(),
+        hooks: global.hooks.clone(),
+        project_password: global.project_password.clone(),
+        unknown: global.unknown.clone(),
+        global_blocks: global.blocks.clone(),
+        ..Project::default()
+    };
+    if global.project.is_none() {
+        let span = collected.globals.first().map(|b| b.name.span);
+        ctx.report(
+            Diagnostic::new(Code::MissingProject, span, "the project has no name")
+                .with_help("add `global { project NAME }`"),
+        );
+    }
+
+    let supers = inherit::Superclasses::new(&mut ctx, &collected);
+    for (name, blocks) in &collected.superclasses {
+        let mut truncated = None;
+        for b in blocks {
+            lint::host_block(&mut ctx, b, "a superclass");
+            let mut g = generic::convert(b, &mut |v| v.node.clone(), &mut truncated);
+            g.label = Some(name.clone());
+            project.superclasses.push(g);
+        }
+        ctx.nesting_limit(truncated);
+        if let Some((first, rest)) = blocks.split_first() {
+            origins
+                .superclasses
+                .insert(name.clone(), collect::block_origin(first, rest));
+        }
+    }
+
+    let hosts = autoenum::place_hosts(&mut ctx, &collected, &global);
+    for entry in &hosts {
+        for b in &entry.blocks {
+            lint::host_block(&mut ctx, b, "a host");
+        }
+        let (host, origin) = host::resolve_host(&mut ctx, entry, &supers, &global);
+        origins.hosts.insert(host.name.clone(), origin);
+        project.hosts.push(host);
+    }
+
+    for (name, blocks) in &collected.switches {
+        let Some((first, rest)) = blocks.split_first() else {
+            continue;
+        };
+        let (switch, origin) = global::read_switch(&mut ctx, name, first, rest, &global);
+        origins.switches.insert(name.clone(), origin);
+        project.switches.push(switch);
+    }
+    for h in &project.hosts {
+        for i in &h.interfaces {
+            if let Some(sw) = &i.switch {
+                if let Some(s) = project.switches.iter_mut().find(|s| &s.name == sw) {
+                    s.members.push(SwitchPort {
+                        host: h.name.clone(),
+                        interface: i.name.clone(),
+                    });
+                }
+            }
+        }
+    }
+    let mut truncated = None;
+    for b in &collected.blocks {
+        project
+            .blocks
+            .push(generic::convert(b, &mut |v| v.node.clone(), &mut truncated));
+    }
+    ctx.nesting_limit(truncated);
+
+    ctx.finish().map(|warnings| Resolved {
+        project,
+        origins,
+        warnings,
+    })
+}
+
+/// What every step of resolution shares: the sources, for precise spans,
+/// and the diagnostics so far (each reported once, however many hosts
+/// inherit the value it is about).
+pub(crate) struct Ctx<'s> {
+    sources: &'s SourceMap,
+    diags: Vec<Diagnostic>,
+    seen: HashSet<(Code, Option<Span>, String)>,
+}
+
+impl<'s> Ctx<'s> {
+    fn new(sources: &'s SourceMap) -> Self {
+        Ctx {
+            sources,
+            diags: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Record `d` unless the same diagnostic was recorded before.
+    pub(crate) fn report(&mut self, d: Diagnostic) {
+        if self.seen.insert((d.code, d.span, d.message.clone())) {
+            self.diags.push(d);
+        }
+    }
+
+    /// A value failed to read: `code` at the value's span.
+    pub(crate) fn bad(&mut self, code: Code, span: Span, what: &str, reason: String) {
+        self.report(Diagnostic::new(
+            code,
+            Some(span),
+            format!("{what}: {reason}"),
+        ));
+    }
+
+    /// E0021 when a block nested deeper than the resolver follows.
+    pub(crate) fn nesting_limit(&mut self, truncated: Option<Span>) {
+        if let Some(span) = truncated {
+            self.report(Diagnostic::new(
+                Code::LimitExceeded,
+                Some(span),
+                format!(
+                    "blocks nested more than {} deep are not read",
+                    generic::MAX_NESTING
+                ),
+            ));
+        }
+    }
+
+    /// The span of `range` inside `value`, when the source text there is
+    /// the value exactly; otherwise the whole value.
+    pub(crate) fn sub_span(&self, value: &Spanned<String>, range: std::ops::Range<usize>) -> Span {
+        let span = value.span;
+        if self.sources.text(span) == value.node && range.end <= value.node.len() {
+            Span::new(
+                span.file,
+                span.start as usize + range.start..span.start as usize + range.end,
+            )
+        } else {
+            span
+        }
+    }
+
+    /// Expand `value` in `scope`, reporting undefined variables (unless
+    /// `quiet`, for crypt hashes) and overlong expansions.
+    pub(crate) fn expand(
+        &mut self,
+        scope: &vars::Scope<'_>,
+        value: &Spanned<String>,
+        quiet: bool,
+    ) -> String {
+        let e = scope.expand(&value.node);
+        if !quiet {
+            for (name, range) in &e.undefined {
+                let span = self.sub_span(value, range.clone());
+                self.report(
+                    Diagnostic::new(
+                        Code::UndefinedVariable,
+                        Some(span),
+                        format!("undefined variable `${name}` is left as written"),
+                    )
+                    .with_help(format!(
+                        "declare it with `${name} = ...` in global, the host or a superclass"
+                    )),
+                );
+            }
+        }
+        if e.too_long {
+            self.report(Diagnostic::new(
+                Code::LimitExceeded,
+                Some(value.span),
+                format!(
+                    "variables expand to more than {} bytes",
+                    vars::MAX_EXPANDED_LEN
+                ),
+            ));
+        }
+        e.text
+    }
+
+    fn finish(mut self) -> Result<Diagnostics, Diagnostics> {
+        // Stable order: by file and position, whole-project problems last.
+        self.diags.sort_by_key(|d| {
+            d.span.map_or((u32::MAX, u32::MAX, u32::MAX), |s| {
+                (s.file.0, s.start, s.end)
+            })
+        });
+        let all = Diagnostics(self.diags);
+        if all.has_errors() {
+            Err(all)
+        } else {
+            Ok(all)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! First pass: sort the top-level items into globals, hosts, switches,
+//! superclasses and generic blocks, blocks of one name together.
+
+use std::collections::HashMap;
+
+use crate::diag::{Code, Diagnostic};
+use crate::model::BlockOrigin;
+use crate::syntax::{Ast, Block, Item};
+
+use super::Ctx;
+
+/// Named blocks in first-appearance order; later blocks with the same name
+/// are merged into the first (and reported by the checker as duplicates).
+pub(crate) struct Named<'a> {
+    list: Vec<(String, Vec<&'a Block>)>,
+    index: HashMap<String, usize>,
+}
+
+impl<'a> Named<'a> {
+    fn new() -> Self {
+        Named {
+            list: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, name: &str, block: &'a Block) -> usize {
+        match self.index.get(name) {
+            Some(&i) => {
+                self.list[i].1.push(block);
+                i
+            }
+            None => {
+                self.index.insert(name.to_string(), self.list.len());
+                self.list.push((name.to_string(), vec![block]));
+                self.list.len() - 1
+            }
+        }
+    }
+
+    /// Iterate in first-appearance order.
+    pub fn iter(&self) -> impl Iterator<Item = &(String, Vec<&'a Block>)> {
+        self.list.iter()
+    }
+}
+
+impl<'b, 'a> IntoIterator for &'b Named<'a> {
+    type Item = &'b (String, Vec<&'a Block>);
+    type IntoIter = std::slice::Iter<'b, (String, Vec<&'a Block>)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.list.iter()
+    }
+}
+
+/// Where hosts appear among the top-level items, for ordering generated
+/// hosts: a written host, or a `global` block (which may hold `autoenum`).
+pub(crate) enum Order<'a> {
+    /// Index into [`Collected::hosts`].
+    Host(usize),
+    /// A `global` block.
+    Global(&'a Block),
+}
+
+/// The top-level items, sorted.
+pub(crate) struct Collected<'a> {
+    pub globals: Vec<&'a Block>,
+    pub hosts: Named<'a>,
+    pub order: Vec<Order<'a>>,
+    pub switches: Named<'a>,
+    pub superclasses: Named<'a>,
+    pub blocks: Vec<&'a Block>,
+}
+
+pub(crate) fn collect<'a>(ctx: &mut Ctx<'_>, ast: &'a Ast) -> Collected<'a> {
+    let mut c = Collected {
+        globals: Vec::new(),
+        hosts: Named::new(),
+        order: Vec::new(),
+        switches: Named::new(),
+        superclasses: Named::new(),
+        blocks: Vec::new(),
+    };
+    for item in &ast.items {
+        let b = match item {
+            Item::Block(b) => b,
+            Item::Statement(s) => {
+                ctx.report(
+                    Diagnostic::new(
+                        Code::UnknownKeyword,
+                        Some(s.keyword.span),
+                        format!(
+                            "statement `{}` outside any block is ignored",
+                            s.keyword.node
+                        ),
+                    )
+                    .with_help("put it inside `global { ... }` or a host"),
+                );
+                continue;
+            }
+            Item::Assign(a) => {
+                ctx.report(
+                    Diagnostic::new(
+                        Code::UnknownKeyword,
+                        Some(a.span),
+                        format!("variable `${}` outside any block is ignored", a.name.node),
+                    )
+                    .with_help("declare it inside `global { ... }`"),
+                );
+                continue;
+            }
+        };
+        let kind = b.name.node.as_str();
+        if !matches!(kind, "host" | "switch" | "superclass") {
+            if kind == "global" {
+                c.globals.push(b);
+                c.order.push(Order::Global(b));
+            } else {
+                c.blocks.push(b);
+            }
+            continue;
+        }
+        let Some(label) = &b.label else {
+            ctx.report(
+                Diagnostic::new(
+                    Code::BadValue,
+                    Some(b.name.span),
+                    format!("`{kind}` block without a name"),
+                )
+                .with_help(format!("write `{kind} NAME {{ ... }}`")),
+            );
+            continue;
+        };
+        match kind {
+            "host" => {
+                let i = c.hosts.add(&label.node, b);
+                if c.hosts.list[i].1.len() == 1 {
+                    c.order.push(Order::Host(i));
+                }
+            }
+            "switch" => {
+                c.switches.add(&label.node, b);
+            }
+            _ => {
+                c.superclasses.add(&label.node, b);
+            }
+        }
+    }
+    c
+}
+
+/// The origin of a named block: the first block, its name, the names of
+/// the others with the same name (`rest`).
+pub(crate) fn block_origin(first: &Block, rest: &[&Block]) -> BlockOrigin {
+    BlockOrigin {
+        span: first.span,
+        name: label_span(first),
+        duplicates: rest.iter().map(|b| label_span(b)).collect(),
+        keywords: Default::default(),
+    }
+}
+
+/// The span of a block's label, or of its name when it has none.
+pub(crate) fn label_span(b: &Block) -> crate::source::Span {
+    b.label.as_ref().map_or(b.name.span, |l| l.span)
+}

@@ -1,0 +1,221 @@
+//! Blocks without a fixed meaning: conversion from the syntax tree, the
+//! key-by-key merge of inherited blocks, and list-block lines.
+
+use crate::model::{GenericBlock, GenericItem};
+use crate::source::{Span, Spanned};
+use crate::syntax::{Block, Item};
+
+/// How deep blocks may nest inside a host, superclass or generic block;
+/// deeper content is dropped with an E0021 (the parser has its own, larger
+/// limit; this one keeps every walk here shallow).
+pub(crate) const MAX_NESTING: usize = 64;
+
+/// Convert `block`, passing every value through `expand`. Sets `*truncated`
+/// when nesting went past [`MAX_NESTING`].
+pub(crate) fn convert(
+    block: &Block,
+    expand: &mut dyn FnMut(&Spanned<String>) -> String,
+    truncated: &mut Option<Span>,
+) -> GenericBlock {
+    convert_at(block, expand, truncated, 0)
+}
+
+fn convert_at(
+    block: &Block,
+    expand: &mut dyn FnMut(&Spanned<String>) -> String,
+    truncated: &mut Option<Span>,
+    depth: usize,
+) -> GenericBlock {
+    let mut items = Vec::with_capacity(block.items.len());
+    for item in &block.items {
+        items.push(match item {
+            Item::Statement(s) => GenericItem::Statement {
+                keyword: s.keyword.node.clone(),
+                value: s.value.as_ref().map(&mut *expand),
+            },
+            Item::Assign(a) => GenericItem::Assign {
+                name: a.name.node.clone(),
+                value: a.value.node.clone(),
+            },
+            Item::Block(b) => {
+                if depth + 1 >= MAX_NESTING {
+                    truncated.get_or_insert(b.span);
+                    continue;
+                }
+                GenericItem::Block(convert_at(b, expand, truncated, depth + 1))
+            }
+        });
+    }
+    GenericBlock {
+        name: block.name.node.clone(),
+        label: block.label.as_ref().map(|l| l.node.clone()),
+        items,
+    }
+}
+
+fn same_key(a: &GenericBlock, b: &GenericBlock) -> bool {
+    a.name == b.name && a.label == b.label
+}
+
+/// Merge `near` (the host's, which wins) over `far` (inherited): far's
+/// items that near does not override, then near's items, blocks present in
+/// both merged the same way.
+pub(crate) fn merge(near: GenericBlock, far: &GenericBlock) -> GenericBlock {
+    merge_at(near, far, 0)
+}
+
+fn merge_at(near: GenericBlock, far: &GenericBlock, depth: usize) -> GenericBlock {
+    let overrides = |item: &GenericItem| {
+        near.items.iter().any(|n| match (n, item) {
+            (
+                GenericItem::Statement { keyword: a, .. },
+                GenericItem::Statement { keyword: b, .. },
+            ) => a == b,
+            (GenericItem::Assign { name: a, .. }, GenericItem::Assign { name: b, .. }) => a == b,
+            (GenericItem::Block(a), GenericItem::Block(b)) => same_key(a, b),
+            _ => false,
+        })
+    };
+    let mut items: Vec<GenericItem> = far
+        .items
+        .iter()
+        .filter(|i| !overrides(i))
+        .cloned()
+        .collect();
+    for item in near.items {
+        match item {
+            GenericItem::Block(b) if depth < MAX_NESTING => {
+                let inherited = far.items.iter().find_map(|f| match f {
+                    GenericItem::Block(f) if same_key(f, &b) => Some(f),
+                    _ => None,
+                });
+                match inherited {
+                    Some(f) => items.push(GenericItem::Block(merge_at(b, f, depth + 1))),
+                    None => items.push(GenericItem::Block(b)),
+                }
+            }
+            other => items.push(other),
+        }
+    }
+    GenericBlock {
+        name: near.name,
+        label: near.label,
+        items,
+    }
+}
+
+/// Merge a list of blocks, nearest last (as they come when folding a
+/// superclass chain from the far end), into one list keyed by name and
+/// label, in first-appearance order.
+pub(crate) fn merge_all(layers: Vec<Vec<GenericBlock>>) -> Vec<GenericBlock> {
+    let mut out: Vec<GenericBlock> = Vec::new();
+    for layer in layers {
+        for b in layer {
+            match out.iter().position(|o| same_key(o, &b)) {
+                Some(i) => {
+                    let far = std::mem::take(&mut out[i]);
+                    out[i] = merge(b, &far);
+                }
+                None => out.push(b),
+            }
+        }
+    }
+    out
+}
+
+/// The lines of a list block: `keyword value` per statement, `$name =
+/// value` per declaration, nested blocks flattened to `name label {`, their
+/// lines, `}`. Each line carries the span of the statement it came from.
+pub(crate) fn lines(block: &Block, truncated: &mut Option<Span>) -> Vec<Spanned<String>> {
+    let mut out = Vec::new();
+    // An explicit stack instead of recursion: (items, next index, depth).
+    let mut stack: Vec<(&[Item], usize, Span)> = vec![(&block.items, 0, block.span)];
+    while let Some((items, i, span)) = stack.pop() {
+        let Some(item) = items.get(i) else {
+            if stack.is_empty() {
+                break;
+            }
+            out.push(Spanned::new("}".to_string(), span));
+            continue;
+        };
+        stack.push((items, i + 1, span));
+        match item {
+            Item::Statement(s) => {
+                let line = match &s.value {
+                    Some(v) => format!("{} {}", s.keyword.node, v.node),
+                    None => s.keyword.node.clone(),
+                };
+                out.push(Spanned::new(line, s.span));
+            }
+            Item::Assign(a) => {
+                out.push(Spanned::new(
+                    format!("${} = {}", a.name.node, a.value.node),
+                    a.span,
+                ));
+            }
+            Item::Block(b) => {
+                if stack.len() >= MAX_NESTING {
+                    truncated.get_or_insert(b.span);
+                    continue;
+                }
+                let head = match &b.label {
+                    Some(l) => format!("{} {} {{", b.name.node, l.node),
+                    None => format!("{} {{", b.name.node),
+                };
+                out.push(Spanned::new(head, b.name.span));
+                stack.push((&b.items, 0, b.span));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(k: &str, v: &str) -> GenericItem {
+        GenericItem::Statement {
+            keyword: k.into(),
+            value: Some(v.into()),
+        }
+    }
+
+    fn block(name: &str, items: Vec<GenericItem>) -> GenericBlock {
+        GenericBlock {
+            name: name.into(),
+            label: None,
+            items,
+        }
+    }
+
+    #[test]
+    fn merge_keeps_inherited_keys_and_lets_the_host_win() {
+        let far = block(
+            "plugin",
+            vec![
+                st("a", "1"),
+                st("b", "1"),
+                GenericItem::Block(block("x", vec![st("p", "1"), st("q", "1")])),
+            ],
+        );
+        let near = block(
+            "plugin",
+            vec![
+                st("b", "2"),
+                GenericItem::Block(block("x", vec![st("q", "2")])),
+            ],
+        );
+        let m = merge(near, &far);
+        assert_eq!(
+            m.items,
+            vec![
+                st("a", "1"),
+                st("b", "2"),
+                GenericItem::Block(block("x", vec![st("p", "1"), st("q", "2")]))
+            ]
+        );
+        // Merging the result over the same parent again changes nothing.
+        assert_eq!(merge(m.clone(), &far), m);
+    }
+}

@@ -1,0 +1,571 @@
+//! One host: its layers (own blocks, generated settings, superclass chain)
+//! merged by the inheritance rules, then every value read into its type.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::diag::{Code, Diagnostic};
+use crate::model::{
+    FileCopy, GenericBlock, Host, HostOrigin, Interface, InterfaceOrigin, Mount, Platform, Term,
+    User,
+};
+use crate::source::{Span, Spanned};
+use crate::syntax::{Block, Item, Statement};
+
+use super::autoenum::HostEntry;
+use super::collect::label_span;
+use super::global::Global;
+use super::inherit::{superclass_of, variables_of, Superclasses};
+use super::lint::HOST_LISTS;
+use super::values::{
+    parse_address, parse_bool, parse_ip, parse_mac, parse_netmask, parse_size, parse_u32,
+};
+use super::vars::Scope;
+use super::{generic, Ctx};
+
+/// One source of settings for a host, nearest first.
+struct Layer<'x> {
+    items: Vec<&'x Item>,
+}
+
+/// The keyword a statement stands for (aliases folded).
+fn canonical(keyword: &str) -> &str {
+    match keyword {
+        "location" => "service_host",
+        "cpus" => "vcpus",
+        k => k,
+    }
+}
+
+/// Interface settings gathered over the layers.
+struct NetAcc<'x> {
+    /// Nearest block defining the interface.
+    block: &'x Block,
+    statements: HashMap<&'x str, &'x Statement>,
+}
+
+/// Everything the layers say, before reading values.
+#[derive(Default)]
+struct Merged<'x> {
+    scalars: BTreeMap<&'x str, &'x Statement>,
+    platform: Option<(Vec<&'x Statement>, usize)>,
+    /// List lines per list name, one vector per layer, nearest first.
+    lists: HashMap<&'x str, Vec<Vec<Spanned<String>>>>,
+    list_spans: BTreeMap<&'x str, Span>,
+    networks: BTreeMap<&'x str, NetAcc<'x>>,
+    /// `xen_extra` lines per layer, nearest first.
+    xen_extra: Vec<Vec<Spanned<String>>>,
+    /// Generic blocks per layer, nearest first.
+    blocks: Vec<Vec<&'x Block>>,
+}
+
+fn merge<'x>(ctx: &mut Ctx<'_>, layers: &[Layer<'x>]) -> Merged<'x> {
+    let mut m = Merged::default();
+    let mut truncated = None;
+    for (depth, layer) in layers.iter().enumerate() {
+        let mut platform = Vec::new();
+        let mut lists: HashMap<&str, Vec<Spanned<String>>> = HashMap::new();
+        let mut extra = Vec::new();
+        let mut blocks = Vec::new();
+        // Later statements in one layer win, nearer layers win: walk each
+        // layer backwards and keep the first value seen.
+        for &item in layer.items.iter().rev() {
+            match item {
+                Item::Statement(s) => {
+                    let k = canonical(&s.keyword.node);
+                    if matches!(k, "xen" | "uml" | "kvm" | "hvm") {
+                        platform.push(s);
+                    } else if k != "superclass" {
+                        m.scalars.entry(k).or_insert(s);
+                    }
+                }
+                Item::Block(b) if b.name.node == "network" => {
+                    let Some(label) = &b.label else { continue };
+                    let acc = m.networks.entry(label.node.as_str()).or_insert(NetAcc {
+                        block: b,
+                        statements: HashMap::new(),
+                    });
+                    for i in b.items.iter().rev() {
+                        if let Item::Statement(s) = i {
+                            acc.statements.entry(s.keyword.node.as_str()).or_insert(s);
+                        }
+                    }
+                }
+                Item::Block(b) => {
+                    let name = b.name.node.as_str();
+                    if let Some(&list) = HOST_LISTS.iter().find(|&&l| l == name) {
+                        m.list_spans.entry(list).or_insert(b.span);
+                        let lines = if list == "groups" {
+                            group_lines(b)
+                        } else {
+                            generic::lines(b, &mut truncated)
+                        };
+                        // Blocks are visited backwards: prepend.
+                        let v = lists.entry(list).or_default();
+                        let mut all = lines;
+                        all.append(v);
+                        *v = all;
+                    } else if name == "xen_extra" {
+                        m.list_spans.entry("xen_extra").or_insert(b.span);
+                        let mut all = generic::lines(b, &mut truncated);
+                        all.append(&mut extra);
+                        extra = all;
+                    } else {
+                        blocks.push(b);
+                    }
+                }
+                Item::Assign(_) => {}
+            }
+        }
+        if m.platform.is_none() && !platform.is_empty() {
+            m.platform = Some((platform, depth));
+        }
+        for list in HOST_LISTS {
+            let lines = lists.remove(list).unwrap_or_default();
+            m.lists.entry(list).or_default().push(lines);
+        }
+        m.xen_extra.push(extra);
+        blocks.reverse();
+        m.blocks.push(blocks);
+    }
+    ctx.nesting_limit(truncated);
+    m
+}
+
+/// `groups { G { USER ... } }` or `groups { G USER ... }`: one line per
+/// group, `G USER ...`.
+fn group_lines(b: &Block) -> Vec<Spanned<String>> {
+    let words = |s: &Statement| {
+        std::iter::once(s.keyword.node.clone())
+            .chain(s.value.iter().map(|v| v.node.clone()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    b.items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Statement(s) => Some(Spanned::new(words(s), s.span)),
+            Item::Block(g) => {
+                let mut line = g.name.node.clone();
+                for i in &g.items {
+                    match i {
+                        Item::Statement(s) => {
+                            line.push(' ');
+                            line.push_str(&words(s));
+                        }
+                        Item::Assign(_) | Item::Block(_) => {}
+                    }
+                }
+                Some(Spanned::new(line, g.span))
+            }
+            Item::Assign(_) => None,
+        })
+        .collect()
+}
+
+/// Resolve one host.
+pub(crate) fn resolve_host(
+    ctx: &mut Ctx<'_>,
+    entry: &HostEntry<'_>,
+    supers: &Superclasses<'_>,
+    global: &Global,
+) -> (Host, HostOrigin) {
+    let mut host = Host::new(entry.name.clone());
+    let own_items: Vec<&Item> = entry.blocks.iter().flat_map(|b| b.items.iter()).collect();
+    host.variables = variables_of(own_items.iter().copied());
+
+    let mut layers = vec![Layer { items: own_items }];
+    for g in entry.generated.iter().rev() {
+        layers.push(Layer {
+            items: g.items.iter().collect(),
+        });
+    }
+    // The nearest `superclass` statement among the host's own layers.
+    let first = layers
+        .iter()
+        .find_map(|l| superclass_of(l.items.iter().copied()));
+    let mut chain_vars = Vec::new();
+    if let Some(first) = first {
+        if supers.check_exists(ctx, first) {
+            for (name, s) in supers.chain(&first.node) {
+                host.superclasses.push(name.to_string());
+                layers.push(Layer {
+                    items: s.blocks.iter().flat_map(|b| b.items.iter()).collect(),
+                });
+                chain_vars.push(&s.variables);
+            }
+        }
+    }
+
+    let own_vars = host.variables.clone();
+    let mut scope_layers = vec![&own_vars];
+    scope_layers.extend(chain_vars);
+    scope_layers.push(&global.variables);
+    let scope = Scope {
+        hostname: Some(&entry.name),
+        project: global.project.as_deref().unwrap_or(""),
+        layers: scope_layers,
+    };
+
+    let merged = merge(ctx, &layers);
+    let mut origin = HostOrigin {
+        span: entry
+            .blocks
+            .first()
+            .map(|b| b.span)
+            .or_else(|| entry.generated.first().map(|g| g.span))
+            .unwrap_or(Span::new(crate::source::FileId(0), 0..0)),
+        name: entry
+            .blocks
+            .first()
+            .map(|b| label_span(b))
+            .or_else(|| entry.generated.first().map(|g| g.span))
+            .unwrap_or(Span::new(crate::source::FileId(0), 0..0)),
+        duplicates: entry.blocks.iter().skip(1).map(|b| label_span(b)).collect(),
+        generated: !entry.generated.is_empty(),
+        keywords: BTreeMap::new(),
+        interfaces: BTreeMap::new(),
+    };
+
+    read_platform(ctx, &merged, &mut host, &mut origin);
+    read_scalars(ctx, &scope, &merged, &mut host, &mut origin);
+    read_lists(ctx, &scope, &merged, &mut host);
+    for (k, span) in &merged.list_spans {
+        origin.keywords.insert((*k).to_string(), *span);
+    }
+    read_interfaces(ctx, &scope, &merged, &mut host, &mut origin);
+
+    // xen_extra: merged by first word, the nearer layer winning.
+    let mut extra: Vec<String> = Vec::new();
+    for layer in merged.xen_extra.iter().rev() {
+        let near: Vec<String> = layer.iter().map(|l| ctx.expand(&scope, l, false)).collect();
+        let key = |l: &str| l.split_whitespace().next().map(str::to_string);
+        let near_keys: HashSet<Option<String>> = near.iter().map(|l| key(l)).collect();
+        extra.retain(|l| !near_keys.contains(&key(l)));
+        extra.extend(near);
+    }
+    host.xen_extra = extra;
+
+    let mut truncated = None;
+    let mut layers_blocks: Vec<Vec<GenericBlock>> = Vec::new();
+    for layer in merged.blocks.iter().rev() {
+        let mut converted = Vec::new();
+        for b in layer {
+            let mut expand = |v: &Spanned<String>| ctx.expand(&scope, v, false);
+            converted.push(generic::convert(b, &mut expand, &mut truncated));
+        }
+        layers_blocks.push(converted);
+    }
+    ctx.nesting_limit(truncated);
+    host.blocks = generic::merge_all(layers_blocks);
+    (host, origin)
+}
+
+fn value_span(s: &Statement) -> Span {
+    s.value.as_ref().map_or(s.keyword.span, |v| v.span)
+}
+
+fn read_platform(ctx: &mut Ctx<'_>, merged: &Merged<'_>, host: &mut Host, origin: &mut HostOrigin) {
+    let Some((statements, _)) = &merged.platform else {
+        return;
+    };
+    let mut on = BTreeMap::new();
+    for s in statements {
+        match parse_bool(s.value_or_flag()) {
+            Ok(true) => {
+                on.entry(s.keyword.node.as_str()).or_insert(*s);
+            }
+            Ok(false) => {}
+            Err(e) => ctx.bad(
+                Code::BadValue,
+                value_span(s),
+                &format!("`{}`", s.keyword.node),
+                e,
+            ),
+        }
+    }
+    let has = |k: &str| on.contains_key(k);
+    let platform = match (has("kvm"), has("xen") || has("hvm"), has("uml")) {
+        (true, false, false) => Platform::Kvm,
+        (false, true, false) if has("hvm") => Platform::XenHvm,
+        (false, true, false) => Platform::Xen,
+        (false, false, true) => Platform::Uml,
+        (false, false, false) => return,
+        _ => {
+            let words: Vec<&str> = on.keys().copied().collect();
+            if let Some(s) = on.values().next() {
+                ctx.report(
+                    Diagnostic::new(
+                        Code::BadValue,
+                        Some(s.keyword.span),
+                        format!("conflicting platforms: {}", words.join(", ")),
+                    )
+                    .with_help("choose one of `xen`, `hvm`, `kvm`, `uml`"),
+                );
+            }
+            return;
+        }
+    };
+    host.platform = platform;
+    if let Some(s) = on.values().next() {
+        origin
+            .keywords
+            .insert("platform".to_string(), s.keyword.span);
+    }
+}
+
+fn read_scalars(
+    ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
+    merged: &Merged<'_>,
+    host: &mut Host,
+    origin: &mut HostOrigin,
+) {
+    for (&k, s) in &merged.scalars {
+        if HOST_LISTS.contains(&k) || k == "xen_extra" || k == "network" {
+            continue; // reported by the lint as a misuse
+        }
+        let span = value_span(s);
+        origin.keywords.insert(k.to_string(), span);
+        let value = match &s.value {
+            Some(v) => ctx.expand(scope, v, k == "root_passwd"),
+            None => "1".to_string(),
+        };
+        let what = format!("`{}`", s.keyword.node);
+        match k {
+            "service_host" => host.service_host = Some(value),
+            "memory" | "size" | "free_space" | "swap" => match parse_size(&value) {
+                Ok(bytes) => {
+                    match k {
+                        "memory" => host.memory = bytes,
+                        "size" => host.size = Some(bytes),
+                        "free_space" => host.free_space = Some(bytes),
+                        _ => host.swap = Some(bytes),
+                    }
+                    host.written.insert(k.to_string(), value);
+                }
+                Err(e) => ctx.report(
+                    Diagnostic::new(Code::BadSize, Some(span), format!("{what}: {e}"))
+                        .with_help("a size is a number with an optional unit: K, M, G (binary), KB, MB, GB (decimal), b (512 bytes); a bare number is megabytes"),
+                ),
+            },
+            "vcpus" => match parse_u32(&value) {
+                Ok(0) => ctx.bad(Code::BadValue, span, &what, "a host needs at least one CPU".into()),
+                Ok(n) => host.vcpus = n,
+                Err(e) => ctx.bad(Code::BadNumber, span, &what, e),
+            },
+            "boot_order" => match parse_u32(&value) {
+                Ok(n) => host.boot_order = n,
+                Err(e) => ctx.bad(Code::BadNumber, span, &what, e),
+            },
+            "lvm" => match parse_bool(&value) {
+                Ok(b) => host.lvm = b,
+                Err(e) => ctx.bad(Code::BadValue, span, &what, e),
+            },
+            "term" => match value.as_str() {
+                "screen" => host.term = Some(Term::Screen),
+                "xterm" => host.term = Some(Term::Xterm),
+                "none" => host.term = Some(Term::None),
+                _ => ctx.report(
+                    Diagnostic::new(Code::BadValue, Some(span), format!("{what}: `{value}` is not a console"))
+                        .with_help("use `screen`, `xterm` or `none`"),
+                ),
+            },
+            "nameserver" => match parse_ip(&value) {
+                Ok(a) => host.nameserver = Some(a),
+                Err(e) => ctx.bad(Code::BadAddress, span, &what, e),
+            },
+            "template" => host.template = Some(value),
+            "lvm_vg" => host.lvm_vg = Some(value),
+            "lvm_snapshot" => host.lvm_snapshot = Some(value),
+            "filepath" => host.filepath = Some(value),
+            "cow_filesystem" => host.cow_filesystem = Some(value),
+            "kernel" => host.kernel = Some(value),
+            "ramdisk" => host.ramdisk = Some(value),
+            "extra" => host.extra = Some(value),
+            "root_passwd" => host.root_passwd = Some(value),
+            _ => {
+                origin.keywords.remove(k);
+                origin.keywords.insert(s.keyword.node.clone(), span);
+                host.unknown.insert(s.keyword.node.clone(), value);
+            }
+        }
+    }
+}
+
+fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, merged: &Merged<'_>, host: &mut Host) {
+    for list in HOST_LISTS {
+        let Some(layers) = merged.lists.get(list) else {
+            continue;
+        };
+        // Superclass lines first, duplicates (after expansion) dropped.
+        let quiet = *list == "users";
+        let mut seen = HashSet::new();
+        let mut lines: Vec<(String, Span)> = Vec::new();
+        for layer in layers.iter().rev() {
+            for l in layer {
+                let text = ctx.expand(scope, l, quiet);
+                if seen.insert(text.clone()) {
+                    lines.push((text, l.span));
+                }
+            }
+        }
+        for (line, span) in lines {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let too_few = |ctx: &mut Ctx<'_>, need: &str| {
+                ctx.report(
+                    Diagnostic::new(
+                        Code::BadValue,
+                        Some(span),
+                        format!("`{list}` line `{line}` has too few fields"),
+                    )
+                    .with_help(format!("write `{need}`")),
+                )
+            };
+            match *list {
+                "users" => {
+                    if words.len() > 4 {
+                        ctx.report(
+                            Diagnostic::new(
+                                Code::BadValue,
+                                Some(span),
+                                format!("`users` line `{line}` has too many fields"),
+                            )
+                            .with_help("write `NAME HASH [HOME] [UID]`"),
+                        );
+                        continue;
+                    }
+                    let uid = match words.get(3).map(|u| parse_u32(u)) {
+                        Some(Ok(u)) => Some(u),
+                        Some(Err(e)) => {
+                            ctx.bad(Code::BadNumber, span, "user id", e);
+                            continue;
+                        }
+                        None => None,
+                    };
+                    if let Some(name) = words.first() {
+                        host.users.push(User {
+                            name: name.to_string(),
+                            hash: words.get(1).map_or(String::new(), |h| h.to_string()),
+                            home: words.get(2).map(|h| h.to_string()),
+                            uid,
+                        });
+                    }
+                }
+                "groups" => {
+                    if let Some((name, members)) = words.split_first() {
+                        host.groups.push(crate::model::Group {
+                            name: name.to_string(),
+                            members: members.iter().map(|m| m.to_string()).collect(),
+                        });
+                    }
+                }
+                "files" => match words.as_slice() {
+                    [src, dest] => host.files.push(FileCopy {
+                        src: src.to_string(),
+                        dest: dest.to_string(),
+                        mode: None,
+                    }),
+                    [src, dest, mode] => host.files.push(FileCopy {
+                        src: src.to_string(),
+                        dest: dest.to_string(),
+                        mode: Some(mode.to_string()),
+                    }),
+                    [_, _, _, ..] => ctx.report(
+                        Diagnostic::new(
+                            Code::BadValue,
+                            Some(span),
+                            format!("`files` line `{line}` has too many fields"),
+                        )
+                        .with_help("write `SRC DEST [MODE]`"),
+                    ),
+                    _ => too_few(ctx, "SRC DEST [MODE]"),
+                },
+                "mount" => match words.as_slice() {
+                    [src, point, fstype, opts @ ..] => host.mount.push(Mount {
+                        src: src.to_string(),
+                        point: point.to_string(),
+                        fstype: fstype.to_string(),
+                        options: (!opts.is_empty()).then(|| opts.join(" ")),
+                    }),
+                    _ => too_few(ctx, "SRC POINT FSTYPE [OPTIONS]"),
+                },
+                "modules" => host.modules.push(line),
+                "startup" => host.startup.push(line),
+                "shutdown" => host.shutdown.push(line),
+                _ => host.sshkey.push(line),
+            }
+        }
+    }
+}
+
+fn read_interfaces(
+    ctx: &mut Ctx<'_>,
+    scope: &Scope<'_>,
+    merged: &Merged<'_>,
+    host: &mut Host,
+    origin: &mut HostOrigin,
+) {
+    for (&name, acc) in &merged.networks {
+        let mut iface = Interface::new(name);
+        let mut o = InterfaceOrigin {
+            span: acc.block.span,
+            name: acc
+                .block
+                .label
+                .as_ref()
+                .map_or(acc.block.name.span, |l| l.span),
+            keywords: BTreeMap::new(),
+        };
+        let mut keys: Vec<&str> = acc.statements.keys().copied().collect();
+        keys.sort();
+        for k in keys {
+            let Some(s) = acc.statements.get(k) else {
+                continue;
+            };
+            let span = value_span(s);
+            o.keywords.insert(k.to_string(), span);
+            let value = match &s.value {
+                Some(v) => ctx.expand(scope, v, false),
+                None => "1".to_string(),
+            };
+            let what = format!("`{k}` of {name}");
+            match k {
+                "switch" => iface.switch = Some(value),
+                "bridge" => iface.bridge = Some(value),
+                "address" => match parse_address(&value) {
+                    Ok(a) => iface.address = Some(a),
+                    Err(e) => ctx.bad(Code::BadAddress, span, &what, e),
+                },
+                "netmask" => match parse_netmask(&value) {
+                    Ok(a) => iface.netmask = Some(a),
+                    Err(e) => ctx.bad(Code::BadNetmask, span, &what, e),
+                },
+                "broadcast" => match parse_ip(&value) {
+                    Ok(a) => iface.broadcast = Some(a),
+                    Err(e) => ctx.bad(Code::BadAddress, span, &what, e),
+                },
+                "gateway" => match parse_ip(&value) {
+                    Ok(a) => iface.gateway = Some(a),
+                    Err(e) => ctx.bad(Code::BadAddress, span, &what, e),
+                },
+                "mac" => match parse_mac(&value) {
+                    Ok(m) => iface.mac = Some(m),
+                    Err(e) => ctx.bad(Code::BadMac, span, &what, e),
+                },
+                other => {
+                    iface.unknown.insert(other.to_string(), value);
+                }
+            }
+        }
+        origin.interfaces.insert(name.to_string(), o);
+        host.interfaces.push(iface);
+    }
+    // eth0, eth1, ... by number; other names after, by name.
+    host.interfaces.sort_by(|a, b| {
+        (a.number().is_none(), a.number(), &a.name).cmp(&(
+            b.number().is_none(),
+            b.number(),
+            &b.name,
+        ))
+    });
+}

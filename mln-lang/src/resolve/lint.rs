@@ -1,0 +1,169 @@
+//! The keywords each block knows, and warnings for the ones it does not.
+
+use crate::diag::{Code, Diagnostic};
+use crate::syntax::{Block, Item};
+
+use super::values::closest;
+use super::Ctx;
+
+/// Statements a `host` or `superclass` block knows.
+pub(crate) const HOST_KEYWORDS: &[&str] = &[
+    "superclass",
+    "xen",
+    "uml",
+    "kvm",
+    "hvm",
+    "service_host",
+    "location",
+    "memory",
+    "vcpus",
+    "cpus",
+    "template",
+    "size",
+    "free_space",
+    "swap",
+    "lvm",
+    "lvm_vg",
+    "lvm_snapshot",
+    "filepath",
+    "cow_filesystem",
+    "kernel",
+    "ramdisk",
+    "extra",
+    "boot_order",
+    "term",
+    "nameserver",
+    "root_passwd",
+];
+
+/// List blocks of a host: their lines are kept in order.
+pub(crate) const HOST_LISTS: &[&str] = &[
+    "users", "groups", "files", "mount", "modules", "startup", "shutdown", "sshkey",
+];
+
+/// Statements a `network IFACE` block knows.
+pub(crate) const NETWORK_KEYWORDS: &[&str] = &[
+    "switch",
+    "address",
+    "netmask",
+    "broadcast",
+    "gateway",
+    "mac",
+    "bridge",
+];
+
+/// Statements a `switch` block knows.
+pub(crate) const SWITCH_KEYWORDS: &[&str] =
+    &["service_host", "location", "hub", "bridge", "socket", "tap"];
+
+/// Statements `global` knows.
+pub(crate) const GLOBAL_KEYWORDS: &[&str] = &["project", "project_password"];
+
+/// Statements an `autoenum` block knows.
+pub(crate) const AUTOENUM_KEYWORDS: &[&str] = &[
+    "superclass",
+    "numhosts",
+    "hostprefix",
+    "net",
+    "address",
+    "addresses_begin",
+    "autouser",
+];
+
+/// True for `autoenum`, `autoenum0` … `autoenum5`.
+pub(crate) fn is_autoenum(name: &str) -> bool {
+    matches!(
+        name,
+        "autoenum"
+            | "autoenum0"
+            | "autoenum1"
+            | "autoenum2"
+            | "autoenum3"
+            | "autoenum4"
+            | "autoenum5"
+    )
+}
+
+/// W0001 for `keyword` in a `what` block, with the closest of `known` (and
+/// of `also`, block names that the user may have meant) as help.
+pub(crate) fn unknown_keyword(
+    ctx: &mut Ctx<'_>,
+    keyword: &crate::source::Spanned<String>,
+    what: &str,
+    known: &[&str],
+) {
+    let mut d = Diagnostic::new(
+        Code::UnknownKeyword,
+        Some(keyword.span),
+        format!("unknown keyword `{}` in {what}", keyword.node),
+    );
+    if let Some(c) = closest(&keyword.node, known) {
+        d = d.with_help(format!("did you mean `{c}`?"));
+    }
+    ctx.report(d);
+}
+
+/// Warn about every statement of a `host` or `superclass` block (and its
+/// `network` blocks) that no keyword explains; report list keywords used
+/// as statements and unnamed network blocks.
+pub(crate) fn host_block(ctx: &mut Ctx<'_>, block: &Block, what: &str) {
+    for item in &block.items {
+        match item {
+            Item::Statement(s) => {
+                let k = s.keyword.node.as_str();
+                if HOST_LISTS.contains(&k) || k == "xen_extra" || k == "network" {
+                    ctx.report(
+                        Diagnostic::new(
+                            Code::BadValue,
+                            Some(s.keyword.span),
+                            format!("`{k}` takes a block, not a value"),
+                        )
+                        .with_help(format!("write `{k} {{ ... }}`")),
+                    );
+                } else if !HOST_KEYWORDS.contains(&k) {
+                    unknown_keyword(ctx, &s.keyword, what, HOST_KEYWORDS);
+                }
+            }
+            Item::Block(b) if b.name.node == "network" => match &b.label {
+                None => ctx.report(
+                    Diagnostic::new(
+                        Code::BadValue,
+                        Some(b.name.span),
+                        "`network` block without an interface name",
+                    )
+                    .with_help("write `network eth0 { ... }`"),
+                ),
+                Some(_) => network_block(ctx, b),
+            },
+            Item::Block(_) | Item::Assign(_) => {}
+        }
+    }
+}
+
+fn network_block(ctx: &mut Ctx<'_>, block: &Block) {
+    for item in &block.items {
+        match item {
+            Item::Statement(s) => {
+                if !NETWORK_KEYWORDS.contains(&s.keyword.node.as_str()) {
+                    unknown_keyword(ctx, &s.keyword, "a network block", NETWORK_KEYWORDS);
+                }
+            }
+            Item::Assign(a) => ctx.report(
+                Diagnostic::new(
+                    Code::UnknownKeyword,
+                    Some(a.span),
+                    "variables inside a network block are ignored",
+                )
+                .with_help("declare it in the host, its superclass or global"),
+            ),
+            Item::Block(b) => ctx.report(Diagnostic::new(
+                Code::UnknownKeyword,
+                Some(b.name.span),
+                format!(
+                    "unknown block `{}` in a network block is ignored",
+                    b.name.node
+                ),
+            )),
+        }
+    }
+}
