@@ -5,11 +5,13 @@
 //! reports every problem as a [`Diagnostic`] with a stable [`Code`].
 
 pub mod diag;
+mod front;
 mod render;
 pub mod source;
 pub mod syntax;
 
 pub use diag::{render, Code, Diagnostic, Diagnostics, Severity};
+pub use front::{check, load, load_str, parse_file, parse_str, resolve, Checked, Parsed, Report};
 pub use source::{FileId, SourceMap, Span, Spanned};
 
 pub mod apply;
