@@ -11,8 +11,14 @@ use crate::source::Span;
 
 /// E0004: an interface names a switch the project does not define. The
 /// help suggests the closest defined switch, since this is nearly always a
-/// typo.
-pub(super) fn unknown_switches(project: &Project, origins: &Origins, out: &mut Diagnostics) {
+/// typo. Returns the switches suggested, which are then not also reported
+/// as unused: the typo is the one mistake.
+pub(super) fn unknown_switches<'p>(
+    project: &'p Project,
+    origins: &Origins,
+    out: &mut Diagnostics,
+) -> BTreeSet<&'p str> {
+    let mut suggested = BTreeSet::new();
     let known: BTreeSet<&str> = project.switches.iter().map(|s| s.name.as_str()).collect();
     // A superclass interface inherited by many hosts is one mistake, written
     // once: report each written place once.
@@ -39,7 +45,10 @@ pub(super) fn unknown_switches(project: &Project, origins: &Origins, out: &mut D
                 ),
             );
             d = match closest(wanted, project.switches.iter().map(|s| s.name.as_str())) {
-                Some(near) => d.with_help(format!("did you mean `{near}`?")),
+                Some(near) => {
+                    suggested.insert(near);
+                    d.with_help(format!("did you mean `{near}`?"))
+                }
                 None if known.is_empty() => {
                     d.with_help(format!("define it: `switch {wanted} {{ }}`"))
                 }
@@ -55,6 +64,7 @@ pub(super) fn unknown_switches(project: &Project, origins: &Origins, out: &mut D
             out.push(d);
         }
     }
+    suggested
 }
 
 /// E0015: Xen numbers a guest's interfaces in order, so a host's interfaces
@@ -115,8 +125,14 @@ fn first_missing(numbers: &BTreeSet<u32>, count: usize) -> u32 {
     (0..=count).find(|n| !numbers.contains(n)).unwrap_or(count)
 }
 
-/// W0002: a switch no interface plugs into.
-pub(super) fn unused_switches(project: &Project, origins: &Origins, out: &mut Diagnostics) {
+/// W0002: a switch no interface plugs into, unless an unknown switch name
+/// was taken for a typo of it (`suggested`).
+pub(super) fn unused_switches(
+    project: &Project,
+    origins: &Origins,
+    suggested: &BTreeSet<&str>,
+    out: &mut Diagnostics,
+) {
     let used: BTreeSet<&str> = project
         .hosts
         .iter()
@@ -124,7 +140,8 @@ pub(super) fn unused_switches(project: &Project, origins: &Origins, out: &mut Di
         .filter_map(|i| i.switch.as_deref())
         .collect();
     for switch in &project.switches {
-        if switch.members.is_empty() && !used.contains(switch.name.as_str()) {
+        let name = switch.name.as_str();
+        if switch.members.is_empty() && !used.contains(name) && !suggested.contains(name) {
             out.push(
                 Diagnostic::new(
                     Code::UnusedSwitch,

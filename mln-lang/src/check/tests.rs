@@ -142,6 +142,8 @@ fn unknown_switch_points_at_the_switch_value_and_suggests() {
         .unwrap();
     assert_eq!(d.span, Some(span(1110)));
     assert_eq!(d.help.as_deref(), Some("did you mean `lan`?"));
+    // `lan` is unused only because of the typo: one mistake, one report.
+    assert!(!diags.iter().any(|d| d.code == Code::UnusedSwitch));
 }
 
 #[test]
