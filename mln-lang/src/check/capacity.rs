@@ -71,6 +71,7 @@ pub fn check_capacity(
                 )),
             );
         } else if entry.0 > limit && !entry.1 {
+            // Reported once per server, at the host that goes over.
             entry.1 = true;
             out.push(
                 Diagnostic::new(
@@ -87,6 +88,7 @@ pub fn check_capacity(
             );
         }
     }
+    super::collapse_repeats(&mut out);
     out
 }
 

@@ -2,7 +2,7 @@
 //! numbering (E0015), switches nobody uses (W0002), hosts with no
 //! interface (W0003).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use super::suggest::closest;
 use crate::diag::{Code, Diagnostic, Diagnostics};
@@ -20,9 +20,6 @@ pub(super) fn unknown_switches<'p>(
 ) -> BTreeSet<&'p str> {
     let mut suggested = BTreeSet::new();
     let known: BTreeSet<&str> = project.switches.iter().map(|s| s.name.as_str()).collect();
-    // A superclass interface inherited by many hosts is one mistake, written
-    // once: report each written place once.
-    let mut reported: HashSet<(Option<Span>, &str)> = HashSet::new();
     for host in &project.hosts {
         let origin = origins.hosts.get(&host.name);
         for iface in &host.interfaces {
@@ -33,9 +30,6 @@ pub(super) fn unknown_switches<'p>(
                 continue;
             }
             let span = interface_keyword(origin, &iface.name, "switch");
-            if !reported.insert((span, wanted)) {
-                continue;
-            }
             let mut d = Diagnostic::new(
                 Code::UnknownSwitch,
                 span,

@@ -18,10 +18,12 @@ mod tests;
 
 pub use capacity::{check_capacity, LOCAL_MACHINE};
 
-use crate::diag::Diagnostics;
+use std::collections::HashMap;
+
+use crate::diag::{Code, Diagnostics};
 use crate::model::{Origins, Project};
 use crate::resolve::Resolved;
-use crate::source::SourceMap;
+use crate::source::{SourceMap, Span};
 
 /// Check a resolved project: E0004, E0007, E0008, E0013, E0014, E0015
 /// (errors), W0002 and W0003 (warnings), sorted by where they point.
@@ -88,8 +90,43 @@ pub fn check_project(project: &Project, origins: &Origins) -> Diagnostics {
     addresses::check(project, origins, &mut out);
     links::unused_switches(project, origins, &suggested, &mut out);
     links::hosts_without_interface(project, origins, &mut out);
+    collapse_repeats(&mut out);
     sort(&mut out);
     out
+}
+
+/// One mistake written once but inherited by many hosts (a superclass
+/// interface, an `autoenum` block) would otherwise be reported once per
+/// host, all at the same place: keep the first, and say how many more.
+pub(crate) fn collapse_repeats(diags: &mut Diagnostics) {
+    let mut first_at: HashMap<(Code, Span), usize> = HashMap::new();
+    let mut repeats: Vec<usize> = vec![0; diags.len()];
+    let mut keep = Vec::with_capacity(diags.len());
+    for (i, d) in diags.0.iter().enumerate() {
+        match d.span {
+            Some(span) => match first_at.get(&(d.code, span)) {
+                Some(&first) => {
+                    repeats[first] += 1;
+                    keep.push(false);
+                }
+                None => {
+                    first_at.insert((d.code, span), i);
+                    keep.push(true);
+                }
+            },
+            None => keep.push(true),
+        }
+    }
+    let old = std::mem::take(&mut diags.0);
+    for ((mut d, keep), more) in old.into_iter().zip(keep).zip(repeats) {
+        if !keep {
+            continue;
+        }
+        if more > 0 {
+            d.message = format!("{} (and {more} more like it)", d.message);
+        }
+        diags.0.push(d);
+    }
 }
 
 /// Order by file and position, diagnostics without a span last; the sort is

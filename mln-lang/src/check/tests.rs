@@ -179,6 +179,34 @@ fn an_inherited_unknown_switch_is_reported_once() {
         i.keywords.insert("switch".into(), span(7));
     }
     assert_eq!(found(&p, &o), [(Code::UnknownSwitch, Some(7))]);
+    let diags = check_project(&p, &o);
+    assert!(diags
+        .iter()
+        .all(|d| d.message.ends_with("(and 1 more like it)")));
+}
+
+#[test]
+fn hosts_generated_from_one_block_share_one_report() {
+    let p = project(
+        (1..=12)
+            .map(|i| host(&format!("pc{i:02}"), Vec::new()))
+            .collect(),
+        &[],
+    );
+    let mut o = origins(&p);
+    for h in o.hosts.values_mut() {
+        h.name = span(42);
+        h.generated = true;
+    }
+    let diags = check_project(&p, &o);
+    let msgs: Vec<_> = diags.iter().map(|d| (d.code, d.message.as_str())).collect();
+    assert_eq!(
+        msgs,
+        [(
+            Code::NoInterface,
+            "host `pc01` has no network interface (and 11 more like it)"
+        )]
+    );
 }
 
 #[test]
