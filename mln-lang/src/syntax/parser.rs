@@ -158,7 +158,6 @@ impl<'s, 't> Parser<'s, 't> {
                         Some(f.open),
                         format!("unclosed block `{}`", header(f)),
                     )
-                    .with_label(f.name.span, "this block")
                     .with_help("add a `}` where the block ends")
                 })
                 .collect();
