@@ -95,12 +95,20 @@ pub struct HostSpec {
     pub disk_size: Option<u64>,
     /// Swap size, bytes.
     pub swap: Option<u64>,
+    /// Where and how the disk is made (LVM, file path, shared
+    /// copy-on-write base, free space), canonical JSON: any difference
+    /// means a new disk.
+    #[serde(default)]
+    pub disk: String,
     /// Kernel to boot directly.
     pub kernel: Option<String>,
     /// Initial ramdisk.
     pub ramdisk: Option<String>,
     /// Extra kernel command line.
     pub cmdline: Option<String>,
+    /// Lines for the hypervisor's domain configuration (`xen_extra`).
+    #[serde(default)]
+    pub domain_extra: Vec<String>,
     /// Start order inside the project (low first).
     pub boot_order: u32,
     /// Network interfaces, in guest order.
@@ -129,9 +137,11 @@ impl HostSpec {
             template: None,
             disk_size: None,
             swap: None,
+            disk: String::new(),
             kernel: None,
             ramdisk: None,
             cmdline: None,
+            domain_extra: Vec::new(),
             boot_order: 99,
             interfaces: Vec::new(),
             guest: String::new(),

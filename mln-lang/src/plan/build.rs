@@ -1,0 +1,837 @@
+//! The planning algorithm: for every host and switch, where it is (record +
+//! observation), where it must be (desired project + goal), and the actions
+//! between the two, wired by dependencies.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use mln_core::DomainState;
+
+use super::diff::{diff_host, Running};
+use super::spec::{DesiredProject, HookPoint, HostSpec};
+use super::types::{
+    Action, ActionId, AttrChange, ChangeClass, Goal, HostChange, HostChangeKind, LinkEffect,
+    ObjectRef, Observed, Op, Plan, SwitchChange, SwitchChangeKind,
+};
+use crate::state::{HostRecord, State};
+
+/// What to plan for, and for which hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// What the project should become.
+    pub goal: Goal,
+    /// Only these hosts (`-h HOST`); `None` for every host.
+    pub hosts: Option<BTreeSet<String>>,
+}
+
+impl PlanOptions {
+    /// Plan `goal` for every host.
+    pub fn new(goal: Goal) -> Self {
+        PlanOptions { goal, hosts: None }
+    }
+
+    /// Restrict the plan to `hosts`.
+    pub fn only<I: IntoIterator<Item = S>, S: Into<String>>(mut self, hosts: I) -> Self {
+        self.hosts = Some(hosts.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
+/// The factor between a Xen guest's memory (and vCPUs) and the ceiling it
+/// is created with, so that growing it later is a live change.
+pub const HEADROOM: u64 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Absent,
+    Built,
+    Running,
+}
+
+/// Compute the plan that takes the project from what `recorded` and
+/// `observed` say it is to what `desired` and `options.goal` want. Pure:
+/// reads its inputs, touches nothing.
+///
+/// ```
+/// use mln_lang::plan::{plan, DesiredProject, Goal, HostSpec, Observed, PlanOptions};
+/// let mut p = DesiredProject::new("lab");
+/// p.add_host(HostSpec::new("web"));
+/// let plan = plan(&p, None, &Observed::default(), &PlanOptions::new(Goal::Build));
+/// assert_eq!(plan.actions.len(), 2); // prepare disk, write guest config
+/// ```
+pub fn plan(
+    desired: &DesiredProject,
+    recorded: Option<&State>,
+    observed: &Observed,
+    options: &PlanOptions,
+) -> Plan {
+    let mut b = Builder {
+        desired,
+        recorded,
+        observed,
+        goal: options.goal,
+        actions: Vec::new(),
+        hosts: Vec::new(),
+        switches: Vec::new(),
+        needs_switches: Vec::new(),
+        detaches: Vec::new(),
+        starts: Vec::new(),
+        stops: Vec::new(),
+        will_run: BTreeMap::new(),
+        recreated: BTreeSet::new(),
+        members: BTreeMap::new(),
+    };
+    for h in desired.hosts.values() {
+        for sw in h.switches() {
+            b.members.entry(sw).or_default().push(&h.name);
+        }
+    }
+    let project_running = observed.domains.values().any(|d| alive(d.info.state));
+
+    let mut names: BTreeSet<&str> = desired.hosts.keys().map(String::as_str).collect();
+    if let Some(r) = recorded {
+        names.extend(r.hosts.keys().map(String::as_str));
+    }
+    names.extend(observed.domains.keys().map(String::as_str));
+    for name in names {
+        let selected = options
+            .hosts
+            .as_ref()
+            .map_or(true, |only| only.contains(name));
+        if selected {
+            b.host(name, project_running);
+        } else if observed
+            .domains
+            .get(name)
+            .is_some_and(|d| alive(d.info.state))
+        {
+            b.will_run.insert(name.to_string(), true);
+        }
+    }
+    b.switches(options.hosts.is_some());
+    b.order();
+    b.hooks();
+    Plan {
+        project: desired.name.clone(),
+        goal: options.goal,
+        actions: b.actions,
+        hosts: b.hosts,
+        switches: b.switches,
+    }
+}
+
+fn alive(s: DomainState) -> bool {
+    matches!(
+        s,
+        DomainState::Running | DomainState::Paused | DomainState::Unknown
+    )
+}
+
+struct Builder<'a> {
+    desired: &'a DesiredProject,
+    recorded: Option<&'a State>,
+    observed: &'a Observed,
+    goal: Goal,
+    actions: Vec<Action>,
+    hosts: Vec<HostChange>,
+    switches: Vec<SwitchChange>,
+    /// Actions that plug a host into switches: they wait for the switches.
+    needs_switches: Vec<(ActionId, &'a HostSpec)>,
+    /// Actions that take a host off its switches: switch removal waits.
+    detaches: Vec<(ActionId, Vec<String>)>,
+    starts: Vec<(u32, ActionId)>,
+    stops: Vec<(u32, ActionId)>,
+    /// Host → runs after the plan.
+    will_run: BTreeMap<String, bool>,
+    /// Hosts whose domain is created afresh (plugs in by itself).
+    recreated: BTreeSet<String>,
+    /// Switch → desired member hosts.
+    members: BTreeMap<&'a str, Vec<&'a str>>,
+}
+
+impl<'a> Builder<'a> {
+    fn push(&mut self, op: Op, service_host: Option<String>, after: &[ActionId]) -> ActionId {
+        let id = ActionId(self.actions.len());
+        let mut touches = vec![op.object()];
+        if let Some(h) = op.host() {
+            let spec = self
+                .desired
+                .hosts
+                .get(h)
+                .or_else(|| self.recorded.and_then(|r| r.hosts.get(h)).map(|r| &r.spec));
+            if let Some(spec) = spec {
+                if matches!(
+                    op,
+                    Op::CreateDomain { .. }
+                        | Op::Restart { .. }
+                        | Op::Rebuild { .. }
+                        | Op::Move { .. }
+                        | Op::Replug { .. }
+                ) {
+                    touches.extend(spec.switches().map(|s| ObjectRef::Switch(s.to_string())));
+                }
+            }
+        }
+        self.actions.push(Action {
+            id,
+            op,
+            service_host,
+            touches,
+            after: after.to_vec(),
+        });
+        id
+    }
+
+    fn links(&self, spec: &HostSpec) -> Vec<LinkEffect> {
+        spec.switches()
+            .map(|sw| LinkEffect {
+                switch: sw.to_string(),
+                peers: self
+                    .members
+                    .get(sw)
+                    .map(|m| {
+                        m.iter()
+                            .filter(|p| **p != spec.name)
+                            .map(|p| p.to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    fn summary(
+        &mut self,
+        host: &str,
+        kind: HostChangeKind,
+        from: Option<String>,
+        to: Option<String>,
+        changes: Vec<AttrChange>,
+        links: Vec<LinkEffect>,
+    ) {
+        self.hosts.push(HostChange {
+            host: host.to_string(),
+            kind,
+            from,
+            to,
+            changes,
+            links,
+        });
+    }
+
+    /// Create the domain of a built host and start it.
+    fn bring_up(&mut self, spec: &'a HostSpec, after: &[ActionId]) -> ActionId {
+        let sh = spec.service_host.clone();
+        let create = self.push(
+            Op::CreateDomain {
+                host: spec.name.clone(),
+            },
+            sh.clone(),
+            after,
+        );
+        self.needs_switches.push((create, spec));
+        let start = self.push(
+            Op::Start {
+                host: spec.name.clone(),
+            },
+            sh,
+            &[create],
+        );
+        self.starts.push((spec.boot_order, start));
+        self.recreated.insert(spec.name.clone());
+        start
+    }
+
+    fn stop(
+        &mut self,
+        name: &str,
+        rec: Option<&HostRecord>,
+        sh: Option<String>,
+        after: &[ActionId],
+    ) -> ActionId {
+        let id = self.push(
+            Op::Stop {
+                host: name.to_string(),
+            },
+            sh,
+            after,
+        );
+        let (order, switches) = rec.map_or((0, Vec::new()), |r| {
+            (
+                r.spec.boot_order,
+                r.spec.switches().map(str::to_string).collect(),
+            )
+        });
+        self.stops.push((order, id));
+        self.detaches.push((id, switches));
+        id
+    }
+
+    fn host(&mut self, name: &str, project_running: bool) {
+        let want_spec = self.desired.hosts.get(name);
+        let rec = self.recorded.and_then(|r| r.hosts.get(name));
+        let obs = self.observed.domains.get(name);
+        let is_alive = obs.is_some_and(|o| alive(o.info.state));
+        let built = rec.is_some_and(|r| r.disk_ready && r.config_ready);
+        let cur_server = obs
+            .map(|o| o.service_host.clone())
+            .or_else(|| rec.map(|r| r.spec.service_host.clone()))
+            .flatten();
+        let rec_switches: Vec<String> = rec
+            .map(|r| r.spec.switches().map(str::to_string).collect())
+            .unwrap_or_default();
+
+        let want = match (want_spec, self.goal) {
+            (None, _) | (_, Goal::Remove) => Phase::Absent,
+            (Some(_), Goal::Up) => Phase::Running,
+            (Some(_), Goal::Build) if is_alive => Phase::Running,
+            (Some(_), Goal::Build) => Phase::Built,
+            (Some(_), Goal::Stop) if rec.is_none() && obs.is_none() => return,
+            // Only a leftover domain to clean up.
+            (Some(_), Goal::Stop) if rec.is_none() => Phase::Absent,
+            (Some(_), Goal::Stop) => Phase::Built,
+            (Some(_), Goal::Upgrade) if is_alive => Phase::Running,
+            (Some(_), Goal::Upgrade) if rec.is_some() => Phase::Built,
+            (Some(_), Goal::Upgrade) if project_running => Phase::Running,
+            (Some(_), Goal::Upgrade) => Phase::Built,
+        };
+        self.will_run
+            .insert(name.to_string(), want == Phase::Running);
+
+        // Leftovers first: a dead domain, or one no record accounts for
+        // (made by someone else or by a run that died before recording it).
+        let mut first: Vec<ActionId> = Vec::new();
+        let mut repaired = false;
+        let mut is_alive = is_alive;
+        if obs.is_some() && (!is_alive || rec.is_none()) {
+            let d = self.push(
+                Op::Destroy {
+                    host: name.to_string(),
+                },
+                cur_server.clone(),
+                &[],
+            );
+            self.detaches.push((d, rec_switches.clone()));
+            first.push(d);
+            repaired = true;
+            is_alive = false;
+        }
+
+        let Some(spec) = want_spec.filter(|_| want != Phase::Absent) else {
+            // Going away.
+            let mut last = first.clone();
+            if is_alive {
+                last = vec![self.stop(name, rec, cur_server.clone(), &first)];
+            }
+            if rec.is_some() {
+                let r = self.push(
+                    Op::RemoveDisk {
+                        host: name.to_string(),
+                    },
+                    cur_server.clone(),
+                    &last,
+                );
+                self.detaches.push((r, rec_switches));
+            }
+            let kind = if rec.is_some() {
+                HostChangeKind::Destroy
+            } else {
+                HostChangeKind::Repair
+            };
+            if rec.is_some() || repaired {
+                self.summary(name, kind, cur_server, None, Vec::new(), Vec::new());
+            }
+            return;
+        };
+        let sh = spec.service_host.clone();
+        let run = want == Phase::Running;
+
+        let Some(rec) = rec else {
+            // New host.
+            let d = self.push(
+                Op::PrepareDisk {
+                    host: name.to_string(),
+                },
+                sh.clone(),
+                &first,
+            );
+            let c = self.push(
+                Op::WriteGuestConfig {
+                    host: name.to_string(),
+                },
+                sh.clone(),
+                &[d],
+            );
+            if run {
+                self.bring_up(spec, &[c]);
+            }
+            self.summary(
+                name,
+                HostChangeKind::Create,
+                None,
+                sh,
+                Vec::new(),
+                Vec::new(),
+            );
+            return;
+        };
+
+        let (max_memory, max_vcpus) = match (rec.domain.as_ref(), obs) {
+            (_, Some(o)) if o.info.max_memory > 0 => (
+                o.info.max_memory,
+                rec.domain.as_ref().map_or(o.info.vcpus, |d| d.max_vcpus),
+            ),
+            (Some(d), _) => (d.max_memory, d.max_vcpus),
+            _ => (rec.spec.memory, rec.spec.vcpus),
+        };
+        let changes = diff_host(
+            &rec.spec,
+            spec,
+            Running {
+                live: is_alive && run,
+                max_memory,
+                max_vcpus,
+            },
+        );
+        let strongest = changes.iter().map(|c| c.class).max();
+        let has = |class: ChangeClass| changes.iter().any(|c| c.class == class);
+
+        if has(ChangeClass::Move) {
+            let live = is_alive
+                && run
+                && spec.platform.live_migration()
+                && changes
+                    .iter()
+                    .all(|c| matches!(c.class, ChangeClass::Live | ChangeClass::Move));
+            let m = self.push(
+                Op::Move {
+                    host: name.to_string(),
+                    from: cur_server.clone(),
+                    to: sh.clone(),
+                    live,
+                    start: run,
+                    rebuild: has(ChangeClass::Rebuild) || !built,
+                },
+                sh.clone(),
+                &first,
+            );
+            self.needs_switches.push((m, spec));
+            self.detaches.push((m, rec_switches));
+            if live {
+                self.live_changes(spec, &changes, m);
+            } else {
+                self.recreated.insert(name.to_string());
+            }
+            let links = self.links(spec);
+            self.summary(name, HostChangeKind::Move, cur_server, sh, changes, links);
+            return;
+        }
+
+        if has(ChangeClass::Rebuild) {
+            let r = self.push(
+                Op::Rebuild {
+                    host: name.to_string(),
+                    start: run,
+                },
+                sh.clone(),
+                &first,
+            );
+            self.needs_switches.push((r, spec));
+            self.detaches.push((r, rec_switches));
+            self.recreated.insert(name.to_string());
+            if run {
+                self.starts.push((spec.boot_order, r));
+            }
+            let links = self.links(spec);
+            self.summary(
+                name,
+                HostChangeKind::Rebuild,
+                cur_server,
+                sh,
+                changes,
+                links,
+            );
+            return;
+        }
+
+        // Same place, same disks: finish what an interrupted run left, apply
+        // the changes, then reach the wanted run state.
+        let mut last = first;
+        if !rec.disk_ready {
+            last = vec![self.push(
+                Op::PrepareDisk {
+                    host: name.to_string(),
+                },
+                sh.clone(),
+                &last,
+            )];
+            repaired = true;
+        }
+        let restart_class = has(ChangeClass::Restart);
+        if !rec.config_ready || restart_class {
+            repaired |= !rec.config_ready;
+            last = vec![self.push(
+                Op::WriteGuestConfig {
+                    host: name.to_string(),
+                },
+                sh.clone(),
+                &last,
+            )];
+        }
+        let created_unstarted = is_alive && rec.domain.is_none();
+        let mut kind = match strongest {
+            Some(class) => Some(HostChangeKind::Update(class)),
+            None if repaired || created_unstarted => Some(HostChangeKind::Repair),
+            None => None,
+        };
+        match (is_alive, run) {
+            (true, true) => {
+                if restart_class {
+                    let r = self.push(
+                        Op::Restart {
+                            host: name.to_string(),
+                        },
+                        sh.clone(),
+                        &last,
+                    );
+                    self.needs_switches.push((r, spec));
+                    self.detaches.push((r, rec_switches));
+                    self.recreated.insert(name.to_string());
+                } else {
+                    if created_unstarted {
+                        // Created by a run that died before starting it.
+                        let s = self.push(
+                            Op::Start {
+                                host: name.to_string(),
+                            },
+                            sh.clone(),
+                            &last,
+                        );
+                        self.starts.push((spec.boot_order, s));
+                        last = vec![s];
+                    }
+                    if let Some(&l) = last.last() {
+                        self.live_changes(spec, &changes, l);
+                    } else {
+                        self.live_changes_root(spec, &changes);
+                    }
+                }
+            }
+            (true, false) => {
+                self.stop(name, Some(rec), cur_server.clone(), &last);
+                if kind.is_none() {
+                    kind = Some(HostChangeKind::Stop);
+                }
+            }
+            (false, true) => {
+                self.bring_up(spec, &last);
+                if kind.is_none() || kind == Some(HostChangeKind::Repair) && !repaired {
+                    kind = Some(HostChangeKind::Start);
+                }
+            }
+            (false, false) => {}
+        }
+        if let Some(kind) = kind {
+            self.summary(name, kind, cur_server, sh, changes, Vec::new());
+        }
+    }
+
+    fn live_changes(&mut self, spec: &HostSpec, changes: &[AttrChange], after: ActionId) {
+        self.live_changes_after(spec, changes, &[after]);
+    }
+
+    fn live_changes_root(&mut self, spec: &HostSpec, changes: &[AttrChange]) {
+        self.live_changes_after(spec, changes, &[]);
+    }
+
+    fn live_changes_after(&mut self, spec: &HostSpec, changes: &[AttrChange], after: &[ActionId]) {
+        let rec = self.recorded.and_then(|r| r.hosts.get(&spec.name));
+        for c in changes.iter().filter(|c| c.class == ChangeClass::Live) {
+            let op = match c.attr.as_str() {
+                "memory" => Op::SetMemory {
+                    host: spec.name.clone(),
+                    from: rec.map_or(0, |r| r.spec.memory),
+                    to: spec.memory,
+                },
+                "vcpus" => Op::SetVcpus {
+                    host: spec.name.clone(),
+                    from: rec.map_or(0, |r| r.spec.vcpus),
+                    to: spec.vcpus,
+                },
+                _ => continue,
+            };
+            self.push(op, spec.service_host.clone(), after);
+        }
+    }
+
+    fn switches(&mut self, filtered: bool) {
+        let mut names: BTreeSet<&str> = self.desired.switches.keys().map(String::as_str).collect();
+        if let Some(r) = self.recorded {
+            names.extend(r.switches.keys().map(String::as_str));
+        }
+        names.extend(self.observed.switches.keys().map(String::as_str));
+
+        // Switch → hosts that run on it after the plan.
+        let mut running_members: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (host, runs) in &self.will_run {
+            if !runs {
+                continue;
+            }
+            let spec = self.desired.hosts.get(host).or_else(|| {
+                self.recorded
+                    .and_then(|r| r.hosts.get(host))
+                    .map(|r| &r.spec)
+            });
+            if let Some(spec) = spec {
+                for sw in spec.switches() {
+                    running_members.entry(sw).or_default().push(&spec.name);
+                }
+            }
+        }
+
+        let mut creates: HashMap<String, ActionId> = HashMap::new();
+        let mut removes: Vec<(ActionId, &str)> = Vec::new();
+        for name in names {
+            let want = self.desired.switches.get(name);
+            let rec = self.recorded.and_then(|r| r.switches.get(name));
+            let obs = self.observed.switches.get(name);
+            let up = obs.is_some_and(|o| o.up);
+            let runners = running_members.get(name).map_or(&[][..], |v| v.as_slice());
+            let needed = want.is_some()
+                && (!runners.is_empty()
+                    || (up && matches!(self.goal, Goal::Build | Goal::Upgrade | Goal::Up)));
+            let sh = want
+                .map(|w| w.service_host.clone())
+                .or_else(|| rec.map(|r| r.spec.service_host.clone()))
+                .or_else(|| obs.map(|o| o.service_host.clone()))
+                .flatten();
+            if needed {
+                let changed = rec.is_some_and(|r| Some(&r.spec) != want);
+                if up && !changed {
+                    continue;
+                }
+                let mut after = Vec::new();
+                let (kind, reason) = if up {
+                    let r = self.push(
+                        Op::RemoveSwitch {
+                            switch: name.to_string(),
+                        },
+                        sh.clone(),
+                        &[],
+                    );
+                    removes.push((r, name));
+                    after.push(r);
+                    (SwitchChangeKind::Recreate, "its settings changed")
+                } else if rec.is_some() && runners.iter().any(|h| self.is_running_now(h)) {
+                    (SwitchChangeKind::Recreate, "found down while hosts use it")
+                } else {
+                    (SwitchChangeKind::Create, "hosts on it start")
+                };
+                let c = self.push(
+                    Op::CreateSwitch {
+                        switch: name.to_string(),
+                    },
+                    sh,
+                    &after,
+                );
+                creates.insert(name.to_string(), c);
+                if kind == SwitchChangeKind::Recreate {
+                    self.replug(name, runners, c);
+                }
+                self.switches.push(SwitchChange {
+                    switch: name.to_string(),
+                    kind,
+                    reason: reason.to_string(),
+                });
+            } else if (up || rec.is_some()) && !filtered {
+                let r = self.push(
+                    Op::RemoveSwitch {
+                        switch: name.to_string(),
+                    },
+                    sh,
+                    &[],
+                );
+                removes.push((r, name));
+                let reason = if want.is_none() && rec.is_none() {
+                    "left over, not in the project"
+                } else if want.is_none() {
+                    "not in the project any more"
+                } else {
+                    "no running host uses it"
+                };
+                self.switches.push(SwitchChange {
+                    switch: name.to_string(),
+                    kind: SwitchChangeKind::Remove,
+                    reason: reason.to_string(),
+                });
+            }
+        }
+
+        // Plugging in waits for the switch; removing waits for every
+        // member to be off it.
+        for (id, spec) in std::mem::take(&mut self.needs_switches) {
+            for sw in spec.switches() {
+                if let Some(c) = creates.get(sw) {
+                    self.actions[id.0].after.push(*c);
+                }
+            }
+        }
+        let mut off: HashMap<&str, Vec<ActionId>> = HashMap::new();
+        for (id, sws) in &self.detaches {
+            for sw in sws {
+                if let Some((k, _)) = self.desired.switches.get_key_value(sw.as_str()) {
+                    off.entry(k.as_str()).or_default().push(*id);
+                } else if let Some((k, _)) = self
+                    .recorded
+                    .and_then(|r| r.switches.get_key_value(sw.as_str()))
+                {
+                    off.entry(k.as_str()).or_default().push(*id);
+                }
+            }
+        }
+        for (r, name) in removes {
+            if let Some(ids) = off.get(name) {
+                let ids = ids.clone();
+                self.actions[r.0].after.extend(ids);
+            }
+        }
+    }
+
+    fn is_running_now(&self, host: &str) -> bool {
+        self.observed
+            .domains
+            .get(host)
+            .is_some_and(|d| alive(d.info.state))
+    }
+
+    fn replug(&mut self, switch: &str, runners: &[&str], create: ActionId) {
+        for host in runners {
+            if self.recreated.contains(*host) || !self.is_running_now(host) {
+                continue;
+            }
+            let Some(spec) = self.desired.hosts.get(*host) else {
+                continue;
+            };
+            for iface in spec
+                .interfaces
+                .iter()
+                .filter(|i| i.switch.as_deref() == Some(switch))
+            {
+                self.push(
+                    Op::Replug {
+                        host: spec.name.clone(),
+                        interface: iface.name.clone(),
+                        switch: switch.to_string(),
+                    },
+                    spec.service_host.clone(),
+                    &[create],
+                );
+            }
+        }
+    }
+
+    /// `boot_order`: hosts of a lower order start first, and stop last.
+    fn order(&mut self) {
+        let mut starts = std::mem::take(&mut self.starts);
+        starts.sort();
+        chain_groups(&mut self.actions, &starts);
+        let mut stops = std::mem::take(&mut self.stops);
+        stops.sort_by(|a, b| b.cmp(a));
+        chain_groups(&mut self.actions, &stops);
+    }
+
+    fn hooks(&mut self) {
+        let hooks = &self.desired.hooks;
+        let has_start = self
+            .actions
+            .iter()
+            .any(|a| matches!(a.op, Op::Start { .. } | Op::Rebuild { start: true, .. }));
+        let has_stop = self.actions.iter().any(|a| matches!(a.op, Op::Stop { .. }));
+        let work: Vec<ActionId> = self.actions.iter().map(|a| a.id).collect();
+        let pick = |pred: fn(&Op) -> bool, actions: &[Action]| -> Vec<ActionId> {
+            actions
+                .iter()
+                .filter(|a| pred(&a.op))
+                .map(|a| a.id)
+                .collect()
+        };
+        let phases = [
+            (
+                has_start,
+                [
+                    HookPoint::BeforeProjectStart,
+                    HookPoint::BeforeHostsStart,
+                    HookPoint::AfterHostsStart,
+                    HookPoint::AfterProjectStart,
+                ],
+                pick(
+                    |o| matches!(o, Op::Start { .. } | Op::Rebuild { start: true, .. }),
+                    &self.actions,
+                ),
+            ),
+            (
+                has_stop,
+                [
+                    HookPoint::BeforeProjectStop,
+                    HookPoint::BeforeHostsStop,
+                    HookPoint::AfterHostsStop,
+                    HookPoint::AfterProjectStop,
+                ],
+                pick(|o| matches!(o, Op::Stop { .. }), &self.actions),
+            ),
+        ];
+        for (present, [before_p, before_h, after_h, after_p], hosts) in phases {
+            if !present {
+                continue;
+            }
+            let add = |b: &mut Self, point: HookPoint, after: Vec<ActionId>| {
+                if hooks.get(&point).is_some_and(|l| !l.is_empty()) {
+                    Some(b.push(Op::RunHook { point }, None, &after))
+                } else {
+                    None
+                }
+            };
+            if let Some(h) = add(self, before_p, Vec::new()) {
+                for id in &work {
+                    self.actions[id.0].after.push(h);
+                }
+            }
+            let earlier: Vec<ActionId> = work
+                .iter()
+                .copied()
+                .filter(|id| !hosts.contains(id))
+                .filter(|id| {
+                    matches!(
+                        self.actions[id.0].op,
+                        Op::CreateDomain { .. }
+                            | Op::PrepareDisk { .. }
+                            | Op::WriteGuestConfig { .. }
+                    )
+                })
+                .collect();
+            if let Some(h) = add(self, before_h, earlier) {
+                for id in &hosts {
+                    self.actions[id.0].after.push(h);
+                }
+            }
+            let after_hosts = add(self, after_h, hosts.clone());
+            let mut all = work.clone();
+            all.extend(after_hosts);
+            add(self, after_p, all);
+        }
+    }
+}
+
+/// Make every action of a group wait for every action of the group before.
+fn chain_groups(actions: &mut [Action], sorted: &[(u32, ActionId)]) {
+    let mut prev: Vec<ActionId> = Vec::new();
+    let mut cur: Vec<ActionId> = Vec::new();
+    let mut cur_key = None;
+    for &(key, id) in sorted {
+        if cur_key != Some(key) {
+            prev = std::mem::take(&mut cur);
+            cur_key = Some(key);
+        }
+        actions[id.0].after.extend(prev.iter().copied());
+        cur.push(id);
+    }
+}

@@ -1,0 +1,177 @@
+//! Reducing a resolved [`Project`] to the planner's view of it.
+
+use serde::Serialize;
+
+use super::spec::{
+    derived_mac, DesiredProject, HookPoint, HostSpec, InterfaceSpec, Platform, SwitchSpec,
+};
+use crate::model::{self, Host, Project};
+
+impl From<model::Platform> for Platform {
+    fn from(p: model::Platform) -> Self {
+        match p {
+            model::Platform::Uml => Platform::Uml,
+            model::Platform::Xen => Platform::Xen,
+            model::Platform::XenHvm => Platform::Hvm,
+            model::Platform::Kvm => Platform::Kvm,
+        }
+    }
+}
+
+/// Everything in a host that ends up inside the guest, in one value whose
+/// canonical JSON is compared.
+#[derive(Serialize)]
+struct GuestConfig<'a> {
+    nameserver: &'a Option<std::net::IpAddr>,
+    root_passwd: &'a Option<String>,
+    users: &'a [model::User],
+    groups: &'a [model::Group],
+    files: &'a [model::FileCopy],
+    mount: &'a [model::Mount],
+    modules: &'a [String],
+    startup: &'a [String],
+    shutdown: &'a [String],
+    sshkey: &'a [String],
+    term: Option<&'static str>,
+    broadcast: Vec<Option<std::net::IpAddr>>,
+}
+
+/// Where and how the root disk is made: a change means a new disk.
+#[derive(Serialize)]
+struct DiskPlacement<'a> {
+    free_space: &'a Option<u64>,
+    lvm: bool,
+    lvm_vg: &'a Option<String>,
+    lvm_snapshot: &'a Option<String>,
+    filepath: &'a Option<String>,
+    cow_filesystem: &'a Option<String>,
+}
+
+fn host_spec(project: &str, h: &Host) -> HostSpec {
+    let guest = GuestConfig {
+        nameserver: &h.nameserver,
+        root_passwd: &h.root_passwd,
+        users: &h.users,
+        groups: &h.groups,
+        files: &h.files,
+        mount: &h.mount,
+        modules: &h.modules,
+        startup: &h.startup,
+        shutdown: &h.shutdown,
+        sshkey: &h.sshkey,
+        term: h.term.map(|t| t.keyword()),
+        broadcast: h.interfaces.iter().map(|i| i.broadcast).collect(),
+    };
+    let disk = DiskPlacement {
+        free_space: &h.free_space,
+        lvm: h.lvm,
+        lvm_vg: &h.lvm_vg,
+        lvm_snapshot: &h.lvm_snapshot,
+        filepath: &h.filepath,
+        cow_filesystem: &h.cow_filesystem,
+    };
+    let interfaces = h
+        .interfaces
+        .iter()
+        .map(|i| InterfaceSpec {
+            name: i.name.clone(),
+            switch: i.switch.clone(),
+            bridge: i.bridge.clone(),
+            // The checker refuses malformed MACs; should one get here, the
+            // derived address keeps the host usable rather than failing.
+            mac: i
+                .mac
+                .as_deref()
+                .and_then(|m| m.parse().ok())
+                .unwrap_or_else(|| derived_mac(project, &h.name, &i.name)),
+            address: i.address.map(|a| a.to_string()),
+            netmask: i.netmask.map(|a| a.to_string()),
+            gateway: i.gateway.map(|a| a.to_string()),
+        })
+        .collect();
+    HostSpec {
+        name: h.name.clone(),
+        platform: h.platform.into(),
+        service_host: h.service_host.clone(),
+        memory: h.memory,
+        vcpus: h.vcpus,
+        template: h.template.clone(),
+        disk_size: h.size,
+        swap: h.swap,
+        disk: serde_json::to_string(&disk).unwrap_or_default(),
+        kernel: h.kernel.clone(),
+        ramdisk: h.ramdisk.clone(),
+        cmdline: h.extra.clone(),
+        domain_extra: h.xen_extra.clone(),
+        boot_order: h.boot_order,
+        interfaces,
+        guest: serde_json::to_string(&guest).unwrap_or_default(),
+    }
+}
+
+impl DesiredProject {
+    /// The planner's view of a resolved project.
+    pub fn from_project(project: &Project) -> Self {
+        let mut out = DesiredProject::new(&project.name);
+        for h in &project.hosts {
+            out.add_host(host_spec(&project.name, h));
+        }
+        for s in &project.switches {
+            out.add_switch(SwitchSpec {
+                name: s.name.clone(),
+                service_host: s.service_host.clone(),
+                hub: s.hub,
+                bridge: s.bridge.clone(),
+                socket: s.socket.clone(),
+                tap: s.tap.clone(),
+            });
+        }
+        for name in model::Hooks::NAMES {
+            if let (Some(point), Some(lines)) =
+                (HookPoint::from_name(name), project.hooks.get(name))
+            {
+                if !lines.is_empty() {
+                    out.hooks.insert(point, lines.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+impl From<&Project> for DesiredProject {
+    fn from(p: &Project) -> Self {
+        DesiredProject::from_project(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Interface, Switch};
+
+    #[test]
+    fn macs_are_derived_and_stable_unless_given() {
+        let mut p = Project {
+            name: "lab".into(),
+            ..Default::default()
+        };
+        let mut h = Host::new("a");
+        h.interfaces.push(Interface::new("eth0"));
+        let mut e1 = Interface::new("eth1");
+        e1.mac = Some("02:00:00:00:00:01".into());
+        h.interfaces.push(e1);
+        p.hosts.push(h);
+        p.switches.push(Switch::new("lan"));
+        let d = DesiredProject::from_project(&p);
+        let a = &d.hosts["a"];
+        assert_eq!(a.interfaces[0].mac, derived_mac("lab", "a", "eth0"));
+        assert_eq!(a.interfaces[1].mac.to_string(), "02:00:00:00:00:01");
+        // Adding a startup line changes the guest config, never a MAC.
+        p.hosts[0].startup.push("echo hi".into());
+        let d2 = DesiredProject::from_project(&p);
+        assert_eq!(d2.hosts["a"].interfaces, a.interfaces);
+        assert_ne!(d2.hosts["a"].guest, a.guest);
+        assert!(d.switches.contains_key("lan"));
+    }
+}
