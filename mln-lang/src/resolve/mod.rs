@@ -24,6 +24,13 @@ use crate::source::{SourceMap, Span, Spanned};
 use crate::syntax::Ast;
 
 pub use autoenum::MAX_GENERATED_HOSTS;
+pub(crate) use values::format_size;
+
+/// The bytes a size text (`256M`, `1GB`, `64`) stands for, `None` when it
+/// is not a size. A bare number is megabytes.
+pub(crate) fn parse_size_text(text: &str) -> Option<u64> {
+    values::parse_size(text).ok()
+}
 
 /// A resolved project with where everything came from.
 #[derive(Debug, Clone, PartialEq)]

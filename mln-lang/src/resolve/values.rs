@@ -43,7 +43,6 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, Reason> {
 /// The shortest size text that reads back as exactly `bytes`; sizes that
 /// no unit expresses exactly (not a multiple of 512 or 1000) are rounded up
 /// to whole 512-byte blocks.
-#[allow(dead_code)] // the printer's, next
 pub(crate) fn format_size(bytes: u64) -> String {
     let units: [(u64, &str); 7] = [
         (GIB, "G"),
