@@ -1,7 +1,8 @@
 //! Robustness: broken variants of every sample and corpus file (one to
-//! three edits each: lines dropped, doubled, swapped, braces and escapes inserted, text cut short)
-//! go through parse, resolve, check, the capacity check and the renderer
-//! without a panic, and every diagnostic points inside its file.
+//! three edits each: lines dropped, doubled, swapped or moved, braces and
+//! escapes inserted, text cut short) go through parse, resolve, check, the
+//! capacity check and the renderer without a panic, and every diagnostic
+//! points inside its file.
 //!
 //! The mutations come from a fixed seed, so a failure names a file and a
 //! mutation number that reproduce it.
