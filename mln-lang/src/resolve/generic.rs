@@ -6,9 +6,10 @@ use crate::source::{Span, Spanned};
 use crate::syntax::{Block, Item};
 
 /// How deep blocks may nest inside a host, superclass or generic block;
-/// deeper content is dropped with an E0021 (the parser has its own, larger
-/// limit; this one keeps every walk here shallow).
-pub(crate) const MAX_NESTING: usize = 64;
+/// deeper content is dropped with an E0021. Above the parser's own ceiling,
+/// so it only guards syntax trees built by programs; it keeps every
+/// recursive walk here bounded.
+pub(crate) const MAX_NESTING: usize = crate::syntax::NESTING_CEILING + 8;
 
 /// Convert `block`, passing every value through `expand`. Sets `*truncated`
 /// when nesting went past [`MAX_NESTING`].
