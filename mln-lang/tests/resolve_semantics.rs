@@ -1,0 +1,280 @@
+//! The resolution rules of the reference, one behaviour per test.
+
+use std::path::Path;
+
+use mln_lang::model::{Platform, Project};
+use mln_lang::resolve::{resolve, Resolved};
+use mln_lang::syntax::{parse_source, Limits};
+use mln_lang::SourceMap;
+
+fn resolved(text: &str) -> Resolved {
+    let mut sources = SourceMap::new();
+    let ast = parse_source(
+        &mut sources,
+        Path::new("t.mln"),
+        text.as_bytes(),
+        &Limits::default(),
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    resolve(&ast, &sources)
+        .unwrap_or_else(|d| panic!("{}", mln_lang::render(&sources, &d.0, false)))
+}
+
+fn project(text: &str) -> Project {
+    resolved(text).project
+}
+
+fn names(p: &Project) -> Vec<&str> {
+    p.hosts.iter().map(|h| h.name.as_str()).collect()
+}
+
+#[test]
+fn autoenum_pads_numbers_to_the_width_of_numhosts() {
+    let p = project("global { project t; autoenum { numhosts 9 } }");
+    assert_eq!(names(&p)[0], "node1");
+    assert_eq!(names(&p)[8], "node9");
+    let p = project("global { project t; autoenum { numhosts 10 } }");
+    assert_eq!(names(&p)[0], "node01");
+    assert_eq!(names(&p)[9], "node10");
+    let p = project("global { project t; autoenum { numhosts 100; hostprefix lab } }");
+    assert_eq!(names(&p)[0], "lab001");
+    assert_eq!(names(&p)[99], "lab100");
+}
+
+#[test]
+fn autoenum_hands_hosts_to_service_hosts_in_order() {
+    let p = project(
+        "global { project t; autoenum { numhosts 5; service_hosts { alpha 2; beta all } } }",
+    );
+    let sh: Vec<Option<&str>> = p.hosts.iter().map(|h| h.service_host.as_deref()).collect();
+    assert_eq!(
+        sh,
+        [
+            Some("alpha"),
+            Some("alpha"),
+            Some("beta"),
+            Some("beta"),
+            Some("beta")
+        ]
+    );
+    let p =
+        project("global { project t; autoenum { numhosts 5; service_hosts { alpha 2; beta 1 } } }");
+    let sh: Vec<Option<&str>> = p.hosts.iter().map(|h| h.service_host.as_deref()).collect();
+    assert_eq!(sh, [Some("alpha"), Some("alpha"), Some("beta"), None, None]);
+}
+
+#[test]
+fn autoenum_autouser_and_addresses() {
+    let p = project(
+        "global { project t; autoenum { numhosts 3; net 10.0.0.0; address auto; autouser $1$ab$cd } }",
+    );
+    let h = &p.hosts[2];
+    assert_eq!(h.users.len(), 1);
+    assert_eq!(h.users[0].name, "node3");
+    assert_eq!(h.users[0].hash, "$1$ab$cd");
+    // addresses_begin defaults to 1: host i gets net + i.
+    assert_eq!(
+        h.interface("eth0").unwrap().address.unwrap().to_string(),
+        "10.0.0.3"
+    );
+}
+
+#[test]
+fn written_hosts_override_generated_settings() {
+    let text = "
+host pc2 { memory 1G }
+global { project t; autoenum { superclass s; numhosts 3; hostprefix pc; net 10.0.0.0; address auto; addresses_begin 10 } }
+superclass s { memory 64M; network eth0 { switch lan } }
+switch lan { }
+host pc3 { network eth0 { address 10.9.9.9 } }
+";
+    let r = resolved(text);
+    let p = &r.project;
+    // pc2 was written first and keeps its place.
+    assert_eq!(names(p), ["pc2", "pc1", "pc3"]);
+    let pc2 = p.host("pc2").unwrap();
+    assert_eq!(pc2.memory, 1 << 30);
+    assert_eq!(pc2.superclasses, ["s"]);
+    assert_eq!(
+        pc2.interface("eth0").unwrap().address.unwrap().to_string(),
+        "10.0.0.11"
+    );
+    let pc3 = p.host("pc3").unwrap();
+    assert_eq!(pc3.memory, 64 << 20);
+    let eth0 = pc3.interface("eth0").unwrap();
+    assert_eq!(eth0.address.unwrap().to_string(), "10.9.9.9");
+    assert_eq!(eth0.switch.as_deref(), Some("lan"));
+    assert!(r.origins.hosts["pc3"].generated);
+    assert!(r.origins.hosts["pc3"].duplicates.is_empty());
+}
+
+#[test]
+fn duplicate_hosts_merge_and_are_recorded() {
+    let r =
+        resolved("global { project t }\nhost a { memory 1G; template x }\nhost a { memory 2G }\n");
+    let a = r.project.host("a").unwrap();
+    assert_eq!(a.memory, 2 << 30);
+    assert_eq!(a.template.as_deref(), Some("x"));
+    assert_eq!(r.project.hosts.len(), 1);
+    assert_eq!(r.origins.hosts["a"].duplicates.len(), 1);
+}
+
+#[test]
+fn variables_nearest_first_and_inherited_values_expand_in_the_host() {
+    let p = project(
+        "global { project proj; $role = global; $where = dc1 }
+         superclass s { $role = super; startup { echo $role $where $hostname $project } }
+         host a { superclass s; $role = mine }
+         host b { superclass s }
+         host c { $hostname = fake; template $hostname.img }",
+    );
+    assert_eq!(p.host("a").unwrap().startup, ["echo mine dc1 a proj"]);
+    assert_eq!(p.host("b").unwrap().startup, ["echo super dc1 b proj"]);
+    assert_eq!(p.host("c").unwrap().template.as_deref(), Some("c.img"));
+    assert_eq!(p.host("a").unwrap().variables["role"], "mine");
+}
+
+#[test]
+fn lists_concatenate_superclass_first_without_duplicates() {
+    let p = project(
+        "global { project t }
+         superclass base { startup { one; two } }
+         superclass mid { superclass base; startup { three; one } }
+         host h { superclass mid; startup { two; four } }",
+    );
+    assert_eq!(p.hosts[0].startup, ["one", "two", "three", "four"]);
+}
+
+#[test]
+fn nested_blocks_merge_key_by_key() {
+    let p = project(
+        "global { project t }
+         superclass s {
+             xen_extra { on_crash = restart; vcpus_pin = 1 }
+             network eth0 { switch lan; netmask 255.255.255.0; gateway 10.0.0.254 }
+             backup { when nightly; keep 7; target { path /b } }
+         }
+         switch lan { }
+         host h {
+             superclass s
+             xen_extra { on_crash = destroy }
+             network eth0 { address 10.0.0.1; gateway 10.0.0.1 }
+             backup { keep 3; target { host nas } }
+         }",
+    );
+    let h = &p.hosts[0];
+    assert_eq!(h.xen_extra, ["vcpus_pin = 1", "on_crash = destroy"]);
+    let eth0 = h.interface("eth0").unwrap();
+    assert_eq!(eth0.switch.as_deref(), Some("lan"));
+    assert_eq!(eth0.gateway.unwrap().to_string(), "10.0.0.1");
+    assert_eq!(eth0.netmask.unwrap().to_string(), "255.255.255.0");
+    let backup = &h.blocks[0];
+    let printed = mln_lang::print::to_mln(&Project {
+        blocks: vec![backup.clone()],
+        ..Project::default()
+    });
+    assert!(printed.contains("when nightly"), "{printed}");
+    assert!(printed.contains("keep 3"), "{printed}");
+    assert!(!printed.contains("keep 7"), "{printed}");
+    assert!(
+        printed.contains("path /b") && printed.contains("host nas"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn platform_comes_from_the_nearest_layer_that_names_one() {
+    let p = project(
+        "global { project t }
+         superclass x { xen }
+         host a { superclass x }
+         host b { superclass x; hvm }
+         host c { superclass x; kvm }
+         host d { superclass x; uml }
+         host e { }",
+    );
+    let pl: Vec<Platform> = p.hosts.iter().map(|h| h.platform).collect();
+    assert_eq!(
+        pl,
+        [
+            Platform::Xen,
+            Platform::XenHvm,
+            Platform::Kvm,
+            Platform::Uml,
+            Platform::Uml
+        ]
+    );
+}
+
+#[test]
+fn aliases_and_interface_order() {
+    let p = project(
+        "global { project t }
+         host a { location srv; cpus 4; network eth10 { }; network eth2 { }; network eth0 { } }",
+    );
+    let a = &p.hosts[0];
+    assert_eq!(a.service_host.as_deref(), Some("srv"));
+    assert_eq!(a.vcpus, 4);
+    let order: Vec<&str> = a.interfaces.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(order, ["eth0", "eth2", "eth10"]);
+}
+
+#[test]
+fn switch_membership_lists_only_existing_switches() {
+    let p = project(
+        "global { project t }
+         switch lan { }
+         host a { network eth0 { switch lan }; network eth1 { switch wan } }
+         host b { network eth0 { switch lan } }",
+    );
+    let lan = p.switch("lan").unwrap();
+    let m: Vec<(&str, &str)> = lan
+        .members
+        .iter()
+        .map(|m| (m.host.as_str(), m.interface.as_str()))
+        .collect();
+    assert_eq!(m, [("a", "eth0"), ("b", "eth0")]);
+}
+
+#[test]
+fn origins_point_at_where_values_were_written() {
+    let text = "global { project t }\nsuperclass s { memory 64M }\nhost a { superclass s; network eth0 { switch lan } }\nswitch lan { }\n";
+    let mut sources = SourceMap::new();
+    let ast = parse_source(
+        &mut sources,
+        Path::new("t.mln"),
+        text.as_bytes(),
+        &Limits::default(),
+    )
+    .unwrap();
+    let r = resolve(&ast, &sources).unwrap();
+    let a = &r.origins.hosts["a"];
+    assert_eq!(sources.text(a.name), "a");
+    assert_eq!(sources.location(a.keywords["memory"]), "t.mln:2:23");
+    assert_eq!(sources.text(a.interfaces["eth0"].keywords["switch"]), "lan");
+    assert_eq!(sources.text(r.origins.switches["lan"].name), "lan");
+    assert_eq!(sources.text(r.origins.superclasses["s"].name), "s");
+    assert_eq!(sources.text(r.origins.project.unwrap()), "t");
+}
+
+#[test]
+fn json_field_names_are_stable() {
+    let p = project(
+        "global { project t }
+         host a { memory 256M; network eth0 { address 10.0.0.1/24 }; network eth1 { address dhcp } }",
+    );
+    let v = serde_json::to_value(&p).unwrap();
+    let host = &v["hosts"][0];
+    assert_eq!(host["memory"], 268435456u64);
+    assert_eq!(host["platform"], "uml");
+    assert_eq!(host["written"]["memory"], "256M");
+    assert_eq!(
+        host["interfaces"][0]["address"]["static"]["addr"],
+        "10.0.0.1"
+    );
+    assert_eq!(host["interfaces"][0]["address"]["static"]["prefix"], 24);
+    assert_eq!(host["interfaces"][1]["address"], "dhcp");
+    assert_eq!(v["name"], "t");
+    let back: Project = serde_json::from_value(v).unwrap();
+    assert_eq!(back, p);
+}
