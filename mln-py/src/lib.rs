@@ -1,0 +1,36 @@
+//! The Python module `mln`: the MLN library (mln-lang) from Python.
+//!
+//! Every function here only converts between Python and the library and
+//! maps its errors to exceptions; the meaning lives in mln-lang.
+
+mod convert;
+mod diagnostic;
+mod errors;
+mod model;
+mod project;
+
+use pyo3::prelude::*;
+
+/// Build networks of virtual machines from MLN project files.
+///
+/// ``mln.load(path)`` or ``mln.parse(text)`` give a ``Project``;
+/// ``project.check()`` its diagnostics.
+#[pymodule]
+fn mln(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(project::parse, m)?)?;
+    m.add_function(wrap_pyfunction!(project::load, m)?)?;
+    m.add_class::<project::Project>()?;
+    m.add_class::<model::Host>()?;
+    m.add_class::<model::Interface>()?;
+    m.add_class::<model::Switch>()?;
+    m.add_class::<diagnostic::Diagnostic>()?;
+    m.add("MlnError", py.get_type::<errors::MlnError>())?;
+    m.add("ProjectError", py.get_type::<errors::ProjectError>())?;
+    m.add("ParseError", py.get_type::<errors::ProjectError>())?;
+    m.add("PlanError", py.get_type::<errors::PlanError>())?;
+    m.add("StateError", py.get_type::<errors::StateError>())?;
+    m.add("BackendError", py.get_type::<errors::BackendError>())?;
+    Ok(())
+}
