@@ -159,7 +159,7 @@ impl VdeSwitch {
             }
             if Instant::now() >= deadline {
                 if let Some(p) = pid.and_then(ProcessRecord::of) {
-                    p.kill_group();
+                    p.kill_group(&ctl.display().to_string());
                 }
                 return Err(Error::Timeout {
                     what: format!("switch {}", sw.name),
@@ -260,7 +260,9 @@ impl Switch for VdeSwitch {
             // SIGTERM lets vde_switch remove its sockets; SIGKILL if it
             // does not go.
             p.signal(libc::SIGTERM);
-            if !p.wait_exit(Duration::from_secs(5)) && !p.kill_group() {
+            if !p.wait_exit(Duration::from_secs(5))
+                && !p.kill_group(&self.ctl_dir().display().to_string())
+            {
                 return Err(Error::Timeout {
                     what: format!("switch {}", self.name),
                     op: "stop",

@@ -222,6 +222,11 @@ impl Uml {
         Ok(self.state_dir.join(name.as_str()))
     }
 
+    /// What every process of guest `name` has on its command line.
+    fn marker(&self, name: &str) -> Result<String> {
+        Ok(format!("uml_dir={}", self.dir(name)?.display()))
+    }
+
     fn read_record(&self, name: &str) -> Result<Record> {
         let path = self.dir(name)?.join(RECORD);
         let text = match fs::read(&path) {
@@ -365,7 +370,7 @@ impl Uml {
                 break;
             }
             if Instant::now() >= deadline {
-                proc.kill_group();
+                proc.kill_group(&self.marker(&name)?);
                 return Err(Error::Timeout {
                     what: name,
                     op: "boot (management console never answered)",
@@ -381,6 +386,52 @@ impl Uml {
         }
         record.memory = target;
         self.write_record(record)
+    }
+
+    /// Send Ctrl-Alt-Del and wait for the guest to exit, at most `timeout`.
+    ///
+    /// Before the guest's init has taken Ctrl-Alt-Del over, the kernel
+    /// answers it by rebooting (UML restarts in the same process). That
+    /// shows in the console log; the request is then repeated once the new
+    /// boot had a moment to start its init.
+    fn ctrl_alt_del(
+        &self,
+        name: &str,
+        mc: &Mconsole,
+        proc: &ProcessRecord,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        let log = self.dir(name).map(|d| d.join(CONSOLE)).ok();
+        let log_len = || {
+            log.as_ref()
+                .and_then(|p| fs::metadata(p).ok())
+                .map_or(0, |m| m.len())
+        };
+        loop {
+            let offset = log_len();
+            if mc.request_raw("cad").is_err() {
+                return proc.wait_exit(deadline.saturating_duration_since(Instant::now()));
+            }
+            loop {
+                if proc.wait_exit(Duration::from_millis(100)) {
+                    return true;
+                }
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                let restarted = log.as_ref().is_some_and(|p| {
+                    tail(p, log_len().saturating_sub(offset)).contains("reboot: Restarting system")
+                });
+                if restarted {
+                    std::thread::sleep(
+                        Duration::from_millis(1500)
+                            .min(deadline.saturating_duration_since(Instant::now())),
+                    );
+                    break;
+                }
+            }
+        }
     }
 
     fn remove(&self, name: &str) -> Result<()> {
@@ -487,10 +538,9 @@ impl Hypervisor for Uml {
             self.write_record(&record)?;
             // Ctrl-Alt-Del: the guest's init runs its shutdown actions and
             // powers off. A guest that ignores it is killed after `timeout`.
-            let asked = mc.request("cad");
-            if asked.is_err() || !proc.wait_exit(timeout) {
+            if !self.ctrl_alt_del(name, &mc, &proc, timeout) {
                 log::warn!("uml guest {name}: no clean shutdown within {timeout:?}, killing it");
-                proc.kill_group();
+                proc.kill_group(&self.marker(name)?);
             }
         }
         self.remove(name)
@@ -504,7 +554,7 @@ impl Hypervisor for Uml {
     fn destroy(&self, name: &str) -> Result<()> {
         self.read_record(name)?;
         if let Some(proc) = self.process(name)? {
-            if !proc.kill_group() {
+            if !proc.kill_group(&self.marker(name)?) {
                 return Err(Error::Timeout {
                     what: name.to_string(),
                     op: "destroy",
@@ -578,6 +628,15 @@ impl Hypervisor for Uml {
 
     fn set_memory(&self, name: &str, bytes: u64) -> Result<()> {
         let (mut record, _) = self.require_live(name, "set memory")?;
+        // A paused UML serves only simple console requests: plugging memory
+        // needs the guest kernel to run.
+        if record.phase != Phase::Running {
+            return Err(Error::WrongState {
+                domain: name.to_string(),
+                op: "set memory",
+                state: "paused".into(),
+            });
+        }
         let max = round_pages(record.spec.effective_max_memory());
         let target = round_pages(bytes);
         if target > max || target == 0 {

@@ -120,12 +120,74 @@ impl ProcessRecord {
         }
     }
 
-    /// SIGKILL the whole group and wait for the leader to go (a killed
-    /// process always goes; the bound only guards against a stuck kernel).
-    pub fn kill_group(&self) -> bool {
+    /// SIGKILL the whole group and wait for it to go (a killed process
+    /// always goes; the bound only guards against a stuck kernel).
+    ///
+    /// Members can outlive their leader (UML's ptraced helpers do when the
+    /// main process is killed alone), so members are also looked for by
+    /// process group in `/proc` and killed one by one, but only those whose
+    /// command line contains `marker` (the object's state folder): a group
+    /// id is never reused while a member lives, and the marker guards
+    /// against a new group that took the number after ours was empty.
+    pub fn kill_group(&self, marker: &str) -> bool {
         self.signal_group(libc::SIGKILL);
-        self.wait_exit(Duration::from_secs(10))
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let members = group_members(self.pid, marker);
+            for &pid in &members {
+                if let Ok(pid) = libc::pid_t::try_from(pid) {
+                    // SAFETY: kill(2) has no memory effects; `pid` is a
+                    // member of our group running our command line.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
+            let leader_gone = matches!(self.liveness(), Liveness::Exited(_));
+            if leader_gone && members.is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
+}
+
+/// Live processes in process group `pgid` whose command line contains
+/// `marker`.
+fn group_members(pgid: u32, marker: &str) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = text.rfind(')').map(|i| &text[i + 1..]) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
+        if pgrp != Some(pgid) || state == "Z" || state == "X" {
+            continue;
+        }
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            out.push(pid);
+        }
+    }
+    out
 }
 
 /// CPU time (user + system) the live process `pid` has used so far.

@@ -1,0 +1,264 @@
+//! The UML backend's lifecycle on real guests booted from the busybox
+//! template: pause, resume, memory, info and list (also from a second
+//! backend over the same state folder, as a later process would see it),
+//! clean shutdown, destroy, and guests that die or power off on their own.
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use mln_core::disk::{CowFormat, Overlay};
+use mln_core::guest::GuestConfig;
+use mln_core::template::{BusyboxSource, BusyboxTemplate, Template};
+use mln_core::uml::Uml;
+use mln_core::{Boot, DiskSpec, DomainSpec, DomainState, Error, Hypervisor};
+
+/// The busybox template, built once per test run under target/.
+fn template() -> Template {
+    static T: OnceLock<Template> = OnceLock::new();
+    T.get_or_init(|| {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mln-templates");
+        let source = BusyboxSource::find(base.join("download")).expect("busybox");
+        BusyboxTemplate::new(source)
+            .build(&base)
+            .expect("template build")
+    })
+    .clone()
+}
+
+/// A backend in a temporary folder that destroys its guest on every way
+/// out of the test.
+struct Guest {
+    uml: Uml,
+    name: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = self.uml.destroy(&self.name);
+    }
+}
+
+/// Create (not start) a guest `name` with `startup` lines.
+fn guest(name: &str, startup: &[&str]) -> Guest {
+    let template = template();
+    let dir = tempfile::tempdir().unwrap();
+    let uml = Uml::new(dir.path().join("uml")).unwrap();
+    let cow =
+        Overlay::create(&template.image, dir.path().join("root.cow"), CowFormat::Uml).unwrap();
+    let mut cfg = GuestConfig::new(name);
+    cfg.startup = startup.iter().map(|s| s.to_string()).collect();
+    let cfg_disk = dir.path().join("config.tar");
+    cfg.write_disk(&cfg_disk).unwrap();
+    let mut spec = DomainSpec::new(
+        name,
+        64 << 20,
+        Boot::Kernel {
+            kernel: Uml::DEFAULT_KERNEL.into(),
+            ramdisk: None,
+            cmdline: format!("{} quiet", template.cmdline),
+        },
+    );
+    spec.disks.push(cow.disk_spec("ubda"));
+    spec.disks.push(DiskSpec {
+        path: cfg_disk,
+        target: "ubdb".into(),
+        readonly: true,
+    });
+    uml.create(&spec).unwrap();
+    Guest {
+        uml,
+        name: name.to_string(),
+        _dir: dir,
+    }
+}
+
+/// Poll `info` until the guest reaches `want` (bounded, so a wrong state
+/// fails the test instead of hanging it).
+fn wait_state(g: &Guest, want: DomainState) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = g.uml.info(&g.name).unwrap().state;
+        if state == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} stayed {state}, never {want}; console:\n{}",
+            g.name,
+            std::fs::read_to_string(g.uml.console_log(&g.name).unwrap()).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Wait until the guest's boot script has finished (bounded). UML answers
+/// management requests from early on, but a guest whose kernel is still
+/// starting up may reboot on Ctrl-Alt-Del or leave requests unanswered.
+fn wait_booted(g: &Guest) {
+    let log = g.uml.console_log(&g.name).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("mln: boot finished") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never booted:\n{text}",
+            g.name
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn mem_free_kib(uml: &Uml, name: &str) -> u64 {
+    let meminfo = uml.mconsole(name).unwrap().request("proc meminfo").unwrap();
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemFree:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no MemFree in {meminfo:?}"))
+}
+
+/// Live processes whose command line mentions `dir` (a guest's folder).
+fn processes_under(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let p = e.path();
+        let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
+        if stat.contains(") Z") {
+            continue;
+        }
+        let cmd = String::from_utf8_lossy(&std::fs::read(p.join("cmdline")).unwrap_or_default())
+            .replace('\0', " ");
+        if cmd.contains(&needle) {
+            out.push(cmd);
+        }
+    }
+    out
+}
+
+fn process_exists(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn pause_resume_memory_info_list_and_clean_shutdown() {
+    let g = guest("life", &["echo MLN-STARTED"]);
+    let info = g.uml.info("life").unwrap();
+    assert_eq!((info.state, info.id), (DomainState::Paused, 0));
+
+    g.uml.start("life").unwrap();
+    wait_booted(&g);
+    let info = g.uml.info("life").unwrap();
+    assert_eq!(info.state, DomainState::Running);
+    assert!(process_exists(info.id));
+    assert_eq!(info.max_memory, 64 << 20);
+    assert!(matches!(g.uml.start("life"), Err(Error::WrongState { .. })));
+
+    // A second backend over the same folder (a later process) sees it.
+    let later = Uml::new(g.uml.state_dir()).unwrap();
+    let listed = later.list().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].name.as_str(), listed[0].id), ("life", info.id));
+    assert!(!later
+        .mconsole("life")
+        .unwrap()
+        .request("version")
+        .unwrap()
+        .is_empty());
+
+    g.uml.pause("life").unwrap();
+    assert_eq!(later.info("life").unwrap().state, DomainState::Paused);
+    assert!(matches!(g.uml.pause("life"), Err(Error::WrongState { .. })));
+    // The management console still answers a paused guest; memory changes
+    // wait until it runs again.
+    assert!(!g
+        .uml
+        .mconsole("life")
+        .unwrap()
+        .request("version")
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        g.uml.set_memory("life", 32 << 20),
+        Err(Error::WrongState { .. })
+    ));
+    later.resume("life").unwrap();
+    assert_eq!(g.uml.info("life").unwrap().state, DomainState::Running);
+    assert!(matches!(
+        g.uml.resume("life"),
+        Err(Error::WrongState { .. })
+    ));
+
+    // Memory: unplug 24 MiB (the guest's free memory shrinks), plug it back.
+    let free_before = mem_free_kib(&g.uml, "life");
+    g.uml.set_memory("life", 40 << 20).unwrap();
+    assert_eq!(g.uml.info("life").unwrap().memory, 40 << 20);
+    let free_after = mem_free_kib(&g.uml, "life");
+    assert!(
+        free_after + 16 * 1024 < free_before,
+        "MemFree {free_before} KiB -> {free_after} KiB"
+    );
+    g.uml.set_memory("life", 64 << 20).unwrap();
+    assert_eq!(later.info("life").unwrap().memory, 64 << 20);
+    assert!(g.uml.set_memory("life", 128 << 20).is_err());
+    g.uml.set_vcpus("life", 1).unwrap();
+    assert!(matches!(
+        g.uml.set_vcpus("life", 2),
+        Err(Error::Unsupported { .. })
+    ));
+
+    g.uml.shutdown("life", Duration::from_secs(30)).unwrap();
+    assert!(!process_exists(info.id));
+    assert!(matches!(g.uml.info("life"), Err(Error::NotFound { .. })));
+    assert!(g.uml.list().unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(g.uml.state_dir()).unwrap().count(), 0);
+    assert_eq!(processes_under(g.uml.state_dir()), Vec::<String>::new());
+}
+
+#[test]
+fn killed_guest_is_reported_crashed_then_destroyed() {
+    let g = guest("victim", &[]);
+    g.uml.start("victim").unwrap();
+    let pid = g.uml.info("victim").unwrap().id;
+    // SAFETY: killing the guest process this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    wait_state(&g, DomainState::Crashed);
+    let listed = Uml::new(g.uml.state_dir()).unwrap().list().unwrap();
+    assert_eq!(listed[0].state, DomainState::Crashed);
+    // Requests to a dead guest fail at once instead of hanging.
+    assert!(g.uml.pause("victim").is_err());
+    g.uml.destroy("victim").unwrap();
+    assert!(matches!(g.uml.info("victim"), Err(Error::NotFound { .. })));
+    // UML's helper processes outlive a killed main process; destroy ends
+    // them too.
+    assert_eq!(processes_under(g.uml.state_dir()), Vec::<String>::new());
+}
+
+#[test]
+fn destroy_kills_a_running_guest_at_once() {
+    let g = guest("doomed", &[]);
+    g.uml.start("doomed").unwrap();
+    let pid = g.uml.info("doomed").unwrap().id;
+    g.uml.destroy("doomed").unwrap();
+    assert!(!process_exists(pid));
+    assert!(matches!(
+        g.uml.destroy("doomed"),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(processes_under(g.uml.state_dir()), Vec::<String>::new());
+}
+
+#[test]
+fn guest_that_powers_itself_off_is_reported_shut_down() {
+    let g = guest("quitter", &["poweroff"]);
+    g.uml.start("quitter").unwrap();
+    wait_state(&g, DomainState::Shutdown);
+}
