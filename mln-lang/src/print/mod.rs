@@ -6,6 +6,11 @@
 //! and values are escaped where the lexer would otherwise split them.
 //! Switch membership is not written: resolution recomputes it.
 //!
+//! One limit comes from the language: a value holding `$name` where a
+//! variable `name` is in scope cannot be written literally (it would be
+//! expanded when read back). Resolved projects never hold such text,
+//! since resolution expanded it; a project built by a program might.
+//!
 //! Layout: `global` first, then superclasses, switches, hosts and other
 //! blocks, four spaces per level, one statement per line.
 
