@@ -170,12 +170,23 @@ impl Project {
 
     /// Every error and warning of the resolver and the checker, in source
     /// order. Empty for a clean project.
-    fn check(&self) -> Vec<Diagnostic> {
+    ///
+    /// ``capacity`` maps service host names (``"localhost"`` for the local
+    /// machine) to the memory in bytes their guests may use, and adds the
+    /// plan-time memory check (E0016) for them.
+    #[pyo3(signature = (capacity=None))]
+    fn check(&self, capacity: Option<BTreeMap<String, u64>>) -> Vec<Diagnostic> {
         let Loaded { parsed, resolved } = &*self.inner;
-        match mln_lang::check(parsed, resolved) {
+        let mut out = match mln_lang::check(parsed, resolved) {
             Ok(warnings) => Diagnostic::all(&parsed.sources, &warnings),
             Err(report) => Diagnostic::all(&report.sources, &report.diagnostics),
+        };
+        if let Some(capacity) = capacity {
+            let over =
+                mln_lang::check::check_capacity(&resolved.project, &resolved.origins, &capacity);
+            out.extend(Diagnostic::all(&parsed.sources, &over));
         }
+        out
     }
 
     /// Canonical MLN text: parses back to an equal project.

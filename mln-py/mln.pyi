@@ -1,0 +1,215 @@
+"""Build networks of virtual machines from MLN project files.
+
+``mln.load(path)`` or ``mln.parse(text)`` give a :class:`Project`;
+``project.check()`` its diagnostics; ``mln.plan(old, new)`` what it takes
+to go from one version of a project to the next.
+"""
+
+from os import PathLike
+from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple, Union
+
+__version__: str
+
+_Path = Union[str, "PathLike[str]"]
+Platform = Literal["uml", "xen", "hvm", "kvm"]
+Severity = Literal["error", "warning"]
+
+class MlnError(Exception):
+    """Base class of every error the mln module raises."""
+
+class ProjectError(MlnError):
+    """A project that cannot be read, resolved or checked.
+
+    ``str(err)`` is every diagnostic rendered rustc-style, with the source
+    lines.
+    """
+
+    diagnostics: List[Diagnostic]
+
+ParseError = ProjectError
+
+class PlanError(MlnError):
+    """A plan that cannot be made or applied as asked."""
+
+class StateError(MlnError):
+    """The state store cannot be read, written or locked."""
+
+class BackendError(MlnError):
+    """A hypervisor, switch or disk operation failed."""
+
+class Diagnostic:
+    """One error or warning about a project.
+
+    ``file``, ``line`` and ``column`` (1-based, columns in characters) are
+    ``None`` for problems about the whole project.
+    """
+
+    @property
+    def code(self) -> str:
+        """The stable code, e.g. ``"E0004"``."""
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def title(self) -> str:
+        """The code's short title, e.g. ``"unknown switch"``."""
+    @property
+    def message(self) -> str: ...
+    @property
+    def file(self) -> Optional[str]: ...
+    @property
+    def line(self) -> Optional[int]: ...
+    @property
+    def column(self) -> Optional[int]: ...
+    @property
+    def end_line(self) -> Optional[int]: ...
+    @property
+    def end_column(self) -> Optional[int]: ...
+    @property
+    def help(self) -> Optional[str]:
+        """A fix, when one is obvious ("did you mean `lan`?")."""
+    @property
+    def is_error(self) -> bool: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class Interface:
+    """One network interface of a host (``network eth0 { ... }``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def switch(self) -> Optional[str]: ...
+    @property
+    def address(self) -> Optional[str]:
+        """``"10.0.0.1"``, ``"10.0.0.1/24"``, ``"dhcp"``, or ``None``."""
+    @property
+    def netmask(self) -> Optional[str]: ...
+    @property
+    def broadcast(self) -> Optional[str]: ...
+    @property
+    def gateway(self) -> Optional[str]: ...
+    @property
+    def mac(self) -> Optional[str]:
+        """A fixed MAC address; ``None`` for a generated, stable one."""
+    @property
+    def bridge(self) -> Optional[str]: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class Host:
+    """One virtual machine, everything inherited merged in. Sizes are bytes."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def superclasses(self) -> List[str]:
+        """The superclass chain, nearest first."""
+    @property
+    def platform(self) -> Platform: ...
+    @property
+    def service_host(self) -> Optional[str]:
+        """The server that runs it; ``None`` for the local machine."""
+    @property
+    def memory(self) -> int: ...
+    @property
+    def vcpus(self) -> int: ...
+    @property
+    def template(self) -> Optional[str]: ...
+    @property
+    def size(self) -> Optional[int]: ...
+    @property
+    def free_space(self) -> Optional[int]: ...
+    @property
+    def swap(self) -> Optional[int]: ...
+    @property
+    def kernel(self) -> Optional[str]: ...
+    @property
+    def ramdisk(self) -> Optional[str]: ...
+    @property
+    def extra(self) -> Optional[str]: ...
+    @property
+    def boot_order(self) -> int: ...
+    @property
+    def term(self) -> Optional[Literal["screen", "xterm", "none"]]: ...
+    @property
+    def nameserver(self) -> Optional[str]: ...
+    @property
+    def startup(self) -> List[str]: ...
+    @property
+    def shutdown(self) -> List[str]: ...
+    @property
+    def modules(self) -> List[str]: ...
+    @property
+    def sshkey(self) -> List[str]: ...
+    @property
+    def interfaces(self) -> List[Interface]: ...
+    @property
+    def variables(self) -> Dict[str, str]: ...
+    @property
+    def unknown(self) -> Dict[str, str]: ...
+    def interface(self, name: str) -> Optional[Interface]: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+    def to_json(self, indent: Optional[int] = None) -> str: ...
+
+class Switch:
+    """A project switch (``switch NAME { ... }``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def service_host(self) -> Optional[str]: ...
+    @property
+    def hub(self) -> bool: ...
+    @property
+    def bridge(self) -> Optional[str]: ...
+    @property
+    def socket(self) -> Optional[str]: ...
+    @property
+    def tap(self) -> Optional[str]: ...
+    @property
+    def members(self) -> List[Tuple[str, str]]:
+        """The ``(host, interface)`` pairs plugged into it."""
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class Project:
+    """A resolved MLN project. Equal to another when their models are."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def hosts(self) -> List[Host]: ...
+    @property
+    def switches(self) -> List[Switch]: ...
+    @property
+    def variables(self) -> Dict[str, str]: ...
+    @property
+    def superclasses(self) -> List[str]: ...
+    @property
+    def file(self) -> Optional[str]:
+        """The file it was read from; ``None`` for a project made from data."""
+    def host(self, name: str) -> Optional[Host]: ...
+    def switch(self, name: str) -> Optional[Switch]: ...
+    def check(self, capacity: Optional[Mapping[str, int]] = None) -> List[Diagnostic]:
+        """Every error and warning, in source order.
+
+        ``capacity`` (bytes of memory per service host, ``"localhost"`` for
+        the local machine) adds the plan-time memory check (``E0016``).
+        """
+    def to_mln(self) -> str:
+        """Canonical MLN text; parses back to an equal project."""
+    def to_dict(self) -> Dict[str, Any]: ...
+    def to_json(self, indent: Optional[int] = None) -> str: ...
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Project: ...
+    @classmethod
+    def from_json(cls, text: str) -> Project: ...
+
+def parse(text: str, filename: Optional[_Path] = None, *, check: bool = True) -> Project:
+    """Parse, resolve and (unless ``check=False``) check MLN text.
+
+    Raises :class:`ProjectError` on errors.
+    """
+
+def load(path: _Path, *, check: bool = True) -> Project:
+    """Read, resolve and (unless ``check=False``) check a project file.
+
+    Raises :class:`ProjectError` on errors.
+    """

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Build the mln wheel, install it in a fresh virtualenv, run the pytest
+# suite and mypy over the stubs and the tests.
+#
+# Usage: mln-py/test.sh [PYTEST-ARGS...]
+# Environment: PYTHON (default python3), MLN_PY_VENV (default
+# target/pyenv), CARGO_TARGET_DIR (default target/mln-py), all relative to
+# the repository root.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+cd "$root"
+
+python="${PYTHON:-python3}"
+venv="${MLN_PY_VENV:-$root/target/pyenv}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/mln-py}"
+wheels="$root/target/wheels"
+
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check \
+    'maturin>=1.9.4,<2' pytest mypy
+
+rm -f "$wheels"/mln-*.whl
+"$venv/bin/maturin" build --release --quiet -m "$here/Cargo.toml" -o "$wheels"
+"$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall \
+    --no-deps "$wheels"/mln-*.whl
+
+# The stubs and the tests type-check against the installed package.
+(cd "$here/tests" && "$venv/bin/mypy" --strict --no-error-summary .)
+
+cd "$here/tests"
+exec "$venv/bin/pytest" -q "$@"
