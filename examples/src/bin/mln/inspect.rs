@@ -1,0 +1,130 @@
+//! The verbs that only read a project: `check`, `show`, `parse`.
+
+use crate::cli::{CheckArgs, DiagFormat, ParseArgs, ShowArgs, ShowFormat};
+use crate::output::Output;
+
+/// `mln check FILE...`: 0 when every file is valid, 1 otherwise.
+pub fn check(out: &Output, args: &CheckArgs) -> u8 {
+    let mut failed = false;
+    let mut json = Vec::new();
+    for file in &args.files {
+        let (report, ok) = match mln_lang::load(file) {
+            Ok(checked) => (
+                mln_lang::Report {
+                    sources: checked.sources,
+                    diagnostics: checked.warnings,
+                },
+                true,
+            ),
+            Err(report) => (report, false),
+        };
+        failed |= !ok;
+        match args.format {
+            DiagFormat::Human => out.report(&report),
+            DiagFormat::Json => json.extend(report.diagnostics.iter().map(|d| {
+                serde_json::json!({
+                    "file": file,
+                    "code": d.code,
+                    "severity": d.severity,
+                    "message": d.message,
+                    "location": d.span.map(|s| location(&report.sources, s)),
+                    "help": d.help,
+                })
+            })),
+        }
+    }
+    if args.format == DiagFormat::Json {
+        println!("{}", serde_json::Value::Array(json));
+    }
+    u8::from(failed)
+}
+
+fn location(sources: &mln_lang::SourceMap, span: mln_lang::Span) -> serde_json::Value {
+    let Some(file) = sources.get(span.file) else {
+        return serde_json::Value::Null;
+    };
+    let (line, column) = file.line_col(span.start as usize);
+    serde_json::json!({
+        "path": file.path,
+        "line": line,
+        "column": column,
+        "start": span.start,
+        "end": span.end,
+    })
+}
+
+/// Load a project, printing diagnostics; `None` when it has errors.
+fn load_or_report(out: &Output, file: &std::path::Path) -> Option<mln_lang::Checked> {
+    match mln_lang::load(file) {
+        Ok(c) => Some(c),
+        Err(report) => {
+            out.report(&report);
+            None
+        }
+    }
+}
+
+/// `mln show FILE`: the resolved project as JSON or canonical MLN.
+pub fn show(out: &Output, args: &ShowArgs) -> u8 {
+    let Some(checked) = load_or_report(out, &args.file) else {
+        return 1;
+    };
+    match args.format {
+        ShowFormat::Json => match serde_json::to_string_pretty(&masked(checked.project())) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: cannot write the project as JSON: {e}");
+                return 1;
+            }
+        },
+        ShowFormat::Mln => print!("{}", mln_lang::print::to_mln(checked.project())),
+    }
+    0
+}
+
+const MASK: &str = "********";
+
+/// The project as shown to people: passwords masked.
+fn masked(project: &mln_lang::model::Project) -> mln_lang::model::Project {
+    let mut p = project.clone();
+    for h in &mut p.hosts {
+        if h.root_passwd.is_some() {
+            h.root_passwd = Some(MASK.to_string());
+        }
+        if let Some(v) = h.written.get_mut("root_passwd") {
+            *v = MASK.to_string();
+        }
+    }
+    if p.project_password.is_some() {
+        p.project_password = Some(MASK.to_string());
+    }
+    p
+}
+
+/// `mln parse -f FILE -S PATH | -A PATH`.
+pub fn parse(out: &Output, args: &ParseArgs) -> u8 {
+    let Some(checked) = load_or_report(out, &args.file) else {
+        return 1;
+    };
+    let project = checked.project();
+    let result = match (&args.scalar, &args.list) {
+        (Some(path), _) => mln_lang::query::query_scalar(project, path).map(|v| vec![v]),
+        (None, Some(path)) => mln_lang::query::query_list(project, path),
+        (None, None) => {
+            println!("{}", project.name);
+            return 0;
+        }
+    };
+    match result {
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
