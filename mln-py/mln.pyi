@@ -213,3 +213,112 @@ def load(path: _Path, *, check: bool = True) -> Project:
 
     Raises :class:`ProjectError` on errors.
     """
+
+Goal = Literal["build", "up", "stop", "remove", "upgrade"]
+ChangeClass = Literal["live", "restart", "rebuild", "move"]
+
+class Action:
+    """One step of a plan."""
+
+    @property
+    def id(self) -> int:
+        """Its position in ``Plan.actions``."""
+    @property
+    def op(self) -> str:
+        """``"create_switch"``, ``"prepare_disk"``, ``"set_memory"``, ``"move"``, ..."""
+    @property
+    def description(self) -> str:
+        """In words: ``"set memory of api to 256M"``."""
+    @property
+    def host(self) -> Optional[str]: ...
+    @property
+    def service_host(self) -> Optional[str]:
+        """Where it runs; ``None`` for the local machine."""
+    @property
+    def touches(self) -> List[str]:
+        """``"host:NAME"``, ``"switch:NAME"`` or ``"project"``."""
+    @property
+    def after(self) -> List[int]:
+        """Ids of the actions that must finish first."""
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class AttrChange:
+    """One changed attribute of a host."""
+
+    @property
+    def attr(self) -> str: ...
+    @property
+    def old(self) -> str: ...
+    @property
+    def new(self) -> str: ...
+    @property
+    def change_class(self) -> ChangeClass: ...
+
+class HostChange:
+    """What happens to one host."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def kind(
+        self,
+    ) -> Literal["create", "update", "rebuild", "move", "destroy", "start", "stop", "repair"]: ...
+    @property
+    def change_class(self) -> Optional[ChangeClass]:
+        """For an update, the strongest class of its changes."""
+    @property
+    def old_service_host(self) -> Optional[str]: ...
+    @property
+    def new_service_host(self) -> Optional[str]: ...
+    @property
+    def changes(self) -> List[AttrChange]: ...
+    @property
+    def links(self) -> List[Tuple[str, List[str]]]:
+        """For a rebuild or move: ``(switch, [other hosts on it])``."""
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class SwitchChange:
+    """What happens to one switch."""
+
+    @property
+    def switch(self) -> str: ...
+    @property
+    def kind(self) -> Literal["create", "recreate", "remove"]: ...
+    @property
+    def reason(self) -> str: ...
+
+class Plan:
+    """The actions between what a project is and what is wanted.
+
+    ``str(plan)`` is the diff; ``len(plan)`` the number of actions.
+    """
+
+    @property
+    def project(self) -> str: ...
+    @property
+    def goal(self) -> Goal: ...
+    @property
+    def actions(self) -> List[Action]: ...
+    @property
+    def hosts(self) -> List[HostChange]: ...
+    @property
+    def switches(self) -> List[SwitchChange]: ...
+    def host(self, host: str) -> Optional[HostChange]: ...
+    def counts(self) -> Dict[str, int]:
+        """``create``, ``update``, ``rebuild``, ``moved``, ``destroy``, ``other``."""
+    def render_actions(self) -> str: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+    def to_json(self, indent: Optional[int] = None) -> str: ...
+    def __len__(self) -> int: ...
+
+def plan(
+    old: Optional[Project],
+    new: Project,
+    *,
+    goal: Optional[Goal] = None,
+    hosts: Optional[List[str]] = None,
+) -> Plan:
+    """What it takes to go from ``old`` (as if running; ``None`` for
+    nothing yet) to ``new``. Default goal: ``"up"`` without ``old``,
+    ``"upgrade"`` with it. Pure: nothing is touched.
+    """

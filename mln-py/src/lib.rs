@@ -7,6 +7,7 @@ mod convert;
 mod diagnostic;
 mod errors;
 mod model;
+mod plan;
 mod project;
 
 use pyo3::prelude::*;
@@ -14,18 +15,25 @@ use pyo3::prelude::*;
 /// Build networks of virtual machines from MLN project files.
 ///
 /// ``mln.load(path)`` or ``mln.parse(text)`` give a ``Project``;
-/// ``project.check()`` its diagnostics.
+/// ``project.check()`` its diagnostics; ``mln.plan(old, new)`` what it
+/// takes to go from one to the other.
 #[pymodule]
 fn mln(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(project::parse, m)?)?;
     m.add_function(wrap_pyfunction!(project::load, m)?)?;
+    m.add_function(wrap_pyfunction!(plan::plan, m)?)?;
     m.add_class::<project::Project>()?;
     m.add_class::<model::Host>()?;
     m.add_class::<model::Interface>()?;
     m.add_class::<model::Switch>()?;
     m.add_class::<diagnostic::Diagnostic>()?;
+    m.add_class::<plan::Plan>()?;
+    m.add_class::<plan::Action>()?;
+    m.add_class::<plan::HostChange>()?;
+    m.add_class::<plan::AttrChange>()?;
+    m.add_class::<plan::SwitchChange>()?;
     m.add("MlnError", py.get_type::<errors::MlnError>())?;
     m.add("ProjectError", py.get_type::<errors::ProjectError>())?;
     m.add("ParseError", py.get_type::<errors::ProjectError>())?;
