@@ -1,5 +1,377 @@
-//! Not built yet.
+//! `cargo xtask xen-test`: real Xen 4.17 inside QEMU (TCG), with the
+//! mln-core Xen backend's integration tests (`mln-core/tests/xen_lifecycle.rs`)
+//! running in its dom0.
+//!
+//! 1. `apt-get download` the Debian packages of Xen, its tools and a kernel
+//!    into `target/xen-test/debs` (reused when present), `dpkg -x` them.
+//! 2. Build the test binary (`cargo test --no-run --message-format=json`).
+//! 3. Assemble dom0's initramfs: busybox, the Xen modules and daemons, the
+//!    test binary and every library `ldd` lists, the guest kernel and guest
+//!    initramfs (`xtask/xen-lab/`).
+//! 4. Boot QEMU, watch the serial log for dom0's markers or a crash, kill
+//!    QEMU by its pid on every path, print the tests' output, and fail
+//!    unless they passed.
+//!
+//! Usage: `cargo xtask xen-test [--timeout SECS] [-- TEST-ARGS...]`
+//! (TEST-ARGS go to the test binary, e.g. a test name filter).
 
-pub fn run(_args: &[String]) -> Result<(), String> {
-    Err("not built yet".to_string())
+mod cpio;
+mod packages;
+mod qemu;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// The integration test target that runs in dom0.
+const TEST_TARGET: &str = "xen_lifecycle";
+/// Xen tools dom0 needs, from `usr/lib/xen-4.17/bin`.
+const XEN_TOOLS: &[&str] = &[
+    "xl",
+    "xenstored",
+    "xenconsoled",
+    "xenconsole",
+    "xen-init-dom0",
+    "libxl-save-helper",
+];
+/// Kernel modules dom0 loads (paths under the kernel's `drivers/xen`).
+const XEN_MODULES: &[&str] = &[
+    "xen-evtchn.ko",
+    "xen-privcmd.ko",
+    "xen-gntdev.ko",
+    "xen-gntalloc.ko",
+    "xenfs/xenfs.ko",
+];
+
+/// Run `cmd` (an argv, never a shell line); its stdout, or an error naming
+/// the program with the end of its stderr.
+pub(crate) fn run_checked(cmd: &mut Command) -> Result<String, String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(format!(
+            "{program} failed ({}):\n{}",
+            out.status,
+            tail.join("\n")
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
+    move |e| format!("{}: {e}", path.display())
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), String> {
+    if let Some(dir) = to.parent() {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+struct Options {
+    timeout: Duration,
+    test_args: Vec<String>,
+}
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        timeout: Duration::from_secs(1200),
+        test_args: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--timeout" => {
+                let v = it.next().ok_or("--timeout needs seconds")?;
+                let secs: u64 = v.parse().map_err(|_| format!("--timeout {v:?}: not seconds"))?;
+                o.timeout = Duration::from_secs(secs);
+            }
+            "--" => {
+                o.test_args = it.by_ref().cloned().collect();
+            }
+            other => return Err(format!("unknown option {other:?}; usage: cargo xtask xen-test [--timeout SECS] [-- TEST-ARGS]")),
+        }
+    }
+    Ok(o)
+}
+
+/// Build the integration test binary and return its path.
+fn build_test_binary(root: &Path) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    eprintln!("xen-test: building mln-core's {TEST_TARGET} test");
+    let out = run_checked(
+        Command::new(cargo)
+            .args(["test", "-p", "mln-core", "--test", TEST_TARGET, "--no-run"])
+            .args(["--message-format=json-render-diagnostics"])
+            .current_dir(root),
+    )?;
+    for line in out.lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == TEST_TARGET {
+            if let Some(exe) = msg["executable"].as_str() {
+                return Ok(PathBuf::from(exe));
+            }
+        }
+    }
+    Err(format!("cargo built no executable for test {TEST_TARGET}"))
+}
+
+/// The libraries `ldd` lists for `binary` (resolved against the unpacked
+/// packages first), as (soname, path).
+fn libraries(binary: &Path, pkg_root: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+    let libpath = format!(
+        "{}:{}",
+        pkg_root.join("usr/lib/x86_64-linux-gnu").display(),
+        pkg_root.join("usr/lib").display()
+    );
+    let out = run_checked(
+        Command::new("ldd")
+            .arg(binary)
+            .env("LD_LIBRARY_PATH", libpath),
+    )?;
+    let mut libs = Vec::new();
+    for line in out.lines() {
+        let mut parts = line.split("=>");
+        let (Some(name), Some(rest)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let path = rest.split_whitespace().next().unwrap_or("");
+        if path == "not" {
+            return Err(format!(
+                "{}: library {} not found",
+                binary.display(),
+                name.trim()
+            ));
+        }
+        if path.starts_with('/') {
+            libs.push((name.trim().to_string(), PathBuf::from(path)));
+        }
+    }
+    Ok(libs)
+}
+
+fn write_script(src: &Path, dest: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    copy(src, dest)?;
+    fs::set_permissions(dest, fs::Permissions::from_mode(0o755)).map_err(io_err(dest))
+}
+
+/// Assemble `lab/`: `xen`, `vmlinuz` and `dom0.cpio`.
+fn assemble(
+    root: &Path,
+    pkgs: &Path,
+    lab: &Path,
+    test_bin: &Path,
+    test_args: &[String],
+) -> Result<(), String> {
+    let files = root.join("xtask/xen-lab");
+    let console = [cpio::CharDev {
+        name: "dev/console",
+        major: 5,
+        minor: 1,
+    }];
+
+    // The hypervisor: QEMU's multiboot loader takes the unpacked 32-bit ELF.
+    let xen_gz = pkgs.join("boot/xen-4.17-amd64.gz");
+    let xen = fs::File::create(lab.join("xen")).map_err(io_err(&lab.join("xen")))?;
+    let st = Command::new("gunzip")
+        .arg("-c")
+        .arg(&xen_gz)
+        .stdout(xen)
+        .status()
+        .map_err(|e| format!("cannot run gunzip: {e}"))?;
+    if !st.success() {
+        return Err(format!("gunzip {} failed ({st})", xen_gz.display()));
+    }
+    let boot = pkgs.join("boot");
+    let vmlinuz = fs::read_dir(&boot)
+        .map_err(io_err(&boot))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .ok_or("no vmlinuz-* in the kernel package")?;
+    copy(&vmlinuz, &lab.join("vmlinuz"))?;
+
+    // The guest's initramfs.
+    let guest = lab.join("guest");
+    let _ = fs::remove_dir_all(&guest);
+    for d in ["bin", "sbin", "proc", "sys", "dev"] {
+        fs::create_dir_all(guest.join(d)).map_err(io_err(&guest))?;
+    }
+    copy(&pkgs.join("bin/busybox"), &guest.join("bin/busybox"))?;
+    write_script(&files.join("guest-init"), &guest.join("init"))?;
+    write_script(&files.join("guest-poweroff"), &guest.join("sbin/poweroff"))?;
+    write_script(&files.join("guest-reboot"), &guest.join("sbin/reboot"))?;
+
+    // dom0's root.
+    let dom0 = lab.join("dom0");
+    let _ = fs::remove_dir_all(&dom0);
+    for d in [
+        "bin",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "var/run",
+        "var/lib",
+        "var/log",
+        "etc/xen",
+        "lib/modules",
+        "lib64",
+        "lib/x86_64-linux-gnu",
+        "usr/lib/xen-4.17/bin",
+    ] {
+        fs::create_dir_all(dom0.join(d)).map_err(io_err(&dom0))?;
+    }
+    cpio::write_tree(&guest, &console, &dom0.join("guest.cpio"))
+        .map_err(|e| format!("guest.cpio: {e}"))?;
+    copy(&pkgs.join("bin/busybox"), &dom0.join("bin/busybox"))?;
+    copy(&vmlinuz, &dom0.join("vmlinuz"))?;
+    let modules = pkgs.join("lib/modules");
+    let kver = fs::read_dir(&modules)
+        .map_err(io_err(&modules))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .next()
+        .ok_or("no kernel modules in the kernel package")?;
+    for m in XEN_MODULES {
+        let src = kver.join("kernel/drivers/xen").join(m);
+        let name = Path::new(m).file_name().unwrap_or_default();
+        copy(&src, &dom0.join("lib/modules").join(name))?;
+    }
+    let mut binaries = Vec::new();
+    for t in XEN_TOOLS {
+        let dest = dom0.join("usr/lib/xen-4.17/bin").join(t);
+        copy(&pkgs.join("usr/lib/xen-4.17/bin").join(t), &dest)?;
+        binaries.push(dest);
+    }
+    // The test binary, without debug info (dom0's RAM holds the initramfs).
+    let test_dest = dom0.join("xen-tests");
+    if run_checked(
+        Command::new("strip")
+            .arg("--strip-debug")
+            .arg("-o")
+            .arg(&test_dest)
+            .arg(test_bin),
+    )
+    .is_err()
+    {
+        copy(test_bin, &test_dest)?;
+    }
+    binaries.push(test_dest);
+    for b in &binaries {
+        for (soname, path) in libraries(b, pkgs)? {
+            let dest = if soname.starts_with('/') {
+                dom0.join(soname.trim_start_matches('/'))
+            } else {
+                dom0.join("lib/x86_64-linux-gnu").join(&soname)
+            };
+            if !dest.exists() {
+                copy(&path, &dest)?;
+            }
+        }
+    }
+    copy(
+        Path::new("/lib64/ld-linux-x86-64.so.2"),
+        &dom0.join("lib64/ld-linux-x86-64.so.2"),
+    )?;
+    // Without it xl aborts at exit ("libgcc_s.so.1 must be installed for pthread_cancel").
+    copy(
+        Path::new("/lib/x86_64-linux-gnu/libgcc_s.so.1"),
+        &dom0.join("lib/x86_64-linux-gnu/libgcc_s.so.1"),
+    )?;
+    fs::write(dom0.join("etc/xen/xl.conf"), "").map_err(io_err(&dom0))?;
+    fs::write(dom0.join("test-args"), test_args.join("\n")).map_err(io_err(&dom0))?;
+    let level = std::env::var("MLN_XEN_TEST_LOG").unwrap_or_else(|_| "warn".to_string());
+    fs::write(dom0.join("test-log"), level).map_err(io_err(&dom0))?;
+    write_script(&files.join("dom0-init"), &dom0.join("init"))?;
+    cpio::write_tree(&dom0, &console, &lab.join("dom0.cpio"))
+        .map_err(|e| format!("dom0.cpio: {e}"))?;
+    Ok(())
+}
+
+/// The lines dom0 printed between the start and exit markers.
+fn test_output(log: &str) -> String {
+    let from = log.find(qemu::START).map_or(0, |i| i + qemu::START.len());
+    let to = log[from..].find(qemu::EXIT).map_or(log.len(), |i| from + i);
+    log[from..to].replace('\r', "")
+}
+
+fn log_tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .join("\n")
+        .replace('\r', "")
+}
+
+/// The task.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let opts = parse_args(args)?;
+    let root = workspace_root();
+    let cache = target_dir(&root).join("xen-test");
+    let pkgs = packages::fetch_and_unpack(&cache)?;
+    let test_bin = build_test_binary(&root)?;
+    let lab = cache.join("lab");
+    fs::create_dir_all(&lab).map_err(io_err(&lab))?;
+    let mut test_args = vec!["--nocapture".to_string(), "--test-threads=2".to_string()];
+    test_args.extend(opts.test_args.iter().cloned());
+    assemble(&root, &pkgs, &lab, &test_bin, &test_args)?;
+
+    let log_path = lab.join("serial.log");
+    let outcome = qemu::boot(&lab, &log_path, opts.timeout)?;
+    let log = String::from_utf8_lossy(&fs::read(&log_path).unwrap_or_default()).into_owned();
+    match outcome {
+        qemu::Outcome::Finished(rc) => {
+            println!("{}", test_output(&log).trim());
+            if rc == 0 {
+                eprintln!(
+                    "xen-test: all tests passed on real Xen (serial log {})",
+                    log_path.display()
+                );
+                Ok(())
+            } else {
+                Err(format!(
+                    "the tests failed in dom0 (exit status {rc}); serial log {}",
+                    log_path.display()
+                ))
+            }
+        }
+        qemu::Outcome::Crashed(line) => Err(format!(
+            "crash: {line}\n--- serial log (end) ---\n{}",
+            log_tail(&log, 150)
+        )),
+        qemu::Outcome::QemuExited(status) => Err(format!(
+            "QEMU stopped ({status}) before the tests finished\n--- serial log (end) ---\n{}",
+            log_tail(&log, 150)
+        )),
+        qemu::Outcome::TimedOut => Err(format!(
+            "no result within {:?}; QEMU killed\n--- serial log (end) ---\n{}",
+            opts.timeout,
+            log_tail(&log, 150)
+        )),
+    }
 }

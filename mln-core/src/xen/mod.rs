@@ -50,12 +50,15 @@ use crate::error::{Error, Result};
 
 /// How long `reboot` waits for the guest to act on the request.
 pub const REBOOT_TIMEOUT: Duration = Duration::from_secs(120);
+/// The first 8 bytes of every libxl migration stream (`"LibxlFmt"`).
+const STREAM_IDENT: &[u8; 8] = b"LibxlFmt";
 /// How often state is polled while waiting for a guest.
 const POLL: Duration = Duration::from_millis(200);
 
 /// The Xen backend. `Send + Sync` because its [`Context`] is (see there).
 pub struct XenHypervisor {
     ctx: Context,
+    live_migration: bool,
 }
 
 /// A domain's state from libxl's flags.
@@ -95,7 +98,19 @@ impl XenHypervisor {
     pub fn connect() -> Result<Self> {
         Ok(XenHypervisor {
             ctx: Context::connect()?,
+            live_migration: true,
         })
+    }
+
+    /// Choose how [`Hypervisor::migrate_send`] sends: live (the default;
+    /// memory is copied while the guest runs, then the last dirty pages
+    /// with the guest paused) or not (the guest is suspended for the whole
+    /// transfer). Live mode needs Xen's log-dirty paging for the guest; a
+    /// Xen built without it (e.g. without shadow paging, for PV guests)
+    /// refuses it with EOPNOTSUPP, and the guest then runs on unmoved.
+    pub fn with_live_migration(mut self, live: bool) -> Self {
+        self.live_migration = live;
+        self
     }
 
     fn ctx(&self) -> *mut sys::libxl_ctx {
@@ -129,6 +144,21 @@ impl XenHypervisor {
         let rc = unsafe { sys::libxl_domain_info(self.ctx(), &mut info.0, domid) };
         check(rc, "libxl_domain_info", name)?;
         Ok(info)
+    }
+
+    /// A domain's report. Xen's own `max_memkb` is the current allocation
+    /// ceiling (target + 1 MiB slack), not the balloon maximum, so the
+    /// maximum comes from the configuration libxl keeps (xenstore
+    /// `memory/static-max`) when it can be read.
+    fn report(&self, domid: u32, name: &str, d: &sys::libxl_dominfo) -> DomainInfo {
+        let mut info = to_info(name, d);
+        if let Ok(cfg) = self.retrieve_config(domid, name) {
+            let max_kb = cfg.raw().b_info.max_memkb;
+            if max_kb > 0 && max_kb != u64::MAX {
+                info.max_memory = max_kb * 1024;
+            }
+        }
+        info
     }
 
     /// The balloon target libxl recorded for domain `name`, bytes.
@@ -254,6 +284,48 @@ impl XenHypervisor {
         Ok(domid)
     }
 
+    /// Refuse input that is not a libxl stream before libxl sees it: libxl
+    /// 4.17 crashes the process (a NULL call in its error path) after
+    /// logging "Invalid ident" when `libxl_domain_create_restore` is handed
+    /// anything else. `head` is the start of the input, or `None` when it
+    /// cannot be looked at without consuming it.
+    fn check_stream_head(head: Option<&[u8]>, what: &str, name: &str) -> Result<()> {
+        match head {
+            Some(h) if h != STREAM_IDENT => Err(Error::Backend {
+                what: name.to_string(),
+                message: format!(
+                    "{what} is not a libxl save/migration stream (starts {:02x?}, not \"LibxlFmt\")",
+                    h
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The first bytes waiting on socket `fd`, without consuming them;
+    /// `None` when `fd` is not a socket (a pipe cannot be peeked at).
+    fn peek_socket(fd: c_int) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 8];
+        loop {
+            // SAFETY: `buf` is valid for 8 bytes; MSG_PEEK leaves the data
+            // in the socket; `fd` is borrowed for this call.
+            let n = unsafe {
+                libc::recv(
+                    fd,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_PEEK | libc::MSG_WAITALL,
+                )
+            };
+            if n >= 0 {
+                return Some(buf[..n as usize].to_vec());
+            }
+            if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                return None;
+            }
+        }
+    }
+
     fn suspend_fd(&self, domid: u32, name: &str, fd: c_int, live: bool) -> Result<()> {
         let flags = if live {
             sys::LIBXL_SUSPEND_LIVE as c_int
@@ -288,7 +360,7 @@ impl Hypervisor for XenHypervisor {
         // SAFETY: `c_info.uuid` is a plain 16-byte value inside our config.
         unsafe { sys::libxl_uuid_generate(&mut cfg.raw_mut().c_info.uuid) };
         let domid = self.create_from(&mut cfg, name)?;
-        Ok(to_info(name, &self.dominfo(domid, name)?.0))
+        Ok(self.report(domid, name, &self.dominfo(domid, name)?.0))
     }
 
     /// `libxl_domain_unpause` of a freshly created domain.
@@ -382,7 +454,7 @@ impl Hypervisor for XenHypervisor {
     /// `libxl_domain_info`.
     fn info(&self, name: &str) -> Result<DomainInfo> {
         let domid = self.domid(name)?;
-        Ok(to_info(name, &self.dominfo(domid, name)?.0))
+        Ok(self.report(domid, name, &self.dominfo(domid, name)?.0))
     }
 
     /// `libxl_list_domain`, without Domain-0.
@@ -407,7 +479,7 @@ impl Hypervisor for XenHypervisor {
                 unsafe { MallocString::from_raw(sys::libxl_domid_to_name(self.ctx(), d.domid)) };
             // A domain being torn down may have lost its name already.
             if let Some(name) = name.to_string_lossy() {
-                out.push(to_info(&name, d));
+                out.push(self.report(d.domid, &name, d));
             }
         }
         Ok(out)
@@ -457,12 +529,28 @@ impl Hypervisor for XenHypervisor {
     fn restore(&self, spec: &DomainSpec, path: &Path) -> Result<DomainInfo> {
         let name = spec.name.as_str();
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut head = [0u8; 8];
+        let got = {
+            use std::os::unix::fs::FileExt;
+            let mut n = 0;
+            while n < head.len() {
+                match file.read_at(&mut head[n..], n as u64) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::io(path, e)),
+                }
+            }
+            n
+        };
+        Self::check_stream_head(Some(&head[..got]), &path.display().to_string(), name)?;
         let domid = self.restore_fd(spec, name, file.as_raw_fd())?;
         self.unpause_domid(domid, name)?;
-        Ok(to_info(name, &self.dominfo(domid, name)?.0))
+        Ok(self.report(domid, name, &self.dominfo(domid, name)?.0))
     }
 
-    /// Live `libxl_domain_suspend` into `stream`, then destroy the source.
+    /// `libxl_domain_suspend` into `stream` (live unless turned off with
+    /// [`XenHypervisor::with_live_migration`]), then destroy the source.
     /// As `xl migrate` does, the domain is renamed `NAME--migratedaway`
     /// first, so a receiver on the same host can take the name; on failure
     /// it gets its name back and runs on.
@@ -470,7 +558,7 @@ impl Hypervisor for XenHypervisor {
         let domid = self.domid(name)?;
         let away = format!("{name}--migratedaway");
         self.rename(domid, name, &away)?;
-        if let Err(e) = self.suspend_fd(domid, name, stream.as_raw_fd(), true) {
+        if let Err(e) = self.suspend_fd(domid, name, stream.as_raw_fd(), self.live_migration) {
             // SAFETY: live context; cancel the suspend so the guest runs on.
             let rc = unsafe { sys::libxl_domain_resume(self.ctx(), domid, 1, ptr::null()) };
             if rc != 0 {
@@ -492,13 +580,15 @@ impl Hypervisor for XenHypervisor {
     fn migrate_receive(&self, spec: &DomainSpec, stream: BorrowedFd<'_>) -> Result<DomainInfo> {
         let name = spec.name.as_str();
         let incoming = format!("{name}--incoming");
+        let head = Self::peek_socket(stream.as_raw_fd());
+        Self::check_stream_head(head.as_deref(), "the migration stream", name)?;
         let domid = self.restore_fd(spec, &incoming, stream.as_raw_fd())?;
         if let Err(e) = self.rename(domid, &incoming, name) {
             let _ = self.destroy_domid(domid, &incoming);
             return Err(e);
         }
         self.unpause_domid(domid, name)?;
-        Ok(to_info(name, &self.dominfo(domid, name)?.0))
+        Ok(self.report(domid, name, &self.dominfo(domid, name)?.0))
     }
 }
 
