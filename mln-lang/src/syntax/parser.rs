@@ -19,8 +19,9 @@ struct OpenFile<'t> {
     id: FileId,
     /// As shown in diagnostics, and the base of relative includes.
     path: PathBuf,
-    /// As compared when looking for include cycles.
-    identity: PathBuf,
+    /// As compared when looking for include cycles; found only once a file
+    /// includes another (a system call the common case does not need).
+    identity: Option<PathBuf>,
 }
 
 /// A block whose `}` has not been seen yet.
@@ -29,7 +30,8 @@ struct Frame {
     label: Option<Spanned<String>>,
     /// The `{`.
     open: Span,
-    items: Vec<Item>,
+    /// Where this block's items start in [`Parser::pending`].
+    first: usize,
 }
 
 /// Parse state for one project (a main file and its includes).
@@ -39,6 +41,12 @@ pub(crate) struct Parser<'s, 't> {
     files: Vec<OpenFile<'t>>,
     /// `blocks[0]` is the top level, which has no braces.
     blocks: Vec<Frame>,
+    /// Items of the top level.
+    top: Vec<Item>,
+    /// Items of every open nested block, outermost first. A block's items
+    /// are moved out in one exact-size allocation when it closes, instead
+    /// of each block growing its own vector.
+    pending: Vec<Item>,
     /// Words of the statement being read (reused, to avoid allocating).
     words: Vec<Word>,
     diags: Vec<Diagnostic>,
@@ -54,13 +62,15 @@ impl<'s, 't> Parser<'s, 't> {
             name: Spanned::new(String::new(), Span::new(FileId(0), 0..0)),
             label: None,
             open: Span::new(FileId(0), 0..0),
-            items: Vec::new(),
+            first: 0,
         };
         Parser {
             sources,
             limits,
             files: Vec::new(),
             blocks: vec![root],
+            top: Vec::new(),
+            pending: Vec::new(),
             words: Vec::new(),
             diags: Vec::new(),
             total_bytes: 0,
@@ -100,7 +110,7 @@ impl<'s, 't> Parser<'s, 't> {
             text: Cow::Borrowed(text),
             id,
             path: path.to_path_buf(),
-            identity: include::identity(path),
+            identity: None,
         });
         self.run();
         self.finish()
@@ -168,8 +178,7 @@ impl<'s, 't> Parser<'s, 't> {
         if !self.diags.is_empty() {
             return Err(Diagnostics(self.diags));
         }
-        let root = self.blocks.swap_remove(0);
-        Ok(Ast { items: root.items })
+        Ok(Ast { items: self.top })
     }
 
     /// Record an error; stop when there are too many.
@@ -225,11 +234,7 @@ impl<'s, 't> Parser<'s, 't> {
         let built = build_item(&file.text, file.id, &self.words);
         self.words.clear();
         match built {
-            Ok(item) => {
-                if let Some(top) = self.blocks.last_mut() {
-                    top.items.push(item);
-                }
-            }
+            Ok(item) => self.push_item(item),
             Err(d) => self.error(d),
         }
     }
@@ -281,7 +286,7 @@ impl<'s, 't> Parser<'s, 't> {
             name,
             label,
             open: brace,
-            items: Vec::new(),
+            first: self.pending.len(),
         });
     }
 
@@ -309,11 +314,18 @@ impl<'s, 't> Parser<'s, 't> {
         let block = Block {
             name: frame.name,
             label: frame.label,
-            items: frame.items,
+            items: self.pending.drain(frame.first..).collect(),
             span,
         };
-        if let Some(parent) = self.blocks.last_mut() {
-            parent.items.push(Item::Block(block));
+        self.push_item(Item::Block(block));
+    }
+
+    /// Add an item to the innermost open block.
+    fn push_item(&mut self, item: Item) {
+        if self.blocks.len() > 1 {
+            self.pending.push(item);
+        } else {
+            self.top.push(item);
         }
     }
 
@@ -350,7 +362,16 @@ impl<'s, 't> Parser<'s, 't> {
         }
         self.includes += 1;
         let identity = include::identity(&target);
-        if let Some(i) = self.files.iter().position(|f| f.identity == identity) {
+        for f in &mut self.files {
+            if f.identity.is_none() {
+                f.identity = Some(include::identity(&f.path));
+            }
+        }
+        if let Some(i) = self
+            .files
+            .iter()
+            .position(|f| f.identity.as_ref() == Some(&identity))
+        {
             let chain: Vec<String> = self.files[i..]
                 .iter()
                 .map(|f| f.path.display().to_string())
@@ -408,7 +429,7 @@ impl<'s, 't> Parser<'s, 't> {
             text: Cow::Owned(text),
             id,
             path: target,
-            identity,
+            identity: Some(identity),
         });
     }
 }
