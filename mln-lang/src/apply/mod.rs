@@ -1,1 +1,117 @@
-//! (being written)
+//! The executor: applies a [`Plan`] to the machines through [`Backends`],
+//! recording every step in the project's [`crate::state::StateStore`].
+//!
+//! Independent actions run at once on a bounded number of threads; an
+//! action starts when every action it waits for has finished. An action
+//! that fails stops the actions that depend on it, the others go on, and
+//! the [`Report`] says what was done, what failed and what was not run.
+//! Progress goes to a [`Progress`] the caller renders; nothing is printed.
+//!
+//! The state is written after every action (and before the slow part of
+//! an action that creates something), so after a crash or `kill -9` the
+//! next run's [`observe`] + [`crate::plan::plan`] see what exists and finish
+//! the job instead of duplicating or leaking it.
+//!
+//! [`run`] is the whole verb (lock, load, observe, plan, apply, record) for
+//! the command line: `mln build/up/start/stop/upgrade/remove` are
+//! [`run`] with a [`crate::plan::Goal`]; `mln status` is [`status`].
+
+mod backends;
+mod executor;
+mod hooks;
+mod local;
+mod session;
+
+use crate::plan::{Action, ActionId, HookPoint};
+use crate::state::StateError;
+
+pub use backends::Backends;
+pub use executor::{Executor, Failure, Report};
+pub use local::LocalBackends;
+pub use session::{
+    observe, run, run_desired, status, HostStatus, Outcome, ProjectStatus, RunOptions,
+    SwitchStatusLine,
+};
+
+#[cfg(doc)]
+use crate::plan::Plan;
+
+/// What the executor tells its caller while it works. Every method has an
+/// empty default; calls come from worker threads.
+pub trait Progress: Sync {
+    /// An action starts.
+    fn started(&self, action: &Action) {
+        let _ = action;
+    }
+    /// An action finished (`Err` carries why it failed).
+    fn finished(&self, action: &Action, result: Result<(), &ApplyError>) {
+        let _ = (action, result);
+    }
+    /// An action will not run because `because` failed.
+    fn skipped(&self, action: &Action, because: ActionId) {
+        let _ = (action, because);
+    }
+    /// A line a hook printed.
+    fn hook_output(&self, point: HookPoint, line: &str) {
+        let _ = (point, line);
+    }
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// What can go wrong while applying a plan.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The state store failed (lock, load, save).
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Recording progress failed in the middle of a run; nothing more was
+    /// started.
+    #[error("could not record progress: {0}")]
+    Record(String),
+    /// A backend operation failed.
+    #[error("{action}: {source}")]
+    Backend {
+        /// The action, in words.
+        action: String,
+        /// The backend's error.
+        source: mln_core::Error,
+    },
+    /// A hook line failed.
+    #[error("{point} hook `{line}` failed ({status}){}", if .output.is_empty() { String::new() } else { format!(": {}", .output) })]
+    Hook {
+        /// The hook block.
+        point: &'static str,
+        /// The failing line.
+        line: String,
+        /// Its exit status, in words.
+        status: String,
+        /// What it printed on stderr.
+        output: String,
+    },
+    /// Something the action needs is not in the project or the state.
+    #[error("{action}: {what}")]
+    Missing {
+        /// The action, in words.
+        action: String,
+        /// What is missing.
+        what: String,
+    },
+    /// The plan's dependencies are inconsistent.
+    #[error("malformed plan: {0}")]
+    BadPlan(String),
+    /// No project file was given and none is recorded.
+    #[error("project {0}: nothing recorded; give the project file")]
+    NoProject(String),
+    /// Observing the backends failed, so planning would be guesswork.
+    #[error("cannot see what runs: {0}")]
+    Observe(mln_core::Error),
+}
+
+#[cfg(test)]
+mod tests;

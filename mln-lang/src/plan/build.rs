@@ -76,7 +76,7 @@ pub fn plan(
         detaches: Vec::new(),
         starts: Vec::new(),
         stops: Vec::new(),
-        will_run: BTreeMap::new(),
+        will_run: HashMap::new(),
         recreated: BTreeSet::new(),
         members: BTreeMap::new(),
     };
@@ -87,11 +87,16 @@ pub fn plan(
     }
     let project_running = observed.domains.values().any(|d| alive(d.info.state));
 
-    let mut names: BTreeSet<&str> = desired.hosts.keys().map(String::as_str).collect();
-    if let Some(r) = recorded {
-        names.extend(r.hosts.keys().map(String::as_str));
-    }
-    names.extend(observed.domains.keys().map(String::as_str));
+    let mut names = merge_sorted(
+        desired.hosts.keys().map(String::as_str),
+        recorded
+            .into_iter()
+            .flat_map(|r| r.hosts.keys().map(String::as_str)),
+    );
+    names = merge_sorted(
+        names.into_iter(),
+        observed.domains.keys().map(String::as_str),
+    );
     for name in names {
         let selected = options
             .hosts
@@ -104,7 +109,7 @@ pub fn plan(
             .get(name)
             .is_some_and(|d| alive(d.info.state))
         {
-            b.will_run.insert(name.to_string(), true);
+            b.will_run.insert(name, true);
         }
     }
     b.switches(options.hosts.is_some());
@@ -137,11 +142,11 @@ struct Builder<'a> {
     /// Actions that plug a host into switches: they wait for the switches.
     needs_switches: Vec<(ActionId, &'a HostSpec)>,
     /// Actions that take a host off its switches: switch removal waits.
-    detaches: Vec<(ActionId, Vec<String>)>,
+    detaches: Vec<(ActionId, &'a str)>,
     starts: Vec<(u32, ActionId)>,
     stops: Vec<(u32, ActionId)>,
     /// Host → runs after the plan.
-    will_run: BTreeMap<String, bool>,
+    will_run: HashMap<&'a str, bool>,
     /// Hosts whose domain is created afresh (plugs in by itself).
     recreated: BTreeSet<String>,
     /// Switch → desired member hosts.
@@ -243,7 +248,7 @@ impl<'a> Builder<'a> {
 
     fn stop(
         &mut self,
-        name: &str,
+        name: &'a str,
         rec: Option<&HostRecord>,
         sh: Option<String>,
         after: &[ActionId],
@@ -255,18 +260,12 @@ impl<'a> Builder<'a> {
             sh,
             after,
         );
-        let (order, switches) = rec.map_or((0, Vec::new()), |r| {
-            (
-                r.spec.boot_order,
-                r.spec.switches().map(str::to_string).collect(),
-            )
-        });
-        self.stops.push((order, id));
-        self.detaches.push((id, switches));
+        self.stops.push((rec.map_or(0, |r| r.spec.boot_order), id));
+        self.detaches.push((id, name));
         id
     }
 
-    fn host(&mut self, name: &str, project_running: bool) {
+    fn host(&mut self, name: &'a str, project_running: bool) {
         let want_spec = self.desired.hosts.get(name);
         let rec = self.recorded.and_then(|r| r.hosts.get(name));
         let obs = self.observed.domains.get(name);
@@ -276,9 +275,6 @@ impl<'a> Builder<'a> {
             .map(|o| o.service_host.clone())
             .or_else(|| rec.map(|r| r.spec.service_host.clone()))
             .flatten();
-        let rec_switches: Vec<String> = rec
-            .map(|r| r.spec.switches().map(str::to_string).collect())
-            .unwrap_or_default();
 
         let want = match (want_spec, self.goal) {
             (None, _) | (_, Goal::Remove) => Phase::Absent,
@@ -294,8 +290,7 @@ impl<'a> Builder<'a> {
             (Some(_), Goal::Upgrade) if project_running => Phase::Running,
             (Some(_), Goal::Upgrade) => Phase::Built,
         };
-        self.will_run
-            .insert(name.to_string(), want == Phase::Running);
+        self.will_run.insert(name, want == Phase::Running);
 
         // Leftovers first: a dead domain, or one no record accounts for
         // (made by someone else or by a run that died before recording it).
@@ -310,7 +305,7 @@ impl<'a> Builder<'a> {
                 cur_server.clone(),
                 &[],
             );
-            self.detaches.push((d, rec_switches.clone()));
+            self.detaches.push((d, name));
             first.push(d);
             repaired = true;
             is_alive = false;
@@ -330,7 +325,7 @@ impl<'a> Builder<'a> {
                     cur_server.clone(),
                     &last,
                 );
-                self.detaches.push((r, rec_switches));
+                self.detaches.push((r, name));
             }
             let kind = if rec.is_some() {
                 HostChangeKind::Destroy
@@ -415,7 +410,7 @@ impl<'a> Builder<'a> {
                 &first,
             );
             self.needs_switches.push((m, spec));
-            self.detaches.push((m, rec_switches));
+            self.detaches.push((m, name));
             if live {
                 self.live_changes(spec, &changes, m);
             } else {
@@ -436,7 +431,7 @@ impl<'a> Builder<'a> {
                 &first,
             );
             self.needs_switches.push((r, spec));
-            self.detaches.push((r, rec_switches));
+            self.detaches.push((r, name));
             self.recreated.insert(name.to_string());
             if run {
                 self.starts.push((spec.boot_order, r));
@@ -494,7 +489,7 @@ impl<'a> Builder<'a> {
                         &last,
                     );
                     self.needs_switches.push((r, spec));
-                    self.detaches.push((r, rec_switches));
+                    self.detaches.push((r, name));
                     self.recreated.insert(name.to_string());
                 } else {
                     if created_unstarted {
@@ -564,15 +559,20 @@ impl<'a> Builder<'a> {
     }
 
     fn switches(&mut self, filtered: bool) {
-        let mut names: BTreeSet<&str> = self.desired.switches.keys().map(String::as_str).collect();
-        if let Some(r) = self.recorded {
-            names.extend(r.switches.keys().map(String::as_str));
-        }
-        names.extend(self.observed.switches.keys().map(String::as_str));
+        let mut names = merge_sorted(
+            self.desired.switches.keys().map(String::as_str),
+            self.recorded
+                .into_iter()
+                .flat_map(|r| r.switches.keys().map(String::as_str)),
+        );
+        names = merge_sorted(
+            names.into_iter(),
+            self.observed.switches.keys().map(String::as_str),
+        );
 
         // Switch → hosts that run on it after the plan.
         let mut running_members: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (host, runs) in &self.will_run {
+        for (&host, &runs) in &self.will_run {
             if !runs {
                 continue;
             }
@@ -586,6 +586,10 @@ impl<'a> Builder<'a> {
                     running_members.entry(sw).or_default().push(&spec.name);
                 }
             }
+        }
+        // Hash order must not leak into the plan.
+        for v in running_members.values_mut() {
+            v.sort_unstable();
         }
 
         let mut creates: HashMap<String, ActionId> = HashMap::new();
@@ -676,15 +680,17 @@ impl<'a> Builder<'a> {
             }
         }
         let mut off: HashMap<&str, Vec<ActionId>> = HashMap::new();
-        for (id, sws) in &self.detaches {
-            for sw in sws {
-                if let Some((k, _)) = self.desired.switches.get_key_value(sw.as_str()) {
-                    off.entry(k.as_str()).or_default().push(*id);
-                } else if let Some((k, _)) = self
-                    .recorded
-                    .and_then(|r| r.switches.get_key_value(sw.as_str()))
-                {
-                    off.entry(k.as_str()).or_default().push(*id);
+        for &(id, host) in &self.detaches {
+            let rec = self
+                .recorded
+                .and_then(|r| r.hosts.get(host))
+                .map(|r| &r.spec);
+            let specs = [rec, self.desired.hosts.get(host)];
+            let mut seen: Vec<&str> = Vec::new();
+            for sw in specs.into_iter().flatten().flat_map(|s| s.switches()) {
+                if !seen.contains(&sw) {
+                    seen.push(sw);
+                    off.entry(sw).or_default().push(id);
                 }
             }
         }
@@ -819,6 +825,31 @@ impl<'a> Builder<'a> {
             add(self, after_p, all);
         }
     }
+}
+
+/// The union of two sorted sequences, sorted, without duplicates.
+fn merge_sorted<'s>(
+    a: impl Iterator<Item = &'s str>,
+    b: impl Iterator<Item = &'s str>,
+) -> Vec<&'s str> {
+    let mut out = Vec::with_capacity(a.size_hint().0 + b.size_hint().0);
+    let mut a = a.peekable();
+    let mut b = b.peekable();
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x < y => a.next(),
+            (Some(x), Some(y)) if x > y => b.next(),
+            (Some(_), Some(_)) => {
+                b.next();
+                a.next()
+            }
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => break,
+        };
+        out.extend(next);
+    }
+    out
 }
 
 /// Make every action of a group wait for every action of the group before.

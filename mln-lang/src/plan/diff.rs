@@ -33,6 +33,9 @@ fn push(out: &mut Vec<AttrChange>, attr: &str, from: String, to: String, class: 
 pub(super) fn diff_host(a: &HostSpec, d: &HostSpec, run: Running) -> Vec<AttrChange> {
     use ChangeClass::*;
     let mut out = Vec::new();
+    if a == d {
+        return out;
+    }
     if a.platform != d.platform {
         push(
             &mut out,
@@ -154,6 +157,9 @@ fn diff_interfaces(a: &[InterfaceSpec], d: &[InterfaceSpec], out: &mut Vec<AttrC
             );
             continue;
         };
+        if ai == di {
+            continue;
+        }
         let fields: [(&str, String, String); 6] = [
             ("switch", opt(&ai.switch), opt(&di.switch)),
             ("bridge", opt(&ai.bridge), opt(&di.bridge)),

@@ -3,7 +3,8 @@
 use serde::Serialize;
 
 use super::spec::{
-    derived_mac, DesiredProject, HookPoint, HostSpec, InterfaceSpec, Platform, SwitchSpec,
+    derived_mac, DesiredProject, GuestSpec, HookPoint, HostSpec, InterfaceSpec, Platform,
+    SwitchSpec,
 };
 use crate::model::{self, Host, Project};
 
@@ -18,24 +19,6 @@ impl From<model::Platform> for Platform {
     }
 }
 
-/// Everything in a host that ends up inside the guest, in one value whose
-/// canonical JSON is compared.
-#[derive(Serialize)]
-struct GuestConfig<'a> {
-    nameserver: &'a Option<std::net::IpAddr>,
-    root_passwd: &'a Option<String>,
-    users: &'a [model::User],
-    groups: &'a [model::Group],
-    files: &'a [model::FileCopy],
-    mount: &'a [model::Mount],
-    modules: &'a [String],
-    startup: &'a [String],
-    shutdown: &'a [String],
-    sshkey: &'a [String],
-    term: Option<&'static str>,
-    broadcast: Vec<Option<std::net::IpAddr>>,
-}
-
 /// Where and how the root disk is made: a change means a new disk.
 #[derive(Serialize)]
 struct DiskPlacement<'a> {
@@ -48,19 +31,23 @@ struct DiskPlacement<'a> {
 }
 
 fn host_spec(project: &str, h: &Host) -> HostSpec {
-    let guest = GuestConfig {
-        nameserver: &h.nameserver,
-        root_passwd: &h.root_passwd,
-        users: &h.users,
-        groups: &h.groups,
-        files: &h.files,
-        mount: &h.mount,
-        modules: &h.modules,
-        startup: &h.startup,
-        shutdown: &h.shutdown,
-        sshkey: &h.sshkey,
-        term: h.term.map(|t| t.keyword()),
-        broadcast: h.interfaces.iter().map(|i| i.broadcast).collect(),
+    let guest = GuestSpec {
+        nameservers: h.nameserver.iter().map(|n| n.to_string()).collect(),
+        root_passwd: h.root_passwd.clone(),
+        users: h.users.clone(),
+        groups: h.groups.clone(),
+        files: h.files.clone(),
+        mounts: h.mount.clone(),
+        modules: h.modules.clone(),
+        startup: h.startup.clone(),
+        shutdown: h.shutdown.clone(),
+        sshkeys: h.sshkey.clone(),
+        term: h.term.map(|t| t.keyword().to_string()),
+        broadcast: h
+            .interfaces
+            .iter()
+            .map(|i| i.broadcast.map(|b| b.to_string()))
+            .collect(),
     };
     let disk = DiskPlacement {
         free_space: &h.free_space,
@@ -105,7 +92,7 @@ fn host_spec(project: &str, h: &Host) -> HostSpec {
         domain_extra: h.xen_extra.clone(),
         boot_order: h.boot_order,
         interfaces,
-        guest: serde_json::to_string(&guest).unwrap_or_default(),
+        guest,
     }
 }
 

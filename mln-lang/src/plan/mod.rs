@@ -30,8 +30,8 @@ mod types;
 pub use build::{plan, PlanOptions, HEADROOM};
 pub use render::Counts;
 pub use spec::{
-    derived_mac, domain_name, DesiredProject, HookPoint, HostSpec, InterfaceSpec, Platform,
-    SwitchSpec,
+    derived_mac, domain_name, DesiredProject, GuestSpec, HookPoint, HostSpec, InterfaceSpec,
+    Platform, SwitchSpec,
 };
 pub use types::{
     Action, ActionId, AttrChange, ChangeClass, Goal, HostChange, HostChangeKind, LinkEffect,

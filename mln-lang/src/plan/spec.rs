@@ -114,9 +114,9 @@ pub struct HostSpec {
     /// Network interfaces, in guest order.
     pub interfaces: Vec<InterfaceSpec>,
     /// Everything written into the guest (accounts, files, mounts, startup
-    /// lines, resolver, ...), canonical JSON: any difference means the
-    /// guest configuration must be written again.
-    pub guest: String,
+    /// lines, resolver, ...): any difference means the guest configuration
+    /// must be written again.
+    pub guest: GuestSpec,
 }
 
 impl HostSpec {
@@ -144,7 +144,7 @@ impl HostSpec {
             domain_extra: Vec::new(),
             boot_order: 99,
             interfaces: Vec::new(),
-            guest: String::new(),
+            guest: GuestSpec::default(),
         }
     }
 
@@ -152,6 +152,35 @@ impl HostSpec {
     pub fn switches(&self) -> impl Iterator<Item = &str> {
         self.interfaces.iter().filter_map(|i| i.switch.as_deref())
     }
+}
+
+/// What MLN configures inside a guest besides its interfaces.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestSpec {
+    /// Resolvers (`nameserver`).
+    pub nameservers: Vec<String>,
+    /// crypt(3) hash of root's password.
+    pub root_passwd: Option<String>,
+    /// Accounts.
+    pub users: Vec<crate::model::User>,
+    /// Groups.
+    pub groups: Vec<crate::model::Group>,
+    /// Files copied in.
+    pub files: Vec<crate::model::FileCopy>,
+    /// Mounts.
+    pub mounts: Vec<crate::model::Mount>,
+    /// Kernel modules to load.
+    pub modules: Vec<String>,
+    /// Lines run at boot.
+    pub startup: Vec<String>,
+    /// Lines run at halt.
+    pub shutdown: Vec<String>,
+    /// Public keys for root.
+    pub sshkeys: Vec<String>,
+    /// The console (`screen`, `xterm`, `none`).
+    pub term: Option<String>,
+    /// Broadcast address per interface, in interface order.
+    pub broadcast: Vec<Option<String>>,
 }
 
 /// One project switch as the planner sees it.

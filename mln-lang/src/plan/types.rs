@@ -389,6 +389,45 @@ pub struct Observed {
     pub switches: BTreeMap<String, ObservedSwitch>,
 }
 
+impl Observed {
+    /// What the backends would report if the recorded state were exactly
+    /// true: every recorded domain running, every recorded switch up. For
+    /// planning without asking the backends (`mln plan --offline`).
+    pub fn assume_recorded(state: &crate::state::State) -> Self {
+        let mut out = Observed::default();
+        for (name, rec) in &state.hosts {
+            if let Some(d) = &rec.domain {
+                out.domains.insert(
+                    name.clone(),
+                    ObservedDomain {
+                        service_host: rec.spec.service_host.clone(),
+                        info: DomainInfo {
+                            name: d.name.clone(),
+                            id: d.id,
+                            backend: d.backend,
+                            state: mln_core::DomainState::Running,
+                            memory: rec.spec.memory,
+                            max_memory: d.max_memory,
+                            vcpus: rec.spec.vcpus,
+                            cpu_time: std::time::Duration::ZERO,
+                        },
+                    },
+                );
+            }
+        }
+        for (name, rec) in &state.switches {
+            out.switches.insert(
+                name.clone(),
+                ObservedSwitch {
+                    service_host: rec.spec.service_host.clone(),
+                    up: true,
+                },
+            );
+        }
+        out
+    }
+}
+
 /// One domain as a backend reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedDomain {

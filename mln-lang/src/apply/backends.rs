@@ -1,0 +1,98 @@
+//! What the executor needs from the machines a project runs on.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use mln_core::{DomainSpec, Error, Hypervisor, Result};
+
+use crate::plan::{DesiredProject, HostSpec, Platform, SwitchSpec};
+use crate::state::SwitchRecord;
+
+/// The backends of every service host a project uses: hypervisors, switches
+/// and disks. [`super::LocalBackends`] is the real one for this machine;
+/// tests may use a double.
+///
+/// Every method is called from the executor's worker threads, several at a
+/// time for different objects, never twice at once for one object.
+pub trait Backends: Sync {
+    /// The hypervisor that runs `platform` guests on `service_host`
+    /// (`None`: this machine).
+    fn hypervisor(&self, service_host: Option<&str>, platform: Platform)
+        -> Result<&dyn Hypervisor>;
+
+    /// The platforms whose hypervisors can be asked on `service_host`, for
+    /// observing; unreachable ones are simply left out.
+    fn platforms(&self, service_host: Option<&str>) -> Vec<Platform>;
+
+    /// Start project switch `spec`; a switch of that name left over and
+    /// still running is adopted.
+    fn create_switch(&self, project: &str, spec: &SwitchSpec) -> Result<SwitchRecord>;
+
+    /// Stop project switch `spec` and remove its files; nothing to do is
+    /// not an error.
+    fn remove_switch(&self, project: &str, spec: &SwitchSpec) -> Result<()>;
+
+    /// The project's switches on `service_host`: name and whether it works.
+    fn list_switches(
+        &self,
+        project: &str,
+        service_host: Option<&str>,
+    ) -> Result<Vec<(String, bool)>>;
+
+    /// Make the disks of `host` (replacing any partial leftovers of an
+    /// interrupted attempt); returns their paths.
+    fn prepare_disk(&self, project: &str, host: &HostSpec) -> Result<Vec<PathBuf>>;
+
+    /// Write the guest configuration of `host` (its view of `project`).
+    fn write_guest_config(&self, project: &DesiredProject, host: &HostSpec) -> Result<()>;
+
+    /// Delete the disks and configuration of `host`; nothing to do is not
+    /// an error.
+    fn remove_disk(&self, project: &str, host: &HostSpec) -> Result<()>;
+
+    /// The domain that runs `host`, attached to `switches`.
+    fn domain_spec(
+        &self,
+        project: &str,
+        host: &HostSpec,
+        switches: &BTreeMap<String, SwitchRecord>,
+    ) -> Result<DomainSpec>;
+
+    /// Plug a running guest's interface into its switch again after the
+    /// switch was recreated.
+    fn replug(
+        &self,
+        project: &str,
+        host: &HostSpec,
+        interface: &str,
+        switch: &SwitchRecord,
+    ) -> Result<()> {
+        let _ = (project, host, interface, switch);
+        Err(Error::Unsupported {
+            backend: "mln",
+            op: "re-plugging a running guest",
+        })
+    }
+
+    /// Carry a stopped host's disks from its old service host to its new
+    /// one (`from` is its recorded spec, `to` the desired one).
+    fn move_disk(&self, project: &str, from: &HostSpec, to: &HostSpec) -> Result<()> {
+        if from.service_host == to.service_host {
+            return Ok(());
+        }
+        let _ = project;
+        Err(Error::Unsupported {
+            backend: "mln",
+            op: "moving disks between service hosts",
+        })
+    }
+
+    /// Migrate running `host` from its old service host to the new one.
+    fn migrate(&self, project: &str, from: &HostSpec, to: &HostSpec) -> Result<()> {
+        let _ = (project, from, to);
+        Err(Error::Unsupported {
+            backend: "mln",
+            op: "live migration between service hosts",
+        })
+    }
+}

@@ -1,0 +1,609 @@
+//! Running a plan: independent actions in parallel on a bounded set of
+//! threads, dependencies respected, the state recorded after every action.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use mln_core::{DomainInfo, Error as CoreError, Hypervisor};
+use serde::{Deserialize, Serialize};
+
+use super::hooks::run_hook;
+use super::{ApplyError, Backends, NoProgress, Progress};
+use crate::plan::{domain_name, Action, ActionId, DesiredProject, HostSpec, Op, Plan, SwitchSpec};
+use crate::state::{DomainRecord, HostRecord, ProjectLock, State, StateStore};
+
+/// One action that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The action.
+    pub action: ActionId,
+    /// What it was doing.
+    pub description: String,
+    /// Why it failed.
+    pub error: String,
+}
+
+/// What running a plan did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Actions that finished, in completion order.
+    pub done: Vec<ActionId>,
+    /// Actions that failed.
+    pub failed: Vec<Failure>,
+    /// Actions not run because something they wait for failed (or the
+    /// state could not be recorded).
+    pub not_run: Vec<ActionId>,
+    /// The state as recorded at the end.
+    pub state: State,
+}
+
+impl Report {
+    /// True when every action finished.
+    pub fn is_success(&self) -> bool {
+        self.failed.is_empty() && self.not_run.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    Skipped,
+}
+
+struct Shared {
+    state: State,
+    status: Vec<Status>,
+    waiting_for: Vec<usize>,
+    ready: VecDeque<usize>,
+    running: usize,
+    done: Vec<ActionId>,
+    failed: Vec<Failure>,
+    /// Recording failed: nothing more is started.
+    halted: Option<String>,
+}
+
+/// Applies plans to one project through its [`Backends`], recording every
+/// step in its [`StateStore`] under its [`ProjectLock`].
+pub struct Executor<'a> {
+    backends: &'a dyn Backends,
+    store: &'a StateStore,
+    lock: &'a ProjectLock,
+    progress: &'a dyn Progress,
+    parallelism: usize,
+    stop_timeout: Duration,
+}
+
+impl<'a> Executor<'a> {
+    /// An executor running up to 4 actions at once, reporting nothing.
+    pub fn new(backends: &'a dyn Backends, store: &'a StateStore, lock: &'a ProjectLock) -> Self {
+        Executor {
+            backends,
+            store,
+            lock,
+            progress: &NoProgress,
+            parallelism: 4,
+            stop_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Run at most `n` actions at once (at least 1).
+    pub fn parallelism(mut self, n: usize) -> Self {
+        self.parallelism = n.max(1);
+        self
+    }
+
+    /// Report progress to `progress`.
+    pub fn progress(mut self, progress: &'a dyn Progress) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// How long a guest may take to shut down cleanly before it is
+    /// destroyed (default 60 s).
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
+    }
+
+    /// Run `plan` (made for `desired`) starting from `state`. Returns what
+    /// was done, what failed and what was not run; `Err` only when the
+    /// plan is malformed or the state cannot be recorded at all.
+    pub fn apply(
+        &self,
+        plan: &Plan,
+        desired: &DesiredProject,
+        mut state: State,
+    ) -> Result<Report, ApplyError> {
+        let n = plan.actions.len();
+        let mut waiting_for = vec![0usize; n];
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, a) in plan.actions.iter().enumerate() {
+            if a.id.0 != i {
+                return Err(ApplyError::BadPlan(format!(
+                    "action {i} carries id {}",
+                    a.id.0
+                )));
+            }
+            let mut after: Vec<usize> = a.after.iter().map(|d| d.0).collect();
+            after.sort_unstable();
+            after.dedup();
+            for d in after {
+                if d >= n || d == i {
+                    return Err(ApplyError::BadPlan(format!(
+                        "action {i} waits for unknown action {d}"
+                    )));
+                }
+                waiting_for[i] += 1;
+                dependents[d].push(i);
+            }
+        }
+        state.desired = Some(desired.clone());
+        self.store.save(self.lock, &state)?;
+        let ready = (0..n).filter(|&i| waiting_for[i] == 0).collect();
+        let shared = Mutex::new(Shared {
+            state,
+            status: vec![Status::Pending; n],
+            waiting_for,
+            ready,
+            running: 0,
+            done: Vec::new(),
+            failed: Vec::new(),
+            halted: None,
+        });
+        let wake = Condvar::new();
+        let workers = self.parallelism.min(n.max(1));
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| self.worker(plan, desired, &dependents, &shared, &wake));
+            }
+        });
+        let shared = shared.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(why) = shared.halted {
+            // Everything done so far is recorded up to the failing write.
+            return Err(ApplyError::Record(why));
+        }
+        let not_run = (0..n)
+            .filter(|&i| matches!(shared.status[i], Status::Pending | Status::Skipped))
+            .map(ActionId)
+            .collect();
+        Ok(Report {
+            done: shared.done,
+            failed: shared.failed,
+            not_run,
+            state: shared.state,
+        })
+    }
+
+    fn worker(
+        &self,
+        plan: &Plan,
+        desired: &DesiredProject,
+        dependents: &[Vec<usize>],
+        shared: &Mutex<Shared>,
+        wake: &Condvar,
+    ) {
+        loop {
+            let id = {
+                let mut g = lock(shared);
+                loop {
+                    if g.halted.is_some() {
+                        return;
+                    }
+                    if let Some(id) = g.ready.pop_front() {
+                        g.running += 1;
+                        g.status[id] = Status::Running;
+                        break id;
+                    }
+                    if g.running == 0 {
+                        return;
+                    }
+                    g = wake.wait(g).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            let action = &plan.actions[id];
+            self.progress.started(action);
+            let ctx = Ctx {
+                exec: self,
+                desired,
+                shared,
+            };
+            let result = ctx.execute(action);
+            self.progress.finished(action, result.as_ref().map(|_| ()));
+            let mut g = lock(shared);
+            g.running -= 1;
+            match result {
+                Ok(()) => {
+                    g.status[id] = Status::Done;
+                    g.done.push(action.id);
+                    for &d in &dependents[id] {
+                        g.waiting_for[d] -= 1;
+                        if g.waiting_for[d] == 0 && g.status[d] == Status::Pending {
+                            g.ready.push_back(d);
+                        }
+                    }
+                }
+                Err(e) => {
+                    g.status[id] = Status::Failed;
+                    if let ApplyError::Record(why) = &e {
+                        g.halted = Some(why.clone());
+                    }
+                    g.failed.push(Failure {
+                        action: action.id,
+                        description: action.op.describe(),
+                        error: e.to_string(),
+                    });
+                    let mut stack = dependents[id].clone();
+                    while let Some(d) = stack.pop() {
+                        if g.status[d] == Status::Pending {
+                            g.status[d] = Status::Skipped;
+                            self.progress.skipped(&plan.actions[d], action.id);
+                            stack.extend(dependents[d].iter().copied());
+                        }
+                    }
+                }
+            }
+            wake.notify_all();
+        }
+    }
+}
+
+fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // A worker that panicked leaves consistent data: updates are applied
+    // whole under the lock.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One action's view of the run.
+struct Ctx<'e, 'a> {
+    exec: &'e Executor<'a>,
+    desired: &'e DesiredProject,
+    shared: &'e Mutex<Shared>,
+}
+
+fn not_found(e: &CoreError) -> bool {
+    matches!(e, CoreError::NotFound { .. })
+}
+
+impl Ctx<'_, '_> {
+    fn project(&self) -> &str {
+        &self.desired.name
+    }
+
+    /// Change the state and record it at once.
+    fn record(&self, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
+        let mut g = lock(self.shared);
+        f(&mut g.state);
+        self.exec
+            .store
+            .save(self.exec.lock, &g.state)
+            .map_err(|e| ApplyError::Record(e.to_string()))
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&lock(self.shared).state)
+    }
+
+    fn wanted(&self, action: &Action, host: &str) -> Result<&HostSpec, ApplyError> {
+        self.desired
+            .hosts
+            .get(host)
+            .ok_or_else(|| ApplyError::Missing {
+                action: action.op.describe(),
+                what: format!("host {host} is not in the project"),
+            })
+    }
+
+    /// The recorded spec of `host`, else the desired one.
+    fn current(&self, action: &Action, host: &str) -> Result<HostSpec, ApplyError> {
+        match self.read(|st| st.hosts.get(host).map(|r| r.spec.clone())) {
+            Some(s) => Ok(s),
+            None => self.wanted(action, host).cloned(),
+        }
+    }
+
+    fn hypervisor(&self, action: &Action, spec: &HostSpec) -> Result<&dyn Hypervisor, ApplyError> {
+        self.exec
+            .backends
+            .hypervisor(spec.service_host.as_deref(), spec.platform)
+            .map_err(|e| backend(action, e))
+    }
+
+    fn execute(&self, action: &Action) -> Result<(), ApplyError> {
+        let b = self.exec.backends;
+        let project = self.project();
+        let be = |e| backend(action, e);
+        match &action.op {
+            Op::CreateSwitch { switch } => {
+                let spec =
+                    self.desired
+                        .switches
+                        .get(switch)
+                        .ok_or_else(|| ApplyError::Missing {
+                            action: action.op.describe(),
+                            what: format!("switch {switch} is not in the project"),
+                        })?;
+                let rec = b.create_switch(project, spec).map_err(be)?;
+                self.record(|st| {
+                    st.switches.insert(switch.clone(), rec);
+                })
+            }
+            Op::RemoveSwitch { switch } => {
+                let spec = self
+                    .read(|st| st.switches.get(switch).map(|r| r.spec.clone()))
+                    .or_else(|| self.desired.switches.get(switch).cloned())
+                    .unwrap_or_else(|| SwitchSpec::new(switch.clone()));
+                b.remove_switch(project, &spec).map_err(be)?;
+                self.record(|st| {
+                    st.switches.remove(switch);
+                })
+            }
+            Op::PrepareDisk { host } => {
+                let spec = self.wanted(action, host)?;
+                self.prepare(action, spec)
+            }
+            Op::WriteGuestConfig { host } => {
+                let spec = self.wanted(action, host)?;
+                b.write_guest_config(self.desired, spec).map_err(be)?;
+                self.record(|st| {
+                    let r = st
+                        .hosts
+                        .entry(host.clone())
+                        .or_insert_with(|| HostRecord::new(spec.clone()));
+                    r.config_ready = true;
+                    // A running domain still runs the old spec: it is
+                    // recorded when the domain is made again.
+                    if r.domain.is_none() {
+                        r.spec = spec.clone();
+                    }
+                })
+            }
+            Op::CreateDomain { host } => {
+                let spec = self.wanted(action, host)?;
+                self.create(action, spec)
+            }
+            Op::Start { host } => {
+                let spec = self.current(action, host)?;
+                self.start(action, &spec)
+            }
+            Op::SetMemory { host, to, .. } => {
+                let spec = self.current(action, host)?;
+                let hv = self.hypervisor(action, &spec)?;
+                hv.set_memory(&domain_name(project, host), *to)
+                    .map_err(be)?;
+                self.record(|st| {
+                    if let Some(r) = st.hosts.get_mut(host) {
+                        r.spec.memory = *to;
+                    }
+                })
+            }
+            Op::SetVcpus { host, to, .. } => {
+                let spec = self.current(action, host)?;
+                let hv = self.hypervisor(action, &spec)?;
+                hv.set_vcpus(&domain_name(project, host), *to).map_err(be)?;
+                self.record(|st| {
+                    if let Some(r) = st.hosts.get_mut(host) {
+                        r.spec.vcpus = *to;
+                    }
+                })
+            }
+            Op::Restart { host } => {
+                let old = self.current(action, host)?;
+                let new = self.wanted(action, host)?;
+                self.stop(action, &old)?;
+                self.create(action, new)?;
+                self.start(action, new)
+            }
+            Op::Rebuild { host, start } => {
+                let old = self.current(action, host)?;
+                let new = self.wanted(action, host)?;
+                self.stop(action, &old)?;
+                b.remove_disk(project, &old).map_err(be)?;
+                self.prepare(action, new)?;
+                b.write_guest_config(self.desired, new).map_err(be)?;
+                self.record(|st| {
+                    if let Some(r) = st.hosts.get_mut(host) {
+                        r.config_ready = true;
+                    }
+                })?;
+                if *start {
+                    self.create(action, new)?;
+                    self.start(action, new)?;
+                }
+                Ok(())
+            }
+            Op::Move {
+                host,
+                live,
+                start,
+                rebuild,
+                ..
+            } => {
+                let old = self.current(action, host)?;
+                let new = self.wanted(action, host)?;
+                if *live {
+                    b.migrate(project, &old, new).map_err(be)?;
+                    let info = self
+                        .hypervisor(action, new)?
+                        .info(&domain_name(project, host))
+                        .map_err(be)?;
+                    return self.record(|st| {
+                        if let Some(r) = st.hosts.get_mut(host) {
+                            r.spec.service_host = new.service_host.clone();
+                            if let Some(d) = r.domain.as_mut() {
+                                d.id = info.id;
+                            }
+                        }
+                    });
+                }
+                self.stop(action, &old)?;
+                if *rebuild {
+                    b.remove_disk(project, &old).map_err(be)?;
+                    self.prepare(action, new)?;
+                } else {
+                    b.move_disk(project, &old, new).map_err(be)?;
+                }
+                b.write_guest_config(self.desired, new).map_err(be)?;
+                self.record(|st| {
+                    if let Some(r) = st.hosts.get_mut(host) {
+                        r.spec = new.clone();
+                        r.config_ready = true;
+                    }
+                })?;
+                if *start {
+                    self.create(action, new)?;
+                    self.start(action, new)?;
+                }
+                Ok(())
+            }
+            Op::Stop { host } => {
+                let spec = self.current(action, host)?;
+                self.stop(action, &spec)
+            }
+            Op::Destroy { host } => {
+                let spec = self.current(action, host)?;
+                let hv = self.hypervisor(action, &spec)?;
+                match hv.destroy(&domain_name(project, host)) {
+                    Err(e) if !not_found(&e) => return Err(be(e)),
+                    _ => {}
+                }
+                self.record(|st| {
+                    if let Some(r) = st.hosts.get_mut(host) {
+                        r.domain = None;
+                    }
+                })
+            }
+            Op::RemoveDisk { host } => {
+                let spec = self.current(action, host)?;
+                b.remove_disk(project, &spec).map_err(be)?;
+                self.record(|st| {
+                    st.hosts.remove(host);
+                })
+            }
+            Op::Replug {
+                host,
+                interface,
+                switch,
+            } => {
+                let spec = self.current(action, host)?;
+                let rec = self
+                    .read(|st| st.switches.get(switch).cloned())
+                    .ok_or_else(|| ApplyError::Missing {
+                        action: action.op.describe(),
+                        what: format!("switch {switch} is not recorded"),
+                    })?;
+                b.replug(project, &spec, interface, &rec).map_err(be)
+            }
+            Op::RunHook { point } => {
+                let lines = self.desired.hooks.get(point).map_or(&[][..], |l| l);
+                run_hook(project, *point, lines, self.exec.progress)
+            }
+        }
+    }
+
+    fn prepare(&self, action: &Action, spec: &HostSpec) -> Result<(), ApplyError> {
+        let host = &spec.name;
+        // Record the intent first: a crash while the disk is being made
+        // leaves a record that says "not ready", so the next run makes it
+        // again (and remove finds it) instead of leaking it.
+        self.record(|st| {
+            let r = st
+                .hosts
+                .entry(host.clone())
+                .or_insert_with(|| HostRecord::new(spec.clone()));
+            r.disk_ready = false;
+            r.config_ready = false;
+            r.spec = spec.clone();
+        })?;
+        let disks = self
+            .exec
+            .backends
+            .prepare_disk(self.project(), spec)
+            .map_err(|e| backend(action, e))?;
+        self.record(|st| {
+            if let Some(r) = st.hosts.get_mut(host) {
+                r.disks = disks;
+                r.disk_ready = true;
+            }
+        })
+    }
+
+    fn create(&self, action: &Action, spec: &HostSpec) -> Result<(), ApplyError> {
+        let switches = self.read(|st| st.switches.clone());
+        let dspec = self
+            .exec
+            .backends
+            .domain_spec(self.project(), spec, &switches)
+            .map_err(|e| backend(action, e))?;
+        let hv = self.hypervisor(action, spec)?;
+        let info = hv.create(&dspec).map_err(|e| backend(action, e))?;
+        let rec = DomainRecord {
+            name: dspec.name.clone(),
+            backend: hv.kind(),
+            id: info.id,
+            max_memory: dspec.effective_max_memory(),
+            max_vcpus: dspec.effective_max_vcpus(),
+        };
+        self.record(|st| {
+            let r = st
+                .hosts
+                .entry(spec.name.clone())
+                .or_insert_with(|| HostRecord::new(spec.clone()));
+            r.domain = Some(rec);
+            r.spec = spec.clone();
+        })
+    }
+
+    fn start(&self, action: &Action, spec: &HostSpec) -> Result<(), ApplyError> {
+        let name = domain_name(self.project(), &spec.name);
+        let hv = self.hypervisor(action, spec)?;
+        hv.start(&name).map_err(|e| backend(action, e))?;
+        let info: DomainInfo = hv.info(&name).map_err(|e| backend(action, e))?;
+        let kind = hv.kind();
+        self.record(|st| {
+            if let Some(r) = st.hosts.get_mut(&spec.name) {
+                // A domain made by a run that died before recording it is
+                // adopted here.
+                let d = r.domain.get_or_insert_with(|| DomainRecord {
+                    name: name.clone(),
+                    backend: kind,
+                    id: info.id,
+                    max_memory: info.max_memory,
+                    max_vcpus: info.vcpus,
+                });
+                d.id = info.id;
+            }
+        })
+    }
+
+    /// Shut the domain of `spec` down (destroying it after the timeout);
+    /// a domain that is not there is already stopped.
+    fn stop(&self, action: &Action, spec: &HostSpec) -> Result<(), ApplyError> {
+        let name = domain_name(self.project(), &spec.name);
+        let hv = self.hypervisor(action, spec)?;
+        match hv.shutdown(&name, self.exec.stop_timeout) {
+            Err(e) if !not_found(&e) => return Err(backend(action, e)),
+            _ => {}
+        }
+        // Backends that keep a shut-down domain around (Xen) let it go here.
+        match hv.destroy(&name) {
+            Err(e) if !not_found(&e) => return Err(backend(action, e)),
+            _ => {}
+        }
+        self.record(|st| {
+            if let Some(r) = st.hosts.get_mut(&spec.name) {
+                r.domain = None;
+            }
+        })
+    }
+}
+
+fn backend(action: &Action, source: CoreError) -> ApplyError {
+    ApplyError::Backend {
+        action: action.op.describe(),
+        source,
+    }
+}

@@ -1,0 +1,478 @@
+//! The real backends of the managing machine: User-Mode Linux guests on
+//! `vde_switch` switches with copy-on-write disks over a template and a
+//! configuration disk each; Xen when a Xen hypervisor is handed in.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use mln_core::disk::{CowFormat, Overlay};
+use mln_core::guest::{
+    GuestConfig, GuestFile, GuestGroup, GuestInterface, GuestUser, HostsEntry, InterfaceAddress,
+};
+use mln_core::net::{Switch, SwitchSpec as VdeSpec, SwitchStatus, VdeSwitch};
+use mln_core::template::Template;
+use mln_core::uml::Uml;
+use mln_core::{Attachment, Boot, DiskSpec, DomainSpec, Error, Hypervisor, InterfaceSpec, Result};
+
+use super::Backends;
+use crate::plan::{domain_name, DesiredProject, HostSpec, Platform, SwitchSpec, HEADROOM};
+use crate::state::SwitchRecord;
+
+/// This machine's backends for one project, keeping everything (guests,
+/// switches, disks) in the project's folder:
+///
+/// ```text
+/// DIR/uml/PROJECT.HOST/   UML guests (see mln_core::uml)
+/// DIR/switches/NAME/      vde switches (see mln_core::net)
+/// DIR/disks/HOST.cow      copy-on-write root disks
+/// DIR/disks/HOST.config   configuration disks
+/// ```
+///
+/// Other service hosts are reached over SSH by a later layer; here they
+/// are refused with [`Error::Unsupported`].
+pub struct LocalBackends {
+    dir: PathBuf,
+    uml: Uml,
+    templates: BTreeMap<String, Template>,
+    default_template: Option<Template>,
+    xen: Option<Box<dyn Hypervisor>>,
+}
+
+impl LocalBackends {
+    /// Backends keeping their files in `dir` (usually the project's state
+    /// folder, [`crate::state::StateStore::dir`]).
+    pub fn new(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+        Ok(LocalBackends {
+            uml: Uml::new(dir.join("uml"))?,
+            dir,
+            templates: BTreeMap::new(),
+            default_template: None,
+            xen: None,
+        })
+    }
+
+    /// The template hosts without `template` get.
+    pub fn with_default_template(mut self, template: Template) -> Self {
+        self.default_template = Some(template);
+        self
+    }
+
+    /// The template a host's `template NAME` means.
+    pub fn with_template(mut self, name: impl Into<String>, template: Template) -> Self {
+        self.templates.insert(name.into(), template);
+        self
+    }
+
+    /// Run `xen` and `hvm` hosts on this Xen hypervisor.
+    pub fn with_xen(mut self, xen: Box<dyn Hypervisor>) -> Self {
+        self.xen = Some(xen);
+        self
+    }
+
+    /// The UML backend (for console logs and the management console).
+    pub fn uml(&self) -> &Uml {
+        &self.uml
+    }
+
+    fn switch_dir(&self) -> PathBuf {
+        self.dir.join("switches")
+    }
+
+    fn disk_dir(&self) -> PathBuf {
+        self.dir.join("disks")
+    }
+
+    fn cow_path(&self, host: &str) -> PathBuf {
+        self.disk_dir().join(format!("{host}.cow"))
+    }
+
+    fn config_path(&self, host: &str) -> PathBuf {
+        self.disk_dir().join(format!("{host}.config"))
+    }
+
+    fn local(service_host: Option<&str>, op: &'static str) -> Result<()> {
+        match service_host {
+            None => Ok(()),
+            Some(_) => Err(Error::Unsupported {
+                backend: "local",
+                op,
+            }),
+        }
+    }
+
+    fn template(&self, host: &HostSpec) -> Result<&Template> {
+        let found = match &host.template {
+            Some(name) => self.templates.get(name),
+            None => self.default_template.as_ref(),
+        };
+        found.ok_or_else(|| Error::Backend {
+            what: host.name.clone(),
+            message: match &host.template {
+                Some(name) => format!("no template called {name} is known"),
+                None => "no default template is configured".to_string(),
+            },
+        })
+    }
+}
+
+fn remove_file(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// `10.0.0.1`, `10.0.0.1/24` (+ netmask) or `dhcp` as the guest sees it.
+fn guest_address(host: &str, iface: &crate::plan::InterfaceSpec) -> Result<InterfaceAddress> {
+    let bad = |reason: String| Error::InvalidGuestConfig {
+        host: host.to_string(),
+        field: format!("{}.address", iface.name),
+        reason,
+    };
+    let Some(text) = iface.address.as_deref() else {
+        return Ok(InterfaceAddress::Unconfigured);
+    };
+    if text == "dhcp" {
+        return Ok(InterfaceAddress::Dhcp);
+    }
+    let (addr, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|e| bad(e.to_string()))?)),
+        None => (text, None),
+    };
+    let address: IpAddr = addr
+        .parse()
+        .map_err(|_| bad(format!("{addr:?} is not an address")))?;
+    let prefix = match (prefix, iface.netmask.as_deref()) {
+        (Some(p), _) => p,
+        (None, Some(mask)) => {
+            let m: IpAddr = mask
+                .parse()
+                .map_err(|_| bad(format!("netmask {mask:?} is not an address")))?;
+            match m {
+                IpAddr::V4(v4) => u32::from(v4).count_ones() as u8,
+                IpAddr::V6(v6) => u128::from(v6).count_ones() as u8,
+            }
+        }
+        (None, None) if address.is_ipv4() => 24,
+        (None, None) => 64,
+    };
+    Ok(InterfaceAddress::Static {
+        address,
+        prefix,
+        broadcast: None,
+    })
+}
+
+fn guest_config(project: &DesiredProject, host: &HostSpec) -> Result<GuestConfig> {
+    let mut cfg = GuestConfig::new(&host.name);
+    for iface in &host.interfaces {
+        cfg.interfaces.push(GuestInterface {
+            name: iface.name.clone(),
+            mac: Some(iface.mac),
+            address: guest_address(&host.name, iface)?,
+            gateway: iface.gateway.as_deref().and_then(|g| g.parse().ok()),
+        });
+    }
+    // Every host of the project by name, so guests reach each other.
+    for other in project.hosts.values() {
+        for iface in &other.interfaces {
+            if let Ok(InterfaceAddress::Static { address, .. }) = guest_address(&other.name, iface)
+            {
+                cfg.hosts.push(HostsEntry {
+                    address,
+                    names: vec![other.name.clone()],
+                });
+                break;
+            }
+        }
+    }
+    let g = &host.guest;
+    cfg.nameservers = g
+        .nameservers
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    cfg.root_password_hash = g.root_passwd.clone();
+    cfg.users = g
+        .users
+        .iter()
+        .map(|u| GuestUser {
+            name: u.name.clone(),
+            password_hash: u.hash.clone(),
+            home: u.home.clone(),
+            uid: u.uid,
+        })
+        .collect();
+    cfg.groups = g
+        .groups
+        .iter()
+        .map(|gr| GuestGroup {
+            name: gr.name.clone(),
+            members: gr.members.clone(),
+        })
+        .collect();
+    cfg.files = g
+        .files
+        .iter()
+        .map(|f| GuestFile {
+            source: PathBuf::from(&f.src),
+            dest: f.dest.clone(),
+            mode: f
+                .mode
+                .as_deref()
+                .and_then(|m| u32::from_str_radix(m, 8).ok()),
+        })
+        .collect();
+    cfg.startup = g.startup.clone();
+    cfg.shutdown = g.shutdown.clone();
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+impl Backends for LocalBackends {
+    fn hypervisor(
+        &self,
+        service_host: Option<&str>,
+        platform: Platform,
+    ) -> Result<&dyn Hypervisor> {
+        Self::local(service_host, "running guests on another service host")?;
+        match platform {
+            Platform::Uml => Ok(&self.uml),
+            Platform::Xen | Platform::Hvm => match &self.xen {
+                Some(x) => Ok(x.as_ref()),
+                None => Err(Error::XenUnavailable {
+                    reason: "no Xen hypervisor was configured for this project".into(),
+                }),
+            },
+            Platform::Kvm => Err(Error::Unsupported {
+                backend: "local",
+                op: "KVM guests",
+            }),
+        }
+    }
+
+    fn platforms(&self, service_host: Option<&str>) -> Vec<Platform> {
+        if service_host.is_some() {
+            return Vec::new();
+        }
+        let mut out = vec![Platform::Uml];
+        if self.xen.is_some() {
+            out.push(Platform::Xen);
+        }
+        out
+    }
+
+    fn create_switch(&self, _project: &str, spec: &SwitchSpec) -> Result<SwitchRecord> {
+        Self::local(
+            spec.service_host.as_deref(),
+            "switches on another service host",
+        )?;
+        if spec.socket.is_some() || spec.tap.is_some() {
+            return Err(Error::Unsupported {
+                backend: "local",
+                op: "switch `socket` and `tap` settings",
+            });
+        }
+        let vde = VdeSpec {
+            name: spec.name.clone(),
+            hub: spec.hub,
+            ports: None,
+        };
+        let sw = match VdeSwitch::start(&vde, self.switch_dir()) {
+            Ok(sw) => sw,
+            // Left running by an earlier run: adopt it.
+            Err(Error::AlreadyExists { .. }) => VdeSwitch::open(&spec.name, self.switch_dir())?,
+            Err(e) => return Err(e),
+        };
+        let pid = match sw.status() {
+            SwitchStatus::Running { pid } => Some(pid),
+            SwitchStatus::Gone => None,
+        };
+        Ok(SwitchRecord {
+            spec: spec.clone(),
+            socket: Some(sw.ctl_dir()),
+            bridge: None,
+            pid,
+        })
+    }
+
+    fn remove_switch(&self, _project: &str, spec: &SwitchSpec) -> Result<()> {
+        Self::local(
+            spec.service_host.as_deref(),
+            "switches on another service host",
+        )?;
+        match VdeSwitch::open(&spec.name, self.switch_dir()) {
+            Ok(sw) => sw.stop(),
+            Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list_switches(
+        &self,
+        _project: &str,
+        service_host: Option<&str>,
+    ) -> Result<Vec<(String, bool)>> {
+        if service_host.is_some() {
+            return Ok(Vec::new());
+        }
+        Ok(VdeSwitch::list(self.switch_dir())?
+            .into_iter()
+            .map(|sw| {
+                let up = matches!(sw.status(), SwitchStatus::Running { .. });
+                (sw.name().to_string(), up)
+            })
+            .collect())
+    }
+
+    fn prepare_disk(&self, _project: &str, host: &HostSpec) -> Result<Vec<PathBuf>> {
+        Self::local(
+            host.service_host.as_deref(),
+            "disks on another service host",
+        )?;
+        let template = self.template(host)?;
+        let dir = self.disk_dir();
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let cow = self.cow_path(&host.name);
+        // Only planned when no finished disk is recorded: whatever is
+        // there is a leftover of an interrupted attempt.
+        remove_file(&cow)?;
+        let overlay = Overlay::create(&template.image, &cow, CowFormat::Uml)?;
+        Ok(vec![overlay.path, self.config_path(&host.name)])
+    }
+
+    fn write_guest_config(&self, project: &DesiredProject, host: &HostSpec) -> Result<()> {
+        Self::local(
+            host.service_host.as_deref(),
+            "disks on another service host",
+        )?;
+        let dir = self.disk_dir();
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        guest_config(project, host)?.write_disk(&self.config_path(&host.name))
+    }
+
+    fn remove_disk(&self, _project: &str, host: &HostSpec) -> Result<()> {
+        Self::local(
+            host.service_host.as_deref(),
+            "disks on another service host",
+        )?;
+        remove_file(&self.cow_path(&host.name))?;
+        remove_file(&self.config_path(&host.name))
+    }
+
+    fn domain_spec(
+        &self,
+        project: &str,
+        host: &HostSpec,
+        switches: &BTreeMap<String, SwitchRecord>,
+    ) -> Result<DomainSpec> {
+        let template = self.template(host)?;
+        let xen = host.platform != Platform::Uml;
+        let kernel = match (&host.kernel, xen) {
+            (Some(k), _) => PathBuf::from(k),
+            (None, false) => PathBuf::from(Uml::DEFAULT_KERNEL),
+            (None, true) => {
+                return Err(Error::Backend {
+                    what: host.name.clone(),
+                    message: "a Xen guest needs `kernel`".into(),
+                })
+            }
+        };
+        let mut cmdline = format!("{} quiet", template.cmdline);
+        if let Some(extra) = &host.cmdline {
+            cmdline.push(' ');
+            cmdline.push_str(extra);
+        }
+        let mut spec = DomainSpec::new(
+            domain_name(project, &host.name),
+            host.memory,
+            Boot::Kernel {
+                kernel,
+                ramdisk: host.ramdisk.as_ref().map(PathBuf::from),
+                cmdline,
+            },
+        );
+        spec.vcpus = host.vcpus;
+        if xen {
+            // Room to grow live (see plan::HEADROOM).
+            spec.max_memory = Some(host.memory.saturating_mul(HEADROOM));
+            spec.max_vcpus = Some(host.vcpus.saturating_mul(HEADROOM as u32));
+        }
+        let (root, config) = if xen {
+            ("xvda", "xvdb")
+        } else {
+            ("ubda", "ubdb")
+        };
+        spec.disks.push(DiskSpec {
+            path: self.cow_path(&host.name),
+            target: root.into(),
+            readonly: false,
+        });
+        spec.disks.push(DiskSpec {
+            path: self.config_path(&host.name),
+            target: config.into(),
+            readonly: true,
+        });
+        for iface in &host.interfaces {
+            let attach = match (&iface.switch, &iface.bridge) {
+                (Some(sw), _) => {
+                    let rec = switches.get(sw).ok_or_else(|| Error::NotFound {
+                        domain: format!("switch {sw}"),
+                    })?;
+                    match (&rec.socket, &rec.bridge) {
+                        (Some(sock), _) if !xen => Attachment::Vde(sock.clone()),
+                        (_, Some(br)) => Attachment::Bridge(br.clone()),
+                        (Some(sock), None) => Attachment::Vde(sock.clone()),
+                        (None, None) => Attachment::None,
+                    }
+                }
+                (None, Some(br)) => Attachment::Bridge(br.clone()),
+                (None, None) => Attachment::None,
+            };
+            spec.interfaces.push(InterfaceSpec {
+                name: iface.name.clone(),
+                mac: iface.mac,
+                attach,
+            });
+        }
+        Ok(spec)
+    }
+
+    fn replug(
+        &self,
+        project: &str,
+        host: &HostSpec,
+        interface: &str,
+        switch: &SwitchRecord,
+    ) -> Result<()> {
+        if host.platform != Platform::Uml {
+            return Err(Error::Unsupported {
+                backend: "local",
+                op: "re-plugging a Xen guest",
+            });
+        }
+        let sock = switch.socket.as_ref().ok_or_else(|| Error::NotFound {
+            domain: format!("switch {} socket", switch.spec.name),
+        })?;
+        let mac = host
+            .interfaces
+            .iter()
+            .find(|i| i.name == interface)
+            .map(|i| i.mac)
+            .ok_or_else(|| Error::NotFound {
+                domain: format!("{}.{interface}", host.name),
+            })?;
+        let mc = self.uml.mconsole(&domain_name(project, &host.name))?;
+        // UML hot-unplugs the dead interface and plugs a new one onto the
+        // recreated switch, same name and MAC.
+        let _ = mc.request(&format!("remove {interface}"));
+        mc.request(&format!("config {interface}=vde,{},{mac}", sock.display()))
+            .map(drop)
+    }
+}

@@ -1,0 +1,298 @@
+//! The verbs as library calls: observe, plan, apply and record in one go.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{ApplyError, Backends, Executor, Progress, Report};
+use crate::model::Project;
+use crate::plan::{
+    plan, DesiredProject, Goal, Observed, ObservedDomain, ObservedSwitch, Plan, PlanOptions,
+    Platform,
+};
+use crate::state::{State, StateStore};
+
+/// Ask every backend the project uses what runs: domains named
+/// `PROJECT.HOST` and the project's switches, on every service host the
+/// desired project or the recorded state mentions. Fails when a backend
+/// cannot answer, because planning on a partial picture would duplicate.
+pub fn observe(
+    backends: &dyn Backends,
+    project: &str,
+    desired: Option<&DesiredProject>,
+    recorded: Option<&State>,
+) -> Result<Observed, ApplyError> {
+    let mut servers: BTreeSet<Option<&str>> = BTreeSet::new();
+    servers.insert(None);
+    let specs = desired.into_iter().flat_map(|d| d.hosts.values()).chain(
+        recorded
+            .into_iter()
+            .flat_map(|r| r.hosts.values().map(|h| &h.spec)),
+    );
+    for h in specs {
+        servers.insert(h.service_host.as_deref());
+    }
+    let switch_specs = desired.into_iter().flat_map(|d| d.switches.values()).chain(
+        recorded
+            .into_iter()
+            .flat_map(|r| r.switches.values().map(|s| &s.spec)),
+    );
+    for s in switch_specs {
+        servers.insert(s.service_host.as_deref());
+    }
+    let prefix = format!("{project}.");
+    let mut out = Observed::default();
+    for sh in servers {
+        let mut seen_backends = std::collections::HashSet::new();
+        for platform in backends.platforms(sh) {
+            let hv = backends
+                .hypervisor(sh, platform)
+                .map_err(ApplyError::Observe)?;
+            // Xen PV and HVM share one hypervisor: list it once.
+            if !seen_backends.insert(hv.kind()) {
+                continue;
+            }
+            for info in hv.list().map_err(ApplyError::Observe)? {
+                if let Some(host) = info.name.strip_prefix(&prefix) {
+                    out.domains.insert(
+                        host.to_string(),
+                        ObservedDomain {
+                            service_host: sh.map(str::to_string),
+                            info,
+                        },
+                    );
+                }
+            }
+        }
+        for (name, up) in backends
+            .list_switches(project, sh)
+            .map_err(ApplyError::Observe)?
+        {
+            out.switches.insert(
+                name,
+                ObservedSwitch {
+                    service_host: sh.map(str::to_string),
+                    up,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// How to run a verb.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// What the project should become.
+    pub goal: Goal,
+    /// Only these hosts (`-h HOST`).
+    pub hosts: Option<BTreeSet<String>>,
+    /// Actions run at once.
+    pub parallelism: usize,
+    /// Plan only; change nothing.
+    pub dry_run: bool,
+    /// Wait for another `mln` on the project instead of failing at once.
+    pub wait_for_lock: bool,
+}
+
+impl RunOptions {
+    /// `goal` for every host, 4 actions at once, failing when locked.
+    pub fn new(goal: Goal) -> Self {
+        RunOptions {
+            goal,
+            hosts: None,
+            parallelism: 4,
+            dry_run: false,
+            wait_for_lock: false,
+        }
+    }
+}
+
+/// What a verb did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The plan computed.
+    pub plan: Plan,
+    /// What applying it did; `None` for a dry run.
+    pub report: Option<Report>,
+}
+
+/// Run a verb on the project in `store`: lock it, load its state, observe
+/// the backends, plan towards `options.goal` for `project` (or, when
+/// `None`, the project as last applied: `mln stop -p NAME`), apply, record.
+/// A successful `remove` of every host deletes the project's state folder.
+pub fn run(
+    store: StateStore,
+    backends: &dyn Backends,
+    project: Option<&Project>,
+    options: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<Outcome, ApplyError> {
+    let desired = project.map(DesiredProject::from_project);
+    let model = project.and_then(|p| serde_json::to_value(p).ok());
+    run_desired(store, backends, desired.as_ref(), model, options, progress)
+}
+
+/// [`run`] with the project already in the planner's terms; `model` is
+/// recorded for `status` when given.
+pub fn run_desired(
+    store: StateStore,
+    backends: &dyn Backends,
+    desired: Option<&DesiredProject>,
+    model: Option<serde_json::Value>,
+    options: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<Outcome, ApplyError> {
+    let lock = if options.wait_for_lock {
+        store.lock_wait()?
+    } else {
+        store.lock()?
+    };
+    let recorded = store.load()?;
+    let desired: DesiredProject =
+        match (desired, recorded.as_ref().and_then(|r| r.desired.as_ref())) {
+            (Some(d), _) => d.clone(),
+            (None, Some(d)) => d.clone(),
+            (None, None) => return Err(ApplyError::NoProject(store.project().to_string())),
+        };
+    let observed = observe(backends, &desired.name, Some(&desired), recorded.as_ref())?;
+    let plan_options = PlanOptions {
+        goal: options.goal,
+        hosts: options.hosts.clone(),
+    };
+    let plan = plan(&desired, recorded.as_ref(), &observed, &plan_options);
+    if options.dry_run {
+        return Ok(Outcome { plan, report: None });
+    }
+    let mut state = recorded.unwrap_or_else(|| State::new(&desired.name));
+    if model.is_some() {
+        state.model = model;
+    }
+    let report = Executor::new(backends, &store, &lock)
+        .parallelism(options.parallelism)
+        .progress(progress)
+        .apply(&plan, &desired, state)?;
+    if options.goal == Goal::Remove
+        && options.hosts.is_none()
+        && report.is_success()
+        && report.state.is_empty()
+    {
+        store.remove_dir(lock)?;
+    }
+    Ok(Outcome {
+        plan,
+        report: Some(report),
+    })
+}
+
+/// One host in `mln status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostStatus {
+    /// The host.
+    pub host: String,
+    /// Its service host (`None`: local).
+    pub service_host: Option<String>,
+    /// Its platform.
+    pub platform: Platform,
+    /// `running`, `paused`, `crashed`, ... as the backend reports it;
+    /// `built` (disks ready, not running), `partial` (an interrupted
+    /// build) or `absent` otherwise.
+    pub state: String,
+    /// The Xen domid or UML pid, while it runs.
+    pub id: Option<u32>,
+    /// Memory now, bytes (the backend's figure while it runs).
+    pub memory: u64,
+    /// vCPUs.
+    pub vcpus: u32,
+}
+
+/// One switch in `mln status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchStatusLine {
+    /// The switch.
+    pub switch: String,
+    /// `up`, `down` or `absent`.
+    pub state: String,
+}
+
+/// `mln status -p PROJECT`: every host and switch of the project with what
+/// the backends say about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectStatus {
+    /// The project.
+    pub project: String,
+    /// Hosts by name.
+    pub hosts: Vec<HostStatus>,
+    /// Switches by name.
+    pub switches: Vec<SwitchStatusLine>,
+}
+
+/// The status of the project in `store` (no lock needed: reads only).
+pub fn status(store: &StateStore, backends: &dyn Backends) -> Result<ProjectStatus, ApplyError> {
+    let recorded = store
+        .load()?
+        .ok_or_else(|| ApplyError::NoProject(store.project().to_string()))?;
+    let desired = recorded.desired.clone();
+    let observed = observe(
+        backends,
+        &recorded.project,
+        desired.as_ref(),
+        Some(&recorded),
+    )?;
+    let mut hosts: BTreeMap<String, HostStatus> = BTreeMap::new();
+    let specs = desired
+        .iter()
+        .flat_map(|d| d.hosts.values())
+        .chain(recorded.hosts.values().map(|r| &r.spec));
+    for spec in specs {
+        if hosts.contains_key(&spec.name) {
+            continue;
+        }
+        let rec = recorded.hosts.get(&spec.name);
+        let obs = observed.domains.get(&spec.name);
+        let state = match (obs, rec) {
+            (Some(o), _) => o.info.state.to_string(),
+            (None, Some(r)) if r.disk_ready && r.config_ready => "built".to_string(),
+            (None, Some(_)) => "partial".to_string(),
+            (None, None) => "absent".to_string(),
+        };
+        hosts.insert(
+            spec.name.clone(),
+            HostStatus {
+                host: spec.name.clone(),
+                service_host: obs
+                    .map(|o| o.service_host.clone())
+                    .unwrap_or_else(|| spec.service_host.clone()),
+                platform: spec.platform,
+                state,
+                id: obs.map(|o| o.info.id),
+                memory: obs.map_or(spec.memory, |o| o.info.memory),
+                vcpus: obs.map_or(spec.vcpus, |o| o.info.vcpus),
+            },
+        );
+    }
+    let mut names: BTreeSet<&str> = recorded.switches.keys().map(String::as_str).collect();
+    names.extend(
+        desired
+            .iter()
+            .flat_map(|d| d.switches.keys().map(String::as_str)),
+    );
+    names.extend(observed.switches.keys().map(String::as_str));
+    let switches = names
+        .into_iter()
+        .map(|n| SwitchStatusLine {
+            switch: n.to_string(),
+            state: match observed.switches.get(n) {
+                Some(o) if o.up => "up",
+                Some(_) => "down",
+                None => "absent",
+            }
+            .to_string(),
+        })
+        .collect();
+    Ok(ProjectStatus {
+        project: recorded.project,
+        hosts: hosts.into_values().collect(),
+        switches,
+    })
+}

@@ -1,0 +1,497 @@
+//! The executor against an in-memory double of the backends. The real
+//! proof is `tests/apply_uml.rs` with real UML guests and switches; these
+//! cover failure paths a real machine cannot produce on demand.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use mln_core::{
+    BackendKind, DomainInfo, DomainSpec, DomainState, Error, Hypervisor, Result as CoreResult,
+};
+
+use super::*;
+use crate::plan::{
+    derived_mac, plan, DesiredProject, Goal, HookPoint, HostSpec, InterfaceSpec, PlanOptions,
+    Platform, SwitchSpec,
+};
+use crate::state::{State, StateStore, SwitchRecord};
+
+#[derive(Default)]
+struct FakeHv {
+    domains: Mutex<BTreeMap<String, (DomainSpec, DomainState, u64)>>,
+    fail_create: Mutex<BTreeSet<String>>,
+    /// When set, `create` waits until this many creates are in flight.
+    rendezvous: Option<(Mutex<usize>, Condvar, usize)>,
+}
+
+impl FakeHv {
+    fn names(&self) -> Vec<String> {
+        self.domains.lock().unwrap().keys().cloned().collect()
+    }
+}
+
+fn nf(name: &str) -> Error {
+    Error::NotFound {
+        domain: name.to_string(),
+    }
+}
+
+impl Hypervisor for FakeHv {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Uml
+    }
+    fn create(&self, spec: &DomainSpec) -> CoreResult<DomainInfo> {
+        if let Some((count, cv, want)) = &self.rendezvous {
+            let mut n = count.lock().unwrap();
+            *n += 1;
+            cv.notify_all();
+            // Deadlock guard only: the test asserts on the count, not time.
+            let (n, _) = cv
+                .wait_timeout_while(n, Duration::from_secs(20), |n| *n < *want)
+                .unwrap();
+            assert!(*n >= *want, "creates did not run in parallel");
+        }
+        if self.fail_create.lock().unwrap().contains(&spec.name) {
+            return Err(Error::Backend {
+                what: spec.name.clone(),
+                message: "injected failure".into(),
+            });
+        }
+        let mut d = self.domains.lock().unwrap();
+        if d.contains_key(&spec.name) {
+            return Err(Error::AlreadyExists {
+                domain: spec.name.clone(),
+            });
+        }
+        d.insert(
+            spec.name.clone(),
+            (spec.clone(), DomainState::Paused, spec.memory),
+        );
+        drop(d);
+        self.info(&spec.name)
+    }
+    fn start(&self, name: &str) -> CoreResult<()> {
+        let mut d = self.domains.lock().unwrap();
+        d.get_mut(name).ok_or_else(|| nf(name))?.1 = DomainState::Running;
+        Ok(())
+    }
+    fn pause(&self, _: &str) -> CoreResult<()> {
+        Ok(())
+    }
+    fn resume(&self, _: &str) -> CoreResult<()> {
+        Ok(())
+    }
+    fn shutdown(&self, name: &str, _: Duration) -> CoreResult<()> {
+        self.destroy(name)
+    }
+    fn reboot(&self, _: &str) -> CoreResult<()> {
+        Ok(())
+    }
+    fn destroy(&self, name: &str) -> CoreResult<()> {
+        self.domains
+            .lock()
+            .unwrap()
+            .remove(name)
+            .map(drop)
+            .ok_or_else(|| nf(name))
+    }
+    fn info(&self, name: &str) -> CoreResult<DomainInfo> {
+        let d = self.domains.lock().unwrap();
+        let (spec, state, mem) = d.get(name).ok_or_else(|| nf(name))?;
+        Ok(DomainInfo {
+            name: name.to_string(),
+            id: 100 + name.len() as u32,
+            backend: BackendKind::Uml,
+            state: *state,
+            memory: *mem,
+            max_memory: spec.effective_max_memory(),
+            vcpus: spec.vcpus,
+            cpu_time: Duration::ZERO,
+        })
+    }
+    fn list(&self) -> CoreResult<Vec<DomainInfo>> {
+        self.names().iter().map(|n| self.info(n)).collect()
+    }
+    fn set_memory(&self, name: &str, bytes: u64) -> CoreResult<()> {
+        let mut d = self.domains.lock().unwrap();
+        d.get_mut(name).ok_or_else(|| nf(name))?.2 = bytes;
+        Ok(())
+    }
+    fn set_vcpus(&self, _: &str, _: u32) -> CoreResult<()> {
+        Ok(())
+    }
+    fn save(&self, _: &str, _: &Path) -> CoreResult<()> {
+        unimplemented!()
+    }
+    fn restore(&self, _: &DomainSpec, _: &Path) -> CoreResult<DomainInfo> {
+        unimplemented!()
+    }
+    fn migrate_send(&self, _: &str, _: BorrowedFd<'_>) -> CoreResult<()> {
+        unimplemented!()
+    }
+    fn migrate_receive(&self, _: &DomainSpec, _: BorrowedFd<'_>) -> CoreResult<DomainInfo> {
+        unimplemented!()
+    }
+}
+
+#[derive(Default)]
+struct Fake {
+    hv: FakeHv,
+    switches: Mutex<BTreeMap<String, bool>>,
+    disks: Mutex<BTreeSet<String>>,
+    configs: Mutex<BTreeSet<String>>,
+}
+
+impl Backends for Fake {
+    fn hypervisor(&self, _: Option<&str>, _: Platform) -> CoreResult<&dyn Hypervisor> {
+        Ok(&self.hv)
+    }
+    fn platforms(&self, _: Option<&str>) -> Vec<Platform> {
+        vec![Platform::Uml]
+    }
+    fn create_switch(&self, _: &str, spec: &SwitchSpec) -> CoreResult<SwitchRecord> {
+        self.switches
+            .lock()
+            .unwrap()
+            .insert(spec.name.clone(), true);
+        Ok(SwitchRecord {
+            spec: spec.clone(),
+            socket: Some(PathBuf::from(format!("/fake/{}", spec.name))),
+            bridge: None,
+            pid: Some(1),
+        })
+    }
+    fn remove_switch(&self, _: &str, spec: &SwitchSpec) -> CoreResult<()> {
+        self.switches.lock().unwrap().remove(&spec.name);
+        Ok(())
+    }
+    fn list_switches(&self, _: &str, _: Option<&str>) -> CoreResult<Vec<(String, bool)>> {
+        Ok(self
+            .switches
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect())
+    }
+    fn prepare_disk(&self, _: &str, host: &HostSpec) -> CoreResult<Vec<PathBuf>> {
+        self.disks.lock().unwrap().insert(host.name.clone());
+        Ok(vec![PathBuf::from(format!("/fake/{}.cow", host.name))])
+    }
+    fn write_guest_config(&self, _: &DesiredProject, host: &HostSpec) -> CoreResult<()> {
+        self.configs.lock().unwrap().insert(host.name.clone());
+        Ok(())
+    }
+    fn remove_disk(&self, _: &str, host: &HostSpec) -> CoreResult<()> {
+        self.disks.lock().unwrap().remove(&host.name);
+        self.configs.lock().unwrap().remove(&host.name);
+        Ok(())
+    }
+    fn domain_spec(
+        &self,
+        project: &str,
+        host: &HostSpec,
+        switches: &BTreeMap<String, SwitchRecord>,
+    ) -> CoreResult<DomainSpec> {
+        for sw in host.switches() {
+            if !switches.contains_key(sw) {
+                return Err(nf(sw));
+            }
+        }
+        let mut s = DomainSpec::new(
+            crate::plan::domain_name(project, &host.name),
+            host.memory,
+            mln_core::Boot::Disk,
+        );
+        s.vcpus = host.vcpus;
+        Ok(s)
+    }
+}
+
+fn lab(n: usize) -> DesiredProject {
+    let mut p = DesiredProject::new("lab");
+    p.add_switch(SwitchSpec::new("lan"));
+    for i in 0..n {
+        let name = format!("h{i}");
+        let mut h = HostSpec::new(&name);
+        h.memory = 64 << 20;
+        h.interfaces.push(InterfaceSpec {
+            name: "eth0".into(),
+            switch: Some("lan".into()),
+            bridge: None,
+            mac: derived_mac("lab", &name, "eth0"),
+            address: Some(format!("10.0.0.{}", i + 1)),
+            netmask: Some("255.255.255.0".into()),
+            gateway: None,
+        });
+        p.add_host(h);
+    }
+    p
+}
+
+fn up(
+    store: &StateStore,
+    fake: &Fake,
+    p: &DesiredProject,
+    goal: Goal,
+) -> std::result::Result<Outcome, ApplyError> {
+    run_desired(
+        store.clone(),
+        fake,
+        Some(p),
+        None,
+        &RunOptions::new(goal),
+        &NoProgress,
+    )
+}
+
+#[test]
+fn up_builds_starts_records_and_converges() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    let p = lab(3);
+    let out = up(&store, &fake, &p, Goal::Up).unwrap();
+    let report = out.report.unwrap();
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(fake.hv.names(), vec!["lab.h0", "lab.h1", "lab.h2"]);
+    let st = store.load().unwrap().unwrap();
+    assert!(st
+        .hosts
+        .values()
+        .all(|r| r.domain.is_some() && r.disk_ready));
+    assert!(st.switches.contains_key("lan"));
+    // Nothing left to do.
+    let again = up(&store, &fake, &p, Goal::Up).unwrap();
+    assert!(again.plan.is_empty(), "{}", again.plan.render_actions());
+    let s = status(&store, &fake).unwrap();
+    assert!(s.hosts.iter().all(|h| h.state == "running"));
+    assert_eq!(s.switches[0].state, "up");
+}
+
+#[test]
+fn a_failure_stops_dependents_and_the_rest_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    fake.hv.fail_create.lock().unwrap().insert("lab.h1".into());
+    let out = up(&store, &fake, &lab(3), Goal::Up).unwrap();
+    let report = out.report.unwrap();
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].description, "create domain h1");
+    assert!(report.failed[0].error.contains("injected failure"));
+    let not_run: Vec<String> = report
+        .not_run
+        .iter()
+        .map(|id| out.plan.action(*id).unwrap().op.describe())
+        .collect();
+    assert_eq!(not_run, vec!["start h1"]);
+    assert_eq!(fake.hv.names(), vec!["lab.h0", "lab.h2"]);
+    // The state says exactly that: h1 built, not running.
+    let st = store.load().unwrap().unwrap();
+    assert!(st.hosts["h1"].domain.is_none() && st.hosts["h1"].disk_ready);
+    assert!(st.hosts["h0"].domain.is_some());
+    // Once the cause is gone the next run finishes the job.
+    fake.hv.fail_create.lock().unwrap().clear();
+    let out = up(&store, &fake, &lab(3), Goal::Up).unwrap();
+    assert_eq!(
+        out.plan
+            .actions
+            .iter()
+            .map(|a| a.op.describe())
+            .collect::<Vec<_>>(),
+        vec!["create domain h1", "start h1"]
+    );
+    assert!(out.report.unwrap().is_success());
+}
+
+#[test]
+fn after_a_crash_between_create_and_record_there_is_no_duplicate() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    let p = lab(2);
+    up(&store, &fake, &p, Goal::Build).unwrap();
+    // What a kill -9 right after `create domain h0` leaves: the domain
+    // exists (paused), the state does not know it.
+    let spec = DomainSpec::new("lab.h0", 64 << 20, mln_core::Boot::Disk);
+    fake.hv.create(&spec).unwrap();
+    let out = up(&store, &fake, &p, Goal::Up).unwrap();
+    assert!(out.report.unwrap().is_success());
+    assert_eq!(fake.hv.names(), vec!["lab.h0", "lab.h1"]);
+    assert!(out
+        .plan
+        .actions
+        .iter()
+        .all(|a| a.op.describe() != "create domain h0"));
+}
+
+#[test]
+fn after_a_crash_mid_disk_the_next_run_remakes_it_and_remove_leaks_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    let p = lab(2);
+    // The run died inside `prepare disk of h1`: intent recorded, disk half made.
+    {
+        let lock = store.lock().unwrap();
+        let mut st = State::new("lab");
+        st.desired = Some(p.clone());
+        st.hosts.insert(
+            "h1".into(),
+            crate::state::HostRecord::new(p.hosts["h1"].clone()),
+        );
+        store.save(&lock, &st).unwrap();
+        fake.disks.lock().unwrap().insert("h1".into());
+    }
+    let out = up(&store, &fake, &p, Goal::Up).unwrap();
+    assert!(out.report.unwrap().is_success());
+    assert_eq!(fake.hv.names().len(), 2);
+    let out = up(&store, &fake, &p, Goal::Remove).unwrap();
+    assert!(out.report.unwrap().is_success());
+    assert!(fake.hv.names().is_empty());
+    assert!(fake.disks.lock().unwrap().is_empty());
+    assert!(fake.configs.lock().unwrap().is_empty());
+    assert!(fake.switches.lock().unwrap().is_empty());
+    assert!(!store.dir().exists());
+}
+
+#[test]
+fn stop_then_start_then_live_memory() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    let mut p = lab(2);
+    for h in p.hosts.values_mut() {
+        h.platform = Platform::Xen;
+    }
+    up(&store, &fake, &p, Goal::Up).unwrap();
+    let out = up(&store, &fake, &p, Goal::Stop).unwrap();
+    assert!(out.report.unwrap().is_success());
+    assert!(fake.hv.names().is_empty());
+    assert!(fake.switches.lock().unwrap().is_empty());
+    let out = run_desired(
+        store.clone(),
+        &fake,
+        None,
+        None,
+        &RunOptions::new(Goal::Up),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(out.report.unwrap().is_success());
+    assert_eq!(fake.hv.names().len(), 2);
+    // The fake creates without headroom, so only a decrease is live.
+    p.hosts.get_mut("h0").unwrap().memory = 32 << 20;
+    let out = up(&store, &fake, &p, Goal::Upgrade).unwrap();
+    assert_eq!(out.plan.actions.len(), 1, "{}", out.plan.render_diff());
+    assert!(out.report.unwrap().is_success());
+    assert_eq!(fake.hv.info("lab.h0").unwrap().memory, 32 << 20);
+    assert_eq!(
+        store.load().unwrap().unwrap().hosts["h0"].spec.memory,
+        32 << 20
+    );
+}
+
+#[test]
+fn independent_actions_run_in_parallel() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake {
+        hv: FakeHv {
+            rendezvous: Some((Mutex::new(0), Condvar::new(), 3)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let out = up(&store, &fake, &lab(3), Goal::Up).unwrap();
+    assert!(out.report.unwrap().is_success());
+}
+
+#[test]
+fn hooks_run_with_a_clean_environment() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    let mut p = lab(1);
+    let out_file = root.path().join("hook.out");
+    p.hooks.insert(
+        HookPoint::AfterHostsStart,
+        vec![format!(
+            "echo \"$MLN_PROJECT ${{HOME:-nohome}}\" > {}",
+            out_file.display()
+        )],
+    );
+    p.hooks
+        .insert(HookPoint::BeforeProjectStart, vec!["true".into()]);
+    let out = up(&store, &fake, &p, Goal::Up).unwrap();
+    assert!(out.report.unwrap().is_success());
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "lab nohome\n");
+    // A failing hook fails its action and what waits for it.
+    p.hooks
+        .insert(HookPoint::BeforeHostsStop, vec!["exit 3".into()]);
+    let out = up(&store, &fake, &p, Goal::Stop).unwrap();
+    let report = out.report.unwrap();
+    assert_eq!(report.failed.len(), 1);
+    assert!(report.failed[0].error.contains("exit status: 3"));
+    assert_eq!(fake.hv.names().len(), 1, "the host must not stop");
+}
+
+#[test]
+fn a_second_executor_on_a_locked_project_fails_clearly() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    let _held = store.lock().unwrap();
+    let err = up(&store, &fake, &lab(1), Goal::Up).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("project lab is locked by pid {}", std::process::id())
+    );
+    assert!(fake.hv.names().is_empty());
+}
+
+#[test]
+fn a_dry_run_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    let mut opts = RunOptions::new(Goal::Up);
+    opts.dry_run = true;
+    let out = run_desired(
+        store.clone(),
+        &fake,
+        Some(&lab(2)),
+        None,
+        &opts,
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(out.report.is_none());
+    assert!(!out.plan.is_empty());
+    assert!(fake.hv.names().is_empty());
+    assert!(store.load().unwrap().is_none());
+}
+
+#[test]
+fn malformed_plans_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let lock = store.lock().unwrap();
+    let fake = Fake::default();
+    let p = lab(1);
+    let mut pl = plan(
+        &p,
+        None,
+        &Default::default(),
+        &PlanOptions::new(Goal::Build),
+    );
+    pl.actions[0].after.push(crate::plan::ActionId(99));
+    let err = Executor::new(&fake, &store, &lock)
+        .apply(&pl, &p, State::new("lab"))
+        .unwrap_err();
+    assert!(matches!(err, ApplyError::BadPlan(_)));
+}
