@@ -1,6 +1,7 @@
-//! Two real UML guests from the busybox template, on one real vde_switch,
-//! configured through `GuestConfig`, ping each other by name; the result is
-//! read from their console logs on the host.
+//! Real UML guests from the busybox template on real vde switches,
+//! configured through `GuestConfig`: they ping each other by name, also
+//! through a router (the `lab.mln` sample), and the results are read from
+//! their console logs on the host.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -26,11 +27,132 @@ fn template() -> Template {
     .clone()
 }
 
-/// Destroys the guests and stops the switches on every way out.
+/// One project brought up in a temporary folder; destroys its guests and
+/// stops its switches on every way out.
 struct Lab {
+    dir: tempfile::TempDir,
     uml: Uml,
     guests: Vec<String>,
     switches: Vec<VdeSwitch>,
+}
+
+/// One interface of a lab host: name, switch, address/prefix, gateway.
+struct Nic<'a> {
+    name: &'a str,
+    switch: &'a str,
+    address: &'a str,
+    gateway: Option<&'a str>,
+}
+
+impl Lab {
+    fn new(switches: &[&str]) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let uml = Uml::new(dir.path().join("uml")).unwrap();
+        let mut lab = Lab {
+            uml,
+            guests: Vec::new(),
+            switches: Vec::new(),
+            dir,
+        };
+        for s in switches {
+            let sw = VdeSwitch::start(&SwitchSpec::new(s), lab.dir.path().join("switches"));
+            lab.switches.push(sw.unwrap());
+        }
+        lab
+    }
+
+    fn switch(&self, name: &str) -> &VdeSwitch {
+        self.switches.iter().find(|s| s.name() == name).unwrap()
+    }
+
+    /// Create host `name`: a COW disk over the template, a configuration
+    /// disk from `cfg` with `nics` filled in, interfaces on the switches.
+    fn host(&mut self, name: &str, nics: &[Nic], mut cfg: GuestConfig) -> PathBuf {
+        let template = template();
+        let cow = Overlay::create(
+            &template.image,
+            self.dir.path().join(format!("{name}.cow")),
+            CowFormat::Uml,
+        )
+        .unwrap();
+        let mut spec = DomainSpec::new(
+            name,
+            48 << 20,
+            Boot::Kernel {
+                kernel: Uml::DEFAULT_KERNEL.into(),
+                ramdisk: None,
+                cmdline: format!("{} quiet", template.cmdline),
+            },
+        );
+        for nic in nics {
+            let mac = MacAddr::derived(&format!("lab/{name}/{}", nic.name));
+            let (addr, prefix) = nic.address.split_once('/').unwrap();
+            let mut iface =
+                GuestInterface::fixed(nic.name, addr.parse().unwrap(), prefix.parse().unwrap());
+            iface.mac = Some(mac);
+            iface.gateway = nic.gateway.map(|g| g.parse().unwrap());
+            cfg.interfaces.push(iface);
+            spec.interfaces.push(InterfaceSpec {
+                name: nic.name.into(),
+                mac,
+                attach: self.switch(nic.switch).attachment(),
+            });
+        }
+        let cfg_disk = self.dir.path().join(format!("{name}.config"));
+        cfg.write_disk(&cfg_disk).unwrap();
+        spec.disks.push(cow.disk_spec("ubda"));
+        spec.disks.push(DiskSpec {
+            path: cfg_disk,
+            target: "ubdb".into(),
+            readonly: true,
+        });
+        self.uml.create(&spec).unwrap();
+        self.guests.push(name.to_string());
+        cow.path
+    }
+
+    fn start_all(&self) {
+        for g in &self.guests {
+            self.uml.start(g).unwrap();
+        }
+    }
+
+    /// Shut every guest down cleanly, in parallel, then stop the switches.
+    fn stop_all(&mut self) {
+        std::thread::scope(|s| {
+            for g in &self.guests {
+                let uml = &self.uml;
+                s.spawn(move || uml.shutdown(g, Duration::from_secs(30)).unwrap());
+            }
+        });
+        self.guests.clear();
+        for sw in self.switches.drain(..) {
+            sw.stop().unwrap();
+        }
+    }
+
+    /// The console log of `name` once it shows `marker`.
+    fn wait_for_log(&self, name: &str, marker: &str) -> String {
+        let log = self.uml.console_log(name).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(marker) {
+                return text;
+            }
+            let state = self.uml.info(name).unwrap().state;
+            assert_eq!(
+                state,
+                DomainState::Running,
+                "{name}, waiting for {marker:?}:\n{text}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{name} never printed {marker:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Lab {
@@ -44,25 +166,23 @@ impl Drop for Lab {
     }
 }
 
-fn wait_for_log(uml: &Uml, name: &str, marker: &str, failure: &str) -> String {
-    let log = uml.console_log(name).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains(marker) || text.contains(failure) {
-            return text;
-        }
-        let state = uml.info(name).unwrap().state;
-        assert!(
-            matches!(state, DomainState::Running),
-            "{name} is {state} before printing {marker:?}:\n{text}"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "{name} never printed {marker:?}:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Startup lines that ping `peer` until it answers (it may still be
+/// booting), then print a marker either way.
+fn ping_lines(peer: &str) -> Vec<String> {
+    vec![format!(
+        "ok=no; for i in $(seq 60); do ping -c 1 -W 1 {peer} >/dev/null 2>&1 && ok=yes && break; done; \
+         echo MLN-PING-$ok $(hostname) to {peer}"
+    )]
+}
+
+fn hosts_entries(hosts: &[(&str, &str)]) -> Vec<HostsEntry> {
+    hosts
+        .iter()
+        .map(|(n, a)| HostsEntry {
+            address: a.parse().unwrap(),
+            names: vec![n.to_string()],
+        })
+        .collect()
 }
 
 /// Does the (sparse) file hold `needle`? Reads only its data regions.
@@ -94,107 +214,48 @@ fn contains_bytes(path: &Path, needle: &[u8]) -> bool {
 #[test]
 fn two_guests_on_one_switch_ping_each_other_by_name() {
     let template = template();
-    let dir = tempfile::tempdir().unwrap();
-    let mut lab = Lab {
-        uml: Uml::new(dir.path().join("uml")).unwrap(),
-        guests: Vec::new(),
-        switches: Vec::new(),
-    };
-    let lan = VdeSwitch::start(&SwitchSpec::new("lan"), dir.path().join("switches")).unwrap();
-    lab.switches.push(lan.clone());
-
+    let mut lab = Lab::new(&["lan"]);
     let hosts = [("alice", "10.0.0.1", "bob"), ("bob", "10.0.0.2", "alice")];
-    let mut cows: Vec<PathBuf> = Vec::new();
+    let mut cows = Vec::new();
     for (name, addr, peer) in hosts {
-        let cow = Overlay::create(
-            &template.image,
-            dir.path().join(format!("{name}.cow")),
-            CowFormat::Uml,
-        )
-        .unwrap();
-        cows.push(cow.path.clone());
-        let mac = MacAddr::derived(&format!("lab/{name}/eth0"));
         let mut cfg = GuestConfig::new(name);
-        let mut eth0 = GuestInterface::fixed("eth0", addr.parse().unwrap(), 24);
-        eth0.mac = Some(mac);
-        cfg.interfaces.push(eth0);
-        for (h, a, _) in hosts {
-            cfg.hosts.push(HostsEntry {
-                address: a.parse().unwrap(),
-                names: vec![h.to_string()],
-            });
-        }
+        cfg.hosts = hosts_entries(&[("alice", "10.0.0.1"), ("bob", "10.0.0.2")]);
         cfg.users.push(GuestUser {
             name: "carol".into(),
             password_hash: "$6$salt$abc".into(),
             home: None,
             uid: Some(1234),
         });
-        cfg.startup.push(format!(
-            "for i in $(seq 60); do ping -c 1 -W 1 {peer} >/dev/null 2>&1 && \
-             echo MLN-PING-OK $(hostname) to {peer} && break; done"
-        ));
+        cfg.startup = ping_lines(peer);
         cfg.startup
-            .push("grep -q '^carol:x:1234:' /etc/passwd && echo MLN-USER-OK".to_string());
+            .push("grep -q '^carol:x:1234:' /etc/passwd && echo MLN-USER-OK".into());
         cfg.shutdown.push(format!(
             "echo MLN-SHUTDOWN-RAN-{name} > /root/shutdown-marker; sync"
         ));
-        let cfg_disk = dir.path().join(format!("{name}.config"));
-        cfg.write_disk(&cfg_disk).unwrap();
-
-        let mut spec = DomainSpec::new(
-            name,
-            48 << 20,
-            Boot::Kernel {
-                kernel: Uml::DEFAULT_KERNEL.into(),
-                ramdisk: None,
-                cmdline: format!("{} quiet", template.cmdline),
-            },
-        );
-        spec.disks.push(cow.disk_spec("ubda"));
-        spec.disks.push(DiskSpec {
-            path: cfg_disk,
-            target: "ubdb".into(),
-            readonly: true,
-        });
-        spec.interfaces.push(InterfaceSpec {
-            name: "eth0".into(),
-            mac,
-            attach: lan.attachment(),
-        });
-        lab.uml.create(&spec).unwrap();
-        lab.guests.push(name.to_string());
+        let nic = Nic {
+            name: "eth0",
+            switch: "lan",
+            address: &format!("{addr}/24"),
+            gateway: None,
+        };
+        cows.push(lab.host(name, &[nic], cfg));
     }
-    for (name, _, _) in hosts {
-        lab.uml.start(name).unwrap();
-    }
+    lab.start_all();
     for (name, _, peer) in hosts {
-        let log = wait_for_log(
-            &lab.uml,
-            name,
-            &format!("MLN-PING-OK {name} to {peer}"),
-            "mln: boot finished",
-        );
+        let log = lab.wait_for_log(name, "mln: boot finished");
         assert!(
-            log.contains(&format!("MLN-PING-OK {name} to {peer}")),
+            log.contains(&format!("MLN-PING-yes {name} to {peer}")),
             "{name} could not ping {peer}:\n{log}"
         );
-        let log = wait_for_log(&lab.uml, name, "mln: boot finished", "never");
         assert!(log.contains("MLN-USER-OK"), "{name}: user missing:\n{log}");
     }
     // A clean shutdown runs the guests' shutdown lines, whose output lands
-    // in their copy-on-write disks (never in the template).
+    // in their copy-on-write disks, never in the template.
     let template_mtime = std::fs::metadata(&template.image)
         .unwrap()
         .modified()
         .unwrap();
-    std::thread::scope(|s| {
-        for (name, _, _) in hosts {
-            let uml = &lab.uml;
-            s.spawn(move || uml.shutdown(name, Duration::from_secs(30)).unwrap());
-        }
-    });
-    lab.guests.clear();
+    lab.stop_all();
     for ((name, _, _), cow) in hosts.iter().zip(&cows) {
         let marker = format!("MLN-SHUTDOWN-RAN-{name}");
         assert!(
@@ -210,4 +271,88 @@ fn two_guests_on_one_switch_ping_each_other_by_name() {
         template_mtime
     );
     assert!(lab.uml.list().unwrap().is_empty());
+}
+
+/// `projects/lab.mln`: a router joins two switches; alice reaches bob only
+/// through it (addresses, netmasks, gateways and the router's startup line
+/// as the project gives them).
+#[test]
+fn lab_project_alice_pings_bob_through_the_router() {
+    let mut lab = Lab::new(&["left", "right"]);
+    let names = [
+        ("router", "192.168.1.1"),
+        ("alice", "192.168.1.10"),
+        ("bob", "192.168.2.10"),
+    ];
+    let mut router = GuestConfig::new("router");
+    router.hosts = hosts_entries(&names);
+    router.nameservers.push("192.168.1.1".parse().unwrap());
+    router
+        .startup
+        .push("echo 1 > /proc/sys/net/ipv4/ip_forward".into());
+    lab.host(
+        "router",
+        &[
+            Nic {
+                name: "eth0",
+                switch: "left",
+                address: "192.168.1.1/24",
+                gateway: None,
+            },
+            Nic {
+                name: "eth1",
+                switch: "right",
+                address: "192.168.2.1/24",
+                gateway: None,
+            },
+        ],
+        router,
+    );
+    let mut bob = GuestConfig::new("bob");
+    bob.hosts = hosts_entries(&names);
+    lab.host(
+        "bob",
+        &[Nic {
+            name: "eth0",
+            switch: "right",
+            address: "192.168.2.10/24",
+            gateway: Some("192.168.2.1"),
+        }],
+        bob,
+    );
+    let mut alice = GuestConfig::new("alice");
+    alice.hosts = hosts_entries(&names);
+    alice.startup = ping_lines("bob");
+    lab.host(
+        "alice",
+        &[Nic {
+            name: "eth0",
+            switch: "left",
+            address: "192.168.1.10/24",
+            gateway: Some("192.168.1.1"),
+        }],
+        alice,
+    );
+    lab.start_all();
+    let log = lab.wait_for_log("alice", "mln: boot finished");
+    assert!(
+        log.contains("MLN-PING-yes alice to bob"),
+        "alice could not reach bob through the router:\n{log}"
+    );
+    let uml_dir = lab.uml.state_dir().to_path_buf();
+    let switch_dir = lab.dir.path().join("switches");
+    lab.stop_all();
+    // Nothing is left behind: no guest or switch folder, socket or process.
+    assert_eq!(std::fs::read_dir(&uml_dir).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(&switch_dir).unwrap().count(), 0);
+    let needle = lab.dir.path().display().to_string();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        assert!(
+            stat.contains(") Z") || !String::from_utf8_lossy(&cmd).contains(&needle),
+            "left running: {}",
+            String::from_utf8_lossy(&cmd)
+        );
+    }
 }

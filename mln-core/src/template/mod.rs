@@ -151,6 +151,8 @@ impl BusyboxTemplate {
             }
             h.feed(&buf[..n]);
         }
+        // The recipe's own version: bump when `stage` or `make_ext4` change.
+        h.feed(b"recipe 2");
         for part in [INITTAB, RC_BOOT, RC_HALT, UDHCPC_SCRIPT] {
             h.feed(part.as_bytes());
         }
@@ -275,7 +277,12 @@ fn make_ext4(staging: &Path, image: &Path, size: u64) -> Result<()> {
         .arg(staging)
         .arg(image)
         .arg(format!("{}k", size / 1024)))?;
-    let mut script = String::from("mknod /dev/console c 5 1\nmknod /dev/null c 1 3\n");
+    // debugfs's mknod links the name as given into the current folder and
+    // leaves the permission bits clear: change into /dev, then set them.
+    let mut script = String::from(
+        "cd /dev\nmknod console c 5 1\nsif console mode 020600\n\
+         mknod null c 1 3\nsif null mode 020666\ncd /\n",
+    );
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = staging.join(&rel);

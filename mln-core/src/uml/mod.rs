@@ -355,6 +355,13 @@ impl Uml {
         self.write_record(record)?;
 
         let mc = self.mconsole(&name)?;
+        // While the guest kernel sets its console up, a request can go
+        // unnoticed until the next one arrives: ask often, wait briefly.
+        let probe = Mconsole::new(
+            &name,
+            &dir.join(UMID).join("mconsole"),
+            Duration::from_millis(250),
+        );
         let deadline = Instant::now() + self.boot_timeout;
         loop {
             if proc.liveness() != Liveness::Alive {
@@ -366,7 +373,7 @@ impl Uml {
                     ),
                 });
             }
-            if mc.request_raw("version").is_ok() {
+            if probe.request_raw("version").is_ok() {
                 break;
             }
             if Instant::now() >= deadline {

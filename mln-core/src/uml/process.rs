@@ -266,15 +266,20 @@ mod tests {
 
     #[test]
     fn exited_child_is_reaped_with_its_code() {
-        let child = std::process::Command::new("sh")
+        let mut child = std::process::Command::new("sh")
             .args(["-c", "exit 3"])
             .spawn()
             .unwrap();
-        let rec = ProcessRecord {
-            pid: child.id(),
-            start_time: 0,
-        };
-        assert!(rec.wait_exit(Duration::from_secs(10)));
+        // Until reaped, even an exited child keeps its /proc entry.
+        let rec = ProcessRecord::of(child.id()).unwrap();
+        let mut seen = rec.liveness();
+        while seen == Liveness::Alive {
+            std::thread::sleep(Duration::from_millis(5));
+            seen = rec.liveness();
+        }
+        assert_eq!(seen, Liveness::Exited(Some(3)));
+        // Already reaped by `liveness`: the handle has nothing left to wait for.
+        assert!(child.wait().is_err());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pid");
         rec.write(&path).unwrap();
