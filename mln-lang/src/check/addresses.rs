@@ -1,7 +1,7 @@
 //! Addresses on a switch: one address used twice (E0013), an address
 //! outside the subnet the switch's other hosts agree on (E0014).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::links::interface_keyword;
@@ -17,18 +17,20 @@ struct Port<'a> {
     addr: IpAddr,
     /// The subnet its own prefix or netmask puts it in, when it has one.
     subnet: Option<Subnet>,
-    /// Where its address was written.
-    span: Option<Span>,
 }
 
-/// Static addresses grouped by switch name, in host then interface order.
-fn ports_by_switch<'a>(
-    project: &'a Project,
-    origins: &Origins,
-) -> BTreeMap<&'a str, Vec<Port<'a>>> {
-    let mut by_switch: BTreeMap<&str, Vec<Port>> = BTreeMap::new();
+impl Port<'_> {
+    /// Where its address was written (looked up only to report it).
+    fn span(&self, origins: &Origins) -> Option<Span> {
+        interface_keyword(origins.hosts.get(self.host), self.iface, "address")
+    }
+}
+
+/// Static addresses grouped by switch name (in name order), each group in
+/// host then interface order.
+fn ports_by_switch(project: &Project) -> Vec<(&str, Vec<Port<'_>>)> {
+    let mut by_switch: HashMap<&str, Vec<Port>> = HashMap::new();
     for host in &project.hosts {
-        let origin = origins.hosts.get(&host.name);
         for iface in &host.interfaces {
             let (Some(switch), Some(Address::Static { addr, prefix })) =
                 (iface.switch.as_deref(), iface.address)
@@ -41,24 +43,25 @@ fn ports_by_switch<'a>(
                 iface: &iface.name,
                 addr,
                 subnet: prefix.and_then(|p| Subnet::containing(addr, p)),
-                span: interface_keyword(origin, &iface.name, "address"),
             });
         }
     }
-    by_switch
+    let mut sorted: Vec<_> = by_switch.into_iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    sorted
 }
 
 /// Run both address checks.
 pub(super) fn check(project: &Project, origins: &Origins, out: &mut Diagnostics) {
-    for (switch, ports) in ports_by_switch(project, origins) {
-        duplicate_addresses(switch, &ports, out);
-        outside_subnet(switch, &ports, out);
+    for (switch, ports) in ports_by_switch(project) {
+        duplicate_addresses(switch, &ports, origins, out);
+        outside_subnet(switch, &ports, origins, out);
     }
 }
 
 /// E0013: two interfaces on one switch with the same address.
-fn duplicate_addresses(switch: &str, ports: &[Port], out: &mut Diagnostics) {
-    let mut first: BTreeMap<IpAddr, &Port> = BTreeMap::new();
+fn duplicate_addresses(switch: &str, ports: &[Port], origins: &Origins, out: &mut Diagnostics) {
+    let mut first: HashMap<IpAddr, &Port> = HashMap::with_capacity(ports.len());
     for port in ports {
         match first.get(&port.addr) {
             None => {
@@ -67,14 +70,14 @@ fn duplicate_addresses(switch: &str, ports: &[Port], out: &mut Diagnostics) {
             Some(earlier) => {
                 let mut d = Diagnostic::new(
                     Code::DuplicateAddress,
-                    port.span,
+                    port.span(origins),
                     format!(
                         "address {} of host `{}` {} is already used on switch `{switch}`",
                         port.addr, port.host, port.iface
                     ),
                 )
                 .with_help("give each interface on a switch its own address");
-                if let Some(span) = earlier.span {
+                if let Some(span) = earlier.span(origins) {
                     d = d.with_label(
                         span,
                         format!("used by host `{}` {} here", earlier.host, earlier.iface),
@@ -90,15 +93,16 @@ fn duplicate_addresses(switch: &str, ports: &[Port], out: &mut Diagnostics) {
 /// least two of them, and strictly more than in any other subnet) is the
 /// switch's subnet; an address outside it is an error. Without such a
 /// majority the hosts do not agree, and nothing is reported.
-fn outside_subnet(switch: &str, ports: &[Port], out: &mut Diagnostics) {
-    let mut votes: BTreeMap<Subnet, Vec<&Port>> = BTreeMap::new();
+fn outside_subnet(switch: &str, ports: &[Port], origins: &Origins, out: &mut Diagnostics) {
+    let mut votes: HashMap<Subnet, Vec<&Port>> = HashMap::new();
     for port in ports {
         if let Some(s) = port.subnet {
             votes.entry(s).or_default().push(port);
         }
     }
     let mut ranked: Vec<(&Subnet, &Vec<&Port>)> = votes.iter().collect();
-    ranked.sort_by_key(|r| std::cmp::Reverse(r.1.len()));
+    // Largest group first; the subnet breaks ties so the order is stable.
+    ranked.sort_by_key(|r| (std::cmp::Reverse(r.1.len()), *r.0));
     let (subnet, agreeing) = match ranked.as_slice() {
         [(s, p), rest @ ..]
             if p.len() >= 2 && rest.first().map_or(true, |r| r.1.len() < p.len()) =>
@@ -110,7 +114,7 @@ fn outside_subnet(switch: &str, ports: &[Port], out: &mut Diagnostics) {
     for port in ports.iter().filter(|p| !subnet.contains(p.addr)) {
         let mut d = Diagnostic::new(
             Code::AddressOutsideSubnet,
-            port.span,
+            port.span(origins),
             format!(
                 "address {} of host `{}` {} is outside {subnet}, the subnet of switch `{switch}`",
                 port.addr, port.host, port.iface
@@ -123,7 +127,7 @@ fn outside_subnet(switch: &str, ports: &[Port], out: &mut Diagnostics) {
             ports.len()
         ));
         if let Some(witness) = agreeing.first() {
-            if let Some(span) = witness.span {
+            if let Some(span) = witness.span(origins) {
                 d = d.with_label(
                     span,
                     format!("host `{}` {} is in {subnet}", witness.host, witness.iface),

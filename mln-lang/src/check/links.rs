@@ -21,7 +21,6 @@ pub(super) fn unknown_switches<'p>(
     let mut suggested = BTreeSet::new();
     let known: BTreeSet<&str> = project.switches.iter().map(|s| s.name.as_str()).collect();
     for host in &project.hosts {
-        let origin = origins.hosts.get(&host.name);
         for iface in &host.interfaces {
             let Some(wanted) = iface.switch.as_deref() else {
                 continue;
@@ -29,6 +28,7 @@ pub(super) fn unknown_switches<'p>(
             if known.contains(wanted) {
                 continue;
             }
+            let origin = origins.hosts.get(&host.name);
             let span = interface_keyword(origin, &iface.name, "switch");
             let mut d = Diagnostic::new(
                 Code::UnknownSwitch,
@@ -65,13 +65,14 @@ pub(super) fn unknown_switches<'p>(
 /// must be `eth0`, `eth1`, ... `ethN`, each once, none missing.
 pub(super) fn interface_numbering(project: &Project, origins: &Origins, out: &mut Diagnostics) {
     for host in &project.hosts {
-        let origin = origins.hosts.get(&host.name);
+        // Looked up only when there is something to report.
+        let origin = || origins.hosts.get(&host.name);
         let numbers: BTreeSet<u32> = host.interfaces.iter().filter_map(|i| i.number()).collect();
         for iface in host.interfaces.iter().filter(|i| i.number().is_none()) {
             out.push(
                 Diagnostic::new(
                     Code::InterfaceNumbering,
-                    interface_name(origin, &iface.name),
+                    interface_name(origin(), &iface.name),
                     format!(
                         "host `{}` has an interface named `{}`, not `ethN`",
                         host.name,
@@ -99,7 +100,7 @@ pub(super) fn interface_numbering(project: &Project, origins: &Origins, out: &mu
         out.push(
             Diagnostic::new(
                 Code::InterfaceNumbering,
-                interface_name(origin, &above_name),
+                interface_name(origin(), &above_name),
                 format!(
                     "host `{}` has `{above_name}` but no `eth{missing}`",
                     host.name

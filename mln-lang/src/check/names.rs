@@ -64,28 +64,30 @@ pub(super) fn duplicates(origins: &Origins, out: &mut Diagnostics) {
 /// name, a bridge name and a process argument.
 pub(super) fn unsafe_names(project: &Project, origins: &Origins, out: &mut Diagnostics) {
     // An empty project name is "missing" (E0017), the resolver's to report.
+    // Spans are looked up only for bad names: the common case is fast.
     if !project.name.is_empty() {
-        check_one(Kind::Project, &project.name, origins.project, out);
+        check_one(Kind::Project, &project.name, || origins.project, out);
     }
     for host in &project.hosts {
-        let span = origins.hosts.get(&host.name).map(|o| o.name);
+        let span = || origins.hosts.get(&host.name).map(|o| o.name);
         check_one(Kind::Host, &host.name, span, out);
     }
     for switch in &project.switches {
-        let span = origins.switches.get(&switch.name).map(|o| o.name);
+        let span = || origins.switches.get(&switch.name).map(|o| o.name);
         check_one(Kind::Switch, &switch.name, span, out);
     }
     for class in &project.superclasses {
         let Some(name) = class.label.as_deref() else {
             continue;
         };
-        let span = origins.superclasses.get(name).map(|o| o.name);
+        let span = || origins.superclasses.get(name).map(|o| o.name);
         check_one(Kind::Superclass, name, span, out);
     }
 }
 
-fn check_one(kind: Kind, name: &str, span: Option<Span>, out: &mut Diagnostics) {
+fn check_one(kind: Kind, name: &str, span: impl FnOnce() -> Option<Span>, out: &mut Diagnostics) {
     if let Err(reason) = mln_core::name::check(name) {
+        let span = span();
         out.push(
             Diagnostic::new(
                 Code::UnsafeName,
