@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mln_core::net::{Switch, SwitchSpec, SwitchStatus, VdeSwitch};
-use mln_core::{Attachment, Error};
+use mln_core::uml::Uml;
+use mln_core::{Attachment, Boot, DomainSpec, Error, Hypervisor, InterfaceSpec, MacAddr};
 
 /// One switch port: the control connection (the port lives as long as it
 /// is open) and the datagram socket frames come and go on.
@@ -157,6 +158,19 @@ fn killed_switch_is_reported_gone_and_stop_cleans_up() {
         reported = found.status();
     }
     assert_eq!(reported, SwitchStatus::Gone);
+    // A guest is not started onto a dead switch (its socket file is still
+    // there, but nobody answers).
+    let uml = Uml::new(dir.path().join("uml")).unwrap();
+    let mut spec = DomainSpec::new("g", 64 << 20, Boot::kernel(Uml::DEFAULT_KERNEL));
+    spec.interfaces.push(InterfaceSpec {
+        name: "eth0".into(),
+        mac: MacAddr::derived("t/g/eth0"),
+        attach: found.attachment(),
+    });
+    match uml.create(&spec) {
+        Err(Error::Backend { message, .. }) => assert!(message.contains("does not answer")),
+        other => panic!("{other:?}"),
+    }
     // A dead switch can be started again in place, and stopped for good.
     let again = VdeSwitch::start(&SwitchSpec::new("lan"), dir.path()).unwrap();
     assert!(matches!(again.status(), SwitchStatus::Running { .. }));

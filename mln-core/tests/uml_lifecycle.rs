@@ -104,6 +104,13 @@ fn wait_booted(g: &Guest) {
         if text.contains("mln: boot finished") {
             return;
         }
+        let state = g.uml.info(&g.name).unwrap().state;
+        assert_eq!(
+            state,
+            DomainState::Running,
+            "{} while booting:\n{text}",
+            g.name
+        );
         assert!(
             Instant::now() < deadline,
             "{} never booted:\n{text}",
@@ -197,6 +204,22 @@ fn pause_resume_memory_info_list_and_clean_shutdown() {
         Err(Error::WrongState { .. })
     ));
 
+    // The guest keeps most of its memory (UML runs without address space
+    // randomisation, which would cost it up to half).
+    let meminfo = g
+        .uml
+        .mconsole("life")
+        .unwrap()
+        .request("proc meminfo")
+        .unwrap();
+    let total: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(total > 48 * 1024, "MemTotal {total} KiB of 64 MiB");
+
     // Memory: unplug 24 MiB (the guest's free memory shrinks), plug it back.
     let free_before = mem_free_kib(&g.uml, "life");
     g.uml.set_memory("life", 40 << 20).unwrap();
@@ -243,9 +266,23 @@ fn killed_guest_is_reported_crashed_then_destroyed() {
 }
 
 #[test]
-fn destroy_kills_a_running_guest_at_once() {
+fn reboot_then_destroy_kills_a_running_guest_at_once() {
     let g = guest("doomed", &[]);
     g.uml.start("doomed").unwrap();
+    wait_booted(&g);
+    g.uml.reboot("doomed").unwrap();
+    let log = g.uml.console_log("doomed").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&log)
+        .unwrap()
+        .matches("mln: boot finished")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "no second boot after reboot");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(g.uml.info("doomed").unwrap().state, DomainState::Running);
     let pid = g.uml.info("doomed").unwrap().id;
     g.uml.destroy("doomed").unwrap();
     assert!(!process_exists(pid));

@@ -77,7 +77,7 @@ impl Lab {
         .unwrap();
         let mut spec = DomainSpec::new(
             name,
-            48 << 20,
+            64 << 20,
             Boot::Kernel {
                 kernel: Uml::DEFAULT_KERNEL.into(),
                 ramdisk: None,

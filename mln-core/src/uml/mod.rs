@@ -71,6 +71,8 @@ const PID: &str = "pid";
 const CONSOLE: &str = "console.log";
 const UMID: &str = "uml";
 const PAGE: u64 = 4096;
+/// Below this (bytes), UML guests may run out of memory while booting.
+const MIN_COMFORTABLE_MEMORY: u64 = 32 << 20;
 /// Longest unix socket path (`sun_path` is 108 bytes with its NUL).
 pub(crate) const MAX_SOCKET_PATH: usize = 107;
 
@@ -103,6 +105,10 @@ struct Record {
     /// The current memory target, bytes.
     memory: u64,
     phase: Phase,
+    /// Where the current run's output starts in the console log (earlier
+    /// runs' output stays above it).
+    #[serde(default)]
+    log_offset: u64,
 }
 
 impl Uml {
@@ -288,6 +294,16 @@ impl Uml {
         tail(&path, 1500)
     }
 
+    /// The end of the console log, but nothing before `offset` (an earlier
+    /// run's output).
+    fn log_since(&self, name: &str, offset: u64) -> String {
+        let Ok(path) = self.console_log(name) else {
+            return String::new();
+        };
+        let len = fs::metadata(&path).map_or(0, |m| m.len());
+        tail(&path, len.saturating_sub(offset).min(1500))
+    }
+
     fn check_files(spec: &DomainSpec) -> Result<()> {
         if let Boot::Kernel {
             kernel, ramdisk, ..
@@ -303,7 +319,20 @@ impl Uml {
         }
         for iface in &spec.interfaces {
             if let Attachment::Vde(sock) = &iface.attach {
-                exists(&sock.join("ctl"), "vde switch control socket")?;
+                let ctl = sock.join("ctl");
+                exists(&ctl, "vde switch control socket")?;
+                // A killed switch leaves its socket file behind: only a
+                // connection tells a live switch.
+                if let Err(e) = std::os::unix::net::UnixStream::connect(&ctl) {
+                    return Err(Error::Backend {
+                        what: spec.name.clone(),
+                        message: format!(
+                            "the switch at {} for {} does not answer ({e}); is it running?",
+                            sock.display(),
+                            iface.name
+                        ),
+                    });
+                }
             }
         }
         Ok(())
@@ -329,18 +358,33 @@ impl Uml {
             .open(&log_path)
             .map_err(|e| Error::io(&log_path, e))?;
         let log2 = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
-        let child = Command::new(&kernel)
-            .args(&args)
+        record.log_offset = log.metadata().map_or(0, |m| m.len());
+        let mut cmd = Command::new(&kernel);
+        cmd.args(&args)
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| Error::Spawn {
-                program: kernel.display().to_string(),
-                source: e,
-            })?;
+            .process_group(0);
+        // SAFETY: personality(2) is a plain system call, safe between fork
+        // and exec; it touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                // UML sizes its page tables by where the host put it: with
+                // address space randomisation, a 64 MiB guest keeps 25 to
+                // 50 MiB for itself, at random, and sometimes cannot boot.
+                // A fixed layout leaves it a steady 53 MiB.
+                let current = libc::personality(0xffff_ffff);
+                if current != -1 {
+                    libc::personality((current | libc::ADDR_NO_RANDOMIZE) as libc::c_ulong);
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| Error::Spawn {
+            program: kernel.display().to_string(),
+            source: e,
+        })?;
         let pid = child.id();
         // The Child handle is dropped without waiting: the guest must outlive
         // this process. Liveness checks reap it if it exits while we run.
@@ -458,6 +502,14 @@ impl Hypervisor for Uml {
 
     fn create(&self, spec: &DomainSpec) -> Result<DomainInfo> {
         let dir = self.dir(&spec.name)?;
+        if spec.effective_max_memory() < MIN_COMFORTABLE_MEMORY {
+            // Debian's UML kernel keeps about 12 MiB for itself.
+            log::warn!(
+                "uml guest {}: {} MiB of memory is tight for UML (32 MiB or more boots reliably)",
+                spec.name,
+                spec.effective_max_memory() >> 20
+            );
+        }
         if spec.effective_max_vcpus() > 1 {
             return Err(Error::Unsupported {
                 backend: BACKEND,
@@ -485,6 +537,7 @@ impl Hypervisor for Uml {
             spec: spec.clone(),
             memory: spec.memory,
             phase: Phase::Defined,
+            log_offset: 0,
         };
         self.write_record(&record)?;
         self.info(&spec.name)
@@ -498,6 +551,10 @@ impl Hypervisor for Uml {
                 op: "start",
                 state: self.info(name)?.state.to_string(),
             });
+        }
+        // A guest that died leaves UML helper processes behind: end them.
+        if let Some(old) = self.process(name)? {
+            old.kill_group(&self.marker(name)?);
         }
         self.spawn(&mut record)
     }
@@ -547,8 +604,11 @@ impl Hypervisor for Uml {
             // powers off. A guest that ignores it is killed after `timeout`.
             if !self.ctrl_alt_del(name, &mc, &proc, timeout) {
                 log::warn!("uml guest {name}: no clean shutdown within {timeout:?}, killing it");
-                proc.kill_group(&self.marker(name)?);
             }
+        }
+        // Also ends what a guest that died earlier left behind.
+        if let Some(proc) = self.process(name)? {
+            proc.kill_group(&self.marker(name)?);
         }
         self.remove(name)
     }
@@ -589,7 +649,8 @@ impl Hypervisor for Uml {
                     process::cpu_time(p.pid).unwrap_or_default(),
                 ),
                 Liveness::Exited(_) => {
-                    let halted = phase == Phase::Stopping || powered_off(&self.log_tail(name));
+                    let halted = phase == Phase::Stopping
+                        || powered_off(&self.log_since(name, record.log_offset));
                     let state = if halted {
                         DomainState::Shutdown
                     } else {
