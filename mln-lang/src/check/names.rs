@@ -10,6 +10,8 @@ use crate::source::Span;
 enum Kind {
     Project,
     Host,
+    /// A host `autoenum` made (its span is the `autoenum` block).
+    GeneratedHost,
     Switch,
     Superclass,
 }
@@ -18,7 +20,7 @@ impl Kind {
     fn word(self) -> &'static str {
         match self {
             Kind::Project => "project",
-            Kind::Host => "host",
+            Kind::Host | Kind::GeneratedHost => "host",
             Kind::Switch => "switch",
             Kind::Superclass => "superclass",
         }
@@ -66,42 +68,51 @@ pub(super) fn unsafe_names(project: &Project, origins: &Origins, out: &mut Diagn
     // An empty project name is "missing" (E0017), the resolver's to report.
     // Spans are looked up only for bad names: the common case is fast.
     if !project.name.is_empty() {
-        check_one(Kind::Project, &project.name, || origins.project, out);
+        check_one(|| Kind::Project, &project.name, || origins.project, out);
     }
     for host in &project.hosts {
-        let span = || origins.hosts.get(&host.name).map(|o| o.name);
-        check_one(Kind::Host, &host.name, span, out);
+        let origin = || origins.hosts.get(&host.name);
+        let kind = || match origin() {
+            Some(o) if o.generated => Kind::GeneratedHost,
+            _ => Kind::Host,
+        };
+        check_one(kind, &host.name, || origin().map(|o| o.name), out);
     }
     for switch in &project.switches {
         let span = || origins.switches.get(&switch.name).map(|o| o.name);
-        check_one(Kind::Switch, &switch.name, span, out);
+        check_one(|| Kind::Switch, &switch.name, span, out);
     }
     for class in &project.superclasses {
         let Some(name) = class.label.as_deref() else {
             continue;
         };
         let span = || origins.superclasses.get(name).map(|o| o.name);
-        check_one(Kind::Superclass, name, span, out);
+        check_one(|| Kind::Superclass, name, span, out);
     }
 }
 
-fn check_one(kind: Kind, name: &str, span: impl FnOnce() -> Option<Span>, out: &mut Diagnostics) {
-    if let Err(reason) = mln_core::name::check(name) {
-        let span = span();
-        out.push(
-            Diagnostic::new(
-                Code::UnsafeName,
-                span,
-                format!(
-                    "{} name `{}` is not safe: {reason}",
-                    kind.word(),
-                    name.escape_debug()
-                ),
-            )
-            .with_help(
-                "use letters, digits, `-`, `_` and `.` (not first), at most 63 characters: \
-                 the name becomes a file name, a bridge name and a process argument",
-            ),
-        );
-    }
+/// `kind` and `span` are computed only for a bad name.
+fn check_one(
+    kind: impl FnOnce() -> Kind,
+    name: &str,
+    span: impl FnOnce() -> Option<Span>,
+    out: &mut Diagnostics,
+) {
+    let Err(reason) = mln_core::name::check(name) else {
+        return;
+    };
+    let rule = "use letters, digits, `-`, `_` and `.` (not first), at most 63 characters: \
+                the name becomes a file name, a bridge name and a process argument";
+    let name = name.escape_debug();
+    let (message, help) = match kind() {
+        Kind::GeneratedHost => (
+            format!("`autoenum` makes host name `{name}`, which is not safe: {reason}"),
+            format!("change `hostprefix`; {rule}"),
+        ),
+        kind => (
+            format!("{} name `{name}` is not safe: {reason}", kind.word()),
+            rule.to_string(),
+        ),
+    };
+    out.push(Diagnostic::new(Code::UnsafeName, span(), message).with_help(help));
 }
