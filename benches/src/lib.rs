@@ -8,6 +8,10 @@
 
 use std::fmt::Write;
 
+mod cpu_time;
+
+pub use cpu_time::ThreadCpuTime;
+
 /// How many hosts share one generated switch (a /24 has room for them).
 const HOSTS_PER_SWITCH: usize = 250;
 
