@@ -90,6 +90,7 @@ fn recorded(d: &DesiredProject) -> State {
             id: i as u32 + 1,
             max_memory: h.memory * HEADROOM,
             max_vcpus: h.vcpus * HEADROOM as u32,
+            started: true,
         });
         st.hosts.insert(h.name.clone(), r);
     }

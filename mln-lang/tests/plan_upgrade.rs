@@ -26,6 +26,7 @@ fn running(d: &DesiredProject) -> State {
             id: i as u32 + 1,
             max_memory: h.memory * HEADROOM,
             max_vcpus: h.vcpus * HEADROOM as u32,
+            started: true,
         });
         st.hosts.insert(h.name.clone(), r);
     }
@@ -145,6 +146,7 @@ fn every_sample_plans_up_from_nothing_without_cycles() {
                 id: 1,
                 max_memory: h.memory,
                 max_vcpus: h.vcpus,
+                started: true,
             });
             st.hosts.insert(h.name.clone(), r);
         }

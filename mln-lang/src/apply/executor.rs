@@ -546,6 +546,7 @@ impl Ctx<'_, '_> {
             id: info.id,
             max_memory: dspec.effective_max_memory(),
             max_vcpus: dspec.effective_max_vcpus(),
+            started: false,
         };
         self.record(|st| {
             let r = st
@@ -573,8 +574,10 @@ impl Ctx<'_, '_> {
                     id: info.id,
                     max_memory: info.max_memory,
                     max_vcpus: info.vcpus,
+                    started: true,
                 });
                 d.id = info.id;
+                d.started = true;
             }
         })
     }

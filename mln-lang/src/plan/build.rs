@@ -472,7 +472,11 @@ impl<'a> Builder<'a> {
                 &last,
             )];
         }
-        let created_unstarted = is_alive && rec.domain.is_none();
+        // Created by a run that died before letting it run: a paused domain
+        // the record does not know as started.
+        let created_unstarted = is_alive
+            && obs.is_some_and(|o| o.info.state == DomainState::Paused)
+            && !matches!(&rec.domain, Some(d) if d.started);
         let mut kind = match strongest {
             Some(class) => Some(HostChangeKind::Update(class)),
             None if repaired || created_unstarted => Some(HostChangeKind::Repair),

@@ -58,6 +58,7 @@ fn running(p: &DesiredProject) -> (State, Observed) {
             id: id as u32 + 1,
             max_memory: max,
             max_vcpus: h.vcpus * HEADROOM as u32,
+            started: true,
         });
         st.hosts.insert(h.name.clone(), r);
         obs.domains.insert(
@@ -454,4 +455,31 @@ fn hooks_run_around_starts() {
             assert!(plan.actions[after.0].after.contains(&a.id));
         }
     }
+}
+
+#[test]
+fn after_a_crash_between_create_and_start_the_domain_is_started() {
+    // Recorded as created, never let run: the domain waits paused.
+    let p = shop_v1();
+    let (mut st, mut obs) = running(&p);
+    st.hosts
+        .get_mut("api")
+        .unwrap()
+        .domain
+        .as_mut()
+        .unwrap()
+        .started = false;
+    obs.domains.get_mut("api").unwrap().info.state = DomainState::Paused;
+    let plan = plan(&p, Some(&st), &obs, &PlanOptions::new(Goal::Up));
+    assert_eq!(ops(&plan), vec!["start api"]);
+    // A domain paused on purpose after it ran is left alone.
+    st.hosts
+        .get_mut("api")
+        .unwrap()
+        .domain
+        .as_mut()
+        .unwrap()
+        .started = true;
+    let plan = super::plan(&p, Some(&st), &obs, &PlanOptions::new(Goal::Up));
+    assert!(plan.is_empty());
 }

@@ -115,6 +115,9 @@ pub struct DomainRecord {
     pub max_memory: u64,
     /// The vCPU ceiling it was created with.
     pub max_vcpus: u32,
+    /// It was let run after being created (created domains start paused).
+    #[serde(default)]
+    pub started: bool,
 }
 
 /// What has been done for one host.
@@ -377,6 +380,7 @@ mod tests {
             id: 4242,
             max_memory: 128 << 20,
             max_vcpus: 1,
+            started: true,
         });
         s.hosts.insert("router".into(), rec);
         s.switches.insert(
