@@ -402,13 +402,33 @@ impl Hypervisor for XenHypervisor {
     /// `libxl_domain_shutdown` (the guest's PV control/shutdown node), then
     /// wait for the guest to power off, then `libxl_domain_destroy` to free
     /// what is left (no `xl` monitor acts on `on_poweroff` for us). When
-    /// `timeout` passes first, the domain is destroyed anyway.
+    /// `timeout` passes first, or the guest does not acknowledge the request
+    /// (libxl's own wait for that may outlast `timeout`), the domain is
+    /// destroyed anyway.
     fn shutdown(&self, name: &str, timeout: Duration) -> Result<()> {
         let domid = self.domid(name)?;
         // SAFETY: live context; synchronous call.
         let rc = unsafe { sys::libxl_domain_shutdown(self.ctx(), domid, ptr::null()) };
-        check(rc, "libxl_domain_shutdown", name)?;
-        match self.wait_shutdown(domid, name, "shutdown", timeout) {
+        let waited = match rc {
+            // libxl waits for the guest to acknowledge the request; a guest
+            // that cannot (paused, no PV drivers) is destroyed at once.
+            sys::ERROR_TIMEDOUT | sys::ERROR_NOPARAVIRT => {
+                log::warn!(
+                    "domain {name}: did not acknowledge the shutdown request ({})",
+                    code_name(rc)
+                );
+                Err(Error::Timeout {
+                    what: name.to_string(),
+                    op: "shutdown",
+                    after: timeout,
+                })
+            }
+            rc => {
+                check(rc, "libxl_domain_shutdown", name)?;
+                self.wait_shutdown(domid, name, "shutdown", timeout)
+            }
+        };
+        match waited {
             Ok(None) => return Ok(()),
             Ok(Some(_)) => {}
             Err(Error::Timeout { .. }) => {
