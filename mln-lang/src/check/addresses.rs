@@ -55,7 +55,10 @@ fn ports_by_switch(project: &Project) -> Vec<(&str, Vec<Port<'_>>)> {
 pub(super) fn check(project: &Project, origins: &Origins, out: &mut Diagnostics) {
     for (switch, ports) in ports_by_switch(project) {
         duplicate_addresses(switch, &ports, origins, out);
-        outside_subnet(switch, &ports, origins, out);
+        // IPv4 and IPv6 subnets on one switch are independent.
+        let (v4, v6): (Vec<&Port>, Vec<&Port>) = ports.iter().partition(|p| p.addr.is_ipv4());
+        outside_subnet(switch, &v4, origins, out);
+        outside_subnet(switch, &v6, origins, out);
     }
 }
 
@@ -93,9 +96,9 @@ fn duplicate_addresses(switch: &str, ports: &[Port], origins: &Origins, out: &mu
 /// least two of them, and strictly more than in any other subnet) is the
 /// switch's subnet; an address outside it is an error. Without such a
 /// majority the hosts do not agree, and nothing is reported.
-fn outside_subnet(switch: &str, ports: &[Port], origins: &Origins, out: &mut Diagnostics) {
+fn outside_subnet(switch: &str, ports: &[&Port], origins: &Origins, out: &mut Diagnostics) {
     let mut votes: HashMap<Subnet, Vec<&Port>> = HashMap::new();
-    for port in ports {
+    for &port in ports {
         if let Some(s) = port.subnet {
             votes.entry(s).or_default().push(port);
         }

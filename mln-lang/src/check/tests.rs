@@ -408,3 +408,31 @@ fn diagnostics_without_origins_still_come_out() {
         [(Code::UnusedSwitch, None), (Code::NoInterface, None)]
     );
 }
+
+#[test]
+fn ipv6_addresses_do_not_vote_against_an_ipv4_subnet() {
+    let m = Some("255.255.255.0");
+    let p = project(
+        vec![
+            host("a", vec![iface("eth0", "lan", Some("10.0.0.1"), m)]),
+            host("b", vec![iface("eth0", "lan", Some("10.0.0.2"), m)]),
+            host(
+                "c",
+                vec![iface("eth0", "lan", Some("2001:db8::3/64"), None)],
+            ),
+            host(
+                "d",
+                vec![iface("eth0", "lan", Some("2001:db8::4/64"), None)],
+            ),
+            host(
+                "e",
+                vec![iface("eth0", "lan", Some("2001:db9::5/64"), None)],
+            ),
+        ],
+        &["lan"],
+    );
+    assert_eq!(
+        found(&p, &origins(&p)),
+        [(Code::AddressOutsideSubnet, Some(5120))]
+    );
+}
