@@ -1,0 +1,152 @@
+//! Two project texts, separated by the first NUL byte (which no project
+//! file may contain), → two checked projects → plans from the first to
+//! the second for every goal. Plans must be well formed (every dependency
+//! names an earlier action), render, serialise, and planning a running
+//! project against itself must find nothing to do.
+//!
+//! Without a NUL byte the input is both the old and the new project.
+
+#![no_main]
+
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use mln_core::{DomainInfo, DomainState};
+use mln_lang::plan::{
+    domain_name, plan, DesiredProject, Goal, Observed, ObservedDomain, ObservedSwitch, Plan,
+    PlanOptions, HEADROOM,
+};
+use mln_lang::state::{DomainRecord, HostRecord, State, SwitchRecord};
+use mln_lang_fuzz::load;
+
+const GOALS: [Goal; 5] = [
+    Goal::Build,
+    Goal::Up,
+    Goal::Stop,
+    Goal::Remove,
+    Goal::Upgrade,
+];
+
+fuzz_target!(|data: &[u8]| {
+    let (old, new) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, data),
+    };
+    let Some(old) = load(old) else { return };
+    let Some(new) = load(new) else { return };
+    let old = DesiredProject::from_project(&old);
+    let new = DesiredProject::from_project(&new);
+
+    for goal in GOALS {
+        well_formed(&plan(
+            &new,
+            None,
+            &Observed::default(),
+            &PlanOptions::new(goal),
+        ));
+    }
+    let (state, observed) = running(&old);
+    for goal in GOALS {
+        let options = PlanOptions::new(goal);
+        well_formed(&plan(&new, Some(&state), &observed, &options));
+        // Recorded, but nothing found running (after a reboot, say).
+        well_formed(&plan(&new, Some(&state), &Observed::default(), &options));
+    }
+    if let Some(first) = new.hosts.keys().next() {
+        let options = PlanOptions::new(Goal::Upgrade).only([first.clone()]);
+        well_formed(&plan(&new, Some(&state), &observed, &options));
+    }
+
+    // Nothing to do when the project already runs as written. (KVM has no
+    // backend, so such a host can never be recorded as running.)
+    if old.hosts.values().all(|h| h.platform.backend().is_some()) {
+        for goal in [Goal::Up, Goal::Upgrade] {
+            let again = plan(&old, Some(&state), &observed, &PlanOptions::new(goal));
+            assert!(
+                again.is_empty(),
+                "{goal:?} of a running project is not empty:\n{}",
+                again.render_actions()
+            );
+        }
+    }
+});
+
+/// Ids are positions, dependencies point at earlier actions, and the plan
+/// renders and serialises.
+fn well_formed(p: &Plan) {
+    for (i, a) in p.actions.iter().enumerate() {
+        assert_eq!(a.id.0, i, "action id is not its position");
+        for d in &a.after {
+            assert!(
+                d.0 < i,
+                "`{}` waits for a later or missing action",
+                a.op.describe()
+            );
+        }
+    }
+    let _ = p.render_diff();
+    let _ = p.render_actions();
+    let json = p.to_json();
+    let back: Plan = serde_json::from_str(&json).expect("plan JSON reads back");
+    assert_eq!(&back, p, "plan JSON does not round-trip");
+}
+
+/// The state and observation of `p` after a complete `up`.
+fn running(p: &DesiredProject) -> (State, Observed) {
+    let mut state = State::new(&p.name);
+    let mut observed = Observed::default();
+    for (i, h) in p.hosts.values().enumerate() {
+        let mut record = HostRecord::new(h.clone());
+        record.disk_ready = true;
+        record.config_ready = true;
+        if let Some(backend) = h.platform.backend() {
+            let id = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let max_memory = h.memory.saturating_mul(HEADROOM);
+            let name = domain_name(&p.name, &h.name);
+            record.domain = Some(DomainRecord {
+                name: name.clone(),
+                backend,
+                id,
+                max_memory,
+                max_vcpus: h.vcpus.saturating_mul(HEADROOM as u32),
+            });
+            observed.domains.insert(
+                h.name.clone(),
+                ObservedDomain {
+                    service_host: h.service_host.clone(),
+                    info: DomainInfo {
+                        name,
+                        id,
+                        backend,
+                        state: DomainState::Running,
+                        memory: h.memory,
+                        max_memory,
+                        vcpus: h.vcpus,
+                        cpu_time: Duration::ZERO,
+                    },
+                },
+            );
+        }
+        state.hosts.insert(h.name.clone(), record);
+    }
+    for s in p.switches.values() {
+        state.switches.insert(
+            s.name.clone(),
+            SwitchRecord {
+                spec: s.clone(),
+                socket: None,
+                bridge: Some(s.name.clone()),
+                pid: None,
+            },
+        );
+        observed.switches.insert(
+            s.name.clone(),
+            ObservedSwitch {
+                service_host: s.service_host.clone(),
+                up: true,
+            },
+        );
+    }
+    state.desired = Some(p.clone());
+    (state, observed)
+}
