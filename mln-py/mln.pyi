@@ -6,7 +6,8 @@ to go from one version of a project to the next.
 """
 
 from os import PathLike
-from typing import Any, Dict, List, Literal, Mapping, Optional, Tuple, Union
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple, Union
 
 __version__: str
 
@@ -30,6 +31,11 @@ ParseError = ProjectError
 
 class PlanError(MlnError):
     """A plan that cannot be made or applied as asked."""
+
+class ApplyError(MlnError):
+    """Some actions of a plan failed; ``outcome`` says which and why."""
+
+    outcome: Outcome
 
 class StateError(MlnError):
     """The state store cannot be read, written or locked."""
@@ -322,3 +328,162 @@ def plan(
     nothing yet) to ``new``. Default goal: ``"up"`` without ``old``,
     ``"upgrade"`` with it. Pure: nothing is touched.
     """
+
+class Template:
+    """A guest template: an ext4 image hosts' copy-on-write disks are made
+    over, and the kernel arguments that boot it."""
+
+    def __init__(self, image: _Path, cmdline: str = "root=/dev/ubda rw") -> None: ...
+    @staticmethod
+    def busybox(out_dir: _Path) -> Template:
+        """The busybox template, built into ``out_dir`` (or reused)."""
+    @property
+    def image(self) -> Path: ...
+    @property
+    def cmdline(self) -> str: ...
+
+class Outcome:
+    """What a lifecycle call did."""
+
+    @property
+    def plan(self) -> Plan: ...
+    @property
+    def dry_run(self) -> bool: ...
+    @property
+    def succeeded(self) -> bool: ...
+    @property
+    def done(self) -> List[int]:
+        """Ids of the actions that finished, in completion order."""
+    @property
+    def failed(self) -> List[Tuple[int, str, str]]:
+        """``(action id, description, error)`` of every failed action."""
+    @property
+    def not_run(self) -> List[int]: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class HostStatus:
+    @property
+    def host(self) -> str: ...
+    @property
+    def service_host(self) -> Optional[str]: ...
+    @property
+    def platform(self) -> Platform: ...
+    @property
+    def state(self) -> str:
+        """``"running"``, ``"paused"``, ... or ``"built"``, ``"partial"``, ``"absent"``."""
+    @property
+    def id(self) -> Optional[int]:
+        """The Xen domid or UML pid, while it runs."""
+    @property
+    def memory(self) -> int: ...
+    @property
+    def vcpus(self) -> int: ...
+
+class Status:
+    """Every host and switch of a project with what the backends say."""
+
+    @property
+    def project(self) -> str: ...
+    @property
+    def hosts(self) -> List[HostStatus]: ...
+    @property
+    def switches(self) -> Dict[str, Literal["up", "down", "absent"]]: ...
+    def host(self, host: str) -> Optional[HostStatus]: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+ProgressEvent = Literal["started", "finished", "failed", "skipped", "hook"]
+Progress = Callable[[ProgressEvent, Optional[Action], Optional[str]], object]
+"""``progress(event, action, message)``: called from worker threads while a
+run goes on; ``message`` is the error (``"failed"``), the failed action
+(``"skipped"``) or the hook's output line (``"hook"``, ``action`` None)."""
+
+def build(
+    project: Union[Project, _Path],
+    *,
+    state_dir: Optional[_Path] = None,
+    template: Optional[Template] = None,
+    templates: Optional[Mapping[str, Template]] = None,
+    hosts: Optional[List[str]] = None,
+    parallelism: int = 4,
+    wait: bool = False,
+    dry_run: bool = False,
+    progress: Optional[Progress] = None,
+) -> Outcome:
+    """Prepare every host (disks, guest configuration); start nothing.
+
+    ``project`` is a :class:`Project` or the path of a project file. State
+    lives under ``state_dir`` (default ``/var/lib/mln`` for root, else
+    ``$XDG_STATE_HOME/mln``). ``template`` is the template of hosts without
+    ``template``; ``templates`` names the others. Raises
+    :class:`ApplyError` when some actions fail, :class:`StateError`,
+    :class:`BackendError` or :class:`PlanError` when the run cannot start.
+    The GIL is released while it runs.
+    """
+
+def up(
+    project: Union[Project, _Path],
+    *,
+    state_dir: Optional[_Path] = None,
+    template: Optional[Template] = None,
+    templates: Optional[Mapping[str, Template]] = None,
+    hosts: Optional[List[str]] = None,
+    parallelism: int = 4,
+    wait: bool = False,
+    dry_run: bool = False,
+    progress: Optional[Progress] = None,
+) -> Outcome:
+    """Build what is missing and start every host (see :func:`build`)."""
+
+def upgrade(
+    project: Union[Project, _Path],
+    *,
+    state_dir: Optional[_Path] = None,
+    template: Optional[Template] = None,
+    templates: Optional[Mapping[str, Template]] = None,
+    hosts: Optional[List[str]] = None,
+    parallelism: int = 4,
+    wait: bool = False,
+    dry_run: bool = False,
+    progress: Optional[Progress] = None,
+) -> Outcome:
+    """Bring a running project in line with a changed file."""
+
+def stop(
+    project: Union[Project, str],
+    *,
+    state_dir: Optional[_Path] = None,
+    template: Optional[Template] = None,
+    templates: Optional[Mapping[str, Template]] = None,
+    hosts: Optional[List[str]] = None,
+    parallelism: int = 4,
+    wait: bool = False,
+    dry_run: bool = False,
+    progress: Optional[Progress] = None,
+) -> Outcome:
+    """Stop every running host, keeping disks. ``project`` is a
+    :class:`Project` or the name of a recorded project."""
+
+def remove(
+    project: Union[Project, str],
+    *,
+    state_dir: Optional[_Path] = None,
+    template: Optional[Template] = None,
+    templates: Optional[Mapping[str, Template]] = None,
+    hosts: Optional[List[str]] = None,
+    parallelism: int = 4,
+    wait: bool = False,
+    dry_run: bool = False,
+    progress: Optional[Progress] = None,
+) -> Outcome:
+    """Stop and delete everything the project made."""
+
+def status(project: Union[Project, str], *, state_dir: Optional[_Path] = None) -> Status:
+    """Every host and switch of a recorded project with what runs."""
+
+def console_log(
+    project: Union[Project, str], host: str, *, state_dir: Optional[_Path] = None
+) -> Path:
+    """The console log of a UML host on this machine."""
+
+def projects(state_dir: Optional[_Path] = None) -> List[str]:
+    """Names of the projects recorded under ``state_dir``."""

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::diagnostic::Diagnostic;
+use crate::lifecycle::Outcome;
 
 create_exception!(
     mln,
@@ -28,6 +29,13 @@ create_exception!(
     PlanError,
     MlnError,
     "A plan that cannot be made or applied as asked."
+);
+create_exception!(
+    mln,
+    ApplyError,
+    MlnError,
+    "Some actions of a plan failed. ``outcome`` (``mln.Outcome``) says which \
+     finished, which failed and why, and which were not run."
 );
 create_exception!(
     mln,
@@ -56,4 +64,26 @@ pub(crate) fn project_error(py: Python<'_>, report: &Report) -> PyErr {
 fn attach_diagnostics(py: Python<'_>, err: &PyErr, diagnostics: Vec<Diagnostic>) -> PyResult<()> {
     let list = PyList::new(py, diagnostics)?;
     err.value(py).setattr("diagnostics", list)
+}
+
+/// `ApplyError` for a run some of whose actions failed.
+pub(crate) fn apply_failed(py: Python<'_>, outcome: Outcome) -> PyErr {
+    let failed = outcome.failed();
+    let mut message = format!(
+        "{} of {} actions failed",
+        failed.len(),
+        outcome.0.plan.actions.len()
+    );
+    for (_, description, error) in &failed {
+        message.push_str(&format!("\n  {description}: {error}"));
+    }
+    let not_run = outcome.not_run().len();
+    if not_run > 0 {
+        message.push_str(&format!("\n  {not_run} actions not run"));
+    }
+    let err = ApplyError::new_err(message);
+    if let Err(e) = err.value(py).setattr("outcome", outcome) {
+        return e;
+    }
+    err
 }

@@ -6,6 +6,7 @@
 mod convert;
 mod diagnostic;
 mod errors;
+mod lifecycle;
 mod model;
 mod plan;
 mod project;
@@ -24,6 +25,14 @@ fn mln(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(project::parse, m)?)?;
     m.add_function(wrap_pyfunction!(project::load, m)?)?;
     m.add_function(wrap_pyfunction!(plan::plan, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::build, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::up, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::upgrade, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::stop, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::remove, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::status, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::projects, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::console_log, m)?)?;
     m.add_class::<project::Project>()?;
     m.add_class::<model::Host>()?;
     m.add_class::<model::Interface>()?;
@@ -34,10 +43,15 @@ fn mln(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<plan::HostChange>()?;
     m.add_class::<plan::AttrChange>()?;
     m.add_class::<plan::SwitchChange>()?;
+    m.add_class::<lifecycle::Template>()?;
+    m.add_class::<lifecycle::Outcome>()?;
+    m.add_class::<lifecycle::Status>()?;
+    m.add_class::<lifecycle::HostStatus>()?;
     m.add("MlnError", py.get_type::<errors::MlnError>())?;
     m.add("ProjectError", py.get_type::<errors::ProjectError>())?;
     m.add("ParseError", py.get_type::<errors::ProjectError>())?;
     m.add("PlanError", py.get_type::<errors::PlanError>())?;
+    m.add("ApplyError", py.get_type::<errors::ApplyError>())?;
     m.add("StateError", py.get_type::<errors::StateError>())?;
     m.add("BackendError", py.get_type::<errors::BackendError>())?;
     Ok(())

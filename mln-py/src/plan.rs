@@ -1,12 +1,8 @@
 //! `mln.plan` and `mln.Plan`: the planner's answer, as Python objects.
 
-use std::time::Duration;
-
-use mln_core::{DomainInfo, DomainState};
 use mln_lang::plan as lang;
 use mln_lang::plan::{
-    domain_name, DesiredProject, Goal, HostChangeKind, ObjectRef, Observed, ObservedDomain,
-    ObservedSwitch, PlanOptions, HEADROOM,
+    domain_name, DesiredProject, Goal, HostChangeKind, ObjectRef, Observed, PlanOptions, HEADROOM,
 };
 use mln_lang::state::{DomainRecord, HostRecord, State, SwitchRecord};
 use pyo3::exceptions::PyValueError;
@@ -31,49 +27,29 @@ pub(crate) fn goal(name: &str) -> PyResult<Goal> {
     })
 }
 
-/// What the state store and the backends would say once `old` had been
-/// brought up completely: every host built and running, every switch up.
+/// What the state store would record once `old` had been brought up
+/// completely: every host built and running, every switch up. The
+/// backends' view of it is [`Observed::assume_recorded`].
 ///
 /// This belongs in mln-lang (the planner's tests, benchmarks and fuzz
 /// targets each build the same thing); it lives here until mln-lang
 /// offers it.
 fn assumed_up(old: &DesiredProject) -> (State, Observed) {
     let mut state = State::new(&old.name);
-    let mut observed = Observed::default();
     for (n, h) in old.hosts.values().enumerate() {
         let mut record = HostRecord::new(h.clone());
         record.disk_ready = true;
         record.config_ready = true;
-        if let Some(backend) = h.platform.backend() {
-            let id = u32::try_from(n + 1).unwrap_or(u32::MAX);
-            let max_memory = h.memory.saturating_mul(HEADROOM);
-            let name = domain_name(&old.name, &h.name);
-            record.domain = Some(DomainRecord {
-                name: name.clone(),
-                backend,
-                id,
-                max_memory,
-                max_vcpus: h
-                    .vcpus
-                    .saturating_mul(u32::try_from(HEADROOM).unwrap_or(u32::MAX)),
-            });
-            observed.domains.insert(
-                h.name.clone(),
-                ObservedDomain {
-                    service_host: h.service_host.clone(),
-                    info: DomainInfo {
-                        name,
-                        id,
-                        backend,
-                        state: DomainState::Running,
-                        memory: h.memory,
-                        max_memory,
-                        vcpus: h.vcpus,
-                        cpu_time: Duration::ZERO,
-                    },
-                },
-            );
-        }
+        record.domain = h.platform.backend().map(|backend| DomainRecord {
+            name: domain_name(&old.name, &h.name),
+            backend,
+            id: u32::try_from(n + 1).unwrap_or(u32::MAX),
+            max_memory: h.memory.saturating_mul(HEADROOM),
+            max_vcpus: h
+                .vcpus
+                .saturating_mul(u32::try_from(HEADROOM).unwrap_or(u32::MAX)),
+            started: true,
+        });
         state.hosts.insert(h.name.clone(), record);
     }
     for s in old.switches.values() {
@@ -86,15 +62,9 @@ fn assumed_up(old: &DesiredProject) -> (State, Observed) {
                 pid: None,
             },
         );
-        observed.switches.insert(
-            s.name.clone(),
-            ObservedSwitch {
-                service_host: s.service_host.clone(),
-                up: true,
-            },
-        );
     }
     state.desired = Some(old.clone());
+    let observed = Observed::assume_recorded(&state);
     (state, observed)
 }
 
@@ -222,7 +192,7 @@ impl Plan {
 /// One step of a plan.
 #[pyclass(frozen, module = "mln")]
 #[derive(Debug, Clone)]
-pub struct Action(lang::Action);
+pub struct Action(pub(crate) lang::Action);
 
 fn object_name(o: &ObjectRef) -> String {
     match o {

@@ -1,0 +1,195 @@
+"""Bringing a one-host project up and down with real User-Mode Linux
+guests, through Python.
+
+Needs `linux.uml`, `vde_switch`, a static busybox and e2fsprogs (Debian:
+user-mode-linux, vde2, busybox-static, e2fsprogs). Without them the UML
+tests are skipped, loudly; under CI (CI set) they fail instead."""
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, List, Optional, Tuple
+
+import pytest
+
+import mln
+
+NEEDED = ["/usr/bin/linux.uml", "vde_switch", "mkfs.ext4", "debugfs"]
+MISSING = [n for n in NEEDED if shutil.which(n) is None and not os.path.exists(n)]
+
+
+def require_uml() -> None:
+    if MISSING:
+        message = f"UML test needs {', '.join(MISSING)}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+SOLO = """global { project pysolo }
+switch lan {
+}
+host solo {
+    memory 48M
+    network eth0 {
+        switch lan
+        address 10.77.0.1
+        netmask 255.255.255.0
+    }
+    startup {
+        echo hello-from-$hostname
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> mln.Template:
+    require_uml()
+    return mln.Template.busybox(tmp_path_factory.mktemp("templates"))
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """A state root; whatever a test leaves running is removed after it.
+
+    Short and directly under /tmp: switch sockets made inside it must fit
+    a unix socket path."""
+    root = Path(tempfile.mkdtemp(prefix="mlnpy.", dir="/tmp"))
+    yield root
+    for name in mln.projects(root):
+        try:
+            mln.remove(name, state_dir=root)
+        except mln.MlnError as err:  # report, but keep cleaning
+            print(f"cleanup of {name}: {err}")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def wait_for(path: Path, text: str, seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    seen = ""
+    while time.monotonic() < deadline:
+        if path.exists():
+            seen = path.read_text(errors="replace")
+            if text in seen:
+                return seen
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} not in {path} after {seconds}s:\n{seen[-2000:]}")
+
+
+Event = Tuple[str, Optional[str], Optional[str]]
+
+
+def test_up_status_stop_remove_a_uml_guest(template: mln.Template, state_dir: Path) -> None:
+    project = mln.parse(SOLO, "solo.mln")
+    events: List[Event] = []
+    threads = set()
+
+    def progress(event: str, action: Optional[mln.Action], message: Optional[str]) -> None:
+        threads.add(threading.get_ident())
+        events.append((event, action.description if action else None, message))
+
+    # Another Python thread keeps running while the guest comes up: the
+    # GIL is released.
+    ticks: List[float] = []
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.01)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        outcome = mln.up(project, state_dir=state_dir, template=template, progress=progress)
+    finally:
+        done.set()
+        ticker.join()
+    assert outcome.succeeded and not outcome.dry_run
+    assert sorted(outcome.done) == list(range(len(outcome.plan.actions)))
+    assert outcome.failed == [] and outcome.not_run == []
+    assert len(ticks) > 5
+    assert threading.get_ident() not in threads or len(threads) > 1
+
+    started = [d for e, d, _ in events if e == "started" and d]
+    finished = [d for e, d, _ in events if e == "finished" and d]
+    assert sorted(started) == sorted(finished) == sorted(
+        a.description for a in outcome.plan.actions
+    )
+    assert "start solo" in finished and "create switch lan" in finished
+
+    status = mln.status(project, state_dir=state_dir)
+    solo = status.host("solo")
+    assert solo is not None
+    assert (solo.state, solo.platform, solo.memory) == ("running", "uml", 48 << 20)
+    assert solo.id is not None and solo.id > 0
+    assert status.switches == {"lan": "up"}
+    assert mln.projects(state_dir) == ["pysolo"]
+
+    # The guest really booted and ran its startup lines.
+    log = Path(mln.console_log(project, "solo", state_dir=state_dir))
+    wait_for(log, "hello-from-solo", 90)
+
+    # Up again: nothing to do.
+    again = mln.up(project, state_dir=state_dir, template=template)
+    assert len(again.plan) == 0
+
+    stopped = mln.stop("pysolo", state_dir=state_dir)
+    assert stopped.succeeded
+    after_stop = mln.status("pysolo", state_dir=state_dir)
+    assert after_stop.hosts[0].state == "built"
+
+    removed = mln.remove(project, state_dir=state_dir)
+    assert removed.succeeded
+    assert mln.projects(state_dir) == []
+
+
+def test_dry_run_plans_and_changes_nothing(template: mln.Template, state_dir: Path) -> None:
+    project = mln.parse(SOLO, "solo.mln")
+    outcome = mln.up(project, state_dir=state_dir, template=template, dry_run=True)
+    assert outcome.dry_run and outcome.succeeded
+    assert {h.kind for h in outcome.plan.hosts} == {"create"}
+    assert outcome.done == []
+    assert mln.projects(state_dir) == []
+
+
+def test_failed_actions_raise_apply_error_with_the_outcome(tmp_path: Path) -> None:
+    # No template: preparing the disk fails before any guest or switch.
+    project = mln.parse("global { project pynotemplate }\nhost lonely {\n}\n", check=False)
+    with pytest.raises(mln.ApplyError) as info:
+        mln.up(project, state_dir=tmp_path)
+    outcome = info.value.outcome
+    assert not outcome.succeeded
+    ((_, description, error),) = outcome.failed
+    assert description == "prepare disk of lonely"
+    assert "template" in error
+    assert "prepare disk of lonely" in str(info.value)
+    mln.remove(project, state_dir=tmp_path)
+    assert mln.projects(tmp_path) == []
+
+
+def test_stopping_an_unknown_project_is_a_plan_error(tmp_path: Path) -> None:
+    with pytest.raises(mln.PlanError, match="nothing recorded"):
+        mln.stop("neverseen", state_dir=tmp_path)
+
+
+def test_progress_callback_errors_reach_the_caller(tmp_path: Path) -> None:
+    project = mln.parse("global { project pyboom }\nhost h {\n}\n", check=False)
+
+    def progress(event: str, action: Optional[mln.Action], message: Optional[str]) -> None:
+        raise RuntimeError("callback broke")
+
+    with pytest.raises(RuntimeError, match="callback broke"):
+        mln.build(project, state_dir=tmp_path, progress=progress)
+    mln.remove(project, state_dir=tmp_path)
+
+
+def test_lifecycle_arguments_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        mln.up(42, state_dir=tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(mln.ProjectError):
+        mln.up(tmp_path / "missing.mln", state_dir=tmp_path)
