@@ -11,8 +11,8 @@ use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::{GuestConfig, GuestInterface, GuestUser, HostsEntry};
 use mln_core::net::{Switch, SwitchSpec, VdeSwitch};
 use mln_core::template::{BusyboxSource, BusyboxTemplate, Template};
-use mln_core::uml::Uml;
-use mln_core::{Boot, DiskSpec, DomainSpec, DomainState, Hypervisor, InterfaceSpec, MacAddr};
+use mln_core::uml::{self, Uml};
+use mln_core::{DomainState, Hypervisor, InterfaceSpec, MacAddr};
 
 /// The busybox template, built once per test run under target/.
 fn template() -> Template {
@@ -75,15 +75,7 @@ impl Lab {
             CowFormat::Uml,
         )
         .unwrap();
-        let mut spec = DomainSpec::new(
-            name,
-            64 << 20,
-            Boot::Kernel {
-                kernel: Uml::DEFAULT_KERNEL.into(),
-                ramdisk: None,
-                cmdline: format!("{} quiet", template.cmdline),
-            },
-        );
+        let mut interfaces = Vec::new();
         for nic in nics {
             let mac = MacAddr::derived(&format!("lab/{name}/{}", nic.name));
             let (addr, prefix) = nic.address.split_once('/').unwrap();
@@ -92,7 +84,7 @@ impl Lab {
             iface.mac = Some(mac);
             iface.gateway = nic.gateway.map(|g| g.parse().unwrap());
             cfg.interfaces.push(iface);
-            spec.interfaces.push(InterfaceSpec {
+            interfaces.push(InterfaceSpec {
                 name: nic.name.into(),
                 mac,
                 attach: self.switch(nic.switch).attachment(),
@@ -100,12 +92,7 @@ impl Lab {
         }
         let cfg_disk = self.dir.path().join(format!("{name}.config"));
         cfg.write_disk(&cfg_disk).unwrap();
-        spec.disks.push(cow.disk_spec("ubda"));
-        spec.disks.push(DiskSpec {
-            path: cfg_disk,
-            target: "ubdb".into(),
-            readonly: true,
-        });
+        let spec = uml::host_spec(name, 64 << 20, &cow, &cfg_disk, interfaces, "quiet");
         self.uml.create(&spec).unwrap();
         self.guests.push(name.to_string());
         cow.path

@@ -767,6 +767,48 @@ impl Hypervisor for Uml {
     }
 }
 
+/// The spec of a UML host the way MLN lays one out: its root disk is
+/// `root` (a copy-on-write overlay over a template, `ubda`), its guest
+/// configuration disk `config_disk` (written by
+/// [`crate::guest::GuestConfig::write_disk`], `ubdb`, read-only), booted by
+/// [`Uml::DEFAULT_KERNEL`] with `root=/dev/ubda rw mln.config=ubdb` and
+/// `extra` (e.g. `quiet`) on the command line.
+///
+/// ```
+/// use mln_core::disk::{CowFormat, Overlay};
+/// let root = Overlay { path: "/p/alice.cow".into(), template: "/t/busybox.ext4".into(), format: CowFormat::Uml, size: 64 << 20 };
+/// let spec = mln_core::uml::host_spec("alice", 64 << 20, &root, "/p/alice.config".as_ref(), Vec::new(), "quiet");
+/// assert_eq!(spec.disks[1].target, "ubdb");
+/// ```
+pub fn host_spec(
+    name: &str,
+    memory: u64,
+    root: &crate::disk::Overlay,
+    config_disk: &Path,
+    interfaces: Vec<crate::domain::InterfaceSpec>,
+    extra: &str,
+) -> DomainSpec {
+    let mut spec = DomainSpec::new(
+        name,
+        memory,
+        Boot::Kernel {
+            kernel: Uml::DEFAULT_KERNEL.into(),
+            ramdisk: None,
+            cmdline: format!("root=/dev/ubda rw mln.config=ubdb {extra}")
+                .trim_end()
+                .to_string(),
+        },
+    );
+    spec.disks.push(root.disk_spec("ubda"));
+    spec.disks.push(crate::domain::DiskSpec {
+        path: config_disk.to_path_buf(),
+        target: "ubdb".into(),
+        readonly: true,
+    });
+    spec.interfaces = interfaces;
+    spec
+}
+
 /// Memory rounded up to whole pages.
 fn round_pages(bytes: u64) -> u64 {
     bytes.div_ceil(PAGE) * PAGE
