@@ -297,6 +297,67 @@ fn kill_9_in_the_middle_of_up_then_up_converges() {
 }
 
 #[test]
+fn a_dead_switch_is_recreated_and_its_guests_replugged() {
+    let root = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(root.path().to_path_buf());
+    let mut p = project("two-hosts.mln");
+    p.hosts[0].startup.push(
+        "(while true; do ping -c 1 -W 1 two >/dev/null 2>&1 && echo MLN-PING-OK; \
+         sleep 1; done) &"
+            .into(),
+    );
+    let store = StateStore::open(root.path(), "twohosts").unwrap();
+    let b = backends(&store);
+    assert_success(&verb(root.path(), "twohosts", Some(&p), Goal::Up).unwrap());
+    let log_path = b.uml().console_log("twohosts.one").unwrap();
+    let log = wait_for_console(&b, "twohosts.one", "MLN-PING-OK");
+    assert!(log.contains("MLN-PING-OK"), "{log}");
+
+    // The switch dies under the running guests.
+    let sw = store.load().unwrap().unwrap().switches["lan"].pid.unwrap();
+    Command::new("kill")
+        .args(["-9", &sw.to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&store, &b).unwrap().switches[0].state == "up" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The next run sees it, starts it again and plugs both guests back in.
+    let out = verb(root.path(), "twohosts", Some(&p), Goal::Up).unwrap();
+    assert_success(&out);
+    let ops: Vec<String> = out.plan.actions.iter().map(|a| a.op.describe()).collect();
+    assert_eq!(
+        ops,
+        vec![
+            "create switch lan",
+            "re-plug one.eth0 into lan",
+            "re-plug two.eth0 into lan"
+        ]
+    );
+    // Pings get through again after the re-plug.
+    let offset = std::fs::metadata(&log_path).unwrap().len() as usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut after = String::new();
+    while Instant::now() < deadline {
+        let text = std::fs::read(&log_path).unwrap_or_default();
+        after = String::from_utf8_lossy(&text[offset.min(text.len())..]).into_owned();
+        if after.contains("MLN-PING-OK") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        after.contains("MLN-PING-OK"),
+        "no ping after re-plug:\n{after}"
+    );
+
+    assert_success(&verb(root.path(), "twohosts", None, Goal::Remove).unwrap());
+    assert!(processes_under(root.path()).is_empty());
+}
+
+#[test]
 fn concurrent_ups_never_corrupt_the_state() {
     let root = tempfile::tempdir().unwrap();
     let _cleanup = Cleanup(root.path().to_path_buf());

@@ -495,7 +495,17 @@ impl Ctx<'_, '_> {
                         action: action.op.describe(),
                         what: format!("switch {switch} is not recorded"),
                     })?;
-                b.replug(project, &spec, interface, &rec).map_err(be)
+                match b.replug(project, &spec, interface, &rec) {
+                    // Where the backend cannot swap the link of a running
+                    // guest, a restart plugs it in at boot: the peer is
+                    // never left cut off.
+                    Err(CoreError::Unsupported { .. }) => {
+                        self.stop(action, &spec)?;
+                        self.create(action, &spec)?;
+                        self.start(action, &spec)
+                    }
+                    other => other.map_err(be),
+                }
             }
             Op::RunHook { point } => {
                 let lines = self.desired.hooks.get(point).map_or(&[][..], |l| l);

@@ -469,9 +469,15 @@ impl Backends for LocalBackends {
                 domain: format!("{}.{interface}", host.name),
             })?;
         let mc = self.uml.mconsole(&domain_name(project, &host.name))?;
-        // UML hot-unplugs the dead interface and plugs a new one onto the
-        // recreated switch, same name and MAC.
-        let _ = mc.request(&format!("remove {interface}"));
+        // UML can swap an interface only while the guest has it down; an
+        // interface in use refuses `remove`, and the executor then
+        // restarts the guest, which plugs it in at boot.
+        if mc.request(&format!("remove {interface}")).is_err() {
+            return Err(Error::Unsupported {
+                backend: "uml",
+                op: "re-plugging an interface the guest has up",
+            });
+        }
         mc.request(&format!("config {interface}=vde,{},{mac}", sock.display()))
             .map(drop)
     }

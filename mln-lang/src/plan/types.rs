@@ -197,7 +197,8 @@ pub enum Op {
         /// The host.
         host: String,
     },
-    /// Plug a running guest's interface into its (recreated) switch again.
+    /// Plug a running guest's interface into its (recreated) switch again
+    /// (by restarting the guest where the backend cannot swap a live link).
     Replug {
         /// The host.
         host: String,
