@@ -44,6 +44,102 @@ pub enum Command {
     Show(ShowArgs),
     /// MLN-compatible queries: print one resolved value or list.
     Parse(ParseArgs),
+    /// Prepare every host (disks, guest configuration, switches); start nothing.
+    Build(LifecycleArgs),
+    /// Build what is missing and start every host.
+    Start(LifecycleArgs),
+    /// Stop every running host; keep disks and configuration.
+    Stop(LifecycleArgs),
+    /// Apply a changed project file to the running project.
+    Upgrade(LifecycleArgs),
+    /// Stop and delete everything the project made.
+    Remove(LifecycleArgs),
+    /// Show what `upgrade` would do, without doing it.
+    Plan(PlanArgs),
+    /// Show every host and switch of recorded projects.
+    Status(StatusArgs),
+}
+
+/// Options of the lifecycle verbs.
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+pub struct LifecycleArgs {
+    /// The project file.
+    #[arg(conflicts_with = "project")]
+    pub file: Option<PathBuf>,
+    /// The project file (MLN's `-f FILE`).
+    #[arg(short = 'f', long = "file", id = "file_flag", conflicts_with_all = ["file", "project"])]
+    file_flag: Option<PathBuf>,
+    /// A project already built, by name (MLN's `-p NAME`).
+    #[arg(short = 'p', long)]
+    pub project: Option<String>,
+    /// Only these hosts (MLN's `-h HOST`; repeatable).
+    #[arg(short = 'h', long = "host")]
+    pub hosts: Vec<String>,
+    /// Print the plan and change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Print the plan before applying it.
+    #[arg(long = "show-plan")]
+    pub verbose_plan: bool,
+    /// Wait for another `mln` working on the project instead of failing.
+    #[arg(long)]
+    pub wait: bool,
+    /// Actions run at once.
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
+    /// Folder of project states (default: $XDG_STATE_HOME/mln, /var/lib/mln for root).
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Folder of templates (default: STATE_DIR/templates).
+    #[arg(long)]
+    pub template_dir: Option<PathBuf>,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
+impl LifecycleArgs {
+    /// Fold `-f FILE` into the positional file.
+    pub fn normalized(mut self) -> Self {
+        if self.file.is_none() {
+            self.file = self.file_flag.take();
+        }
+        self
+    }
+}
+
+/// Output format of `mln plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// A readable diff.
+    Diff,
+    /// The plan as JSON.
+    Json,
+}
+
+/// `mln plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub target: LifecycleArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Diff)]
+    pub format: PlanFormat,
+}
+
+/// `mln status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this project.
+    #[arg(short = 'p', long)]
+    pub project: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Folder of project states.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Output format of diagnostics.

@@ -5,7 +5,11 @@
 
 mod cli;
 mod inspect;
+mod lifecycle;
 mod output;
+mod progress;
+
+use mln_lang::plan::Goal;
 
 use std::process::ExitCode;
 
@@ -22,6 +26,13 @@ fn main() -> ExitCode {
         cli::Command::Check(a) => inspect::check(&out, &a),
         cli::Command::Show(a) => inspect::show(&out, &a),
         cli::Command::Parse(a) => inspect::parse(&out, &a),
+        cli::Command::Build(a) => lifecycle::run(&out, Goal::Build, &a.normalized()),
+        cli::Command::Start(a) => lifecycle::run(&out, Goal::Up, &a.normalized()),
+        cli::Command::Stop(a) => lifecycle::run(&out, Goal::Stop, &a.normalized()),
+        cli::Command::Upgrade(a) => lifecycle::run(&out, Goal::Upgrade, &a.normalized()),
+        cli::Command::Remove(a) => lifecycle::run(&out, Goal::Remove, &a.normalized()),
+        cli::Command::Plan(a) => lifecycle::plan(&out, &a.target.normalized(), a.format),
+        cli::Command::Status(a) => lifecycle::status(&a),
     };
     ExitCode::from(code)
 }

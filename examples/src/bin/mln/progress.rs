@@ -1,0 +1,76 @@
+//! Progress of a running plan: a bar on a terminal, plain lines otherwise.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use mln_lang::apply::{ApplyError, Progress};
+use mln_lang::plan::{Action, ActionId, HookPoint};
+
+use crate::output::Output;
+
+/// Renders executor progress.
+pub struct Lines {
+    bar: Option<ProgressBar>,
+}
+
+impl Lines {
+    /// A spinner with the current action on a terminal, else plain lines.
+    pub fn new(_out: &Output) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) =
+                ProgressStyle::with_template("{spinner} [{elapsed}] {pos} done  {msg}")
+            {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Lines { bar }
+    }
+
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Lines {
+    fn started(&self, action: &Action) {
+        match &self.bar {
+            Some(bar) => bar.set_message(action.op.describe()),
+            None => eprintln!("  … {}", action.op.describe()),
+        }
+    }
+
+    fn finished(&self, action: &Action, result: Result<(), &ApplyError>) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        match result {
+            Ok(()) => self.line(format!("  ✓ {}", action.op.describe())),
+            Err(e) => self.line(format!("  ✗ {}: {e}", action.op.describe())),
+        }
+    }
+
+    fn skipped(&self, action: &Action, because: ActionId) {
+        self.line(format!(
+            "  - {} (not run: action {because:?} failed)",
+            action.op.describe()
+        ));
+    }
+
+    fn hook_output(&self, point: HookPoint, line: &str) {
+        self.line(format!("  [{point:?}] {line}"));
+    }
+}
