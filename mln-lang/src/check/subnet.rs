@@ -86,11 +86,9 @@ fn mask(bits: u32, prefix: u8) -> u128 {
     } else {
         (1u128 << bits) - 1
     };
-    if prefix == 0 {
-        0
-    } else {
-        all & !(all >> prefix)
-    }
+    // A full-width prefix shifts by the whole width (128 for IPv6), which
+    // `>>` does not allow: no host bits are left then.
+    all & !all.checked_shr(prefix).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -128,5 +126,12 @@ mod tests {
         assert_eq!(v6.to_string(), "2001:db8::/64");
         assert!(v6.contains(ip("2001:db8::ffff")));
         assert!(!v6.contains(ip("2001:db9::1")));
+        let host = Subnet::containing(ip("2001:db8::5"), 128).unwrap();
+        assert!(host.contains(ip("2001:db8::5")));
+        assert!(!host.contains(ip("2001:db8::6")));
+        assert_eq!(
+            prefix_of_netmask(ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")),
+            Some(128)
+        );
     }
 }

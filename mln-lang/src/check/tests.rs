@@ -436,3 +436,46 @@ fn ipv6_addresses_do_not_vote_against_an_ipv4_subnet() {
         [(Code::AddressOutsideSubnet, Some(5120))]
     );
 }
+
+mod properties {
+    use std::net::IpAddr;
+
+    use proptest::prelude::*;
+
+    use crate::check::subnet::{prefix_of_netmask, Subnet};
+    use crate::check::suggest::edit_distance;
+
+    proptest! {
+        #[test]
+        fn edit_distance_is_a_symmetric_bounded_measure(a in "\\PC{0,12}", b in "\\PC{0,12}") {
+            let d = edit_distance(&a, &b);
+            prop_assert_eq!(d, edit_distance(&b, &a));
+            prop_assert_eq!(edit_distance(&a, &a), 0);
+            prop_assert!(d <= a.chars().count().max(b.chars().count()));
+            prop_assert_eq!(d == 0, a == b);
+        }
+
+        #[test]
+        fn an_address_is_inside_its_own_subnet(v4 in any::<u32>(), v6 in any::<u128>(), p in 0u8..=128) {
+            let a4 = IpAddr::from(v4.to_be_bytes());
+            if let Some(s) = Subnet::containing(a4, p) {
+                prop_assert!(p <= 32);
+                prop_assert!(s.contains(a4));
+                prop_assert_eq!(Subnet::containing(a4, p), Some(s));
+            } else {
+                prop_assert!(p > 32);
+            }
+            let a6 = IpAddr::from(v6.to_be_bytes());
+            let s6 = Subnet::containing(a6, p).expect("every prefix up to 128 fits IPv6");
+            prop_assert!(s6.contains(a6));
+            prop_assert!(!s6.contains(a4));
+        }
+
+        #[test]
+        fn netmasks_round_trip_through_prefixes(p in 0u32..=32) {
+            let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+            let addr = IpAddr::from(mask.to_be_bytes());
+            prop_assert_eq!(prefix_of_netmask(addr), Some(p as u8));
+        }
+    }
+}
