@@ -87,8 +87,18 @@ impl LocalBackends {
         self.dir.join("disks")
     }
 
-    fn cow_path(&self, host: &str) -> PathBuf {
-        self.disk_dir().join(format!("{host}.cow"))
+    /// UML reads its own COW format; Xen's qdisk reads qcow2.
+    fn cow(&self, host: &HostSpec) -> (PathBuf, CowFormat) {
+        match host.platform {
+            Platform::Uml => (
+                self.disk_dir().join(format!("{}.cow", host.name)),
+                CowFormat::Uml,
+            ),
+            _ => (
+                self.disk_dir().join(format!("{}.qcow2", host.name)),
+                CowFormat::Qcow2,
+            ),
+        }
     }
 
     fn config_path(&self, host: &str) -> PathBuf {
@@ -339,11 +349,11 @@ impl Backends for LocalBackends {
         let template = self.template(host)?;
         let dir = self.disk_dir();
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let cow = self.cow_path(&host.name);
+        let (cow, format) = self.cow(host);
         // Only planned when no finished disk is recorded: whatever is
         // there is a leftover of an interrupted attempt.
         remove_file(&cow)?;
-        let overlay = Overlay::create(&template.image, &cow, CowFormat::Uml)?;
+        let overlay = Overlay::create(&template.image, &cow, format)?;
         Ok(vec![overlay.path, self.config_path(&host.name)])
     }
 
@@ -362,7 +372,7 @@ impl Backends for LocalBackends {
             host.service_host.as_deref(),
             "disks on another service host",
         )?;
-        remove_file(&self.cow_path(&host.name))?;
+        remove_file(&self.cow(host).0)?;
         remove_file(&self.config_path(&host.name))
     }
 
@@ -410,7 +420,7 @@ impl Backends for LocalBackends {
             ("ubda", "ubdb")
         };
         spec.disks.push(DiskSpec {
-            path: self.cow_path(&host.name),
+            path: self.cow(host).0,
             target: root.into(),
             readonly: false,
         });

@@ -5,9 +5,9 @@
 //! locked. The holder writes its pid into the file so a contender can say
 //! who holds it.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{flock, FlockOperation};
@@ -27,22 +27,32 @@ impl ProjectLock {
             path: path.to_path_buf(),
             source: e,
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(io_err)?;
         let op = if wait {
             FlockOperation::LockExclusive
         } else {
             FlockOperation::NonBlockingLockExclusive
         };
-        loop {
+        let mut file = loop {
+            // `remove` deletes the folder (and this file) while holding the
+            // lock; whoever waited on the deleted file must not go on
+            // believing it holds the lock of a new one, so it starts over.
+            if let Some(dir) = path.parent() {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(io_err)?;
+            }
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(io_err)?;
             match flock(&file, op) {
-                Ok(()) => break,
+                Ok(()) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(rustix::io::Errno::WOULDBLOCK) => {
                     let mut text = String::new();
@@ -55,7 +65,14 @@ impl ProjectLock {
                 }
                 Err(e) => return Err(io_err(e.into())),
             }
-        }
+            let held = file.metadata().map_err(io_err)?;
+            match std::fs::metadata(path) {
+                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => break file,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(e)),
+            }
+        };
         file.set_len(0).map_err(io_err)?;
         file.rewind().map_err(io_err)?;
         writeln!(file, "{}", std::process::id()).map_err(io_err)?;

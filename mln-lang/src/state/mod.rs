@@ -529,6 +529,25 @@ mod tests {
     }
 
     #[test]
+    fn a_waiter_on_a_removed_project_does_not_share_a_lock() {
+        let root = tempfile::tempdir().unwrap();
+        let store = StateStore::open(root.path(), "lab").unwrap();
+        let held = store.lock().unwrap();
+        let s2 = store.clone();
+        let waiter = std::thread::spawn(move || {
+            let l = s2.lock_wait().unwrap();
+            // Whoever comes next contends with this holder.
+            assert!(matches!(s2.lock(), Err(StateError::Locked { .. })));
+            drop(l);
+        });
+        // Give the waiter time to block on the old file; the assertions
+        // above hold whatever the timing.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        store.clone().remove_dir(held).unwrap();
+        waiter.join().unwrap();
+    }
+
+    #[test]
     fn a_lock_of_another_project_cannot_save() {
         let root = tempfile::tempdir().unwrap();
         let a = StateStore::open(root.path(), "a").unwrap();
