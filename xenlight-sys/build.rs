@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 const PACKAGES_HINT: &str = "install them with: apt-get install libxen-dev libclang-dev pkg-config";
 
 fn fail(what: &str) -> ! {
+    // One line: the first line of the cause, then what to install.
+    println!("cargo:warning=xenlight-sys: {what}; {PACKAGES_HINT}");
     eprintln!("error: xenlight-sys: {what}; {PACKAGES_HINT}");
-    println!("cargo::error=xenlight-sys: {what}; {PACKAGES_HINT}");
     std::process::exit(1);
 }
 
@@ -26,9 +27,17 @@ fn main() {
                 // xentoollog carries its own version numbering (1.x).
                 match pkg_config::probe_library(lib) {
                     Ok(found) if lib == "xentoollog" => include_paths.extend(found.include_paths),
-                    _ => fail(&format!(
-                        "pkg-config cannot find {lib} (libxl 4.17 or newer): {e}"
-                    )),
+                    _ => {
+                        let cause = e.to_string();
+                        let cause = cause
+                            .lines()
+                            .map(str::trim)
+                            .find(|l| !l.is_empty() && !l.ends_with(':'));
+                        fail(&format!(
+                            "pkg-config cannot find {lib} 4.17 or newer ({})",
+                            cause.unwrap_or("not installed")
+                        ))
+                    }
                 }
             }
         }
