@@ -128,7 +128,12 @@ pub(crate) fn merge_all(layers: Vec<Vec<GenericBlock>>) -> Vec<GenericBlock> {
 /// value` per declaration, nested blocks flattened to `name label {`, their
 /// lines, `}`. Each line carries the span of the statement it came from.
 pub(crate) fn lines(block: &Block, truncated: &mut Option<Span>) -> Vec<Spanned<String>> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(block.items.len());
+    if block.items.iter().all(|i| !matches!(i, Item::Block(_))) {
+        // The common case, a flat list: no stack needed.
+        out.extend(block.items.iter().map(line));
+        return out;
+    }
     // An explicit stack instead of recursion: (items, next index, depth).
     let mut stack: Vec<(&[Item], usize, Span)> = vec![(&block.items, 0, block.span)];
     while let Some((items, i, span)) = stack.pop() {
@@ -141,19 +146,7 @@ pub(crate) fn lines(block: &Block, truncated: &mut Option<Span>) -> Vec<Spanned<
         };
         stack.push((items, i + 1, span));
         match item {
-            Item::Statement(s) => {
-                let line = match &s.value {
-                    Some(v) => format!("{} {}", s.keyword.node, v.node),
-                    None => s.keyword.node.clone(),
-                };
-                out.push(Spanned::new(line, s.span));
-            }
-            Item::Assign(a) => {
-                out.push(Spanned::new(
-                    format!("${} = {}", a.name.node, a.value.node),
-                    a.span,
-                ));
-            }
+            Item::Statement(_) | Item::Assign(_) => out.push(line(item)),
             Item::Block(b) => {
                 if stack.len() >= MAX_NESTING {
                     truncated.get_or_insert(b.span);
@@ -169,6 +162,27 @@ pub(crate) fn lines(block: &Block, truncated: &mut Option<Span>) -> Vec<Spanned<
         }
     }
     out
+}
+
+/// One statement or declaration as a list line.
+fn line(item: &Item) -> Spanned<String> {
+    match item {
+        Item::Statement(s) => {
+            let line = match &s.value {
+                Some(v) => {
+                    let mut l = String::with_capacity(s.keyword.node.len() + 1 + v.node.len());
+                    l.push_str(&s.keyword.node);
+                    l.push(' ');
+                    l.push_str(&v.node);
+                    l
+                }
+                None => s.keyword.node.clone(),
+            };
+            Spanned::new(line, s.span)
+        }
+        Item::Assign(a) => Spanned::new(format!("${} = {}", a.name.node, a.value.node), a.span),
+        Item::Block(b) => Spanned::new(b.name.node.clone(), b.name.span),
+    }
 }
 
 #[cfg(test)]

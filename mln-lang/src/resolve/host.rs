@@ -1,7 +1,8 @@
 //! One host: its layers (own blocks, generated settings, superclass chain)
 //! merged by the inheritance rules, then every value read into its type.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::diag::{Code, Diagnostic};
 use crate::model::{
@@ -20,11 +21,11 @@ use super::values::{
     parse_address, parse_bool, parse_ip, parse_mac, parse_netmask, parse_size, parse_u32,
 };
 use super::vars::Scope;
-use super::{generic, Ctx};
+use super::{generic, Ctx, What};
 
 /// One source of settings for a host, nearest first.
 struct Layer<'x> {
-    items: Vec<&'x Item>,
+    items: &'x [&'x Item],
 }
 
 /// The keyword a statement stands for (aliases folded).
@@ -40,7 +41,7 @@ fn canonical(keyword: &str) -> &str {
 struct NetAcc<'x> {
     /// Nearest block defining the interface.
     block: &'x Block,
-    statements: HashMap<&'x str, &'x Statement>,
+    statements: BTreeMap<&'x str, &'x Statement>,
 }
 
 /// Everything the layers say, before reading values.
@@ -48,8 +49,9 @@ struct NetAcc<'x> {
 struct Merged<'x> {
     scalars: BTreeMap<&'x str, &'x Statement>,
     platform: Option<(Vec<&'x Statement>, usize)>,
-    /// List lines per list name, one vector per layer, nearest first.
-    lists: HashMap<&'x str, Vec<Vec<Spanned<String>>>>,
+    /// List lines per list (indexed like [`HOST_LISTS`]), one vector per
+    /// layer that has any, nearest first.
+    lists: [Vec<Vec<Spanned<String>>>; HOST_LISTS.len()],
     list_spans: BTreeMap<&'x str, Span>,
     networks: BTreeMap<&'x str, NetAcc<'x>>,
     /// `xen_extra` lines per layer, nearest first.
@@ -63,7 +65,7 @@ fn merge<'x>(ctx: &mut Ctx<'_>, layers: &[Layer<'x>]) -> Merged<'x> {
     let mut truncated = None;
     for (depth, layer) in layers.iter().enumerate() {
         let mut platform = Vec::new();
-        let mut lists: HashMap<&str, Vec<Spanned<String>>> = HashMap::new();
+        let mut lists: [Vec<Spanned<String>>; HOST_LISTS.len()] = Default::default();
         let mut extra = Vec::new();
         let mut blocks = Vec::new();
         // Later statements in one layer win, nearer layers win: walk each
@@ -82,7 +84,7 @@ fn merge<'x>(ctx: &mut Ctx<'_>, layers: &[Layer<'x>]) -> Merged<'x> {
                     let Some(label) = &b.label else { continue };
                     let acc = m.networks.entry(label.node.as_str()).or_insert(NetAcc {
                         block: b,
-                        statements: HashMap::new(),
+                        statements: BTreeMap::new(),
                     });
                     for i in b.items.iter().rev() {
                         if let Item::Statement(s) = i {
@@ -92,7 +94,8 @@ fn merge<'x>(ctx: &mut Ctx<'_>, layers: &[Layer<'x>]) -> Merged<'x> {
                 }
                 Item::Block(b) => {
                     let name = b.name.node.as_str();
-                    if let Some(&list) = HOST_LISTS.iter().find(|&&l| l == name) {
+                    if let Some(index) = HOST_LISTS.iter().position(|&l| l == name) {
+                        let list = HOST_LISTS[index];
                         m.list_spans.entry(list).or_insert(b.span);
                         let lines = if list == "groups" {
                             group_lines(b)
@@ -100,7 +103,7 @@ fn merge<'x>(ctx: &mut Ctx<'_>, layers: &[Layer<'x>]) -> Merged<'x> {
                             generic::lines(b, &mut truncated)
                         };
                         // Blocks are visited backwards: prepend.
-                        let v = lists.entry(list).or_default();
+                        let v = &mut lists[index];
                         let mut all = lines;
                         all.append(v);
                         *v = all;
@@ -119,13 +122,18 @@ fn merge<'x>(ctx: &mut Ctx<'_>, layers: &[Layer<'x>]) -> Merged<'x> {
         if m.platform.is_none() && !platform.is_empty() {
             m.platform = Some((platform, depth));
         }
-        for list in HOST_LISTS {
-            let lines = lists.remove(list).unwrap_or_default();
-            m.lists.entry(list).or_default().push(lines);
+        for (all, lines) in m.lists.iter_mut().zip(lists) {
+            if !lines.is_empty() {
+                all.push(lines);
+            }
         }
-        m.xen_extra.push(extra);
-        blocks.reverse();
-        m.blocks.push(blocks);
+        if !extra.is_empty() {
+            m.xen_extra.push(extra);
+        }
+        if !blocks.is_empty() {
+            blocks.reverse();
+            m.blocks.push(blocks);
+        }
     }
     ctx.nesting_limit(truncated);
     m
@@ -171,34 +179,32 @@ pub(crate) fn resolve_host(
 ) -> (Host, HostOrigin) {
     let mut host = Host::new(entry.name.clone());
     let own_items: Vec<&Item> = entry.blocks.iter().flat_map(|b| b.items.iter()).collect();
-    host.variables = variables_of(own_items.iter().copied());
+    let generated: Vec<Vec<&Item>> = entry
+        .generated
+        .iter()
+        .rev()
+        .map(|g| g.items.iter().collect())
+        .collect();
+    let own_vars = variables_of(own_items.iter().copied());
 
-    let mut layers = vec![Layer { items: own_items }];
-    for g in entry.generated.iter().rev() {
-        layers.push(Layer {
-            items: g.items.iter().collect(),
-        });
-    }
+    let mut layers = Vec::with_capacity(2 + generated.len() + supers.len().min(6));
+    layers.push(Layer { items: &own_items });
+    layers.extend(generated.iter().map(|items| Layer { items }));
     // The nearest `superclass` statement among the host's own layers.
     let first = layers
         .iter()
         .find_map(|l| superclass_of(l.items.iter().copied()));
-    let mut chain_vars = Vec::new();
+    let mut scope_layers = Vec::with_capacity(layers.capacity());
+    scope_layers.push(&own_vars);
     if let Some(first) = first {
         if supers.check_exists(ctx, first) {
             for (name, s) in supers.chain(&first.node) {
                 host.superclasses.push(name.to_string());
-                layers.push(Layer {
-                    items: s.blocks.iter().flat_map(|b| b.items.iter()).collect(),
-                });
-                chain_vars.push(&s.variables);
+                layers.push(Layer { items: &s.items });
+                scope_layers.push(&s.variables);
             }
         }
     }
-
-    let own_vars = host.variables.clone();
-    let mut scope_layers = vec![&own_vars];
-    scope_layers.extend(chain_vars);
     scope_layers.push(&global.variables);
     let scope = Scope {
         hostname: Some(&entry.name),
@@ -257,6 +263,7 @@ pub(crate) fn resolve_host(
     }
     ctx.nesting_limit(truncated);
     host.blocks = generic::merge_all(layers_blocks);
+    host.variables = own_vars.clone();
     (host, origin)
 }
 
@@ -278,7 +285,7 @@ fn read_platform(ctx: &mut Ctx<'_>, merged: &Merged<'_>, host: &mut Host, origin
             Err(e) => ctx.bad(
                 Code::BadValue,
                 value_span(s),
-                &format!("`{}`", s.keyword.node),
+                What(&s.keyword.node, None),
                 e,
             ),
         }
@@ -325,14 +332,14 @@ fn read_scalars(
             continue; // reported by the lint as a misuse
         }
         let span = value_span(s);
-        origin.keywords.insert(k.to_string(), span);
-        let value = match &s.value {
-            Some(v) => ctx.expand(scope, v, k == "root_passwd"),
-            None => "1".to_string(),
+        let value: Cow<'_, str> = match &s.value {
+            Some(v) => ctx.expand_cow(scope, v, k == "root_passwd"),
+            None => Cow::Borrowed("1"),
         };
-        let what = format!("`{}`", s.keyword.node);
+        origin.keywords.insert(s.keyword.node.clone(), span);
+        let what = What(&s.keyword.node, None);
         match k {
-            "service_host" => host.service_host = Some(value),
+            "service_host" => host.service_host = Some(value.into_owned()),
             "memory" | "size" | "free_space" | "swap" => match parse_size(&value) {
                 Ok(bytes) => {
                     match k {
@@ -341,7 +348,7 @@ fn read_scalars(
                         "free_space" => host.free_space = Some(bytes),
                         _ => host.swap = Some(bytes),
                     }
-                    host.written.insert(k.to_string(), value);
+                    host.written.insert(k.to_string(), value.into_owned());
                 }
                 Err(e) => ctx.report(
                     Diagnostic::new(Code::BadSize, Some(span), format!("{what}: {e}"))
@@ -349,19 +356,19 @@ fn read_scalars(
                 ),
             },
             "vcpus" => match parse_u32(&value) {
-                Ok(0) => ctx.bad(Code::BadValue, span, &what, "a host needs at least one CPU".into()),
+                Ok(0) => ctx.bad(Code::BadValue, span, what, "a host needs at least one CPU".into()),
                 Ok(n) => host.vcpus = n,
-                Err(e) => ctx.bad(Code::BadNumber, span, &what, e),
+                Err(e) => ctx.bad(Code::BadNumber, span, what, e),
             },
             "boot_order" => match parse_u32(&value) {
                 Ok(n) => host.boot_order = n,
-                Err(e) => ctx.bad(Code::BadNumber, span, &what, e),
+                Err(e) => ctx.bad(Code::BadNumber, span, what, e),
             },
             "lvm" => match parse_bool(&value) {
                 Ok(b) => host.lvm = b,
-                Err(e) => ctx.bad(Code::BadValue, span, &what, e),
+                Err(e) => ctx.bad(Code::BadValue, span, what, e),
             },
-            "term" => match value.as_str() {
+            "term" => match &*value {
                 "screen" => host.term = Some(Term::Screen),
                 "xterm" => host.term = Some(Term::Xterm),
                 "none" => host.term = Some(Term::None),
@@ -372,39 +379,44 @@ fn read_scalars(
             },
             "nameserver" => match parse_ip(&value) {
                 Ok(a) => host.nameserver = Some(a),
-                Err(e) => ctx.bad(Code::BadAddress, span, &what, e),
+                Err(e) => ctx.bad(Code::BadAddress, span, what, e),
             },
-            "template" => host.template = Some(value),
-            "lvm_vg" => host.lvm_vg = Some(value),
-            "lvm_snapshot" => host.lvm_snapshot = Some(value),
-            "filepath" => host.filepath = Some(value),
-            "cow_filesystem" => host.cow_filesystem = Some(value),
-            "kernel" => host.kernel = Some(value),
-            "ramdisk" => host.ramdisk = Some(value),
-            "extra" => host.extra = Some(value),
-            "root_passwd" => host.root_passwd = Some(value),
+            "template" => host.template = Some(value.into_owned()),
+            "lvm_vg" => host.lvm_vg = Some(value.into_owned()),
+            "lvm_snapshot" => host.lvm_snapshot = Some(value.into_owned()),
+            "filepath" => host.filepath = Some(value.into_owned()),
+            "cow_filesystem" => host.cow_filesystem = Some(value.into_owned()),
+            "kernel" => host.kernel = Some(value.into_owned()),
+            "ramdisk" => host.ramdisk = Some(value.into_owned()),
+            "extra" => host.extra = Some(value.into_owned()),
+            "root_passwd" => host.root_passwd = Some(value.into_owned()),
             _ => {
-                origin.keywords.remove(k);
-                origin.keywords.insert(s.keyword.node.clone(), span);
-                host.unknown.insert(s.keyword.node.clone(), value);
+                host.unknown
+                    .insert(s.keyword.node.clone(), value.into_owned());
             }
         }
     }
 }
 
 fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, merged: &Merged<'_>, host: &mut Host) {
-    for list in HOST_LISTS {
-        let Some(layers) = merged.lists.get(list) else {
+    for (list, layers) in HOST_LISTS.iter().zip(&merged.lists) {
+        if layers.is_empty() {
             continue;
-        };
+        }
         // Superclass lines first, duplicates (after expansion) dropped.
         let quiet = *list == "users";
-        let mut seen = HashSet::new();
-        let mut lines: Vec<(String, Span)> = Vec::new();
+        let total: usize = layers.iter().map(Vec::len).sum();
+        // Short lists (nearly all) are checked for repeats by a scan.
+        let mut seen: Option<HashSet<String>> = (total > 32).then(HashSet::new);
+        let mut lines: Vec<(String, Span)> = Vec::with_capacity(total);
         for layer in layers.iter().rev() {
             for l in layer {
                 let text = ctx.expand(scope, l, quiet);
-                if seen.insert(text.clone()) {
+                let repeated = match &mut seen {
+                    Some(set) => !set.insert(text.clone()),
+                    None => lines.iter().any(|(t, _)| *t == text),
+                };
+                if !repeated {
                     lines.push((text, l.span));
                 }
             }
@@ -516,44 +528,39 @@ fn read_interfaces(
                 .map_or(acc.block.name.span, |l| l.span),
             keywords: BTreeMap::new(),
         };
-        let mut keys: Vec<&str> = acc.statements.keys().copied().collect();
-        keys.sort();
-        for k in keys {
-            let Some(s) = acc.statements.get(k) else {
-                continue;
-            };
+        for (&k, s) in &acc.statements {
             let span = value_span(s);
             o.keywords.insert(k.to_string(), span);
-            let value = match &s.value {
-                Some(v) => ctx.expand(scope, v, false),
-                None => "1".to_string(),
+            let value: Cow<'_, str> = match &s.value {
+                Some(v) => ctx.expand_cow(scope, v, false),
+                None => Cow::Borrowed("1"),
             };
-            let what = format!("`{k}` of {name}");
+            let what = What(k, Some(name));
             match k {
-                "switch" => iface.switch = Some(value),
-                "bridge" => iface.bridge = Some(value),
+                "switch" => iface.switch = Some(value.into_owned()),
+                "bridge" => iface.bridge = Some(value.into_owned()),
                 "address" => match parse_address(&value) {
                     Ok(a) => iface.address = Some(a),
-                    Err(e) => ctx.bad(Code::BadAddress, span, &what, e),
+                    Err(e) => ctx.bad(Code::BadAddress, span, what, e),
                 },
                 "netmask" => match parse_netmask(&value) {
                     Ok(a) => iface.netmask = Some(a),
-                    Err(e) => ctx.bad(Code::BadNetmask, span, &what, e),
+                    Err(e) => ctx.bad(Code::BadNetmask, span, what, e),
                 },
                 "broadcast" => match parse_ip(&value) {
                     Ok(a) => iface.broadcast = Some(a),
-                    Err(e) => ctx.bad(Code::BadAddress, span, &what, e),
+                    Err(e) => ctx.bad(Code::BadAddress, span, what, e),
                 },
                 "gateway" => match parse_ip(&value) {
                     Ok(a) => iface.gateway = Some(a),
-                    Err(e) => ctx.bad(Code::BadAddress, span, &what, e),
+                    Err(e) => ctx.bad(Code::BadAddress, span, what, e),
                 },
                 "mac" => match parse_mac(&value) {
                     Ok(m) => iface.mac = Some(m),
-                    Err(e) => ctx.bad(Code::BadMac, span, &what, e),
+                    Err(e) => ctx.bad(Code::BadMac, span, what, e),
                 },
                 other => {
-                    iface.unknown.insert(other.to_string(), value);
+                    iface.unknown.insert(other.to_string(), value.into_owned());
                 }
             }
         }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::diag::{Code, Diagnostic};
 use crate::source::Spanned;
-use crate::syntax::{Block, Item};
+use crate::syntax::Item;
 
 use super::collect::Collected;
 use super::values::closest;
@@ -13,7 +13,8 @@ use super::Ctx;
 
 /// One superclass: its blocks, the parent it names, its variables.
 pub(crate) struct Superclass<'a> {
-    pub blocks: &'a [&'a Block],
+    /// The items of all its blocks, in order.
+    pub items: Vec<&'a Item>,
     pub parent: Option<&'a Spanned<String>>,
     pub variables: BTreeMap<String, String>,
 }
@@ -49,14 +50,15 @@ impl<'a> Superclasses<'a> {
         let mut by_name = HashMap::new();
         let mut order = Vec::new();
         for (name, blocks) in &collected.superclasses {
-            let items = || blocks.iter().flat_map(|b| b.items.iter());
-            let parent = superclass_of(items().collect::<Vec<_>>().into_iter());
+            let items: Vec<&Item> = blocks.iter().flat_map(|b| b.items.iter()).collect();
+            let parent = superclass_of(items.iter().copied());
+            let variables = variables_of(items.iter().copied());
             by_name.insert(
                 name.as_str(),
                 Superclass {
-                    blocks: blocks.as_slice(),
+                    items,
                     parent,
-                    variables: variables_of(items()),
+                    variables,
                 },
             );
             order.push(name.as_str());
@@ -69,6 +71,11 @@ impl<'a> Superclasses<'a> {
         }
         supers.report_cycles(ctx, &order);
         supers
+    }
+
+    /// How many superclasses there are.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
     }
 
     /// E0005 unless `reference` names a superclass; true when it does.
@@ -93,14 +100,26 @@ impl<'a> Superclasses<'a> {
     /// unknown name or a name already in the chain (both reported
     /// elsewhere).
     pub fn chain(&self, first: &str) -> Vec<(&str, &Superclass<'a>)> {
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
+        let mut out: Vec<(&str, &Superclass<'a>)> = Vec::new();
+        // Short chains (all real ones) are checked for repeats by a scan;
+        // long ones switch to a set.
+        let mut seen: Option<HashSet<&str>> = None;
         let mut next = Some(first);
         while let Some(name) = next {
             let Some((&key, s)) = self.by_name.get_key_value(name) else {
                 break;
             };
-            if !seen.insert(key) {
+            let repeated = match &mut seen {
+                Some(set) => !set.insert(key),
+                None if out.len() < 32 => out.iter().any(|(n, _)| *n == key),
+                None => {
+                    let mut set: HashSet<&str> = out.iter().map(|(n, _)| *n).collect();
+                    let repeated = !set.insert(key);
+                    seen = Some(set);
+                    repeated
+                }
+            };
+            if repeated {
                 break;
             }
             out.push((key, s));

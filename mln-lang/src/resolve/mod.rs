@@ -146,15 +146,19 @@ pub fn resolve(ast: &Ast, sources: &SourceMap) -> Result<Resolved, Diagnostics> 
         origins.switches.insert(name.clone(), origin);
         project.switches.push(switch);
     }
+    let index: std::collections::HashMap<String, usize> = project
+        .switches
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), i))
+        .collect();
     for h in &project.hosts {
         for i in &h.interfaces {
-            if let Some(sw) = &i.switch {
-                if let Some(s) = project.switches.iter_mut().find(|s| &s.name == sw) {
-                    s.members.push(SwitchPort {
-                        host: h.name.clone(),
-                        interface: i.name.clone(),
-                    });
-                }
+            if let Some(&s) = i.switch.as_ref().and_then(|sw| index.get(sw)) {
+                project.switches[s].members.push(SwitchPort {
+                    host: h.name.clone(),
+                    interface: i.name.clone(),
+                });
             }
         }
     }
@@ -171,6 +175,19 @@ pub fn resolve(ast: &Ast, sources: &SourceMap) -> Result<Resolved, Diagnostics> 
         origins,
         warnings,
     })
+}
+
+/// The subject of a diagnostic about a value, formatted only when one is
+/// reported: `` `memory` `` or `` `address` of eth0 ``.
+pub(crate) struct What<'a>(pub &'a str, pub Option<&'a str>);
+
+impl std::fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            Some(of) => write!(f, "`{}` of {of}", self.0),
+            None => write!(f, "`{}`", self.0),
+        }
+    }
 }
 
 /// What every step of resolution shares: the sources, for precise spans,
@@ -199,7 +216,13 @@ impl<'s> Ctx<'s> {
     }
 
     /// A value failed to read: `code` at the value's span.
-    pub(crate) fn bad(&mut self, code: Code, span: Span, what: &str, reason: String) {
+    pub(crate) fn bad(
+        &mut self,
+        code: Code,
+        span: Span,
+        what: impl std::fmt::Display,
+        reason: String,
+    ) {
         self.report(Diagnostic::new(
             code,
             Some(span),
@@ -243,6 +266,16 @@ impl<'s> Ctx<'s> {
         value: &Spanned<String>,
         quiet: bool,
     ) -> String {
+        self.expand_cow(scope, value, quiet).into_owned()
+    }
+
+    /// [`Ctx::expand`], borrowing the value when it has no variable.
+    pub(crate) fn expand_cow<'v>(
+        &mut self,
+        scope: &vars::Scope<'_>,
+        value: &'v Spanned<String>,
+        quiet: bool,
+    ) -> std::borrow::Cow<'v, str> {
         let e = scope.expand(&value.node);
         if !quiet {
             for (name, range) in &e.undefined {

@@ -1,5 +1,6 @@
 //! Variable expansion: `$name` and `$[name]`, looked up nearest first.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Longest text one value may expand to; beyond it expansion stops (a
@@ -22,14 +23,23 @@ pub(crate) struct Scope<'a> {
 
 /// The result of expanding one value.
 #[derive(Debug, Default)]
-pub(crate) struct Expansion {
-    /// The expanded text, whitespace runs collapsed like the parser does.
-    pub text: String,
+pub(crate) struct Expansion<'t> {
+    /// The expanded text, whitespace runs collapsed like the parser does
+    /// (borrowed when there was nothing to expand).
+    pub text: Cow<'t, str>,
     /// Undefined variables left as written: name and byte range in the
     /// original (unexpanded) text.
     pub undefined: Vec<(String, std::ops::Range<usize>)>,
     /// True when expansion stopped at [`MAX_EXPANDED_LEN`].
     pub too_long: bool,
+}
+
+/// Expansion in progress.
+#[derive(Default)]
+struct Buffer {
+    text: String,
+    undefined: Vec<(String, std::ops::Range<usize>)>,
+    too_long: bool,
 }
 
 impl Scope<'_> {
@@ -46,22 +56,28 @@ impl Scope<'_> {
     }
 
     /// Expand every variable in `text`.
-    pub fn expand(&self, text: &str) -> Expansion {
+    pub fn expand<'t>(&self, text: &'t str) -> Expansion<'t> {
         if !text.contains('$') {
             return Expansion {
-                text: text.to_string(),
+                text: Cow::Borrowed(text),
                 ..Expansion::default()
             };
         }
-        let mut out = Expansion::default();
-        self.expand_into(text, 0, &mut out, true);
-        if out.text.contains(char::is_whitespace) {
-            out.text = out.text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut buf = Buffer::default();
+        self.expand_into(text, 0, &mut buf, true);
+        let text = if buf.text.contains(char::is_whitespace) {
+            buf.text.split_whitespace().collect::<Vec<_>>().join(" ")
+        } else {
+            buf.text
+        };
+        Expansion {
+            text: Cow::Owned(text),
+            undefined: buf.undefined,
+            too_long: buf.too_long,
         }
-        out
     }
 
-    fn expand_into(&self, text: &str, depth: usize, out: &mut Expansion, top: bool) {
+    fn expand_into(&self, text: &str, depth: usize, out: &mut Buffer, top: bool) {
         let mut rest = text;
         let mut offset = 0;
         while let Some(pos) = rest.find('$') {
