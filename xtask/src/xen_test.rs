@@ -383,3 +383,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_take_a_timeout_and_pass_test_arguments_on() {
+        let args: Vec<String> = ["--timeout", "60", "--", "reboot", "--exact"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let o = parse_args(&args).unwrap();
+        assert_eq!(o.timeout, Duration::from_secs(60));
+        assert_eq!(o.test_args, ["reboot", "--exact"]);
+        assert!(parse_args(&["--timeout".to_string()]).is_err());
+        assert!(parse_args(&["--bogus".to_string()]).is_err());
+    }
+
+    #[test]
+    fn test_output_is_what_dom0_printed_between_the_markers() {
+        let log = "(XEN) boot\r\nMLN-XEN-TEST-START\r\ntest a ... ok\r\nMLN-XEN-TEST-EXIT rc=0\r\npower off";
+        assert_eq!(test_output(log).trim(), "test a ... ok");
+    }
+}
