@@ -545,7 +545,9 @@ impl Hypervisor for XenHypervisor {
     }
 
     /// `libxl_domain_create_restore` from `path`, then unpause: the guest
-    /// carries on from where it was saved.
+    /// carries on from where it was saved. A file that does not start with
+    /// libxl's stream ident is refused with [`Error::Backend`] before libxl
+    /// reads it (libxl 4.17 crashes the process on such input).
     fn restore(&self, spec: &DomainSpec, path: &Path) -> Result<DomainInfo> {
         let name = spec.name.as_str();
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
@@ -597,6 +599,8 @@ impl Hypervisor for XenHypervisor {
 
     /// `libxl_domain_create_restore` from `stream` under the name
     /// `NAME--incoming`, renamed to `NAME` once complete, then unpaused.
+    /// On a socket the stream's ident is checked first (peeked, not
+    /// consumed), as for [`Hypervisor::restore`]; a pipe cannot be peeked.
     fn migrate_receive(&self, spec: &DomainSpec, stream: BorrowedFd<'_>) -> Result<DomainInfo> {
         let name = spec.name.as_str();
         let incoming = format!("{name}--incoming");
