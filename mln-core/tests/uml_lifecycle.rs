@@ -299,3 +299,48 @@ fn guest_that_powers_itself_off_is_reported_shut_down() {
     g.uml.start("quitter").unwrap();
     wait_state(&g, DomainState::Shutdown);
 }
+
+/// Run only as a child of `guests_outlive_the_process_that_started_them`:
+/// start a guest in the folder `MLN_TEST_UML_DIR` names, then wait to be
+/// killed.
+#[test]
+#[ignore = "helper process for guests_outlive_the_process_that_started_them"]
+fn helper_start_guest_then_hang() {
+    let Ok(dir) = std::env::var("MLN_TEST_UML_DIR") else {
+        return;
+    };
+    let uml = Uml::new(&dir).unwrap();
+    uml.start("orphan").unwrap();
+    println!("MLN-HELPER-STARTED");
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn guests_outlive_the_process_that_started_them() {
+    let g = guest("orphan", &[]);
+    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "helper_start_guest_then_hang",
+            "--nocapture",
+        ])
+        .env("MLN_TEST_UML_DIR", g.uml.state_dir())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_state(&g, DomainState::Running);
+    let pid = g.uml.info("orphan").unwrap().id;
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    // The guest runs on, and this process (a "later" one) still controls it.
+    let info = g.uml.info("orphan").unwrap();
+    assert_eq!((info.state, info.id), (DomainState::Running, pid));
+    wait_booted(&g);
+    g.uml.pause("orphan").unwrap();
+    g.uml.resume("orphan").unwrap();
+    g.uml.shutdown("orphan", Duration::from_secs(30)).unwrap();
+    assert!(!process_exists(pid));
+}

@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use mln_core::disk::{CowFormat, Overlay};
-use mln_core::guest::{GuestConfig, GuestInterface, GuestUser, HostsEntry};
+use mln_core::guest::{
+    GuestConfig, GuestFile, GuestInterface, GuestUser, HostsEntry, InterfaceAddress,
+};
 use mln_core::net::{Switch, SwitchSpec, VdeSwitch};
 use mln_core::template::{BusyboxSource, BusyboxTemplate, Template};
 use mln_core::uml::{self, Uml};
@@ -36,7 +38,8 @@ struct Lab {
     switches: Vec<VdeSwitch>,
 }
 
-/// One interface of a lab host: name, switch, address/prefix, gateway.
+/// One interface of a lab host: name, switch, address/prefix (or `dhcp`),
+/// gateway.
 struct Nic<'a> {
     name: &'a str,
     switch: &'a str,
@@ -78,9 +81,17 @@ impl Lab {
         let mut interfaces = Vec::new();
         for nic in nics {
             let mac = MacAddr::derived(&format!("lab/{name}/{}", nic.name));
-            let (addr, prefix) = nic.address.split_once('/').unwrap();
-            let mut iface =
-                GuestInterface::fixed(nic.name, addr.parse().unwrap(), prefix.parse().unwrap());
+            let mut iface = match nic.address.split_once('/') {
+                Some((addr, prefix)) => {
+                    GuestInterface::fixed(nic.name, addr.parse().unwrap(), prefix.parse().unwrap())
+                }
+                None => GuestInterface {
+                    name: nic.name.into(),
+                    mac: None,
+                    address: InterfaceAddress::Dhcp,
+                    gateway: None,
+                },
+            };
             iface.mac = Some(mac);
             iface.gateway = nic.gateway.map(|g| g.parse().unwrap());
             cfg.interfaces.push(iface);
@@ -342,4 +353,57 @@ fn lab_project_alice_pings_bob_through_the_router() {
             String::from_utf8_lossy(&cmd)
         );
     }
+}
+
+/// A guest with `address dhcp` gets its address, route and resolver from a
+/// DHCP server guest whose configuration file arrives through `files`.
+#[test]
+fn dhcp_guest_gets_its_address_from_a_dhcp_server_guest() {
+    let mut lab = Lab::new(&["lan"]);
+    let conf = lab.dir.path().join("udhcpd.conf");
+    std::fs::write(
+        &conf,
+        "start 10.1.0.100\nend 10.1.0.110\ninterface eth0\n\
+         lease_file /tmp/udhcpd.leases\noption subnet 255.255.255.0\n\
+         option router 10.1.0.1\noption dns 10.1.0.1\n",
+    )
+    .unwrap();
+    let mut server = GuestConfig::new("server");
+    server.files.push(GuestFile {
+        source: conf,
+        dest: "/etc/dhcp/udhcpd.conf".into(),
+        mode: Some(0o600),
+    });
+    server.startup = vec![
+        "touch /tmp/udhcpd.leases".into(),
+        "stat -c 'MLN-MODE %a' /etc/dhcp/udhcpd.conf".into(),
+        "udhcpd /etc/dhcp/udhcpd.conf".into(),
+    ];
+    let nic = |address, gateway| Nic {
+        name: "eth0",
+        switch: "lan",
+        address,
+        gateway,
+    };
+    lab.host("server", &[nic("10.1.0.1/24", None)], server);
+    let mut client = GuestConfig::new("client");
+    client.startup = vec![
+        "for i in $(seq 100); do ip -4 addr show eth0 | grep -q 'inet 10.1.0.1[01][0-9]*/24' && break; sleep 0.2; done".into(),
+        "echo MLN-DHCP $(ip -4 -o addr show eth0 | grep -o 'inet [0-9./]*')".into(),
+        "ip route | grep -q 'default via 10.1.0.1' && echo MLN-DHCP-ROUTE".into(),
+        "grep -q 'nameserver 10.1.0.1' /etc/resolv.conf && echo MLN-DHCP-DNS".into(),
+    ];
+    lab.host("client", &[nic("dhcp", None)], client);
+    lab.start_all();
+    let log = lab.wait_for_log("server", "mln: boot finished");
+    assert!(log.contains("MLN-MODE 600"), "server:\n{log}");
+    let log = lab.wait_for_log("client", "mln: boot finished");
+    let slog = std::fs::read_to_string(lab.uml.console_log("server").unwrap()).unwrap();
+    assert!(
+        log.contains("MLN-DHCP inet 10.1.0.1"),
+        "client:\n{log}\nserver:\n{slog}"
+    );
+    assert!(log.contains("MLN-DHCP-ROUTE"), "client:\n{log}");
+    assert!(log.contains("MLN-DHCP-DNS"), "client:\n{log}");
+    lab.stop_all();
 }

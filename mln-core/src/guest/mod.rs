@@ -293,7 +293,10 @@ impl GuestConfig {
                     );
                 }
                 InterfaceAddress::Dhcp => {
-                    let _ = writeln!(s, "udhcpc -b -t 5 -i {dev} >/dev/null 2>&1");
+                    let _ = writeln!(
+                        s,
+                        "udhcpc -b -t 5 -s /run/mln/udhcpc.script -i {dev} >/dev/null 2>&1"
+                    );
                 }
                 InterfaceAddress::Unconfigured => {}
             }
@@ -359,7 +362,7 @@ impl GuestConfig {
 
     /// Write the configuration disk for this guest to `path`: a tar archive
     /// (padded to whole 4 KiB blocks) holding `apply`, `startup`, `shutdown`,
-    /// `hosts`, `resolv.conf` and `files/N` for every file. Attach it
+    /// `hosts`, `resolv.conf`, `udhcpc.script` and `files/N` for every file. Attach it
     /// read-only as the guest's second disk, or name it with the kernel
     /// argument `mln.config=DEVICE`.
     pub fn write_disk(&self, path: &Path) -> Result<()> {
@@ -373,6 +376,7 @@ impl GuestConfig {
             let _ = writeln!(resolv, "nameserver {ns}");
         }
         archive.add("resolv.conf", 0o644, resolv.as_bytes());
+        archive.add("udhcpc.script", 0o755, UDHCPC_SCRIPT.as_bytes());
         archive.dir("files", 0o755);
         for (i, f) in self.files.iter().enumerate() {
             let data = std::fs::read(&f.source).map_err(|e| Error::io(&f.source, e))?;
@@ -382,6 +386,13 @@ impl GuestConfig {
         crate::uml::process::write_atomic(path, &bytes)
     }
 }
+
+/// busybox `udhcpc`'s event script, shipped on the configuration disk so
+/// that DHCP works whatever default script path the guest's busybox has.
+const UDHCPC_SCRIPT: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../templates/guest/udhcpc.script"
+));
 
 /// Shell helpers the generated script uses: plain edits of the account
 /// files, so any template with a POSIX shell, `grep` and `cp` works.
@@ -505,7 +516,7 @@ mod tests {
         assert!(s.contains("ip route add default via '10.0.0.254' dev 'eth0'"));
         assert!(s.contains("mln_user 'alice' 1000 '/home/alice' '$6$salt$it'\\''s'"));
         assert!(s.contains("mln_member 'staff' 'alice'"));
-        assert!(s.contains("udhcpc -b -t 5 -i 'eth1'"));
+        assert!(s.contains("udhcpc -b -t 5 -s /run/mln/udhcpc.script -i 'eth1'"));
     }
 
     #[test]

@@ -40,10 +40,6 @@ const RC_HALT: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../templates/busybox/rc.halt"
 ));
-const UDHCPC_SCRIPT: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../templates/busybox/udhcpc.script"
-));
 
 /// A built template: an ext4 image and the kernel arguments that boot it as
 /// the first disk.
@@ -152,8 +148,8 @@ impl BusyboxTemplate {
             h.feed(&buf[..n]);
         }
         // The recipe's own version: bump when `stage` or `make_ext4` change.
-        h.feed(b"recipe 2");
-        for part in [INITTAB, RC_BOOT, RC_HALT, UDHCPC_SCRIPT] {
+        h.feed(b"recipe 3");
+        for part in [INITTAB, RC_BOOT, RC_HALT] {
             h.feed(part.as_bytes());
         }
         h.feed(&self.size.to_le_bytes());
@@ -199,21 +195,8 @@ impl BusyboxTemplate {
     fn stage(&self, root: &Path) -> Result<()> {
         let _ = fs::remove_dir_all(root);
         for d in [
-            "bin",
-            "sbin",
-            "usr/bin",
-            "usr/sbin",
-            "etc/mln",
-            "proc",
-            "sys",
-            "dev",
-            "run",
-            "tmp",
-            "root",
-            "home",
-            "mnt",
-            "var/log",
-            "usr/share/udhcpc",
+            "bin", "sbin", "usr/bin", "usr/sbin", "etc/mln", "proc", "sys", "dev", "run", "tmp",
+            "root", "home", "mnt", "var/log",
         ] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
@@ -244,11 +227,10 @@ impl BusyboxTemplate {
         let init = root.join("sbin/init");
         let _ = fs::remove_file(&init);
         symlink("/bin/busybox", &init).map_err(|e| Error::io(&init, e))?;
-        let files: [(&str, &str, u32); 12] = [
+        let files: [(&str, &str, u32); 11] = [
             ("etc/inittab", INITTAB, 0o644),
             ("etc/mln/rc.boot", RC_BOOT, 0o755),
             ("etc/mln/rc.halt", RC_HALT, 0o755),
-            ("usr/share/udhcpc/default.script", UDHCPC_SCRIPT, 0o755),
             ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644),
             ("etc/shadow", "root:*:19000:0:99999:7:::\n", 0o600),
             ("etc/group", "root:x:0:\n", 0o644),
