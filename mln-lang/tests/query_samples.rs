@@ -59,7 +59,12 @@ fn scalars_print_as_written() {
     let two = sample("two-hosts.mln");
     assert_eq!(query_scalar(&two, "/host/one/memory").unwrap(), "128M");
     assert_eq!(query_scalar(&two, "/host/one/boot_order").unwrap(), "99");
-    assert_eq!(query_scalar(&two, "/host/one/xen").unwrap(), "0");
+    // Flags answer `1` when set and nothing otherwise, as in MLN.
+    assert!(matches!(
+        query_scalar(&two, "/host/one/xen"),
+        Err(QueryError::NotFound(_))
+    ));
+    assert_eq!(query_scalar(&two, "/host/one/uml").unwrap(), "1");
     assert!(matches!(
         query_scalar(&two, "/host/one/template"),
         Err(QueryError::NotFound(_))

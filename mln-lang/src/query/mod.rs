@@ -11,7 +11,7 @@
 //! | `/global/KEY` | `project_password`, an unknown keyword, or a variable (`KEY` or `$KEY`) |
 //! | `/global/HOOK` | the lines of a hook block (`afterHostsStart`, ...) |
 //! | `/host` | host names, in order |
-//! | `/host/NAME/KEY` | a host keyword: sizes as written (`256M`), flags `1`/`0`, `superclass` the nearest one |
+//! | `/host/NAME/KEY` | a host keyword: sizes as written (`256M`), defaults where the language has one (`memory`, `vcpus`, `boot_order`), flags `1` when set and nothing otherwise, `superclass` the nearest one |
 //! | `/host/NAME/LIST` | `startup`, `users`, ... one line per item |
 //! | `/host/NAME/network` | interface names |
 //! | `/host/NAME/network/IFACE/KEY` | `switch`, `address`, `netmask`, `mac`, ... |
@@ -122,8 +122,10 @@ fn opt(v: &Option<String>) -> Option<Node> {
     v.clone().map(Node::Scalar)
 }
 
+/// A flag is `1` when set and, as in MLN, absent when not (scripts test
+/// the output for emptiness).
 fn flag(b: bool) -> Option<Node> {
-    scalar(if b { "1" } else { "0" })
+    b.then(|| Node::Scalar("1".to_string()))
 }
 
 fn global_keys(p: &Project) -> Vec<String> {
