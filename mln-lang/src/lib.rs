@@ -11,9 +11,9 @@ pub mod source;
 pub mod syntax;
 
 pub use diag::{render, Code, Diagnostic, Diagnostics, Severity};
+pub use front::{check, load, load_str, parse_file, parse_str, resolve, Checked, Parsed, Report};
 pub use print::to_mln;
 pub use query::{query_list, query_scalar, QueryError};
-pub use front::{check, load, load_str, parse_file, parse_str, resolve, Checked, Parsed, Report};
 pub use source::{FileId, SourceMap, Span, Spanned};
 
 pub mod apply;
