@@ -127,3 +127,19 @@ fn show_masks_passwords() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!stdout(&o).contains("secrethash"));
 }
+
+#[test]
+fn the_readme_example_project_is_valid() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("```\n# projects/lab.mln")
+        .expect("sample in README")
+        + 4;
+    let len = readme[start..].find("```").expect("end of sample");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("readme.mln");
+    std::fs::write(&file, &readme[start..start + len]).unwrap();
+    let o = mln(&["check", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
