@@ -216,7 +216,19 @@ impl Uml {
         if let Some(rd) = ramdisk {
             args.push(format!("initrd={}", cmdline_path(rd, "ramdisk")?));
         }
-        args.extend(cmdline.split_whitespace().map(String::from));
+        for word in cmdline.split_whitespace() {
+            // The backend finds and controls the guest through these.
+            if ["umid=", "uml_dir=", "mem="]
+                .iter()
+                .any(|p| word.starts_with(p))
+            {
+                return Err(Error::InvalidName {
+                    name: word.to_string(),
+                    reason: "the UML backend sets umid=, uml_dir= and mem= itself",
+                });
+            }
+            args.push(word.to_string());
+        }
         Ok((
             kernel.clone(),
             args.into_iter().map(OsString::from).collect(),
@@ -923,6 +935,22 @@ mod tests {
         assert!(matches!(
             uml.command_line(&spec),
             Err(Error::UnusablePath { .. })
+        ));
+    }
+
+    #[test]
+    fn command_line_words_that_would_hide_the_guest_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let uml = Uml::new(dir.path()).unwrap();
+        let mut spec = DomainSpec::new("a", 32 << 20, Boot::kernel("/usr/bin/linux.uml"));
+        spec.boot = Boot::Kernel {
+            kernel: "/usr/bin/linux.uml".into(),
+            ramdisk: None,
+            cmdline: "quiet umid=elsewhere".into(),
+        };
+        assert!(matches!(
+            uml.command_line(&spec),
+            Err(Error::InvalidName { .. })
         ));
     }
 
