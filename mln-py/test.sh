@@ -17,8 +17,24 @@ venv="${MLN_PY_VENV:-$root/target/pyenv}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/mln-py}"
 wheels="$root/target/wheels"
 
-if [ ! -x "$venv/bin/python" ]; then
-    "$python" -m venv "$venv"
+# A virtualenv with pip. Debian's python3 without python3-venv has no
+# ensurepip: make the virtualenv bare and bootstrap pip from its wheel.
+make_venv() {
+    if [ -z "${MLN_PY_BARE_VENV:-}" ] && "$python" -m venv "$venv" 2>/dev/null; then
+        return
+    fi
+    rm -rf "$venv"
+    "$python" -m venv --without-pip "$venv"
+    local tmp
+    tmp="$(mktemp -d)"
+    "$python" -m pip download --quiet --disable-pip-version-check --no-deps \
+        --dest "$tmp" pip
+    local wheel=("$tmp"/pip-*.whl)
+    "$venv/bin/python" "${wheel[0]}/pip" install --quiet --no-index "${wheel[0]}"
+    rm -rf "$tmp"
+}
+if [ ! -x "$venv/bin/pip" ]; then
+    make_venv
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check \
     'maturin>=1.9.4,<2' pytest mypy
