@@ -278,3 +278,11 @@ fn json_field_names_are_stable() {
     let back: Project = serde_json::from_value(v).unwrap();
     assert_eq!(back, p);
 }
+
+#[test]
+fn json_hosts_need_only_a_name() {
+    let h: mln_lang::model::Host = serde_json::from_str(r#"{"name": "a"}"#).unwrap();
+    assert_eq!(h, mln_lang::model::Host::new("a"));
+    let p: Project = serde_json::from_str(r#"{"name": "p", "hosts": [{"name": "a"}]}"#).unwrap();
+    assert_eq!(p.hosts.len(), 1);
+}

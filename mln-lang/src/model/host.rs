@@ -18,6 +18,9 @@ pub const DEFAULT_BOOT_ORDER: u32 = 99;
 
 /// One virtual machine, with everything it inherits from its superclasses
 /// already merged in and every variable expanded.
+///
+/// When read from JSON, only `name` is required; every other field takes
+/// its default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Host {
     /// The host's name (also its guest hostname).
@@ -34,8 +37,10 @@ pub struct Host {
     #[serde(default)]
     pub service_host: Option<String>,
     /// RAM in bytes (default [`DEFAULT_MEMORY`]).
+    #[serde(default = "default_memory")]
     pub memory: u64,
     /// `vcpus` / `cpus` (default [`DEFAULT_VCPUS`]).
+    #[serde(default = "default_vcpus")]
     pub vcpus: u32,
     /// `template`: the filesystem template the root disk is made from;
     /// `None` for the site default.
@@ -77,6 +82,7 @@ pub struct Host {
     pub extra: Option<String>,
     /// `boot_order`: start order in the project, low first (default
     /// [`DEFAULT_BOOT_ORDER`]).
+    #[serde(default = "default_boot_order")]
     pub boot_order: u32,
     /// `term`: the console; `None` when not given (no console).
     #[serde(default)]
@@ -136,6 +142,18 @@ pub struct Host {
     /// the superclass's block of the same name and label key by key.
     #[serde(default)]
     pub blocks: Vec<GenericBlock>,
+}
+
+fn default_memory() -> u64 {
+    DEFAULT_MEMORY
+}
+
+fn default_vcpus() -> u32 {
+    DEFAULT_VCPUS
+}
+
+fn default_boot_order() -> u32 {
+    DEFAULT_BOOT_ORDER
 }
 
 impl Host {
