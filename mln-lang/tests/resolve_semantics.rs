@@ -255,6 +255,21 @@ fn origins_point_at_where_values_were_written() {
     assert_eq!(sources.text(r.origins.switches["lan"].name), "lan");
     assert_eq!(sources.text(r.origins.superclasses["s"].name), "s");
     assert_eq!(sources.text(r.origins.project.unwrap()), "t");
+
+    // Aliases are recorded under the keyword they stand for.
+    let text = "global { project t }\nhost a { location srv; cpus 2 }\n";
+    let mut sources = SourceMap::new();
+    let ast = parse_source(
+        &mut sources,
+        Path::new("t.mln"),
+        text.as_bytes(),
+        &Limits::default(),
+    )
+    .unwrap();
+    let r = resolve(&ast, &sources).unwrap();
+    let k = &r.origins.hosts["a"].keywords;
+    assert_eq!(sources.text(k["service_host"]), "srv");
+    assert_eq!(sources.text(k["vcpus"]), "2");
 }
 
 #[test]

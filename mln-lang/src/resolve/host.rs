@@ -336,7 +336,7 @@ fn read_scalars(
             Some(v) => ctx.expand_cow(scope, v, k == "root_passwd"),
             None => Cow::Borrowed("1"),
         };
-        origin.keywords.insert(s.keyword.node.clone(), span);
+        origin.keywords.insert(k.to_string(), span);
         let what = What(&s.keyword.node, None);
         match k {
             "service_host" => host.service_host = Some(value.into_owned()),
