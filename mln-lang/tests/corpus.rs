@@ -324,3 +324,4 @@ snapshot!(render_error_in_included_file, "include-error-inside.mln");
 snapshot!(render_unsafe_names_from_autoenum, "unsafe-autoenum-prefix.mln");
 snapshot!(render_over_capacity_together, "over-capacity-together.mln");
 snapshot!(render_undefined_variable, "undefined-variable.mln");
+snapshot!(render_address_shared_by_generated_hosts, "duplicate-address-inherited.mln");

@@ -71,16 +71,38 @@ fn duplicate_addresses(switch: &str, ports: &[Port], origins: &Origins, out: &mu
                 first.insert(port.addr, port);
             }
             Some(earlier) => {
+                let span = port.span(origins);
+                let earlier_span = earlier.span(origins);
+                if span == earlier_span {
+                    // One `address` line inherited by several hosts (a
+                    // superclass, autoenum without `address auto`).
+                    out.push(
+                        Diagnostic::new(
+                            Code::DuplicateAddress,
+                            span,
+                            format!(
+                                "hosts `{}` and `{}` both get address {} on switch `{switch}` \
+                                 from this line",
+                                earlier.host, port.host, port.addr
+                            ),
+                        )
+                        .with_help(
+                            "every host that inherits this address shares it: give each host \
+                             its own (with autoenum, `address auto`)",
+                        ),
+                    );
+                    continue;
+                }
                 let mut d = Diagnostic::new(
                     Code::DuplicateAddress,
-                    port.span(origins),
+                    span,
                     format!(
                         "address {} of host `{}` {} is already used on switch `{switch}`",
                         port.addr, port.host, port.iface
                     ),
                 )
                 .with_help("give each interface on a switch its own address");
-                if let Some(span) = earlier.span(origins) {
+                if let Some(span) = earlier_span {
                     d = d.with_label(
                         span,
                         format!("used by host `{}` {} here", earlier.host, earlier.iface),

@@ -292,6 +292,37 @@ fn one_address_twice_on_one_switch_is_an_error_but_not_across_switches() {
 }
 
 #[test]
+fn one_inherited_address_shared_by_many_hosts_is_one_error_without_a_label() {
+    let m = Some("255.255.255.0");
+    let p = project(
+        (1..=4)
+            .map(|i| {
+                host(
+                    &format!("node{i}"),
+                    vec![iface("eth0", "lan", Some("10.0.0.1"), m)],
+                )
+            })
+            .collect(),
+        &["lan"],
+    );
+    let mut o = origins(&p);
+    for h in o.hosts.values_mut() {
+        let i = h.interfaces.get_mut("eth0").unwrap();
+        i.keywords.insert("address".into(), span(9));
+    }
+    let diags = check_project(&p, &o);
+    let d: Vec<_> = diags.iter().collect();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].code, Code::DuplicateAddress);
+    assert_eq!(
+        d[0].message,
+        "hosts `node1` and `node2` both get address 10.0.0.1 on switch `lan` from this line \
+         (and 2 more like it)"
+    );
+    assert!(d[0].labels.is_empty());
+}
+
+#[test]
 fn dhcp_interfaces_share_no_address() {
     let mut a = iface("eth0", "lan", None, None);
     a.address = Some(Address::Dhcp);
