@@ -14,7 +14,9 @@
 //!
 //! [`run`] is the whole verb (lock, load, observe, plan, apply, record) for
 //! the command line: `mln build/up/start/stop/upgrade/remove` are
-//! [`run`] with a [`crate::plan::Goal`]; `mln status` is [`status`].
+//! [`run`] with a [`crate::plan::Goal`]; `mln status` is [`status`];
+//! `mln upgrade` without `--yes` uses a [`Session`] to show the plan and
+//! apply that same plan under one lock.
 
 mod backends;
 mod executor;
@@ -29,7 +31,7 @@ pub use backends::Backends;
 pub use executor::{Executor, Failure, Report};
 pub use local::LocalBackends;
 pub use session::{
-    observe, run, run_desired, status, HostStatus, Outcome, ProjectStatus, RunOptions,
+    observe, run, run_desired, status, HostStatus, Outcome, ProjectStatus, RunOptions, Session,
     SwitchStatusLine,
 };
 

@@ -10,7 +10,7 @@ use crate::plan::{
     plan, DesiredProject, Goal, Observed, ObservedDomain, ObservedSwitch, Plan, PlanOptions,
     Platform,
 };
-use crate::state::{State, StateStore};
+use crate::state::{ProjectLock, State, StateStore};
 
 /// Ask every backend the project uses what runs: domains named
 /// `PROJECT.HOST` and the project's switches, on every service host the
@@ -143,46 +143,146 @@ pub fn run_desired(
     options: &RunOptions,
     progress: &dyn Progress,
 ) -> Result<Outcome, ApplyError> {
-    let lock = if options.wait_for_lock {
-        store.lock_wait()?
-    } else {
-        store.lock()?
-    };
-    let recorded = store.load()?;
-    let desired: DesiredProject =
-        match (desired, recorded.as_ref().and_then(|r| r.desired.as_ref())) {
-            (Some(d), _) => d.clone(),
-            (None, Some(d)) => d.clone(),
-            (None, None) => return Err(ApplyError::NoProject(store.project().to_string())),
-        };
-    let observed = observe(backends, &desired.name, Some(&desired), recorded.as_ref())?;
-    let plan_options = PlanOptions {
-        goal: options.goal,
-        hosts: options.hosts.clone(),
-    };
-    let plan = plan(&desired, recorded.as_ref(), &observed, &plan_options);
+    let mut session = Session::open(store, backends, options.wait_for_lock)?;
+    let desired = session.desired(desired)?;
+    let plan = session.plan(
+        &desired,
+        &PlanOptions {
+            goal: options.goal,
+            hosts: options.hosts.clone(),
+        },
+    )?;
     if options.dry_run {
         return Ok(Outcome { plan, report: None });
     }
-    let mut state = recorded.unwrap_or_else(|| State::new(&desired.name));
-    if model.is_some() {
-        state.model = model;
-    }
-    let report = Executor::new(backends, &store, &lock)
-        .parallelism(options.parallelism)
-        .progress(progress)
-        .apply(&plan, &desired, state)?;
-    if options.goal == Goal::Remove
-        && options.hosts.is_none()
-        && report.is_success()
-        && report.state.is_empty()
-    {
-        store.remove_dir(lock)?;
+    let report = session.apply(&plan, &desired, model, options.parallelism, progress)?;
+    if options.goal == Goal::Remove && options.hosts.is_none() {
+        session.forget_if_empty()?;
     }
     Ok(Outcome {
         plan,
         report: Some(report),
     })
+}
+
+/// One project held locked from planning to applying, so the plan shown
+/// (`mln upgrade` asks before applying) is the plan applied.
+///
+/// ```no_run
+/// # fn f(store: mln_lang::state::StateStore, backends: &dyn mln_lang::apply::Backends,
+/// #      project: &mln_lang::plan::DesiredProject) -> Result<(), mln_lang::apply::ApplyError> {
+/// use mln_lang::apply::{NoProgress, Session};
+/// use mln_lang::plan::{Goal, PlanOptions};
+/// let mut session = Session::open(store, backends, false)?;
+/// let plan = session.plan(project, &PlanOptions::new(Goal::Upgrade))?;
+/// println!("{}", plan.render_diff()); // then ask
+/// let report = session.apply(&plan, project, None, 4, &NoProgress)?;
+/// # Ok(()) }
+/// ```
+pub struct Session<'b> {
+    store: StateStore,
+    lock: Option<ProjectLock>,
+    backends: &'b dyn Backends,
+    recorded: Option<State>,
+}
+
+impl<'b> Session<'b> {
+    /// Lock the project in `store` (waiting for another holder when `wait`)
+    /// and read its state.
+    pub fn open(
+        store: StateStore,
+        backends: &'b dyn Backends,
+        wait: bool,
+    ) -> Result<Self, ApplyError> {
+        let lock = if wait {
+            store.lock_wait()?
+        } else {
+            store.lock()?
+        };
+        let recorded = store.load()?;
+        Ok(Session {
+            store,
+            lock: Some(lock),
+            backends,
+            recorded,
+        })
+    }
+
+    /// The state as recorded (after [`Session::apply`]: as it ended).
+    pub fn recorded(&self) -> Option<&State> {
+        self.recorded.as_ref()
+    }
+
+    /// `desired`, or else the project as last applied.
+    pub fn desired(&self, desired: Option<&DesiredProject>) -> Result<DesiredProject, ApplyError> {
+        match (
+            desired,
+            self.recorded.as_ref().and_then(|r| r.desired.as_ref()),
+        ) {
+            (Some(d), _) => Ok(d.clone()),
+            (None, Some(d)) => Ok(d.clone()),
+            (None, None) => Err(ApplyError::NoProject(self.store.project().to_string())),
+        }
+    }
+
+    /// Observe the backends and plan towards `desired`.
+    pub fn plan(
+        &self,
+        desired: &DesiredProject,
+        options: &PlanOptions,
+    ) -> Result<Plan, ApplyError> {
+        let observed = observe(
+            self.backends,
+            &desired.name,
+            Some(desired),
+            self.recorded.as_ref(),
+        )?;
+        Ok(plan(desired, self.recorded.as_ref(), &observed, options))
+    }
+
+    /// Apply `plan` (made by [`Session::plan`] for `desired`), recording
+    /// `model` (the resolved project's JSON) when given.
+    pub fn apply(
+        &mut self,
+        plan: &Plan,
+        desired: &DesiredProject,
+        model: Option<serde_json::Value>,
+        parallelism: usize,
+        progress: &dyn Progress,
+    ) -> Result<Report, ApplyError> {
+        let lock = self
+            .lock
+            .as_ref()
+            .ok_or_else(|| ApplyError::NoProject(self.store.project().to_string()))?;
+        let mut state = self
+            .recorded
+            .clone()
+            .unwrap_or_else(|| State::new(&desired.name));
+        if model.is_some() {
+            state.model = model;
+        }
+        let report = Executor::new(self.backends, &self.store, lock)
+            .parallelism(parallelism)
+            .progress(progress)
+            .apply(plan, desired, state)?;
+        self.recorded = Some(report.state.clone());
+        Ok(report)
+    }
+
+    /// After a complete `remove`: delete the project's folder when nothing
+    /// is recorded any more, releasing the lock. Returns whether it did.
+    pub fn forget_if_empty(&mut self) -> Result<bool, ApplyError> {
+        if !self.recorded.as_ref().is_some_and(State::is_empty) {
+            return Ok(false);
+        }
+        match self.lock.take() {
+            Some(lock) => {
+                self.store.clone().remove_dir(lock)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 }
 
 /// One host in `mln status`.
