@@ -148,3 +148,11 @@ other_top { key value; nested x { deeper { y } } }
     assert_round_trip(&p);
 }
 
+#[test]
+fn duplicate_superclasses_round_trip() {
+    let p = from_text(
+        "global { project d }\nsuperclass s { memory 64M }\nsuperclass s { vcpus 4 }\nhost a { superclass s; vcpus 1 }\n",
+    );
+    assert_eq!(p.hosts[0].vcpus, 1);
+    assert_round_trip(&p);
+}

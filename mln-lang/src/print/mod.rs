@@ -103,13 +103,18 @@ fn switch(p: &mut Printer, s: &Switch) {
 /// equal to the default must still be written, to win over it).
 fn inherited(project: &Project, h: &Host, keywords: &[&str]) -> bool {
     h.superclasses.iter().any(|name| {
-        match project.superclass(name) {
-            // Not kept (a model built by a program): assume it might.
-            None => true,
-            Some(s) => s.items.iter().any(|i| {
-                matches!(i, GenericItem::Statement { keyword, .. } if keywords.contains(&keyword.as_str()))
-            }),
-        }
+        let mut blocks = project
+            .superclasses
+            .iter()
+            .filter(|s| s.label.as_deref() == Some(name.as_str()))
+            .peekable();
+        // Not kept (a model built by a program): assume it might.
+        blocks.peek().is_none()
+            || blocks.any(|s| {
+                s.items.iter().any(|i| {
+                    matches!(i, GenericItem::Statement { keyword, .. } if keywords.contains(&keyword.as_str()))
+                })
+            })
     })
 }
 
