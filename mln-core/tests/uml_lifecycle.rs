@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::GuestConfig;
-use mln_core::template::{BusyboxSource, BusyboxTemplate, Template};
+use mln_core::template::{BusyboxSource, BusyboxTemplate, Template, BOOT_FINISHED};
 use mln_core::uml::Uml;
 use mln_core::{Boot, DiskSpec, DomainSpec, DomainState, Error, Hypervisor};
 
@@ -93,31 +93,13 @@ fn wait_state(g: &Guest, want: DomainState) {
     }
 }
 
-/// Wait until the guest's boot script has finished (bounded). UML answers
-/// management requests from early on, but a guest whose kernel is still
-/// starting up may reboot on Ctrl-Alt-Del or leave requests unanswered.
+/// Wait until the guest's boot script has finished. UML answers management
+/// requests from early on, but a guest whose kernel is still starting up
+/// may reboot on Ctrl-Alt-Del or leave requests unanswered.
 fn wait_booted(g: &Guest) {
-    let log = g.uml.console_log(&g.name).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("mln: boot finished") {
-            return;
-        }
-        let state = g.uml.info(&g.name).unwrap().state;
-        assert_eq!(
-            state,
-            DomainState::Running,
-            "{} while booting:\n{text}",
-            g.name
-        );
-        assert!(
-            Instant::now() < deadline,
-            "{} never booted:\n{text}",
-            g.name
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    g.uml
+        .wait_console(&g.name, BOOT_FINISHED, Duration::from_secs(60))
+        .unwrap();
 }
 
 fn mem_free_kib(uml: &Uml, name: &str) -> u64 {
@@ -256,8 +238,14 @@ fn killed_guest_is_reported_crashed_then_destroyed() {
     wait_state(&g, DomainState::Crashed);
     let listed = Uml::new(g.uml.state_dir()).unwrap().list().unwrap();
     assert_eq!(listed[0].state, DomainState::Crashed);
-    // Requests to a dead guest fail at once instead of hanging.
+    // Requests to a dead guest fail at once instead of hanging; so does
+    // waiting for output it will never print.
     assert!(g.uml.pause("victim").is_err());
+    assert!(matches!(
+        g.uml
+            .wait_console("victim", "never printed", Duration::from_secs(600)),
+        Err(Error::Backend { .. })
+    ));
     g.uml.destroy("victim").unwrap();
     assert!(matches!(g.uml.info("victim"), Err(Error::NotFound { .. })));
     // UML's helper processes outlive a killed main process; destroy ends
@@ -275,7 +263,7 @@ fn reboot_then_destroy_kills_a_running_guest_at_once() {
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::fs::read_to_string(&log)
         .unwrap()
-        .matches("mln: boot finished")
+        .matches(BOOT_FINISHED)
         .count()
         < 2
     {

@@ -5,16 +5,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::{
     GuestConfig, GuestFile, GuestInterface, GuestUser, HostsEntry, InterfaceAddress,
 };
 use mln_core::net::{Switch, SwitchSpec, VdeSwitch};
-use mln_core::template::{BusyboxSource, BusyboxTemplate, Template};
+use mln_core::template::{BusyboxSource, BusyboxTemplate, Template, BOOT_FINISHED};
 use mln_core::uml::{self, Uml};
-use mln_core::{DomainState, Hypervisor, InterfaceSpec, MacAddr};
+use mln_core::{Hypervisor, InterfaceSpec, MacAddr};
 
 /// The busybox template, built once per test run under target/.
 fn template() -> Template {
@@ -129,27 +129,11 @@ impl Lab {
         }
     }
 
-    /// The console log of `name` once it shows `marker`.
+    /// The console output of `name` once it shows `marker`.
     fn wait_for_log(&self, name: &str, marker: &str) -> String {
-        let log = self.uml.console_log(name).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains(marker) {
-                return text;
-            }
-            let state = self.uml.info(name).unwrap().state;
-            assert_eq!(
-                state,
-                DomainState::Running,
-                "{name}, waiting for {marker:?}:\n{text}"
-            );
-            assert!(
-                Instant::now() < deadline,
-                "{name} never printed {marker:?}:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.uml
+            .wait_console(name, marker, Duration::from_secs(90))
+            .unwrap()
     }
 }
 
@@ -240,7 +224,7 @@ fn two_guests_on_one_switch_ping_each_other_by_name() {
     }
     lab.start_all();
     for (name, _, peer) in hosts {
-        let log = lab.wait_for_log(name, "mln: boot finished");
+        let log = lab.wait_for_log(name, BOOT_FINISHED);
         assert!(
             log.contains(&format!("MLN-PING-yes {name} to {peer}")),
             "{name} could not ping {peer}:\n{log}"
@@ -332,7 +316,7 @@ fn lab_project_alice_pings_bob_through_the_router() {
         alice,
     );
     lab.start_all();
-    let log = lab.wait_for_log("alice", "mln: boot finished");
+    let log = lab.wait_for_log("alice", BOOT_FINISHED);
     assert!(
         log.contains("MLN-PING-yes alice to bob"),
         "alice could not reach bob through the router:\n{log}"
@@ -395,9 +379,9 @@ fn dhcp_guest_gets_its_address_from_a_dhcp_server_guest() {
     ];
     lab.host("client", &[nic("dhcp", None)], client);
     lab.start_all();
-    let log = lab.wait_for_log("server", "mln: boot finished");
+    let log = lab.wait_for_log("server", BOOT_FINISHED);
     assert!(log.contains("MLN-MODE 600"), "server:\n{log}");
-    let log = lab.wait_for_log("client", "mln: boot finished");
+    let log = lab.wait_for_log("client", BOOT_FINISHED);
     let slog = std::fs::read_to_string(lab.uml.console_log("server").unwrap()).unwrap();
     assert!(
         log.contains("MLN-DHCP inet 10.1.0.1"),

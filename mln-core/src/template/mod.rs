@@ -41,6 +41,10 @@ const RC_HALT: &str = include_str!(concat!(
     "/../templates/busybox/rc.halt"
 ));
 
+/// What the busybox template's boot script prints on the console when boot,
+/// configuration and startup lines are done.
+pub const BOOT_FINISHED: &str = "mln: boot finished";
+
 /// A built template: an ext4 image and the kernel arguments that boot it as
 /// the first disk.
 #[derive(Debug, Clone, PartialEq, Eq)]

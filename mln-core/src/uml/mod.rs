@@ -145,6 +145,48 @@ impl Uml {
         Ok(self.dir(name)?.join(CONSOLE))
     }
 
+    /// The console output of the guest's current run (since its last
+    /// start), once it contains `needle`; polls the log, at most `timeout`.
+    ///
+    /// Fails at once, with the output so far, when the guest stops running
+    /// (crashed, powered off, destroyed) before printing `needle`: a
+    /// result read from a guest's console never waits on a dead guest.
+    /// With the busybox template,
+    /// [`crate::template::BOOT_FINISHED`] marks the end of boot (after
+    /// the startup lines).
+    pub fn wait_console(&self, name: &str, needle: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        let path = self.console_log(name)?;
+        loop {
+            let offset = self.read_record(name)?.log_offset;
+            let text = fs::read(&path)
+                .map(|b| {
+                    String::from_utf8_lossy(b.get(offset as usize..).unwrap_or(&[])).into_owned()
+                })
+                .unwrap_or_default();
+            if text.contains(needle) {
+                return Ok(text);
+            }
+            let state = self.info(name)?.state;
+            if !matches!(state, DomainState::Running | DomainState::Paused) {
+                return Err(Error::Backend {
+                    what: name.to_string(),
+                    message: format!(
+                        "{state} before printing {needle:?}; its console said:\n{text}"
+                    ),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: name.to_string(),
+                    op: "waiting for console output",
+                    after: timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// A management console client for the running guest `name`, for
     /// requests this trait does not cover (`proc meminfo`, `sysrq`, ...).
     pub fn mconsole(&self, name: &str) -> Result<Mconsole> {
