@@ -181,3 +181,21 @@ fn killed_switch_is_reported_gone_and_stop_cleans_up() {
         Err(Error::NotFound { .. })
     ));
 }
+
+#[test]
+fn tap_port_appears_on_the_host_and_goes_with_the_switch() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root || !Path::new("/dev/net/tun").exists() {
+        eprintln!("SKIPPED: a tap port needs root and /dev/net/tun");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tap = format!("mlnt{}", std::process::id() % 100_000);
+    let mut spec = SwitchSpec::new("lan");
+    spec.tap = Some(tap.clone());
+    let sw = Running(VdeSwitch::start(&spec, dir.path()).unwrap());
+    assert!(Path::new("/sys/class/net").join(&tap).exists());
+    sw.0.stop().unwrap();
+    assert!(!Path::new("/sys/class/net").join(&tap).exists());
+}

@@ -45,6 +45,10 @@ pub struct SwitchSpec {
     pub hub: bool,
     /// Number of ports (default 32).
     pub ports: Option<u32>,
+    /// A host tap interface to create and plug in as one more port
+    /// (MLN's `tap`; needs root or CAP_NET_ADMIN).
+    #[serde(default)]
+    pub tap: Option<String>,
 }
 
 impl SwitchSpec {
@@ -54,6 +58,7 @@ impl SwitchSpec {
             name: name.to_string(),
             hub: false,
             ports: None,
+            tap: None,
         }
     }
 }
@@ -128,6 +133,16 @@ impl VdeSwitch {
         }
         if let Some(n) = spec.ports {
             cmd.arg("--numports").arg(n.to_string());
+        }
+        if let Some(tap) = &spec.tap {
+            let name = SafeName::new(tap)?;
+            if name.as_str().len() > 15 {
+                return Err(Error::InvalidName {
+                    name: tap.clone(),
+                    reason: "an interface name has at most 15 characters",
+                });
+            }
+            cmd.arg("--tap").arg(name.as_str());
         }
         // With --daemon the switch forks into its own session and the
         // command returns once it is set up.
