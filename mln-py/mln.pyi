@@ -434,6 +434,20 @@ def up(
 ) -> Outcome:
     """Build what is missing and start every host (see :func:`build`)."""
 
+def start(
+    project: Union[Project, _Path],
+    *,
+    state_dir: Optional[_Path] = None,
+    template: Optional[Template] = None,
+    templates: Optional[Mapping[str, Template]] = None,
+    hosts: Optional[List[str]] = None,
+    parallelism: int = 4,
+    wait: bool = False,
+    dry_run: bool = False,
+    progress: Optional[Progress] = None,
+) -> Outcome:
+    """``mln start``: the same as :func:`up`."""
+
 def upgrade(
     project: Union[Project, _Path],
     *,

@@ -27,6 +27,7 @@ fn mln(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plan::plan, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::build, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::up, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::start, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::upgrade, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::stop, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::remove, m)?)?;

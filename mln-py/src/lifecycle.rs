@@ -457,6 +457,13 @@ verb!(
     false
 );
 verb!(
+    /// Build what is missing and start every host: ``mln start``, the same
+    /// as ``up``.
+    start,
+    Goal::Up,
+    false
+);
+verb!(
     /// Bring a running project in line with a changed file.
     upgrade,
     Goal::Upgrade,

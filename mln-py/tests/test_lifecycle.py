@@ -134,8 +134,8 @@ def test_up_status_stop_remove_a_uml_guest(template: mln.Template, state_dir: Pa
     log = Path(mln.console_log(project, "solo", state_dir=state_dir))
     wait_for(log, "hello-from-solo", 90)
 
-    # Up again: nothing to do.
-    again = mln.up(project, state_dir=state_dir, template=template)
+    # Up again (`start`, as the command line calls it): nothing to do.
+    again = mln.start(project, state_dir=state_dir, template=template)
     assert len(again.plan) == 0
 
     stopped = mln.stop("pysolo", state_dir=state_dir)
