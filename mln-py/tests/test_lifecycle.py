@@ -193,3 +193,31 @@ def test_lifecycle_arguments_are_checked(tmp_path: Path) -> None:
         mln.up(42, state_dir=tmp_path)  # type: ignore[arg-type]
     with pytest.raises(mln.ProjectError):
         mln.up(tmp_path / "missing.mln", state_dir=tmp_path)
+
+
+def test_upgrade_adds_a_host_next_to_a_running_one(
+    template: mln.Template, state_dir: Path
+) -> None:
+    v1 = mln.parse(SOLO, "solo.mln")
+    duo = SOLO.replace("10.77.0.1", "10.77.0.2").replace("host solo", "host duo")
+    v2 = mln.parse(SOLO + duo.split("}\n", 2)[2], "solo.mln")
+    assert [h.name for h in v2.hosts] == ["solo", "duo"]
+
+    mln.up(v1, state_dir=state_dir, template=template)
+    wait_for(Path(mln.console_log(v1, "solo", state_dir=state_dir)), "hello-from-solo", 90)
+    solo_pid = mln.status(v1, state_dir=state_dir).hosts[0].id
+
+    preview = mln.upgrade(v2, state_dir=state_dir, template=template, dry_run=True)
+    assert [(h.host, h.kind) for h in preview.plan.hosts] == [("duo", "create")]
+    assert [(h.host, h.kind) for h in mln.plan(v1, v2).hosts] == [("duo", "create")]
+
+    outcome = mln.upgrade(v2, state_dir=state_dir, template=template)
+    assert outcome.succeeded
+    wait_for(Path(mln.console_log(v2, "duo", state_dir=state_dir)), "hello-from-duo", 90)
+    status = mln.status("pysolo", state_dir=state_dir)
+    assert {h.host: h.state for h in status.hosts} == {"solo": "running", "duo": "running"}
+    solo = status.host("solo")
+    assert solo is not None and solo.id == solo_pid  # left alone
+
+    assert mln.remove(v2, state_dir=state_dir).succeeded
+    assert mln.projects(state_dir) == []
