@@ -166,7 +166,7 @@ impl<'s, 't> Parser<'s, 't> {
                     Diagnostic::new(
                         Code::UnclosedBlock,
                         Some(f.open),
-                        format!("unclosed block `{}`", header(f)),
+                        format!("unclosed block{}", header(f)),
                     )
                     .with_help("add a `}` where the block ends")
                 })
@@ -234,8 +234,9 @@ impl<'s, 't> Parser<'s, 't> {
         let built = build_item(&file.text, file.id, &self.words);
         self.words.clear();
         match built {
-            Ok(item) => self.push_item(item),
-            Err(d) => self.error(d),
+            Some(Ok(item)) => self.push_item(item),
+            Some(Err(d)) => self.error(d),
+            None => {}
         }
     }
 
@@ -434,12 +435,13 @@ impl<'s, 't> Parser<'s, 't> {
     }
 }
 
-/// `host web1`, `global`: how a block is named in messages.
+/// `` `host web1` ``, `` `global` `` (with a leading space), or nothing for a
+/// block without a name: how a block is named in messages.
 fn header(f: &Frame) -> String {
     match &f.label {
-        Some(l) => format!("{} {}", f.name.node, l.node),
-        None if f.name.node.is_empty() => "{".to_string(),
-        None => f.name.node.clone(),
+        Some(l) => format!(" `{} {}`", f.name.node, l.node),
+        None if f.name.node.is_empty() => String::new(),
+        None => format!(" `{}`", f.name.node),
     }
 }
 
@@ -484,109 +486,106 @@ fn join(text: &str, words: &[Word]) -> String {
     out
 }
 
-/// One statement or `$name = value` from its words (at least one).
-fn build_item(text: &str, file: FileId, words: &[Word]) -> Result<Item, Diagnostic> {
-    let (Some(first), Some(last)) = (words.first(), words.last()) else {
-        return Err(Diagnostic::new(Code::Syntax, None, "empty statement"));
-    };
+/// One statement or `$name = value` from its words (at least one), or
+/// `None` for no words.
+fn build_item(text: &str, file: FileId, words: &[Word]) -> Option<Result<Item, Diagnostic>> {
+    let (first, last) = (words.first()?, words.last()?);
     let span = Span::new(file, first.start..last.end);
-    if text.as_bytes().get(first.start) == Some(&b'$') {
-        return build_assign(text, file, words, span).map(Item::Assign);
+    match build_assign(text, file, words, span) {
+        Ok(Some(assign)) => return Some(Ok(Item::Assign(assign))),
+        Ok(None) => {}
+        Err(d) => return Some(Err(d)),
     }
     let keyword = Spanned::new(cook(text, first), Span::new(file, first.start..first.end));
     let value = match words.get(1..) {
-        Some(rest) if !rest.is_empty() => {
-            let start = rest.first().map_or(last.end, |w| w.start);
-            Some(Spanned::new(
-                join(text, rest),
-                Span::new(file, start..last.end),
-            ))
-        }
+        Some(rest @ [head, ..]) => Some(Spanned::new(
+            join(text, rest),
+            Span::new(file, head.start..last.end),
+        )),
         _ => None,
     };
-    Ok(Item::Statement(Statement {
+    Some(Ok(Item::Statement(Statement {
         keyword,
         value,
         span,
-    }))
+    })))
 }
 
-/// `$name = value`, `$name=value`, `$name =value`, `$name= value`.
+/// `$name = value` (also `$name=value`, `$name =value`, `$name= value`).
+///
+/// A statement is a declaration when it starts with `$` and has an `=`
+/// where a declaration puts it: inside the first word, or starting the
+/// second. The name must then be valid (`$1 = x` is an error). Without such
+/// an `=` it is an ordinary statement, such as the shell line
+/// `$HOME/bin/start now` in a `startup` block; whether that belongs where it
+/// stands is for the checker to say.
 fn build_assign(
     text: &str,
     file: FileId,
     words: &[Word],
     span: Span,
-) -> Result<Assign, Diagnostic> {
+) -> Result<Option<Assign>, Diagnostic> {
     let Some(first) = words.first() else {
-        return Err(Diagnostic::new(Code::Syntax, Some(span), "empty statement"));
+        return Ok(None);
     };
     let raw = text.get(first.start..first.end).unwrap_or_default();
-    let after_dollar = raw.get(1..).unwrap_or_default();
-    let name_len = after_dollar
-        .bytes()
-        .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
-        .count();
-    let name = after_dollar.get(..name_len).unwrap_or_default();
-    let name_span = Span::new(file, first.start + 1..first.start + 1 + name_len);
-    let starts_well = name
+    let Some(after_dollar) = raw.strip_prefix('$') else {
+        return Ok(None);
+    };
+    // Where the `=` is, and what follows it: the rest of its word (if any)
+    // and the remaining words make the value.
+    let (name, eq_word, eq_end, more) = if let Some(i) = after_dollar.find('=') {
+        let eq_end = first.start + 1 + i + 1;
+        let more = words.get(1..).unwrap_or_default();
+        (
+            after_dollar.get(..i).unwrap_or_default(),
+            *first,
+            eq_end,
+            more,
+        )
+    } else {
+        match words.get(1..).unwrap_or_default() {
+            [second, more @ ..] if text.as_bytes().get(second.start) == Some(&b'=') => {
+                (after_dollar, *second, second.start + 1, more)
+            }
+            _ => return Ok(None),
+        }
+    };
+    let valid = name
         .bytes()
         .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
-    if !starts_well {
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let name_span = Span::new(file, first.start + 1..first.start + 1 + name.len());
+    if !valid {
+        let shown = Span::new(file, first.start..first.start + 1 + name.len());
         return Err(Diagnostic::new(
             Code::Syntax,
-            Some(Span::new(file, first.start..first.end)),
-            "a variable name must start with a letter or `_`",
+            Some(shown),
+            format!("`${name}` is not a valid variable name"),
         )
-        .with_help("declare a variable as `$name = value`"));
+        .with_help(
+            "a variable name starts with a letter or `_` and has only letters, digits and `_`",
+        ));
     }
-    // Where the `=` is: right after the name, or the start of the next word.
-    let tail = after_dollar.get(name_len..).unwrap_or_default();
-    let mut rest: Vec<Word> = Vec::with_capacity(words.len());
-    let eq_end = if tail.starts_with('=') {
-        let eq = first.start + 1 + name_len;
-        if eq + 1 < first.end {
-            rest.push(Word {
-                start: eq + 1,
-                end: first.end,
-                escaped: first.escaped,
-            });
-        }
-        rest.extend_from_slice(words.get(1..).unwrap_or_default());
-        eq + 1
-    } else if tail.is_empty()
-        && words
-            .get(1)
-            .is_some_and(|w| text.as_bytes().get(w.start) == Some(&b'='))
-    {
-        let second = words[1];
-        if second.start + 1 < second.end {
-            rest.push(Word {
-                start: second.start + 1,
-                end: second.end,
-                escaped: second.escaped,
-            });
-        }
-        rest.extend_from_slice(words.get(2..).unwrap_or_default());
-        second.start + 1
-    } else {
-        return Err(Diagnostic::new(
-            Code::Syntax,
-            Some(Span::new(file, first.start..first.end)),
-            format!("expected `=` after `${name}`"),
-        )
-        .with_help(format!("declare a variable as `${name} = value`")));
-    };
+    let mut rest: Vec<Word> = Vec::with_capacity(more.len() + 1);
+    if eq_end < eq_word.end {
+        rest.push(Word {
+            start: eq_end,
+            end: eq_word.end,
+            escaped: eq_word.escaped,
+        });
+    }
+    rest.extend_from_slice(more);
     let value = match (rest.first(), rest.last()) {
         (Some(a), Some(b)) => Spanned::new(join(text, &rest), Span::new(file, a.start..b.end)),
         _ => Spanned::new(String::new(), Span::new(file, eq_end..eq_end)),
     };
-    Ok(Assign {
+    Ok(Some(Assign {
         name: Spanned::new(name.to_owned(), name_span),
         value,
         span,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -675,10 +674,22 @@ mod tests {
     }
 
     #[test]
-    fn bad_assignments_are_syntax_errors() {
-        assert_eq!(codes("$d a"), vec![Code::Syntax]);
-        assert_eq!(codes("$1 = a"), vec![Code::Syntax]);
-        assert_eq!(codes("$ = a"), vec![Code::Syntax]);
+    fn dollar_words_that_declare_nothing_are_statements() {
+        for (text, keyword) in [
+            ("$d a", "$d"),
+            ("$HOME/bin/start now", "$HOME/bin/start"),
+            ("$CMD --opt=1", "$CMD"),
+        ] {
+            let ast = parse(text).1.unwrap();
+            assert_eq!(statement(&ast.items[0]).keyword.node, keyword, "{text}");
+        }
+    }
+
+    #[test]
+    fn declarations_with_bad_names_are_syntax_errors() {
+        for text in ["$1 = a", "$ = a", "$=a", "$d-x = 1", "$a.b=1"] {
+            assert_eq!(codes(text), vec![Code::Syntax], "{text}");
+        }
     }
 
     #[test]
