@@ -42,6 +42,7 @@
 //! # Ok::<(), mln_core::Error>(())
 //! ```
 
+mod cmdline;
 mod mconsole;
 pub(crate) mod process;
 
@@ -56,6 +57,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub use cmdline::host_spec;
+use cmdline::round_pages;
 pub use mconsole::Mconsole;
 use process::{write_atomic, Liveness, ProcessRecord};
 
@@ -201,80 +204,7 @@ impl Uml {
     /// The `linux.uml` argument list (without the program) that runs `spec`
     /// from this state folder. `start` runs exactly this.
     pub fn command_line(&self, spec: &DomainSpec) -> Result<(PathBuf, Vec<OsString>)> {
-        let dir = self.dir(&spec.name)?;
-        let Boot::Kernel {
-            kernel,
-            ramdisk,
-            cmdline,
-        } = &spec.boot
-        else {
-            return Err(Error::Unsupported {
-                backend: BACKEND,
-                op: "booting from a disk (UML needs a kernel)",
-            });
-        };
-        let mut args: Vec<String> = Vec::new();
-        let max = round_pages(spec.effective_max_memory());
-        args.push(format!("mem={}K", max / 1024));
-        args.push(format!("umid={UMID}"));
-        args.push(format!("uml_dir={}", cmdline_path(&dir, "state folder")?));
-        args.extend(["con=null", "con0=null,fd:1", "ssl=null"].map(String::from));
-        for disk in &spec.disks {
-            let letter = disk
-                .target
-                .strip_prefix("ubd")
-                .filter(|l| l.len() == 1 && l.chars().all(|c| c.is_ascii_lowercase()))
-                .ok_or_else(|| Error::InvalidName {
-                    name: disk.target.clone(),
-                    reason: "a UML disk target is ubda, ubdb, ...",
-                })?;
-            let flag = if disk.readonly { "r" } else { "" };
-            let path = cmdline_path(&disk.path, "UML disk")?;
-            args.push(format!("ubd{letter}{flag}={path}"));
-        }
-        for iface in &spec.interfaces {
-            let index = iface
-                .name
-                .strip_prefix("eth")
-                .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-                .ok_or_else(|| Error::InvalidName {
-                    name: iface.name.clone(),
-                    reason: "a UML interface is eth0, eth1, ...",
-                })?;
-            match &iface.attach {
-                Attachment::Vde(sock) => {
-                    let sock = cmdline_path(sock, "vde switch socket")?;
-                    args.push(format!("eth{index}=vde,{sock},{}", iface.mac));
-                }
-                Attachment::Bridge(_) => {
-                    return Err(Error::Unsupported {
-                        backend: BACKEND,
-                        op: "attaching to a Linux bridge (use a vde switch)",
-                    })
-                }
-                Attachment::None => {}
-            }
-        }
-        if let Some(rd) = ramdisk {
-            args.push(format!("initrd={}", cmdline_path(rd, "ramdisk")?));
-        }
-        for word in cmdline.split_whitespace() {
-            // The backend finds and controls the guest through these.
-            if ["umid=", "uml_dir=", "mem="]
-                .iter()
-                .any(|p| word.starts_with(p))
-            {
-                return Err(Error::InvalidName {
-                    name: word.to_string(),
-                    reason: "the UML backend sets umid=, uml_dir= and mem= itself",
-                });
-            }
-            args.push(word.to_string());
-        }
-        Ok((
-            kernel.clone(),
-            args.into_iter().map(OsString::from).collect(),
-        ))
+        cmdline::args(&self.dir(&spec.name)?, spec)
     }
 
     fn dir(&self, name: &str) -> Result<PathBuf> {
@@ -821,53 +751,6 @@ impl Hypervisor for Uml {
     }
 }
 
-/// The spec of a UML host the way MLN lays one out: its root disk is
-/// `root` (a copy-on-write overlay over a template, `ubda`), its guest
-/// configuration disk `config_disk` (written by
-/// [`crate::guest::GuestConfig::write_disk`], `ubdb`, read-only), booted by
-/// [`Uml::DEFAULT_KERNEL`] with `root=/dev/ubda rw mln.config=ubdb` and
-/// `extra` (e.g. `quiet`) on the command line.
-///
-/// ```
-/// use mln_core::disk::{CowFormat, Overlay};
-/// let root = Overlay { path: "/p/alice.cow".into(), template: "/t/busybox.ext4".into(), format: CowFormat::Uml, size: 64 << 20 };
-/// let spec = mln_core::uml::host_spec("alice", 64 << 20, &root, "/p/alice.config".as_ref(), Vec::new(), "quiet");
-/// assert_eq!(spec.disks[1].target, "ubdb");
-/// ```
-pub fn host_spec(
-    name: &str,
-    memory: u64,
-    root: &crate::disk::Overlay,
-    config_disk: &Path,
-    interfaces: Vec<crate::domain::InterfaceSpec>,
-    extra: &str,
-) -> DomainSpec {
-    let mut spec = DomainSpec::new(
-        name,
-        memory,
-        Boot::Kernel {
-            kernel: Uml::DEFAULT_KERNEL.into(),
-            ramdisk: None,
-            cmdline: format!("root=/dev/ubda rw mln.config=ubdb {extra}")
-                .trim_end()
-                .to_string(),
-        },
-    );
-    spec.disks.push(root.disk_spec("ubda"));
-    spec.disks.push(crate::domain::DiskSpec {
-        path: config_disk.to_path_buf(),
-        target: "ubdb".into(),
-        readonly: true,
-    });
-    spec.interfaces = interfaces;
-    spec
-}
-
-/// Memory rounded up to whole pages.
-fn round_pages(bytes: u64) -> u64 {
-    bytes.div_ceil(PAGE) * PAGE
-}
-
 /// Did the guest power itself off (rather than die)? The kernel's last words
 /// on a clean halt say so.
 fn powered_off(log_tail: &str) -> bool {
@@ -883,24 +766,6 @@ fn exists(path: &Path, what: &'static str) -> Result<()> {
             path: path.to_path_buf(),
         })
     }
-}
-
-/// `path` as one word of UML's command line, where whitespace splits words
-/// and `,` and `:` split a word's fields.
-fn cmdline_path(path: &Path, what: &'static str) -> Result<String> {
-    let s = path.to_str().ok_or_else(|| Error::UnusablePath {
-        path: path.to_path_buf(),
-        what,
-        reason: "not valid UTF-8",
-    })?;
-    if s.chars().any(|c| c.is_whitespace() || c == ',' || c == ':') {
-        return Err(Error::UnusablePath {
-            path: path.to_path_buf(),
-            what,
-            reason: "UML's command line cannot carry whitespace, `,` or `:` in a path",
-        });
-    }
-    Ok(s.to_string())
 }
 
 /// The last `max` bytes of a file, lossily decoded.
@@ -922,79 +787,6 @@ pub(crate) fn tail(path: &Path, max: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{DiskSpec, InterfaceSpec, MacAddr};
-
-    #[test]
-    fn command_line_carries_disks_interfaces_and_memory() {
-        let dir = tempfile::tempdir().unwrap();
-        let uml = Uml::new(dir.path()).unwrap();
-        let mut spec = DomainSpec::new(
-            "alice",
-            48 << 20,
-            Boot::Kernel {
-                kernel: "/usr/bin/linux.uml".into(),
-                ramdisk: None,
-                cmdline: "root=/dev/ubda  rw".into(),
-            },
-        );
-        spec.max_memory = Some(64 << 20);
-        spec.disks.push(DiskSpec {
-            path: "/d/alice.cow".into(),
-            target: "ubda".into(),
-            readonly: false,
-        });
-        spec.disks.push(DiskSpec {
-            path: "/d/alice.cfg".into(),
-            target: "ubdb".into(),
-            readonly: true,
-        });
-        let mac = MacAddr::derived("lab/alice/eth0");
-        spec.interfaces.push(InterfaceSpec {
-            name: "eth0".into(),
-            mac,
-            attach: Attachment::Vde("/s/lan".into()),
-        });
-        let (kernel, args) = uml.command_line(&spec).unwrap();
-        assert_eq!(kernel, Path::new("/usr/bin/linux.uml"));
-        let args: Vec<String> = args.into_iter().map(|a| a.into_string().unwrap()).collect();
-        assert!(args.contains(&"mem=65536K".to_string()));
-        assert!(args.contains(&"ubda=/d/alice.cow".to_string()));
-        assert!(args.contains(&"ubdbr=/d/alice.cfg".to_string()));
-        assert!(args.contains(&format!("eth0=vde,/s/lan,{mac}")));
-        assert_eq!(&args[args.len() - 2..], ["root=/dev/ubda", "rw"]);
-    }
-
-    #[test]
-    fn paths_that_would_split_the_command_line_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let uml = Uml::new(dir.path()).unwrap();
-        let mut spec = DomainSpec::new("a", 32 << 20, Boot::kernel("/usr/bin/linux.uml"));
-        spec.disks.push(DiskSpec {
-            path: "/d/my disk,x".into(),
-            target: "ubda".into(),
-            readonly: false,
-        });
-        assert!(matches!(
-            uml.command_line(&spec),
-            Err(Error::UnusablePath { .. })
-        ));
-    }
-
-    #[test]
-    fn command_line_words_that_would_hide_the_guest_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let uml = Uml::new(dir.path()).unwrap();
-        let mut spec = DomainSpec::new("a", 32 << 20, Boot::kernel("/usr/bin/linux.uml"));
-        spec.boot = Boot::Kernel {
-            kernel: "/usr/bin/linux.uml".into(),
-            ramdisk: None,
-            cmdline: "quiet umid=elsewhere".into(),
-        };
-        assert!(matches!(
-            uml.command_line(&spec),
-            Err(Error::InvalidName { .. })
-        ));
-    }
 
     #[test]
     fn missing_kernel_is_named() {
