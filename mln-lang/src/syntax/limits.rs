@@ -21,7 +21,8 @@ pub const NESTING_CEILING: usize = 1024;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest single file, in bytes. Default 64 MiB.
+    /// Largest single file, in bytes. Default 64 MiB. Spans are 32-bit, so
+    /// values above 4 GiB count as 4 GiB.
     pub max_file_bytes: usize,
     /// Largest total of the main file and every included file, in bytes.
     /// Default 256 MiB.
@@ -56,6 +57,12 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// `max_file_bytes`, capped where 32-bit spans end.
+    pub fn effective_file_bytes(&self) -> usize {
+        self.max_file_bytes
+            .min(usize::try_from(u32::MAX).unwrap_or(usize::MAX))
+    }
+
     /// `max_nesting`, capped at [`NESTING_CEILING`].
     pub fn effective_nesting(&self) -> usize {
         self.max_nesting.min(NESTING_CEILING)

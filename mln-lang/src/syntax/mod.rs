@@ -3,7 +3,28 @@
 //! [`parse_source`] and [`parse_path`] read one project file (and every
 //! file it includes) into an [`Ast`] whose every statement, keyword, value,
 //! block and label carries its byte [`Span`](crate::Span). The lexical rules
-//! are those of the language reference, "Lexical structure".
+//! are those of the language reference, "Lexical structure". Where the
+//! reference leaves room, the parser decides:
+//!
+//! - Whitespace is space, tab, CR, VT and FF; CRLF files parse like LF files.
+//!   A UTF-8 byte order mark at the start is skipped.
+//! - `#` starts a comment anywhere outside an escape, even inside a word.
+//!   `#include PATH` is a directive when only whitespace precedes it on its
+//!   line; PATH is the rest of the line, trimmed. `#includes` is a comment.
+//! - `\` escapes exactly one character, whatever it is (`\n` is `n`, an
+//!   escaped newline is a newline inside the word); a `\` at the end of the
+//!   file is an error (`E0001`).
+//! - An included file is spliced in token by token: a block may open in one
+//!   file and close in another (its span then covers only its header, since
+//!   a span cannot cross files). The end of a file ends a statement.
+//! - A `{` needs a name on its own line: `NAME {` or `NAME LABEL {`. A bare
+//!   `{` or three words before it are `E0001`; the block is still opened so
+//!   that braces keep balancing and later errors stay accurate.
+//! - A statement starting with `$` is a declaration only when an `=` follows
+//!   the name directly or starts the next word; otherwise it is an ordinary
+//!   statement (a shell line such as `$HOME/bin/start` in `startup`).
+//! - Errors do not stop the parse, except a crossed [`Limits`] value
+//!   (`E0021`); after [`Limits::max_errors`] errors it stops too.
 
 pub mod ast;
 mod include;
@@ -77,7 +98,7 @@ pub fn parse_path(
     path: &Path,
     limits: &Limits,
 ) -> Result<Ast, Diagnostics> {
-    match include::read_limited(path, limits.max_file_bytes) {
+    match include::read_limited(path, limits.effective_file_bytes()) {
         Ok(bytes) => parse_source(sources, path, &bytes, limits),
         Err(include::ReadError::Io(e)) => Err(Diagnostic::new(
             Code::IncludeNotFound,
@@ -91,7 +112,7 @@ pub fn parse_path(
             format!(
                 "`{}` is larger than the limit of {} bytes",
                 path.display(),
-                limits.max_file_bytes
+                limits.effective_file_bytes()
             ),
         )
         .into()),

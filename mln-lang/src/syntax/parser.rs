@@ -81,7 +81,7 @@ impl<'s, 't> Parser<'s, 't> {
 
     /// Parse the main file `path` whose bytes are `bytes`.
     pub fn parse_main(mut self, path: &Path, bytes: &'t [u8]) -> Result<Ast, Diagnostics> {
-        if bytes.len() > self.limits.max_file_bytes {
+        if bytes.len() > self.limits.effective_file_bytes() {
             self.sources.add(path, include::lossy(bytes));
             let d = Diagnostic::new(
                 Code::LimitExceeded,
@@ -90,7 +90,7 @@ impl<'s, 't> Parser<'s, 't> {
                     "`{}` is {} bytes, more than the limit of {}",
                     path.display(),
                     bytes.len(),
-                    self.limits.max_file_bytes
+                    self.limits.effective_file_bytes()
                 ),
             );
             return Err(d.into());
@@ -390,7 +390,7 @@ impl<'s, 't> Parser<'s, 't> {
         }
         let budget = self
             .limits
-            .max_file_bytes
+            .effective_file_bytes()
             .min(self.limits.max_total_bytes.saturating_sub(self.total_bytes));
         let bytes = match include::read_limited(&target, budget) {
             Ok(b) => b,
