@@ -321,7 +321,13 @@ snapshot!(render_interface_gap, "interface-gap.mln");
 snapshot!(render_unclosed_block, "unclosed-host.mln");
 snapshot!(render_unknown_keyword_typo, "unknown-keyword-typo.mln");
 snapshot!(render_error_in_included_file, "include-error-inside.mln");
-snapshot!(render_unsafe_names_from_autoenum, "unsafe-autoenum-prefix.mln");
+snapshot!(
+    render_unsafe_names_from_autoenum,
+    "unsafe-autoenum-prefix.mln"
+);
 snapshot!(render_over_capacity_together, "over-capacity-together.mln");
 snapshot!(render_undefined_variable, "undefined-variable.mln");
-snapshot!(render_address_shared_by_generated_hosts, "duplicate-address-inherited.mln");
+snapshot!(
+    render_address_shared_by_generated_hosts,
+    "duplicate-address-inherited.mln"
+);
