@@ -312,6 +312,27 @@ fn w0001_unknown_keywords_with_suggestions() {
         Code::UnknownKeyword,
         "tempalte",
     );
+    // Blocks one typo away from a known block are flagged too (and kept).
+    let d = one(
+        &format!("{G}host a {{ starup {{ echo hi }} }}\n"),
+        Code::UnknownKeyword,
+        "starup",
+    );
+    assert_eq!(d.help.as_deref(), Some("did you mean `startup`?"));
+    let d = one("globl { project t }\n", Code::UnknownKeyword, "globl");
+    assert_eq!(d.help.as_deref(), Some("did you mean `global`?"));
+    let d = one(
+        "global { project t; afterHostStart { echo } }\n",
+        Code::UnknownKeyword,
+        "afterHostStart",
+    );
+    assert_eq!(d.help.as_deref(), Some("did you mean `afterHostsStart`?"));
+    // A plugin's own block is not a typo.
+    assert!(found(
+        &format!("{G}host a {{ monitoring {{ port 80 }} }}\n"),
+        Code::UnknownKeyword
+    )
+    .is_empty());
     // The value is kept for extensions.
     let (_, r) = run(&format!("{G}host a {{ gpu passthrough }}\n"));
     assert_eq!(r.unwrap().project.hosts[0].unknown["gpu"], "passthrough");

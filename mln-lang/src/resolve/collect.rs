@@ -115,6 +115,11 @@ pub(crate) fn collect<'a>(ctx: &mut Ctx<'_>, ast: &'a Ast) -> Collected<'a> {
                 c.globals.push(b);
                 c.order.push(Order::Global(b));
             } else {
+                super::lint::near_miss_block(
+                    ctx,
+                    &b.name,
+                    &["global", "host", "switch", "superclass"],
+                );
                 c.blocks.push(b);
             }
             continue;

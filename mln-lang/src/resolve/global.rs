@@ -101,6 +101,9 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, globals: &[&Block]) -> Global {
                             hook.extend(lines);
                         }
                     } else {
+                        let mut known = Hooks::NAMES.to_vec();
+                        known.push("autoenum");
+                        lint::near_miss_block(ctx, &blk.name, &known);
                         g.blocks.push(generic::convert(
                             blk,
                             &mut |v| v.node.clone(),

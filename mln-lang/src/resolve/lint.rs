@@ -135,8 +135,41 @@ pub(crate) fn host_block(ctx: &mut Ctx<'_>, block: &Block, what: &str) {
                 ),
                 Some(_) => network_block(ctx, b),
             },
-            Item::Block(_) | Item::Assign(_) => {}
+            Item::Block(b) => {
+                let name = b.name.node.as_str();
+                if !HOST_LISTS.contains(&name) && name != "xen_extra" {
+                    let mut blocks = HOST_LISTS.to_vec();
+                    blocks.extend(["xen_extra", "network"]);
+                    near_miss_block(ctx, &b.name, &blocks);
+                }
+            }
+            Item::Assign(_) => {}
         }
+    }
+}
+
+/// W0001 for a block whose name is one typo away from a block the
+/// language knows (`starup { ... }`): it is still kept as a generic block
+/// for extensions, but most likely a mistake.
+pub(crate) fn near_miss_block(
+    ctx: &mut Ctx<'_>,
+    name: &crate::source::Spanned<String>,
+    known: &[&str],
+) {
+    if known.contains(&name.node.as_str()) {
+        return;
+    }
+    // Only close calls: a distance of one or two edits, never a long name
+    // that merely shares letters.
+    if let Some(c) = closest(&name.node, known) {
+        ctx.report(
+            Diagnostic::new(
+                Code::UnknownKeyword,
+                Some(name.span),
+                format!("unknown block `{}` is kept as a generic block", name.node),
+            )
+            .with_help(format!("did you mean `{c}`?")),
+        );
     }
 }
 
