@@ -391,3 +391,55 @@ fn dhcp_guest_gets_its_address_from_a_dhcp_server_guest() {
     assert!(log.contains("MLN-DHCP-DNS"), "client:\n{log}");
     lab.stop_all();
 }
+
+/// Two projects with the same host names, switch names, addresses and MAC
+/// addresses run at once, each in its own state folder, without seeing or
+/// touching each other.
+#[test]
+fn two_projects_with_the_same_names_run_side_by_side() {
+    let mut labs = [Lab::new(&["lan"]), Lab::new(&["lan"])];
+    for lab in &mut labs {
+        for (name, addr, peer) in [
+            ("alice", "10.0.0.1/24", "bob"),
+            ("bob", "10.0.0.2/24", "alice"),
+        ] {
+            let mut cfg = GuestConfig::new(name);
+            cfg.hosts = hosts_entries(&[("alice", "10.0.0.1"), ("bob", "10.0.0.2")]);
+            cfg.startup = ping_lines(peer);
+            // Nobody else answers on this switch: at most one reply per ping.
+            cfg.startup.push(format!(
+                "ping -c 3 {peer} | grep -q DUP || echo MLN-NO-DUPLICATES"
+            ));
+            let nic = Nic {
+                name: "eth0",
+                switch: "lan",
+                address: addr,
+                gateway: None,
+            };
+            lab.host(name, &[nic], cfg);
+        }
+    }
+    for lab in &labs {
+        lab.start_all();
+    }
+    for lab in &labs {
+        for (name, peer) in [("alice", "bob"), ("bob", "alice")] {
+            let log = lab.wait_for_log(name, BOOT_FINISHED);
+            assert!(
+                log.contains(&format!("MLN-PING-yes {name} to {peer}")),
+                "{log}"
+            );
+            assert!(log.contains("MLN-NO-DUPLICATES"), "{log}");
+        }
+    }
+    // Tearing one project down leaves the other running.
+    let [first, second] = &mut labs;
+    first.stop_all();
+    assert!(first.uml.list().unwrap().is_empty());
+    let listed = second.uml.list().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed
+        .iter()
+        .all(|i| i.state == mln_core::DomainState::Running));
+    second.stop_all();
+}
