@@ -126,6 +126,17 @@ fn two_hosts_up_status_stop_start_upgrade_remove() {
             .into(),
     );
 
+    // Hooks run on this machine around the start, with the project's name.
+    let hook_file = root.path().join("hooks.log");
+    p.hooks.before_hosts_start.push(format!(
+        "echo before $MLN_PROJECT >> {}",
+        hook_file.display()
+    ));
+    p.hooks.after_hosts_start.push(format!(
+        "echo after $MLN_PROJECT >> {}",
+        hook_file.display()
+    ));
+
     // up
     let store = StateStore::open(root.path(), "twohosts").unwrap();
     let b = backends(&store);
@@ -156,6 +167,14 @@ fn two_hosts_up_status_stop_start_upgrade_remove() {
     assert!(
         log.contains("MLN-PING-OK"),
         "one could not ping two:\n{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&hook_file).unwrap(),
+        "before twohosts\nafter twohosts\n"
+    );
+    assert_eq!(
+        b.console_log("twohosts", "one").unwrap(),
+        b.uml().console_log("twohosts.one").unwrap()
     );
 
     // up again: nothing to do

@@ -79,6 +79,12 @@ impl LocalBackends {
         &self.uml
     }
 
+    /// The console log of `host` of `project` (`mln log -p PROJECT HOST`);
+    /// it is kept while the host's domain exists.
+    pub fn console_log(&self, project: &str, host: &str) -> Result<PathBuf> {
+        self.uml.console_log(&domain_name(project, host))
+    }
+
     fn switch_dir(&self) -> PathBuf {
         self.dir.join("switches")
     }
@@ -283,16 +289,17 @@ impl Backends for LocalBackends {
             spec.service_host.as_deref(),
             "switches on another service host",
         )?;
-        if spec.socket.is_some() || spec.tap.is_some() {
+        if spec.socket.is_some() {
             return Err(Error::Unsupported {
                 backend: "local",
-                op: "switch `socket` and `tap` settings",
+                op: "joining another switch's `socket`",
             });
         }
         let vde = VdeSpec {
             name: spec.name.clone(),
             hub: spec.hub,
             ports: None,
+            tap: spec.tap.clone(),
         };
         let sw = match VdeSwitch::start(&vde, self.switch_dir()) {
             Ok(sw) => sw,

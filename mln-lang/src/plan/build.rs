@@ -642,13 +642,16 @@ impl<'a> Builder<'a> {
                     &after,
                 );
                 creates.insert(name.to_string(), c);
-                if kind == SwitchChangeKind::Recreate {
-                    self.replug(name, runners, c);
-                }
+                let replugged = if kind == SwitchChangeKind::Recreate {
+                    self.replug(name, runners, c)
+                } else {
+                    Vec::new()
+                };
                 self.switches.push(SwitchChange {
                     switch: name.to_string(),
                     kind,
                     reason: reason.to_string(),
+                    replugged,
                 });
             } else if (up || rec.is_some()) && !filtered {
                 let r = self.push(
@@ -670,6 +673,7 @@ impl<'a> Builder<'a> {
                     switch: name.to_string(),
                     kind: SwitchChangeKind::Remove,
                     reason: reason.to_string(),
+                    replugged: Vec::new(),
                 });
             }
         }
@@ -713,7 +717,9 @@ impl<'a> Builder<'a> {
             .is_some_and(|d| alive(d.info.state))
     }
 
-    fn replug(&mut self, switch: &str, runners: &[&str], create: ActionId) {
+    /// Re-plug the running members of a recreated switch; returns them.
+    fn replug(&mut self, switch: &str, runners: &[&str], create: ActionId) -> Vec<String> {
+        let mut out = Vec::new();
         for host in runners {
             if self.recreated.contains(*host) || !self.is_running_now(host) {
                 continue;
@@ -721,6 +727,7 @@ impl<'a> Builder<'a> {
             let Some(spec) = self.desired.hosts.get(*host) else {
                 continue;
             };
+            out.push(spec.name.clone());
             for iface in spec
                 .interfaces
                 .iter()
@@ -737,6 +744,7 @@ impl<'a> Builder<'a> {
                 );
             }
         }
+        out
     }
 
     /// `boot_order`: hosts of a lower order start first, and stop last.

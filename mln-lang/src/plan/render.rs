@@ -89,6 +89,9 @@ impl Plan {
                 SwitchChangeKind::Remove => ("-", "remove"),
             };
             let _ = writeln!(out, "  {sign} switch {} {word} ({})", s.switch, s.reason);
+            if !s.replugged.is_empty() {
+                let _ = writeln!(out, "      re-plugs {}", s.replugged.join(", "));
+            }
         }
         for h in &self.hosts {
             let line = match h.kind {

@@ -229,6 +229,8 @@ fn a_recreated_switch_replugs_its_running_members() {
     let plan = plan(&p, Some(&st), &obs, &PlanOptions::new(Goal::Upgrade));
     assert_acyclic(&plan);
     assert_eq!(plan.switches[0].kind, SwitchChangeKind::Recreate);
+    assert_eq!(plan.switches[0].replugged, vec!["api", "batch", "front"]);
+    assert!(plan.render_diff().contains("re-plugs api, batch, front"));
     assert_eq!(
         ops(&plan),
         vec![

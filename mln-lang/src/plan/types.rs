@@ -378,6 +378,9 @@ pub struct SwitchChange {
     pub kind: SwitchChangeKind,
     /// Why, in words.
     pub reason: String,
+    /// Running hosts plugged into it again (a recreated switch).
+    #[serde(default)]
+    pub replugged: Vec<String>,
 }
 
 /// What the backends report about a project right now.
