@@ -5,6 +5,35 @@
 //! Everything here walks iteratively or with a small fixed depth bound, so
 //! no input (a superclass chain of 100,000 links, say) can exhaust the
 //! stack.
+//!
+//! Where the reference leaves room, this is what happens:
+//!
+//! - **Layers.** A host's settings come from, nearest first: its own
+//!   blocks (several `host` blocks of one name are merged, later statements
+//!   winning; the checker reports the duplicate), the settings `autoenum`
+//!   generated for it, then its superclass chain. In one block the last
+//!   statement wins.
+//! - **Variables.** `$hostname` and `$project` cannot be redeclared. A
+//!   variable's value may use other variables (16 levels deep at most; a
+//!   cycle stops there and is left as written). One value expands to at
+//!   most 1 MiB (E0021 beyond). Undefined variables in crypt hashes
+//!   (`root_passwd`, `users`, `autouser`, `project_password`) are not
+//!   reported: `$6$salt$...` is not a variable.
+//! - **Lists.** Lines are expanded first, then duplicates dropped, so a
+//!   superclass's `echo $hostname` and the host's own `echo web1` count as
+//!   one line.
+//! - **Platform.** The nearest layer that names a platform decides; `xen`
+//!   with `hvm` is a fully virtualised Xen guest; two different platforms
+//!   in one layer are E0023.
+//! - **Sizes.** A bare number means megabytes for every size keyword
+//!   (`memory`, `size`, `free_space`, `swap`).
+//! - **autoenum.** `addresses_begin` defaults to 1 (host 1 gets `net` + 1).
+//!   `service_hosts` entries after the last count leave the remaining hosts
+//!   on the local machine. At most [`MAX_GENERATED_HOSTS`] hosts are
+//!   generated per project (E0021 beyond).
+//! - **Typos.** Unknown statements are W0001 with the closest known
+//!   keyword; unknown blocks are generic blocks, and W0001 only when their
+//!   name is one typo from a known block (`starup`).
 
 mod autoenum;
 mod collect;
