@@ -117,6 +117,20 @@ pub enum InterfaceAddress {
     Unconfigured,
 }
 
+/// The prefix length of a netmask (`255.255.255.0` → 24), or `None` when
+/// its ones are not contiguous (`255.0.255.0`).
+///
+/// ```
+/// use mln_core::guest::prefix_from_netmask;
+/// assert_eq!(prefix_from_netmask("255.255.254.0".parse().unwrap()), Some(23));
+/// assert_eq!(prefix_from_netmask("255.0.255.0".parse().unwrap()), None);
+/// ```
+pub fn prefix_from_netmask(netmask: Ipv4Addr) -> Option<u8> {
+    let bits = u32::from(netmask);
+    let ones = bits.leading_ones();
+    (bits.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
+}
+
 /// One line of `/etc/hosts`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostsEntry {
