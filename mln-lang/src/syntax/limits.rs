@@ -38,7 +38,8 @@ pub struct Limits {
     pub max_nesting: usize,
     /// Longest line, in bytes. Default 16 MiB.
     pub max_line_bytes: usize,
-    /// After this many errors the parser stops reporting. Default 100.
+    /// After this many errors the parser stops; the last one's help line
+    /// says so. Default 100.
     pub max_errors: usize,
 }
 

@@ -183,9 +183,20 @@ impl<'s, 't> Parser<'s, 't> {
 
     /// Record an error; stop when there are too many.
     fn error(&mut self, d: Diagnostic) {
-        self.diags.push(d);
-        if self.diags.len() >= self.limits.max_errors.max(1) {
+        if self.stopped {
+            return;
+        }
+        let max = self.limits.max_errors.max(1);
+        if self.diags.len() + 1 >= max {
+            // The last one says why there are no more.
+            let help = match &d.help {
+                Some(h) => format!("{h}; the parser stopped after {max} errors"),
+                None => format!("the parser stopped after {max} errors"),
+            };
+            self.diags.push(d.with_help(help));
             self.stopped = true;
+        } else {
+            self.diags.push(d);
         }
     }
 
@@ -720,7 +731,14 @@ mod tests {
     #[test]
     fn error_count_is_capped() {
         let d = parse(&"}".repeat(1000)).1.unwrap_err();
-        assert_eq!(d.len(), Limits::default().max_errors);
+        let max = Limits::default().max_errors;
+        assert_eq!(d.len(), max);
+        assert!(d.iter().all(|d| d.code == Code::StrayClose));
+        let last = d.0[max - 1].help.as_deref().unwrap_or_default();
+        assert!(
+            last.ends_with("the parser stopped after 100 errors"),
+            "{last}"
+        );
     }
 
     #[test]
