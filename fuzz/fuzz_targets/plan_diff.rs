@@ -46,9 +46,12 @@ fuzz_target!(|data: &[u8]| {
         ));
     }
     let (state, observed) = running(&old);
+    let assumed = Observed::assume_recorded(&state);
     for goal in GOALS {
         let options = PlanOptions::new(goal);
         well_formed(&plan(&new, Some(&state), &observed, &options));
+        // Offline planning: the record taken as what runs.
+        well_formed(&plan(&new, Some(&state), &assumed, &options));
         // Recorded, but nothing found running (after a reboot, say).
         well_formed(&plan(&new, Some(&state), &Observed::default(), &options));
     }
@@ -71,19 +74,46 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// Ids are positions, dependencies point at earlier actions, and the plan
-/// renders and serialises.
+/// Ids are positions, every dependency names an action of the plan, the
+/// dependencies form no cycle, and the plan renders and serialises.
+///
+/// (The list itself is not in dependency order: switches and hooks are
+/// appended after the actions that wait for them, so the executor must
+/// follow `after`, not the list.)
 fn well_formed(p: &Plan) {
+    let n = p.actions.len();
+    let mut waiting_on = vec![0usize; n];
+    let mut waiters: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, a) in p.actions.iter().enumerate() {
         assert_eq!(a.id.0, i, "action id is not its position");
         for d in &a.after {
             assert!(
-                d.0 < i,
-                "`{}` waits for a later or missing action",
+                d.0 < n && d.0 != i,
+                "`{}` waits for a missing action or itself",
                 a.op.describe()
             );
+            waiting_on[i] += 1;
+            waiters[d.0].push(i);
         }
     }
+    // Kahn: everything can run once what it waits for has run.
+    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting_on[i] == 0).collect();
+    let mut done = 0;
+    while let Some(i) = ready.pop() {
+        done += 1;
+        for &w in &waiters[i] {
+            waiting_on[w] -= 1;
+            if waiting_on[w] == 0 {
+                ready.push(w);
+            }
+        }
+    }
+    assert_eq!(
+        done,
+        n,
+        "the dependencies have a cycle:\n{}",
+        p.render_actions()
+    );
     let _ = p.render_diff();
     let _ = p.render_actions();
     let json = p.to_json();
@@ -109,6 +139,7 @@ fn running(p: &DesiredProject) -> (State, Observed) {
                 id,
                 max_memory,
                 max_vcpus: h.vcpus.saturating_mul(HEADROOM as u32),
+                started: true,
             });
             observed.domains.insert(
                 h.name.clone(),
