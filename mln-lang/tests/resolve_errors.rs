@@ -429,3 +429,22 @@ fn variable_bombs_are_cut_off() {
     let f = found(&t, Code::LimitExceeded);
     assert_eq!(f.len(), 1);
 }
+
+#[test]
+fn large_generic_blocks_merge_in_linear_time() {
+    let n = 20_000;
+    let body = |v: &str| {
+        (0..n)
+            .map(|i| format!("k{i} {v}; b{i} {{ x {v} }}\n"))
+            .collect::<String>()
+    };
+    let t = format!(
+        "{G}superclass s {{ plugin {{ {} }} }}\nhost a {{ superclass s; plugin {{ {} }} }}\n",
+        body("old"),
+        body("new")
+    );
+    let (_, r) = run(&t);
+    let p = r.unwrap().project;
+    let plugin = &p.hosts[0].blocks[0];
+    assert_eq!(plugin.items.len(), 2 * n);
+}

@@ -1,6 +1,8 @@
 //! Blocks without a fixed meaning: conversion from the syntax tree, the
 //! key-by-key merge of inherited blocks, and list-block lines.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::model::{GenericBlock, GenericItem};
 use crate::source::{Span, Spanned};
 use crate::syntax::{Block, Item};
@@ -54,10 +56,6 @@ fn convert_at(
     }
 }
 
-fn same_key(a: &GenericBlock, b: &GenericBlock) -> bool {
-    a.name == b.name && a.label == b.label
-}
-
 /// Merge `near` (the host's, which wins) over `far` (inherited): far's
 /// items that near does not override, then near's items, blocks present in
 /// both merged the same way.
@@ -65,32 +63,46 @@ pub(crate) fn merge(near: GenericBlock, far: &GenericBlock) -> GenericBlock {
     merge_at(near, far, 0)
 }
 
+/// What an item overrides in an inherited block: a statement its keyword,
+/// a declaration its variable, a block its name and label.
+#[derive(PartialEq, Eq, Hash)]
+enum Key<'a> {
+    Statement(&'a str),
+    Assign(&'a str),
+    Block(&'a str, Option<&'a str>),
+}
+
+fn key(item: &GenericItem) -> Key<'_> {
+    match item {
+        GenericItem::Statement { keyword, .. } => Key::Statement(keyword),
+        GenericItem::Assign { name, .. } => Key::Assign(name),
+        GenericItem::Block(b) => Key::Block(&b.name, b.label.as_deref()),
+    }
+}
+
 fn merge_at(near: GenericBlock, far: &GenericBlock, depth: usize) -> GenericBlock {
-    let overrides = |item: &GenericItem| {
-        near.items.iter().any(|n| match (n, item) {
-            (
-                GenericItem::Statement { keyword: a, .. },
-                GenericItem::Statement { keyword: b, .. },
-            ) => a == b,
-            (GenericItem::Assign { name: a, .. }, GenericItem::Assign { name: b, .. }) => a == b,
-            (GenericItem::Block(a), GenericItem::Block(b)) => same_key(a, b),
-            _ => false,
-        })
-    };
+    // Hash sets and maps keep this linear however long the blocks are.
+    let overridden: HashSet<Key<'_>> = near.items.iter().map(key).collect();
     let mut items: Vec<GenericItem> = far
         .items
         .iter()
-        .filter(|i| !overrides(i))
+        .filter(|i| !overridden.contains(&key(i)))
         .cloned()
         .collect();
+    drop(overridden);
+    let mut inherited: HashMap<(&str, Option<&str>), &GenericBlock> = HashMap::new();
+    for f in &far.items {
+        if let GenericItem::Block(f) = f {
+            inherited.entry((&f.name, f.label.as_deref())).or_insert(f);
+        }
+    }
     for item in near.items {
         match item {
             GenericItem::Block(b) if depth < MAX_NESTING => {
-                let inherited = far.items.iter().find_map(|f| match f {
-                    GenericItem::Block(f) if same_key(f, &b) => Some(f),
-                    _ => None,
-                });
-                match inherited {
+                let found = inherited
+                    .get(&(b.name.as_str(), b.label.as_deref()))
+                    .copied();
+                match found {
                     Some(f) => items.push(GenericItem::Block(merge_at(b, f, depth + 1))),
                     None => items.push(GenericItem::Block(b)),
                 }
@@ -110,14 +122,20 @@ fn merge_at(near: GenericBlock, far: &GenericBlock, depth: usize) -> GenericBloc
 /// label, in first-appearance order.
 pub(crate) fn merge_all(layers: Vec<Vec<GenericBlock>>) -> Vec<GenericBlock> {
     let mut out: Vec<GenericBlock> = Vec::new();
+    let mut index: HashMap<(String, Option<String>), usize> = HashMap::new();
     for layer in layers {
         for b in layer {
-            match out.iter().position(|o| same_key(o, &b)) {
-                Some(i) => {
-                    let far = std::mem::take(&mut out[i]);
-                    out[i] = merge(b, &far);
+            match index.get(&(b.name.clone(), b.label.clone())) {
+                Some(&i) => {
+                    if let Some(slot) = out.get_mut(i) {
+                        let far = std::mem::take(slot);
+                        *slot = merge(b, &far);
+                    }
                 }
-                None => out.push(b),
+                None => {
+                    index.insert((b.name.clone(), b.label.clone()), out.len());
+                    out.push(b);
+                }
             }
         }
     }
