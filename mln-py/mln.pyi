@@ -7,13 +7,50 @@ to go from one version of a project to the next.
 
 from os import PathLike
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple, Union, final
+
+__all__ = [
+    "Action",
+    "ApplyError",
+    "AttrChange",
+    "BackendError",
+    "Diagnostic",
+    "Host",
+    "HostChange",
+    "HostStatus",
+    "Interface",
+    "MlnError",
+    "Outcome",
+    "ParseError",
+    "Plan",
+    "PlanError",
+    "Project",
+    "ProjectError",
+    "StateError",
+    "Status",
+    "Switch",
+    "SwitchChange",
+    "Template",
+    "__version__",
+    "build",
+    "console_log",
+    "load",
+    "parse",
+    "plan",
+    "projects",
+    "remove",
+    "start",
+    "status",
+    "stop",
+    "up",
+    "upgrade",
+]
 
 __version__: str
 
 _Path = Union[str, "PathLike[str]"]
-Platform = Literal["uml", "xen", "hvm", "kvm"]
-Severity = Literal["error", "warning"]
+_Platform = Literal["uml", "xen", "hvm", "kvm"]
+_Severity = Literal["error", "warning"]
 
 class MlnError(Exception):
     """Base class of every error the mln module raises."""
@@ -43,6 +80,7 @@ class StateError(MlnError):
 class BackendError(MlnError):
     """A hypervisor, switch or disk operation failed."""
 
+@final
 class Diagnostic:
     """One error or warning about a project.
 
@@ -54,7 +92,7 @@ class Diagnostic:
     def code(self) -> str:
         """The stable code, e.g. ``"E0004"``."""
     @property
-    def severity(self) -> Severity: ...
+    def severity(self) -> _Severity: ...
     @property
     def title(self) -> str:
         """The code's short title, e.g. ``"unknown switch"``."""
@@ -77,6 +115,7 @@ class Diagnostic:
     def is_error(self) -> bool: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class Interface:
     """One network interface of a host (``network eth0 { ... }``)."""
 
@@ -100,6 +139,7 @@ class Interface:
     def bridge(self) -> Optional[str]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class Host:
     """One virtual machine, everything inherited merged in. Sizes are bytes."""
 
@@ -109,7 +149,7 @@ class Host:
     def superclasses(self) -> List[str]:
         """The superclass chain, nearest first."""
     @property
-    def platform(self) -> Platform: ...
+    def platform(self) -> _Platform: ...
     @property
     def service_host(self) -> Optional[str]:
         """The server that runs it; ``None`` for the local machine."""
@@ -155,6 +195,7 @@ class Host:
     def to_dict(self) -> Dict[str, Any]: ...
     def to_json(self, indent: Optional[int] = None) -> str: ...
 
+@final
 class Switch:
     """A project switch (``switch NAME { ... }``)."""
 
@@ -175,6 +216,7 @@ class Switch:
         """The ``(host, interface)`` pairs plugged into it."""
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class Project:
     """A resolved MLN project. Equal to another when their models are."""
 
@@ -220,9 +262,10 @@ def load(path: _Path, *, check: bool = True) -> Project:
     Raises :class:`ProjectError` on errors.
     """
 
-Goal = Literal["build", "up", "stop", "remove", "upgrade"]
-ChangeClass = Literal["live", "restart", "rebuild", "move"]
+_Goal = Literal["build", "up", "stop", "remove", "upgrade"]
+_ChangeClass = Literal["live", "restart", "rebuild", "move"]
 
+@final
 class Action:
     """One step of a plan."""
 
@@ -248,6 +291,7 @@ class Action:
         """Ids of the actions that must finish first."""
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class AttrChange:
     """One changed attribute of a host."""
 
@@ -258,8 +302,9 @@ class AttrChange:
     @property
     def new(self) -> str: ...
     @property
-    def change_class(self) -> ChangeClass: ...
+    def change_class(self) -> _ChangeClass: ...
 
+@final
 class HostChange:
     """What happens to one host."""
 
@@ -270,7 +315,7 @@ class HostChange:
         self,
     ) -> Literal["create", "update", "rebuild", "move", "destroy", "start", "stop", "repair"]: ...
     @property
-    def change_class(self) -> Optional[ChangeClass]:
+    def change_class(self) -> Optional[_ChangeClass]:
         """For an update, the strongest class of its changes."""
     @property
     def old_service_host(self) -> Optional[str]: ...
@@ -283,6 +328,7 @@ class HostChange:
         """For a rebuild or move: ``(switch, [other hosts on it])``."""
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class SwitchChange:
     """What happens to one switch."""
 
@@ -293,6 +339,7 @@ class SwitchChange:
     @property
     def reason(self) -> str: ...
 
+@final
 class Plan:
     """The actions between what a project is and what is wanted.
 
@@ -302,7 +349,7 @@ class Plan:
     @property
     def project(self) -> str: ...
     @property
-    def goal(self) -> Goal: ...
+    def goal(self) -> _Goal: ...
     @property
     def actions(self) -> List[Action]: ...
     @property
@@ -321,7 +368,7 @@ def plan(
     old: Optional[Project],
     new: Project,
     *,
-    goal: Optional[Goal] = None,
+    goal: Optional[_Goal] = None,
     hosts: Optional[List[str]] = None,
 ) -> Plan:
     """What it takes to go from ``old`` (as if running; ``None`` for
@@ -329,11 +376,12 @@ def plan(
     ``"upgrade"`` with it. Pure: nothing is touched.
     """
 
+@final
 class Template:
     """A guest template: an ext4 image hosts' copy-on-write disks are made
     over, and the kernel arguments that boot it."""
 
-    def __init__(self, image: _Path, cmdline: str = "root=/dev/ubda rw") -> None: ...
+    def __new__(cls, image: _Path, cmdline: str = "root=/dev/ubda rw") -> Template: ...
     @staticmethod
     def busybox(out_dir: _Path) -> Template:
         """The busybox template, built into ``out_dir`` (or reused)."""
@@ -342,6 +390,7 @@ class Template:
     @property
     def cmdline(self) -> str: ...
 
+@final
 class Outcome:
     """What a lifecycle call did."""
 
@@ -361,13 +410,14 @@ class Outcome:
     def not_run(self) -> List[int]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class HostStatus:
     @property
     def host(self) -> str: ...
     @property
     def service_host(self) -> Optional[str]: ...
     @property
-    def platform(self) -> Platform: ...
+    def platform(self) -> _Platform: ...
     @property
     def state(self) -> str:
         """``"running"``, ``"paused"``, ... or ``"built"``, ``"partial"``, ``"absent"``."""
@@ -379,6 +429,7 @@ class HostStatus:
     @property
     def vcpus(self) -> int: ...
 
+@final
 class Status:
     """Every host and switch of a project with what the backends say."""
 
@@ -391,8 +442,8 @@ class Status:
     def host(self, host: str) -> Optional[HostStatus]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
-ProgressEvent = Literal["started", "finished", "failed", "skipped", "hook"]
-Progress = Callable[[ProgressEvent, Optional[Action], Optional[str]], object]
+_ProgressEvent = Literal["started", "finished", "failed", "skipped", "hook"]
+_Progress = Callable[[_ProgressEvent, Optional[Action], Optional[str]], object]
 """``progress(event, action, message)``: called from worker threads while a
 run goes on; ``message`` is the error (``"failed"``), the failed action
 (``"skipped"``) or the hook's output line (``"hook"``, ``action`` None)."""
@@ -407,7 +458,7 @@ def build(
     parallelism: int = 4,
     wait: bool = False,
     dry_run: bool = False,
-    progress: Optional[Progress] = None,
+    progress: Optional[_Progress] = None,
 ) -> Outcome:
     """Prepare every host (disks, guest configuration); start nothing.
 
@@ -430,7 +481,7 @@ def up(
     parallelism: int = 4,
     wait: bool = False,
     dry_run: bool = False,
-    progress: Optional[Progress] = None,
+    progress: Optional[_Progress] = None,
 ) -> Outcome:
     """Build what is missing and start every host (see :func:`build`)."""
 
@@ -444,7 +495,7 @@ def start(
     parallelism: int = 4,
     wait: bool = False,
     dry_run: bool = False,
-    progress: Optional[Progress] = None,
+    progress: Optional[_Progress] = None,
 ) -> Outcome:
     """``mln start``: the same as :func:`up`."""
 
@@ -458,7 +509,7 @@ def upgrade(
     parallelism: int = 4,
     wait: bool = False,
     dry_run: bool = False,
-    progress: Optional[Progress] = None,
+    progress: Optional[_Progress] = None,
 ) -> Outcome:
     """Bring a running project in line with a changed file."""
 
@@ -472,7 +523,7 @@ def stop(
     parallelism: int = 4,
     wait: bool = False,
     dry_run: bool = False,
-    progress: Optional[Progress] = None,
+    progress: Optional[_Progress] = None,
 ) -> Outcome:
     """Stop every running host, keeping disks. ``project`` is a
     :class:`Project` or the name of a recorded project."""
@@ -487,7 +538,7 @@ def remove(
     parallelism: int = 4,
     wait: bool = False,
     dry_run: bool = False,
-    progress: Optional[Progress] = None,
+    progress: Optional[_Progress] = None,
 ) -> Outcome:
     """Stop and delete everything the project made."""
 

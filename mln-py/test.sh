@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the mln wheel, install it in a fresh virtualenv, run the pytest
-# suite and mypy over the stubs and the tests.
+# suite, mypy over the stubs and the tests, and stubtest (stubs against the
+# module as built).
 #
 # Usage: mln-py/test.sh [PYTEST-ARGS...]
 # Environment: PYTHON (default python3), MLN_PY_VENV (default
@@ -44,8 +45,11 @@ rm -f "$wheels"/mln-*.whl
 "$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall \
     --no-deps "$wheels"/mln-*.whl
 
-# The stubs and the tests type-check against the installed package.
+# The stubs match the installed module, and the tests type-check
+# against them.
 (cd "$here/tests" && "$venv/bin/mypy" --strict . ../mln.pyi)
+(cd "$here" && "$venv/bin/python" -m mypy.stubtest --ignore-disjoint-bases \
+    --allowlist stubtest-allowlist.txt mln)
 
 cd "$here/tests"
 exec "$venv/bin/pytest" -q "$@"
