@@ -133,3 +133,34 @@ fn many_statements_on_one_line() {
     let (_, r) = parse_with(text.as_bytes(), &Limits::default());
     assert_eq!(r.unwrap().items.len(), n);
 }
+
+#[test]
+fn deep_nesting_needs_no_stack() {
+    // The parser keeps open blocks on the heap: a 64 KiB stack is enough
+    // for 200,000 unclosed blocks and for a thousand closed ones.
+    let worker = std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(|| {
+            let limits = Limits {
+                max_nesting: usize::MAX,
+                ..Limits::default()
+            };
+            let mut sources = SourceMap::new();
+            let open = "a {\n".repeat(200_000);
+            let r = parse_source(&mut sources, Path::new("t.mln"), open.as_bytes(), &limits);
+            let first = r.map(|_| ()).unwrap_err().0[0].code;
+
+            let n = 1_000;
+            let closed = format!("{}{}", "a {".repeat(n), "}".repeat(n));
+            let r = parse_source(&mut sources, Path::new("u.mln"), closed.as_bytes(), &limits);
+            // Only the item count leaves the thread: dropping a deep tree
+            // is recursive, and that is the caller's business.
+            let items = r.as_ref().map(|a| a.items.len()).unwrap_or(0);
+            std::mem::forget(r);
+            (first, items)
+        })
+        .unwrap();
+    let (first, items) = worker.join().unwrap();
+    assert_eq!(first, Code::LimitExceeded);
+    assert_eq!(items, 1);
+}
