@@ -88,7 +88,17 @@ impl Progress for Recorder {
 fn verb(root: &Path, name: &str, p: Option<&Project>, goal: Goal) -> Result<Outcome, ApplyError> {
     let store = StateStore::open(root, name).unwrap();
     let b = backends(&store);
-    run(store, &b, p, &RunOptions::new(goal), &NoProgress)
+    // Before anything stops guests, let every running one finish booting:
+    // a guest asked to halt while its init is not up yet only reboots, and
+    // waits out the whole stop timeout before being killed.
+    if let Ok(st) = status(&store, &b) {
+        for h in st.hosts.iter().filter(|h| h.state == "running") {
+            wait_for_console(&b, &format!("{name}.{}", h.host), "mln: boot finished");
+        }
+    }
+    let mut opts = RunOptions::new(goal);
+    opts.stop_timeout = Duration::from_secs(30);
+    run(store, &b, p, &opts, &NoProgress)
 }
 
 fn assert_success(out: &Outcome) {
@@ -312,6 +322,59 @@ fn kill_9_in_the_middle_of_up_then_up_converges() {
     let out = verb(root.path(), "lab", None, Goal::Remove).unwrap();
     assert_success(&out);
     assert!(!store.dir().exists());
+    assert!(processes_under(root.path()).is_empty());
+}
+
+#[test]
+fn upgrade_removes_a_host_and_adds_another_on_real_guests() {
+    let root = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(root.path().to_path_buf());
+    let v1 = project("two-hosts.mln");
+    assert_success(&verb(root.path(), "twohosts", Some(&v1), Goal::Up).unwrap());
+    let store = StateStore::open(root.path(), "twohosts").unwrap();
+    let b = backends(&store);
+    let one_pid = status(&store, &b).unwrap().hosts[0].id;
+
+    // v2: `two` is gone, `three` takes a new address on the same switch.
+    let mut v2 = v1.clone();
+    let mut three = v2.hosts.remove(1);
+    three.name = "three".into();
+    three.interfaces[0].address = Some(mln_lang::model::Address::Static {
+        addr: "10.0.0.3".parse().unwrap(),
+        prefix: None,
+    });
+    v2.hosts.push(three);
+    let out = verb(root.path(), "twohosts", Some(&v2), Goal::Upgrade).unwrap();
+    assert_success(&out);
+    let kinds: Vec<(&str, HostChangeKind)> = out
+        .plan
+        .hosts
+        .iter()
+        .map(|h| (h.host.as_str(), h.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("three", HostChangeKind::Create),
+            ("two", HostChangeKind::Destroy)
+        ]
+    );
+    let st = status(&store, &b).unwrap();
+    let names: Vec<(&str, &str)> = st
+        .hosts
+        .iter()
+        .map(|h| (h.host.as_str(), h.state.as_str()))
+        .collect();
+    assert_eq!(names, vec![("one", "running"), ("three", "running")]);
+    assert_eq!(st.hosts[0].id, one_pid, "one must not have been touched");
+    let disks: Vec<String> = std::fs::read_dir(store.dir().join("disks"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("two."))
+        .collect();
+    assert!(disks.is_empty(), "two's disks leaked: {disks:?}");
+
+    assert_success(&verb(root.path(), "twohosts", None, Goal::Remove).unwrap());
     assert!(processes_under(root.path()).is_empty());
 }
 

@@ -401,7 +401,14 @@ impl Backends for LocalBackends {
                 })
             }
         };
-        let mut cmdline = format!("{} quiet", template.cmdline);
+        // The template names its root disk as UML sees it; a Xen guest
+        // sees the same disk as xvda.
+        let root_arg = if xen {
+            template.cmdline.replace("/dev/ubda", "/dev/xvda")
+        } else {
+            template.cmdline.clone()
+        };
+        let mut cmdline = format!("{root_arg} quiet");
         if let Some(extra) = &host.cmdline {
             cmdline.push(' ');
             cmdline.push_str(extra);

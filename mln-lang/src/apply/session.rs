@@ -93,6 +93,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Wait for another `mln` on the project instead of failing at once.
     pub wait_for_lock: bool,
+    /// How long a guest may take to shut down cleanly before it is
+    /// destroyed.
+    pub stop_timeout: std::time::Duration,
 }
 
 impl RunOptions {
@@ -104,6 +107,7 @@ impl RunOptions {
             parallelism: 4,
             dry_run: false,
             wait_for_lock: false,
+            stop_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -155,6 +159,7 @@ pub fn run_desired(
     if options.dry_run {
         return Ok(Outcome { plan, report: None });
     }
+    session.stop_timeout = options.stop_timeout;
     let report = session.apply(&plan, &desired, model, options.parallelism, progress)?;
     if options.goal == Goal::Remove && options.hosts.is_none() {
         session.forget_if_empty()?;
@@ -184,6 +189,8 @@ pub struct Session<'b> {
     lock: Option<ProjectLock>,
     backends: &'b dyn Backends,
     recorded: Option<State>,
+    /// How long a guest may take to shut down cleanly (default 60 s).
+    pub stop_timeout: std::time::Duration,
 }
 
 impl<'b> Session<'b> {
@@ -205,6 +212,7 @@ impl<'b> Session<'b> {
             lock: Some(lock),
             backends,
             recorded,
+            stop_timeout: std::time::Duration::from_secs(60),
         })
     }
 
@@ -264,6 +272,7 @@ impl<'b> Session<'b> {
         let report = Executor::new(self.backends, &self.store, lock)
             .parallelism(parallelism)
             .progress(progress)
+            .stop_timeout(self.stop_timeout)
             .apply(plan, desired, state)?;
         self.recorded = Some(report.state.clone());
         Ok(report)
