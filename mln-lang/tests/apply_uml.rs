@@ -41,6 +41,7 @@ fn backends(store: &StateStore) -> LocalBackends {
     LocalBackends::new(store.dir())
         .unwrap()
         .with_default_template(template())
+        .with_template("alt", template())
 }
 
 /// Pids of processes whose command line mentions `dir`.
@@ -373,6 +374,41 @@ fn upgrade_removes_a_host_and_adds_another_on_real_guests() {
         .filter(|n| n.starts_with("two."))
         .collect();
     assert!(disks.is_empty(), "two's disks leaked: {disks:?}");
+
+    assert_success(&verb(root.path(), "twohosts", None, Goal::Remove).unwrap());
+    assert!(processes_under(root.path()).is_empty());
+}
+
+#[test]
+fn a_template_change_rebuilds_one_host_and_leaves_its_peer_running() {
+    let root = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(root.path().to_path_buf());
+    let mut p = project("two-hosts.mln");
+    assert_success(&verb(root.path(), "twohosts", Some(&p), Goal::Up).unwrap());
+    let store = StateStore::open(root.path(), "twohosts").unwrap();
+    let b = backends(&store);
+    let before = status(&store, &b).unwrap();
+
+    p.hosts[0].template = Some("alt".into());
+    let out = verb(root.path(), "twohosts", Some(&p), Goal::Upgrade).unwrap();
+    assert_success(&out);
+    assert_eq!(out.plan.hosts.len(), 1, "{}", out.plan.render_diff());
+    let one = &out.plan.hosts[0];
+    assert_eq!(one.kind, HostChangeKind::Rebuild);
+    assert_eq!(one.changes[0].attr, "template");
+    assert_eq!(one.changes[0].class, ChangeClass::Rebuild);
+    assert_eq!(one.links[0].switch, "lan");
+    assert_eq!(one.links[0].peers, vec!["two"]);
+
+    let after = status(&store, &b).unwrap();
+    assert!(
+        after.hosts.iter().all(|h| h.state == "running"),
+        "{after:#?}"
+    );
+    assert_ne!(after.hosts[0].id, before.hosts[0].id, "one was not rebuilt");
+    assert_eq!(after.hosts[1].id, before.hosts[1].id, "two was touched");
+    let recorded = store.load().unwrap().unwrap();
+    assert_eq!(recorded.hosts["one"].spec.template.as_deref(), Some("alt"));
 
     assert_success(&verb(root.path(), "twohosts", None, Goal::Remove).unwrap());
     assert!(processes_under(root.path()).is_empty());
