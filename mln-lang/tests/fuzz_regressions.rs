@@ -10,6 +10,11 @@
 //! # expect: ok                   (parses, resolves and checks without error)
 //! # expect: E0021                (that code among the diagnostics)
 //! # expect: E0021 line 4         (that code, at that line of this file)
+//! # expect: plan                 (two projects, the second after a line
+//!                                 `# ---- new ----`: both load, and every
+//!                                 plan from the first, running, to the
+//!                                 second is well formed, dependencies
+//!                                 without a cycle)
 //! # known: REASON                (a bug not fixed yet: the file is listed
 //!                                 but not run, because running it takes
 //!                                 minutes or gigabytes; delete the line
@@ -20,7 +25,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use mln_lang::check::check_project;
+use mln_lang::plan::{
+    domain_name, plan, DesiredProject, Goal, Observed, Plan, PlanOptions, HEADROOM,
+};
 use mln_lang::resolve::resolve;
+use mln_lang::state::{DomainRecord, HostRecord, State, SwitchRecord};
 use mln_lang::syntax::{parse_source, Limits};
 use mln_lang::{Diagnostic, SourceMap};
 
@@ -30,9 +39,13 @@ const FOLDER: &str = "tests/fuzz_regressions";
 /// link or host shows up here first.
 const STACK: usize = 512 * 1024;
 
+/// Between the old and the new project of a `# expect: plan` file.
+const NEW: &str = "# ---- new ----";
+
 #[derive(Debug, PartialEq)]
 enum Expect {
     Ok,
+    Plan,
     Code { code: String, line: Option<usize> },
 }
 
@@ -56,6 +69,7 @@ fn parse_header(bytes: &[u8]) -> Result<Header, String> {
             let words: Vec<&str> = rest.split_whitespace().collect();
             header.expects.push(match words.as_slice() {
                 ["ok"] => Expect::Ok,
+                ["plan"] => Expect::Plan,
                 [code] => Expect::Code {
                     code: code.to_string(),
                     line: None,
@@ -73,8 +87,9 @@ fn parse_header(bytes: &[u8]) -> Result<Header, String> {
     if header.expects.is_empty() {
         return Err("no `# expect:` line".to_string());
     }
-    if header.expects.contains(&Expect::Ok) && header.expects.len() > 1 {
-        return Err("`# expect: ok` with other expectations".to_string());
+    let alone = [Expect::Ok, Expect::Plan];
+    if header.expects.len() > 1 && header.expects.iter().any(|e| alone.contains(e)) {
+        return Err("`ok` or `plan` with other expectations".to_string());
     }
     Ok(header)
 }
@@ -97,6 +112,9 @@ fn run(path: &Path, bytes: &[u8]) -> (SourceMap, Vec<Diagnostic>) {
 
 /// `None` when the file ends as its header says, else why not.
 fn verify(path: &Path, header: &Header, bytes: &[u8]) -> Option<String> {
+    if header.expects == [Expect::Plan] {
+        return verify_plans(bytes).err();
+    }
     let (sources, diags) = run(path, bytes);
     let rendered = mln_lang::render(&sources, &diags, false);
     let found: Vec<(String, usize)> = diags
@@ -112,6 +130,8 @@ fn verify(path: &Path, header: &Header, bytes: &[u8]) -> Option<String> {
     for expect in &header.expects {
         let met = match expect {
             Expect::Ok => !diags.iter().any(Diagnostic::is_error),
+            // Only ever alone, and handled above.
+            Expect::Plan => false,
             Expect::Code { code, line } => found
                 .iter()
                 .any(|(c, l)| c == code && line.map_or(true, |n| n == *l)),
@@ -121,6 +141,103 @@ fn verify(path: &Path, header: &Header, bytes: &[u8]) -> Option<String> {
         }
     }
     None
+}
+
+/// Load both halves of a plan file, pretend the first runs, and plan the
+/// second for every goal.
+fn verify_plans(bytes: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+    let (old, new) = text
+        .split_once(NEW)
+        .ok_or_else(|| format!("no `{NEW}` line"))?;
+    let load = |name: &str, text: &str| {
+        mln_lang::load_str(name, text)
+            .map(|c| DesiredProject::from_project(c.project()))
+            .map_err(|r| format!("{name} does not load:\n{r}"))
+    };
+    let old = load("old", old)?;
+    let new = load("new", new)?;
+    let state = running(&old);
+    let observed = Observed::assume_recorded(&state);
+    for goal in [
+        Goal::Build,
+        Goal::Up,
+        Goal::Stop,
+        Goal::Remove,
+        Goal::Upgrade,
+    ] {
+        let plan = plan(&new, Some(&state), &observed, &PlanOptions::new(goal));
+        acyclic(&plan).map_err(|e| format!("{goal:?}: {e}:\n{}", plan.render_actions()))?;
+    }
+    Ok(())
+}
+
+/// The record of `p` after a complete `up`.
+fn running(p: &DesiredProject) -> State {
+    let mut state = State::new(&p.name);
+    for (i, h) in p.hosts.values().enumerate() {
+        let mut record = HostRecord::new(h.clone());
+        record.disk_ready = true;
+        record.config_ready = true;
+        record.domain = h.platform.backend().map(|backend| DomainRecord {
+            name: domain_name(&p.name, &h.name),
+            backend,
+            id: u32::try_from(i + 1).unwrap_or(u32::MAX),
+            max_memory: h.memory.saturating_mul(HEADROOM),
+            max_vcpus: h.vcpus.saturating_mul(HEADROOM as u32),
+            started: true,
+        });
+        state.hosts.insert(h.name.clone(), record);
+    }
+    for s in p.switches.values() {
+        state.switches.insert(
+            s.name.clone(),
+            SwitchRecord {
+                spec: s.clone(),
+                socket: None,
+                bridge: Some(s.name.clone()),
+                pid: None,
+            },
+        );
+    }
+    state.desired = Some(p.clone());
+    state
+}
+
+/// Every dependency names another action of the plan and they form no
+/// cycle (Kahn's algorithm: no recursion).
+fn acyclic(p: &Plan) -> Result<(), String> {
+    let n = p.actions.len();
+    let mut waiting_on = vec![0usize; n];
+    let mut waiters: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, a) in p.actions.iter().enumerate() {
+        for d in &a.after {
+            if d.0 >= n || d.0 == i {
+                return Err(format!("`{}` waits for #{}", a.op.describe(), d.0));
+            }
+            waiting_on[i] += 1;
+            waiters[d.0].push(i);
+        }
+    }
+    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting_on[i] == 0).collect();
+    let mut done = 0;
+    while let Some(i) = ready.pop() {
+        done += 1;
+        for &w in &waiters[i] {
+            waiting_on[w] -= 1;
+            if waiting_on[w] == 0 {
+                ready.push(w);
+            }
+        }
+    }
+    if done == n {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} actions wait on each other in a cycle",
+            n - done
+        ))
+    }
 }
 
 fn files() -> Vec<PathBuf> {
@@ -185,6 +302,10 @@ fn headers_are_read() {
         ]
     );
     assert_eq!(h.known.as_deref(), Some("slow"));
+    assert_eq!(
+        parse_header(b"# expect: plan\n").unwrap().expects,
+        [Expect::Plan]
+    );
     assert!(parse_header(b"x 1\n").is_err());
     assert!(parse_header(b"# expect: ok\n# expect: E0001\n").is_err());
 }
