@@ -174,3 +174,26 @@ fn every_sample_plans_up_from_nothing_without_cycles() {
 fn mln_core_kind(h: &mln_lang::plan::HostSpec) -> mln_core::BackendKind {
     h.platform.backend().unwrap_or(mln_core::BackendKind::Uml)
 }
+
+#[test]
+fn diff_of_two_files_needs_no_machine() {
+    // `mln diff v1.mln v2.mln`: v2 planned against v1 as if v1 were up.
+    let v1 = load("upgrade/v1.mln");
+    let v2 = load("upgrade/v2.mln");
+    let st = State::as_if_up(&v1);
+    let p = plan(
+        &v2,
+        Some(&st),
+        &Observed::assume_recorded(&st),
+        &PlanOptions::new(Goal::Upgrade),
+    );
+    let kinds: Vec<HostChangeKind> = p.hosts.iter().map(|h| h.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            HostChangeKind::Update(ChangeClass::Live),
+            HostChangeKind::Move,
+            HostChangeKind::Create
+        ]
+    );
+}

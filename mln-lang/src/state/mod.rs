@@ -192,6 +192,56 @@ impl State {
         }
     }
 
+    /// The state a complete `up` of `desired` would record (every host
+    /// built and running, every switch up; ids are placeholders). With
+    /// [`crate::plan::Observed::assume_recorded`] it lets `mln diff OLD NEW`
+    /// plan NEW against OLD without any machine.
+    ///
+    /// ```
+    /// use mln_lang::plan::{plan, DesiredProject, Goal, HostSpec, Observed, PlanOptions};
+    /// use mln_lang::state::State;
+    /// let mut old = DesiredProject::new("lab");
+    /// old.add_host(HostSpec::new("web"));
+    /// let st = State::as_if_up(&old);
+    /// let p = plan(&old, Some(&st), &Observed::assume_recorded(&st), &PlanOptions::new(Goal::Upgrade));
+    /// assert!(p.is_empty());
+    /// ```
+    pub fn as_if_up(desired: &DesiredProject) -> Self {
+        let mut st = State::new(&desired.name);
+        for h in desired.hosts.values() {
+            let mut r = HostRecord::new(h.clone());
+            r.disk_ready = true;
+            r.config_ready = true;
+            let headroom = if h.platform.live_resize() {
+                crate::plan::HEADROOM
+            } else {
+                1
+            };
+            r.domain = Some(DomainRecord {
+                name: crate::plan::domain_name(&desired.name, &h.name),
+                backend: h.platform.backend().unwrap_or(BackendKind::Uml),
+                id: 0,
+                max_memory: h.memory.saturating_mul(headroom),
+                max_vcpus: h.vcpus.saturating_mul(headroom as u32),
+                started: true,
+            });
+            st.hosts.insert(h.name.clone(), r);
+        }
+        for s in desired.switches.values() {
+            st.switches.insert(
+                s.name.clone(),
+                SwitchRecord {
+                    spec: s.clone(),
+                    socket: None,
+                    bridge: None,
+                    pid: None,
+                },
+            );
+        }
+        st.desired = Some(desired.clone());
+        st
+    }
+
     /// True when nothing is recorded for any host or switch.
     pub fn is_empty(&self) -> bool {
         self.hosts.is_empty() && self.switches.is_empty()
