@@ -1,7 +1,8 @@
 //! `cargo xtask <task>`: repository automation (matklad's xtask pattern).
 //!
 //! - `xen-test`: boot real Xen 4.17 inside QEMU and run the Xen backend's
-//!   tests in its dom0.
+//!   tests in its dom0 (`--demo`, `--bench`: run the lifecycle demo or the
+//!   domain creation benchmark there instead).
 //! - `template`: build the default busybox guest template.
 
 use std::process::ExitCode;

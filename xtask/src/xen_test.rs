@@ -12,10 +12,20 @@
 //!    QEMU by its pid on every path, print the tests' output, and fail
 //!    unless they passed.
 //!
-//! Usage: `cargo xtask xen-test [--timeout SECS] [-- TEST-ARGS...]`
-//! (TEST-ARGS go to the test binary, e.g. a test name filter;
+//! Usage: `cargo xtask xen-test [--demo | --bench] [--timeout SECS] [-- ARGS...]`
+//! (ARGS go to the binary run in dom0, e.g. a test name filter;
 //! `MLN_XEN_TEST_LOG=debug` shows libxl's log). Exit status 0 only when
 //! every test passed in dom0.
+//!
+//! Opt-in modes run an `examples` binary in dom0 instead of the tests
+//! (`xtask/xen-lab/dom0-init-program`), in their own lab folder:
+//! - `--demo`: `domain-demo --backend xen` creates, lists and destroys one
+//!   PV guest;
+//! - `--bench`: `xen-bench` (release build) times mln-core's domain
+//!   creation against `xl create` and N domains in parallel.
+//!
+//! The program's output is printed and kept in `LAB/output.txt`; the exit
+//! status is the program's.
 
 mod cpio;
 mod packages;
@@ -90,13 +100,40 @@ fn target_dir(root: &Path) -> PathBuf {
         .unwrap_or_else(|| root.join("target"))
 }
 
+/// What runs in dom0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// mln-core's `xen_lifecycle` integration tests (the default; CI).
+    Tests,
+    /// `examples/src/bin/domain-demo.rs` on the Xen backend.
+    Demo,
+    /// `examples/src/bin/xen-bench.rs`.
+    Bench,
+}
+
+impl Mode {
+    /// The lab folder under `target/xen-test`: the opt-in modes keep out of
+    /// the tests' folder.
+    fn lab(self) -> &'static str {
+        match self {
+            Mode::Tests => "lab",
+            Mode::Demo => "lab-demo",
+            Mode::Bench => "lab-bench",
+        }
+    }
+}
+
 struct Options {
+    mode: Mode,
     timeout: Duration,
     test_args: Vec<String>,
 }
 
+const USAGE: &str = "usage: cargo xtask xen-test [--demo | --bench] [--timeout SECS] [-- ARGS]";
+
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
+        mode: Mode::Tests,
         timeout: Duration::from_secs(2400),
         test_args: Vec::new(),
     };
@@ -105,13 +142,25 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         match a.as_str() {
             "--timeout" => {
                 let v = it.next().ok_or("--timeout needs seconds")?;
-                let secs: u64 = v.parse().map_err(|_| format!("--timeout {v:?}: not seconds"))?;
+                let secs: u64 = v
+                    .parse()
+                    .map_err(|_| format!("--timeout {v:?}: not seconds"))?;
                 o.timeout = Duration::from_secs(secs);
+            }
+            "--demo" | "--bench" => {
+                if o.mode != Mode::Tests {
+                    return Err(format!("--demo and --bench exclude each other; {USAGE}"));
+                }
+                o.mode = if a == "--demo" {
+                    Mode::Demo
+                } else {
+                    Mode::Bench
+                };
             }
             "--" => {
                 o.test_args = it.by_ref().cloned().collect();
             }
-            other => return Err(format!("unknown option {other:?}; usage: cargo xtask xen-test [--timeout SECS] [-- TEST-ARGS]")),
+            other => return Err(format!("unknown option {other:?}; {USAGE}")),
         }
     }
     Ok(o)
@@ -138,6 +187,87 @@ fn build_test_binary(root: &Path) -> Result<PathBuf, String> {
         }
     }
     Err(format!("cargo built no executable for test {TEST_TARGET}"))
+}
+
+/// Build binary `bin` of the `examples` package (release when `release`)
+/// and return its path.
+fn build_example(root: &Path, bin: &str, release: bool) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let profile = if release { "release" } else { "dev" };
+    eprintln!("xen-test: building examples' {bin} ({profile})");
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-p", "examples", "--bin", bin])
+        .args(["--message-format=json-render-diagnostics"])
+        .current_dir(root);
+    if release {
+        cmd.arg("--release");
+    }
+    let out = run_checked(&mut cmd)?;
+    for line in out.lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == bin {
+            if let Some(exe) = msg["executable"].as_str() {
+                return Ok(PathBuf::from(exe));
+            }
+        }
+    }
+    Err(format!("cargo built no executable for {bin}"))
+}
+
+/// What dom0 runs: a binary, where it goes in dom0's root, the file its
+/// arguments go to (one per line) and the /init that runs it.
+struct Payload<'a> {
+    binary: &'a Path,
+    dest: &'static str,
+    args_file: &'static str,
+    args: Vec<String>,
+    init: &'static str,
+}
+
+impl<'a> Payload<'a> {
+    fn new(mode: Mode, binary: &'a Path, extra: &[String]) -> Self {
+        let (dest, args_file, init, mut args) = match mode {
+            Mode::Tests => (
+                "xen-tests",
+                "test-args",
+                "dom0-init",
+                vec!["--nocapture".to_string(), "--test-threads=2".to_string()],
+            ),
+            Mode::Demo => (
+                "program",
+                "program-args",
+                "dom0-init-program",
+                [
+                    "--backend",
+                    "xen",
+                    "--kernel",
+                    "/vmlinuz",
+                    "--ramdisk",
+                    "/guest.cpio",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+            Mode::Bench => (
+                "program",
+                "program-args",
+                "dom0-init-program",
+                ["--kernel", "/vmlinuz", "--ramdisk", "/guest.cpio"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+        };
+        args.extend(extra.iter().cloned());
+        Payload {
+            binary,
+            dest,
+            args_file,
+            args,
+            init,
+        }
+    }
 }
 
 /// The libraries `ldd` lists for `binary` (resolved against the unpacked
@@ -181,13 +311,7 @@ fn write_script(src: &Path, dest: &Path) -> Result<(), String> {
 }
 
 /// Assemble `lab/`: `xen`, `vmlinuz` and `dom0.cpio`.
-fn assemble(
-    root: &Path,
-    pkgs: &Path,
-    lab: &Path,
-    test_bin: &Path,
-    test_args: &[String],
-) -> Result<(), String> {
+fn assemble(root: &Path, pkgs: &Path, lab: &Path, payload: &Payload<'_>) -> Result<(), String> {
     let files = root.join("xtask/xen-lab");
     let console = [cpio::CharDev {
         name: "dev/console",
@@ -272,7 +396,8 @@ fn assemble(
         binaries.push(dest);
     }
     // The test binary, without debug info (dom0's RAM holds the initramfs).
-    let test_dest = dom0.join("xen-tests");
+    let test_bin = payload.binary;
+    let test_dest = dom0.join(payload.dest);
     if run_checked(
         Command::new("strip")
             .arg("--strip-debug")
@@ -307,7 +432,7 @@ fn assemble(
         &dom0.join("lib/x86_64-linux-gnu/libgcc_s.so.1"),
     )?;
     fs::write(dom0.join("etc/xen/xl.conf"), "").map_err(io_err(&dom0))?;
-    fs::write(dom0.join("test-args"), test_args.join("\n")).map_err(io_err(&dom0))?;
+    fs::write(dom0.join(payload.args_file), payload.args.join("\n")).map_err(io_err(&dom0))?;
     // libxl's log level inside dom0 (read by the test's logger).
     let level = std::env::var("MLN_XEN_TEST_LOG").unwrap_or_else(|_| "warn".to_string());
     if !["off", "error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
@@ -316,7 +441,7 @@ fn assemble(
         ));
     }
     fs::write(dom0.join("test-log"), level).map_err(io_err(&dom0))?;
-    write_script(&files.join("dom0-init"), &dom0.join("init"))?;
+    write_script(&files.join(payload.init), &dom0.join("init"))?;
     cpio::write_tree(&dom0, &console, &lab.join("dom0.cpio"))
         .map_err(|e| format!("dom0.cpio: {e}"))?;
     Ok(())
@@ -336,23 +461,60 @@ fn log_tail(log: &str, n: usize) -> String {
         .replace('\r', "")
 }
 
+/// The host's load average (`/proc/loadavg`'s first three fields): QEMU's
+/// TCG shares the host's CPUs, so timings need it beside them.
+fn host_load() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
 /// The task.
 pub fn run(args: &[String]) -> Result<(), String> {
     let opts = parse_args(args)?;
     let root = workspace_root();
     let cache = target_dir(&root).join("xen-test");
     let pkgs = packages::fetch_and_unpack(&cache)?;
-    let test_bin = build_test_binary(&root)?;
-    let lab = cache.join("lab");
+    let binary = match opts.mode {
+        Mode::Tests => build_test_binary(&root)?,
+        Mode::Demo => build_example(&root, "domain-demo", false)?,
+        Mode::Bench => build_example(&root, "xen-bench", true)?,
+    };
+    let lab = cache.join(opts.mode.lab());
     fs::create_dir_all(&lab).map_err(io_err(&lab))?;
-    let mut test_args = vec!["--nocapture".to_string(), "--test-threads=2".to_string()];
-    test_args.extend(opts.test_args.iter().cloned());
-    assemble(&root, &pkgs, &lab, &test_bin, &test_args)?;
+    let payload = Payload::new(opts.mode, &binary, &opts.test_args);
+    assemble(&root, &pkgs, &lab, &payload)?;
 
     let log_path = lab.join("serial.log");
+    let load_before = host_load();
     let outcome = qemu::boot(&lab, &log_path, opts.timeout)?;
     let log = String::from_utf8_lossy(&fs::read(&log_path).unwrap_or_default()).into_owned();
+    if opts.mode != Mode::Tests {
+        eprintln!(
+            "xen-test: host load average {load_before} before the boot, {} after",
+            host_load()
+        );
+    }
     match outcome {
+        qemu::Outcome::Finished(rc) if opts.mode != Mode::Tests => {
+            let output = test_output(&log);
+            let output = output.trim();
+            println!("{output}");
+            let saved = lab.join("output.txt");
+            fs::write(&saved, format!("{output}\n")).map_err(io_err(&saved))?;
+            if rc == 0 {
+                eprintln!(
+                    "xen-test: the program ran on real Xen; output kept in {}",
+                    saved.display()
+                );
+                Ok(())
+            } else {
+                Err(format!(
+                    "the program failed in dom0 (exit status {rc}); serial log {}",
+                    log_path.display()
+                ))
+            }
+        }
         qemu::Outcome::Finished(rc) => {
             println!("{}", test_output(&log).trim());
             if rc == 0 {
@@ -399,6 +561,32 @@ mod tests {
         assert_eq!(o.test_args, ["reboot", "--exact"]);
         assert!(parse_args(&["--timeout".to_string()]).is_err());
         assert!(parse_args(&["--bogus".to_string()]).is_err());
+        assert_eq!(o.mode, Mode::Tests);
+    }
+
+    #[test]
+    fn demo_and_bench_are_opt_in_modes_with_their_own_lab() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let o = parse_args(&args(&["--demo"])).unwrap();
+        assert_eq!(o.mode, Mode::Demo);
+        let o = parse_args(&args(&["--bench", "--", "--reps", "2"])).unwrap();
+        assert_eq!(
+            (o.mode, o.test_args.as_slice()),
+            (Mode::Bench, &args(&["--reps", "2"])[..])
+        );
+        assert!(parse_args(&args(&["--demo", "--bench"])).is_err());
+        assert_eq!(Mode::Tests.lab(), "lab");
+        assert_ne!(Mode::Demo.lab(), Mode::Bench.lab());
+        let bin = Path::new("/b");
+        let p = Payload::new(Mode::Tests, bin, &args(&["reboot"]));
+        assert_eq!(
+            (p.dest, p.args_file, p.init),
+            ("xen-tests", "test-args", "dom0-init")
+        );
+        assert_eq!(p.args, args(&["--nocapture", "--test-threads=2", "reboot"]));
+        let p = Payload::new(Mode::Bench, bin, &args(&["--reps", "2"]));
+        assert_eq!(p.init, "dom0-init-program");
+        assert_eq!(&p.args[p.args.len() - 2..], &args(&["--reps", "2"])[..]);
     }
 
     #[test]
