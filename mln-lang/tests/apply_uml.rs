@@ -415,6 +415,30 @@ fn a_template_change_rebuilds_one_host_and_leaves_its_peer_running() {
 }
 
 #[test]
+fn a_switch_started_but_never_recorded_is_adopted() {
+    use mln_lang::apply::Backends;
+    let root = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup(root.path().to_path_buf());
+    let p = project("two-hosts.mln");
+    let store = StateStore::open(root.path(), "twohosts").unwrap();
+    let b = backends(&store);
+    // What a run killed right after starting the switch leaves.
+    let spec = mln_lang::plan::DesiredProject::from_project(&p).switches["lan"].clone();
+    let first = b.create_switch("twohosts", &spec).unwrap();
+    let out = verb(root.path(), "twohosts", Some(&p), Goal::Up).unwrap();
+    assert_success(&out);
+    let recorded = store.load().unwrap().unwrap();
+    assert_eq!(
+        recorded.switches["lan"].pid, first.pid,
+        "a second switch was started"
+    );
+    let st = status(&store, &b).unwrap();
+    assert!(st.hosts.iter().all(|h| h.state == "running"), "{st:#?}");
+    assert_success(&verb(root.path(), "twohosts", None, Goal::Remove).unwrap());
+    assert!(processes_under(root.path()).is_empty());
+}
+
+#[test]
 fn a_dead_switch_is_recreated_and_its_guests_replugged() {
     let root = tempfile::tempdir().unwrap();
     let _cleanup = Cleanup(root.path().to_path_buf());

@@ -614,16 +614,23 @@ impl<'a> Builder<'a> {
                 .flatten();
             if needed {
                 let changed = rec.is_some_and(|r| Some(&r.spec) != want);
-                if up && !changed {
+                if up && rec.is_some() && !changed {
                     continue;
                 }
                 let mut after = Vec::new();
-                let (kind, reason) = if up {
+                let (kind, reason) = if up && rec.is_none() {
+                    // Started by a run that died before recording it: the
+                    // backend adopts the running switch and it is recorded.
+                    (SwitchChangeKind::Create, "left running unrecorded: adopted")
+                } else if up {
+                    let old_sh = rec
+                        .and_then(|r| r.spec.service_host.clone())
+                        .or_else(|| obs.and_then(|o| o.service_host.clone()));
                     let r = self.push(
                         Op::RemoveSwitch {
                             switch: name.to_string(),
                         },
-                        sh.clone(),
+                        old_sh,
                         &[],
                     );
                     removes.push((r, name));

@@ -365,8 +365,11 @@ fn after_a_crash_leftovers_nobody_recorded_are_destroyed() {
         seen.extend(plan.actions[id.0].after.iter().copied());
     }
     assert!(found);
-    // The switch is up: it is adopted, not started twice.
-    assert!(!o.iter().any(|d| d == "create switch net"));
+    // The switch is up but unrecorded: it is adopted (the backend finds it
+    // running) and recorded, not started twice.
+    assert_eq!(o.iter().filter(|d| *d == "create switch net").count(), 1);
+    assert_eq!(plan.switches[0].reason, "left running unrecorded: adopted");
+    assert!(!o.iter().any(|d| d == "remove switch net"));
 }
 
 #[test]
