@@ -18,6 +18,7 @@ pub use source::{FileId, SourceMap, Span, Spanned};
 
 pub mod apply;
 pub mod check;
+pub mod graph;
 pub mod model;
 pub mod plan;
 pub mod print;
