@@ -39,6 +39,7 @@ pub fn to_dot(project: &DesiredProject) -> String {
         quote(&[&format!("project {}", t.project)])
     );
     out.push_str("  labelloc=t;\n");
+    out.push_str("  fontname=\"Helvetica\";\n");
     out.push_str("  node [fontname=\"Helvetica\"];\n");
     out.push_str("  edge [fontname=\"Helvetica\", fontsize=10];\n");
     for (place, what) in &t.places {

@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success (warnings may have been printed)
-  1  the project has errors, or an operation failed
+  1  the project has errors, an operation failed, or an upgrade was not
+     confirmed (answered no, or no terminal to ask on and no --yes)
   2  bad command-line usage";
 
 /// Build and run networks of virtual machines from MLN project files.
@@ -47,17 +48,38 @@ pub enum Command {
     /// Prepare every host (disks, guest configuration, switches); start nothing.
     Build(LifecycleArgs),
     /// Build what is missing and start every host.
-    Start(LifecycleArgs),
+    #[command(visible_alias = "start")]
+    Up(LifecycleArgs),
     /// Stop every running host; keep disks and configuration.
-    Stop(LifecycleArgs),
-    /// Apply a changed project file to the running project.
-    Upgrade(LifecycleArgs),
+    #[command(visible_alias = "stop")]
+    Down(LifecycleArgs),
+    /// Show the plan of a changed project file, ask, and apply it to the
+    /// running project.
+    Upgrade(UpgradeArgs),
     /// Stop and delete everything the project made.
     Remove(LifecycleArgs),
     /// Show what `upgrade` would do, without doing it.
     Plan(PlanArgs),
+    /// Show what going from project file OLD (as if running) to NEW takes;
+    /// touches no state and no machine.
+    Diff(DiffArgs),
     /// Show every host and switch of recorded projects.
     Status(StatusArgs),
+    /// List recorded projects, one line each.
+    List(ListArgs),
+    /// Print a host's console log.
+    Log(LogArgs),
+    /// Draw the project's topology (Graphviz DOT or Mermaid).
+    Graph(GraphArgs),
+}
+
+/// Which backend runs the hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// User-Mode Linux.
+    Uml,
+    /// Xen (paravirtualised; `hvm` hosts stay fully virtualised).
+    Xen,
 }
 
 /// Options of the lifecycle verbs.
@@ -82,6 +104,12 @@ pub struct LifecycleArgs {
     /// Print the plan before applying it.
     #[arg(long = "show-plan")]
     pub verbose_plan: bool,
+    /// Run every host on this backend instead of the platform the project
+    /// names. Without it, each host runs on its own platform when this
+    /// machine can run it (User-Mode Linux anywhere, Xen on a Xen dom0),
+    /// and a project asking for one it cannot run is refused.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
     /// Wait for another `mln` working on the project instead of failing.
     #[arg(long)]
     pub wait: bool,
@@ -128,18 +156,111 @@ pub struct PlanArgs {
     pub format: PlanFormat,
 }
 
+/// `mln upgrade`.
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    pub target: LifecycleArgs,
+    /// Apply without asking (needed when stdin is not a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+/// `mln diff OLD NEW`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The project file as it runs.
+    pub old: PathBuf,
+    /// The project file as it should become.
+    pub new: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Diff)]
+    pub format: PlanFormat,
+}
+
+/// Output format of `mln status` and `mln list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    /// Columns for people.
+    Table,
+    /// JSON for scripts.
+    Json,
+}
+
 /// `mln status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Only this project.
     #[arg(short = 'p', long)]
     pub project: Option<String>,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    format: TableFormat,
+    /// Print JSON (same as `--format json`).
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
     /// Folder of project states.
     #[arg(long, env = "MLN_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+impl StatusArgs {
+    /// The format asked for, `--json` included.
+    pub fn format(&self) -> TableFormat {
+        if self.json {
+            TableFormat::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+/// `mln list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+    /// Folder of project states.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `mln log -p PROJECT HOST`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// The project, by name.
+    #[arg(short = 'p', long)]
+    pub project: String,
+    /// The host.
+    pub host: String,
+    /// Keep printing what the console writes, until interrupted or the
+    /// log goes away.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Folder of project states.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Output format of `mln graph`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT (`dot -Tsvg`).
+    Dot,
+    /// A Mermaid flowchart.
+    Mermaid,
+}
+
+/// `mln graph FILE`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Project file.
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
 }
 
 /// Output format of diagnostics.

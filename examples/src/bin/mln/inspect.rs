@@ -1,7 +1,14 @@
-//! The verbs that only read a project: `check`, `show`, `parse`.
+//! The verbs that only read project files: `check`, `show`, `parse`,
+//! `diff`, `graph`. No state is read and no machine is touched.
 
-use crate::cli::{CheckArgs, DiagFormat, ParseArgs, ShowArgs, ShowFormat};
-use crate::output::Output;
+use mln_lang::plan::{domain_name, plan, DesiredProject, Goal, Observed, PlanOptions, HEADROOM};
+use mln_lang::state::{DomainRecord, HostRecord, State, SwitchRecord};
+
+use crate::cli::{
+    CheckArgs, DiagFormat, DiffArgs, GraphArgs, GraphFormat, ParseArgs, PlanFormat, ShowArgs,
+    ShowFormat,
+};
+use crate::output::{self, Output};
 
 /// `mln check FILE...`: 0 when every file is valid, 1 otherwise.
 pub fn check(out: &Output, args: &CheckArgs) -> u8 {
@@ -127,4 +134,89 @@ pub fn parse(out: &Output, args: &ParseArgs) -> u8 {
             1
         }
     }
+}
+
+/// `mln diff OLD NEW`: the plan of going from OLD, taken as running
+/// completely, to NEW. Pure: the planner only.
+pub fn diff(out: &Output, args: &DiffArgs) -> u8 {
+    let Some(old) = load_or_report(out, &args.old) else {
+        return 1;
+    };
+    let Some(new) = load_or_report(out, &args.new) else {
+        return 1;
+    };
+    let (old, new) = (old.project(), new.project());
+    if old.name != new.name {
+        eprintln!(
+            "error: {} is project {} but {} is project {}: diff compares two versions of one project",
+            args.old.display(),
+            old.name,
+            args.new.display(),
+            new.name
+        );
+        return 1;
+    }
+    let (state, observed) = assumed_up(&DesiredProject::from_project(old));
+    let plan = plan(
+        &DesiredProject::from_project(new),
+        Some(&state),
+        &observed,
+        &PlanOptions::new(Goal::Upgrade),
+    );
+    match args.format {
+        PlanFormat::Diff => output::print(&plan.render_diff()),
+        PlanFormat::Json => output::print(&format!("{}\n", plan.to_json())),
+    }
+}
+
+/// What the state store would record once `old` had been brought up
+/// completely (every host built and running, with the executor's memory
+/// headroom; every switch up), and the backends' view of that.
+///
+/// The Python package builds the same thing for `mln.plan(old, new)`;
+/// it belongs in mln-lang, and lives here until mln-lang offers it.
+fn assumed_up(old: &DesiredProject) -> (State, Observed) {
+    let mut state = State::new(&old.name);
+    for (n, h) in old.hosts.values().enumerate() {
+        let mut record = HostRecord::new(h.clone());
+        record.disk_ready = true;
+        record.config_ready = true;
+        record.domain = h.platform.backend().map(|backend| DomainRecord {
+            name: domain_name(&old.name, &h.name),
+            backend,
+            id: u32::try_from(n + 1).unwrap_or(u32::MAX),
+            max_memory: h.memory.saturating_mul(HEADROOM),
+            max_vcpus: h
+                .vcpus
+                .saturating_mul(u32::try_from(HEADROOM).unwrap_or(u32::MAX)),
+            started: true,
+        });
+        state.hosts.insert(h.name.clone(), record);
+    }
+    for s in old.switches.values() {
+        state.switches.insert(
+            s.name.clone(),
+            SwitchRecord {
+                spec: s.clone(),
+                socket: None,
+                bridge: Some(s.name.clone()),
+                pid: None,
+            },
+        );
+    }
+    state.desired = Some(old.clone());
+    let observed = Observed::assume_recorded(&state);
+    (state, observed)
+}
+
+/// `mln graph FILE`: the topology as Graphviz DOT or Mermaid.
+pub fn graph(out: &Output, args: &GraphArgs) -> u8 {
+    let Some(checked) = load_or_report(out, &args.file) else {
+        return 1;
+    };
+    let project = DesiredProject::from_project(checked.project());
+    output::print(&match args.format {
+        GraphFormat::Dot => mln_lang::graph::to_dot(&project),
+        GraphFormat::Mermaid => mln_lang::graph::to_mermaid(&project),
+    })
 }

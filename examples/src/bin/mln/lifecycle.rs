@@ -1,26 +1,31 @@
-//! The verbs that change machines: build, start, stop, upgrade, remove,
-//! plus `status` and `plan`. Each is one call of `mln_lang::apply::run`.
+//! The verbs that change machines: build, up/start, down/stop, upgrade,
+//! remove, plus `plan`. Each is one call of `mln_lang::apply::run`, except
+//! `upgrade`, which shows its plan and asks before applying that same plan
+//! under one lock (`mln_lang::apply::Session`).
 
 use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use mln_core::template::{BusyboxSource, BusyboxTemplate, Template};
-use mln_lang::apply::{self, LocalBackends, RunOptions};
-use mln_lang::plan::Goal;
+use mln_lang::apply::{self, LocalBackends, Report, RunOptions, Session};
+use mln_lang::model::Project;
+use mln_lang::plan::{DesiredProject, Goal, PlanOptions};
 use mln_lang::state::StateStore;
 
-use crate::cli::{LifecycleArgs, PlanFormat, StatusArgs};
+use crate::backend::Machine;
+use crate::cli::{LifecycleArgs, PlanFormat, UpgradeArgs};
 use crate::output::Output;
 use crate::progress::Lines;
 
 /// Where projects and templates live, as the user chose or by default.
-struct Places {
-    state_root: PathBuf,
+pub struct Places {
+    pub state_root: PathBuf,
     template_dir: PathBuf,
 }
 
 impl Places {
-    fn new(state_dir: Option<&Path>, template_dir: Option<&Path>) -> Result<Self, String> {
+    pub fn new(state_dir: Option<&Path>, template_dir: Option<&Path>) -> Result<Self, String> {
         let state_root = match state_dir {
             Some(d) => d.to_path_buf(),
             None => StateStore::default_root().map_err(|e| e.to_string())?,
@@ -34,15 +39,35 @@ impl Places {
             template_dir,
         })
     }
+
+    /// The store of a project that has a recorded state; never creates one.
+    pub fn recorded(&self, name: &str) -> Result<StateStore, String> {
+        let known = StateStore::list(&self.state_root).map_err(|e| e.to_string())?;
+        if !known.iter().any(|k| k == name) {
+            return Err(format!(
+                "project {name}: nothing recorded under {}",
+                self.state_root.display()
+            ));
+        }
+        StateStore::open(&self.state_root, name).map_err(|e| e.to_string())
+    }
 }
 
 /// The templates in `dir`: every regular file by its file name, plus the
 /// busybox default (built there on first use).
-fn backends_for(store: &StateStore, places: &Places) -> Result<LocalBackends, String> {
+/// Without `templates` (planning only), no template is built or named.
+fn backends_for(
+    store: &StateStore,
+    places: &Places,
+    machine: Machine,
+    templates: bool,
+) -> Result<LocalBackends, String> {
+    let backends = LocalBackends::new(store.dir()).map_err(|e| e.to_string())?;
+    if !templates {
+        return Ok(machine.attach(backends));
+    }
     let default = default_template(&places.template_dir)?;
-    let mut backends = LocalBackends::new(store.dir())
-        .map_err(|e| e.to_string())?
-        .with_default_template(default);
+    let mut backends = backends.with_default_template(default);
     if let Ok(entries) = std::fs::read_dir(&places.template_dir) {
         for entry in entries.flatten() {
             let path = entry.path();
@@ -60,23 +85,7 @@ fn backends_for(store: &StateStore, places: &Places) -> Result<LocalBackends, St
             }
         }
     }
-    Ok(attach_xen(backends))
-}
-
-#[cfg(feature = "xen")]
-fn attach_xen(backends: LocalBackends) -> LocalBackends {
-    match mln_core::xen::XenHypervisor::connect() {
-        Ok(xen) => backends.with_xen(Box::new(xen)),
-        Err(e) => {
-            log::info!("Xen guests cannot run here: {e}");
-            backends
-        }
-    }
-}
-
-#[cfg(not(feature = "xen"))]
-fn attach_xen(backends: LocalBackends) -> LocalBackends {
-    backends
+    Ok(machine.attach(backends))
 }
 
 fn default_template(dir: &Path) -> Result<Template, String> {
@@ -113,55 +122,119 @@ fn target(args: &LifecycleArgs, out: &Output) -> Result<(String, Option<mln_lang
     }
 }
 
+/// Everything a lifecycle verb needs, ready to run.
+struct Prepared {
+    name: String,
+    store: StateStore,
+    backends: LocalBackends,
+    /// The project from the file, its hosts on the backends they run on.
+    project: Option<Project>,
+    /// The project as last applied, re-placed by `--backend`.
+    recorded: Option<DesiredProject>,
+    options: RunOptions,
+}
+
+impl Prepared {
+    /// `templates`: whether the run may need them (not for planning).
+    fn new(out: &Output, goal: Goal, args: &LifecycleArgs, templates: bool) -> Result<Self, u8> {
+        let (name, checked) = target(args, out)?;
+        let machine = Machine::detect();
+        let places =
+            Places::new(args.state_dir.as_deref(), args.template_dir.as_deref()).map_err(fail)?;
+        let mut project = checked.map(|c| c.project().clone());
+        let mut recorded = None;
+        match &mut project {
+            Some(p) => machine.place_project(p, args.backend).map_err(fail)?,
+            // `-p NAME`: the project as last applied, which was placed when
+            // it was applied; only `--backend` moves it.
+            None if args.backend.is_some() => {
+                let store = places.recorded(&name).map_err(fail)?;
+                let mut desired = store
+                    .load()
+                    .map_err(|e| fail(e.to_string()))?
+                    .and_then(|s| s.desired)
+                    .ok_or_else(|| fail(format!("project {name}: nothing recorded")))?;
+                machine
+                    .place_desired(&mut desired, args.backend)
+                    .map_err(fail)?;
+                recorded = Some(desired);
+            }
+            None => {}
+        }
+        // A project named with `-p` must exist: no empty folder is made
+        // for a mistyped name.
+        let store = match project {
+            Some(_) => StateStore::open(&places.state_root, &name).map_err(|e| e.to_string()),
+            None => places.recorded(&name),
+        }
+        .map_err(fail)?;
+        let templates = templates && !args.dry_run;
+        let backends = backends_for(&store, &places, machine, templates).map_err(fail)?;
+        let mut options = RunOptions::new(goal);
+        options.dry_run = args.dry_run;
+        options.wait_for_lock = args.wait;
+        if let Some(j) = args.jobs {
+            options.parallelism = j.max(1);
+        }
+        if !args.hosts.is_empty() {
+            options.hosts = Some(args.hosts.iter().cloned().collect::<BTreeSet<_>>());
+        }
+        Ok(Prepared {
+            name,
+            store,
+            backends,
+            project,
+            recorded,
+            options,
+        })
+    }
+
+    /// Lock, observe, plan and (unless a dry run) apply.
+    fn run(self, out: &Output) -> Result<apply::Outcome, u8> {
+        let progress = Lines::new(out);
+        let result = match (&self.project, &self.recorded) {
+            (Some(p), _) => apply::run(
+                self.store,
+                &self.backends,
+                Some(p),
+                &self.options,
+                &progress,
+            ),
+            (None, desired) => apply::run_desired(
+                self.store,
+                &self.backends,
+                desired.as_ref(),
+                None,
+                &self.options,
+                &progress,
+            ),
+        };
+        result.map_err(|e| fail(e.to_string()))
+    }
+}
+
 /// Run one lifecycle verb.
 pub fn run(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
-    let (name, checked) = match target(args, out) {
-        Ok(t) => t,
+    let prepared = match Prepared::new(out, goal, args, true) {
+        Ok(p) => p,
         Err(code) => return code,
     };
-    if goal == Goal::Upgrade && checked.is_none() {
-        eprintln!("error: upgrade needs the changed project file (FILE or -f FILE)");
-        return 2;
-    }
-    let places = match Places::new(args.state_dir.as_deref(), args.template_dir.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
-    let store = match StateStore::open(&places.state_root, &name) {
-        Ok(s) => s,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let backends = match backends_for(&store, &places) {
-        Ok(b) => b,
-        Err(e) => return fail(&e),
-    };
-    let mut options = RunOptions::new(goal);
-    options.dry_run = args.dry_run;
-    options.wait_for_lock = args.wait;
-    if let Some(j) = args.jobs {
-        options.parallelism = j.max(1);
-    }
-    if !args.hosts.is_empty() {
-        options.hosts = Some(args.hosts.iter().cloned().collect::<BTreeSet<_>>());
-    }
-    let progress = Lines::new(out);
-    let outcome = apply::run(
-        store,
-        &backends,
-        checked.as_ref().map(|c| c.project()),
-        &options,
-        &progress,
-    );
-    let outcome = match outcome {
+    let name = prepared.name.clone();
+    let outcome = match prepared.run(out) {
         Ok(o) => o,
-        Err(e) => return fail(&e.to_string()),
+        Err(code) => return code,
     };
     if args.dry_run || args.verbose_plan {
         print!("{}", outcome.plan.render_diff());
     }
-    let Some(report) = outcome.report else {
-        return 0;
-    };
+    match outcome.report {
+        Some(report) => finish(&name, goal, &report),
+        None => 0,
+    }
+}
+
+/// Say what a run did; its exit code.
+fn finish(name: &str, goal: Goal, report: &Report) -> u8 {
     for f in &report.failed {
         eprintln!("error: {}: {}", f.description, f.error);
     }
@@ -183,39 +256,122 @@ pub fn run(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
     }
 }
 
-/// `mln plan FILE`: what `upgrade` would do, as a diff or JSON.
-pub fn plan(out: &Output, args: &LifecycleArgs, format: PlanFormat) -> u8 {
-    let (name, checked) = match target(args, out) {
-        Ok(t) => t,
+/// `mln upgrade FILE`: plan against the running project, show the plan,
+/// ask (unless `--yes`), and apply exactly that plan, holding the
+/// project's lock throughout so nothing changes in between.
+pub fn upgrade(out: &Output, args: &UpgradeArgs) -> u8 {
+    let target = &args.target;
+    if target.file.is_none() {
+        eprintln!("error: upgrade needs the changed project file (FILE or -f FILE)");
+        return 2;
+    }
+    let prepared = match Prepared::new(out, Goal::Upgrade, target, true) {
+        Ok(p) => p,
         Err(code) => return code,
     };
-    let Some(checked) = checked else {
-        eprintln!("error: plan needs the project file (FILE or -f FILE)");
+    if target.dry_run {
+        return match prepared.run(out) {
+            Ok(outcome) => {
+                print!("{}", outcome.plan.render_diff());
+                0
+            }
+            Err(code) => code,
+        };
+    }
+    let Some(project) = &prepared.project else {
         return 2;
     };
-    let places = match Places::new(args.state_dir.as_deref(), args.template_dir.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
-    let store = match StateStore::open(&places.state_root, &name) {
-        Ok(s) => s,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let backends = match LocalBackends::new(store.dir()) {
-        Ok(b) => attach_xen(b),
-        Err(e) => return fail(&e.to_string()),
-    };
-    let mut options = RunOptions::new(Goal::Upgrade);
-    options.dry_run = true;
-    let outcome = match apply::run(
-        store,
-        &backends,
-        Some(checked.project()),
-        &options,
-        &apply::NoProgress,
+    let desired = DesiredProject::from_project(project);
+    let model = serde_json::to_value(project).ok();
+    let mut session = match Session::open(
+        prepared.store,
+        &prepared.backends,
+        prepared.options.wait_for_lock,
     ) {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    let plan = match session.plan(
+        &desired,
+        &PlanOptions {
+            goal: Goal::Upgrade,
+            hosts: prepared.options.hosts.clone(),
+        },
+    ) {
+        Ok(p) => p,
+        Err(e) => return fail(e.to_string()),
+    };
+    print!("{}", plan.render_diff());
+    if plan.is_empty() {
+        println!("{}: nothing to change", prepared.name);
+        return 0;
+    }
+    if !args.yes {
+        match confirm(&prepared.name) {
+            Ok(true) => {}
+            Ok(false) => {
+                eprintln!("Not applied.");
+                return 1;
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                return 1;
+            }
+        }
+    }
+    let progress = Lines::new(out);
+    match session.apply(
+        &plan,
+        &desired,
+        model,
+        prepared.options.parallelism,
+        &progress,
+    ) {
+        Ok(report) => {
+            drop(progress);
+            finish(&prepared.name, Goal::Upgrade, &report)
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+/// Ask on the terminal whether to apply; `Err` when there is no terminal
+/// to ask on.
+fn confirm(project: &str) -> Result<bool, String> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(format!(
+            "not applying the plan to {project}: stdin is not a terminal to ask on; \
+             add --yes to apply it without asking"
+        ));
+    }
+    eprint!("Apply this plan to project {project}? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| format!("cannot read the answer: {e}"))?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// `mln plan FILE`: what `upgrade` would do, as a diff or JSON.
+pub fn plan(out: &Output, args: &LifecycleArgs, format: PlanFormat) -> u8 {
+    if args.file.is_none() {
+        eprintln!("error: plan needs the project file (FILE or -f FILE)");
+        return 2;
+    }
+    let mut prepared = match Prepared::new(out, Goal::Upgrade, args, false) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    prepared.options.dry_run = true;
+    let outcome = match prepared.run(out) {
         Ok(o) => o,
-        Err(e) => return fail(&e.to_string()),
+        Err(code) => return code,
     };
     match format {
         PlanFormat::Diff => print!("{}", outcome.plan.render_diff()),
@@ -224,68 +380,8 @@ pub fn plan(out: &Output, args: &LifecycleArgs, format: PlanFormat) -> u8 {
     0
 }
 
-/// `mln status -p NAME` (or every recorded project).
-pub fn status(args: &StatusArgs) -> u8 {
-    let places = match Places::new(args.state_dir.as_deref(), None) {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
-    let names = match &args.project {
-        Some(p) => vec![p.clone()],
-        None => match StateStore::list(&places.state_root) {
-            Ok(n) => n,
-            Err(e) => return fail(&e.to_string()),
-        },
-    };
-    let mut all = Vec::new();
-    let mut code = 0;
-    for name in names {
-        let result = StateStore::open(&places.state_root, &name)
-            .map_err(|e| e.to_string())
-            .and_then(|store| {
-                let backends = LocalBackends::new(store.dir()).map_err(|e| e.to_string())?;
-                apply::status(&store, &attach_xen(backends)).map_err(|e| e.to_string())
-            });
-        match result {
-            Ok(s) => all.push(s),
-            Err(e) => {
-                eprintln!("error: {name}: {e}");
-                code = 1;
-            }
-        }
-    }
-    if args.json {
-        match serde_json::to_string_pretty(&all) {
-            Ok(s) => println!("{s}"),
-            Err(e) => return fail(&e.to_string()),
-        }
-        return code;
-    }
-    for s in &all {
-        println!("project {}", s.project);
-        println!(
-            "  {:<20} {:<10} {:<6} {:>8} {:>5}  {}",
-            "HOST", "STATE", "PLAT", "MEMORY", "VCPU", "SERVER"
-        );
-        for h in &s.hosts {
-            println!(
-                "  {:<20} {:<10} {:<6} {:>7}M {:>5}  {}",
-                h.host,
-                h.state,
-                format!("{:?}", h.platform).to_lowercase(),
-                h.memory >> 20,
-                h.vcpus,
-                h.service_host.as_deref().unwrap_or("local")
-            );
-        }
-        for sw in &s.switches {
-            println!("  switch {:<13} {}", sw.switch, sw.state);
-        }
-    }
-    code
-}
-
-fn fail(message: &str) -> u8 {
+/// Print `message` as an error; exit code 1.
+pub fn fail(message: impl std::fmt::Display) -> u8 {
     eprintln!("error: {message}");
     1
 }

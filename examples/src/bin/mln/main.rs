@@ -3,11 +3,14 @@
 //! A thin front end: arguments are parsed here, all the work is done by
 //! `mln-lang` and `mln-core`.
 
+mod backend;
 mod cli;
 mod inspect;
 mod lifecycle;
+mod log;
 mod output;
 mod progress;
+mod status;
 
 use mln_lang::plan::Goal;
 
@@ -26,13 +29,20 @@ fn main() -> ExitCode {
         cli::Command::Check(a) => inspect::check(&out, &a),
         cli::Command::Show(a) => inspect::show(&out, &a),
         cli::Command::Parse(a) => inspect::parse(&out, &a),
+        cli::Command::Diff(a) => inspect::diff(&out, &a),
+        cli::Command::Graph(a) => inspect::graph(&out, &a),
         cli::Command::Build(a) => lifecycle::run(&out, Goal::Build, &a.normalized()),
-        cli::Command::Start(a) => lifecycle::run(&out, Goal::Up, &a.normalized()),
-        cli::Command::Stop(a) => lifecycle::run(&out, Goal::Stop, &a.normalized()),
-        cli::Command::Upgrade(a) => lifecycle::run(&out, Goal::Upgrade, &a.normalized()),
+        cli::Command::Up(a) => lifecycle::run(&out, Goal::Up, &a.normalized()),
+        cli::Command::Down(a) => lifecycle::run(&out, Goal::Stop, &a.normalized()),
+        cli::Command::Upgrade(mut a) => {
+            a.target = a.target.normalized();
+            lifecycle::upgrade(&out, &a)
+        }
         cli::Command::Remove(a) => lifecycle::run(&out, Goal::Remove, &a.normalized()),
         cli::Command::Plan(a) => lifecycle::plan(&out, &a.target.normalized(), a.format),
-        cli::Command::Status(a) => lifecycle::status(&a),
+        cli::Command::Status(a) => status::status(&out, &a),
+        cli::Command::List(a) => status::list(&a),
+        cli::Command::Log(a) => log::log(&a),
     };
     ExitCode::from(code)
 }

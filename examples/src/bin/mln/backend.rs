@@ -1,0 +1,162 @@
+//! Which backend runs which host: what this machine can run, the
+//! project's platforms and the `--backend` override.
+
+use mln_lang::apply::LocalBackends;
+use mln_lang::model::{self, Project};
+use mln_lang::plan::{DesiredProject, Platform};
+
+use crate::cli::BackendChoice;
+
+/// What this machine can run: UML always (the kernel is checked when a
+/// guest starts), Xen when this is a Xen dom0.
+pub struct Machine {
+    xen: Result<Box<dyn mln_core::Hypervisor>, String>,
+}
+
+impl Machine {
+    /// Look at this machine (connects to Xen when built with it).
+    pub fn detect() -> Self {
+        Machine { xen: connect_xen() }
+    }
+
+    /// The backend hosts run on by default here: Xen on a Xen dom0, else
+    /// UML.
+    pub fn default_backend(&self) -> BackendChoice {
+        if self.xen.is_ok() {
+            BackendChoice::Xen
+        } else {
+            BackendChoice::Uml
+        }
+    }
+
+    /// Hand this machine's Xen, if any, to `backends`.
+    pub fn attach(self, backends: LocalBackends) -> LocalBackends {
+        match self.xen {
+            Ok(xen) => backends.with_xen(xen),
+            Err(_) => backends,
+        }
+    }
+
+    /// Decide the platform of every host in `hosts` (name, platform as the
+    /// project says): `None` keeps them all, `Some(p)` runs them all as `p`.
+    /// Fails, saying what to do, when a host would need a backend this
+    /// machine lacks.
+    fn placement<'a>(
+        &self,
+        project: &str,
+        hosts: impl Iterator<Item = (&'a str, Platform)>,
+        choice: Option<BackendChoice>,
+    ) -> Result<Option<BackendChoice>, String> {
+        match (choice, &self.xen) {
+            (Some(BackendChoice::Xen), Err(why)) => {
+                Err(format!("--backend xen: Xen cannot run here ({why})"))
+            }
+            (Some(c), _) => Ok(Some(c)),
+            (None, xen) => {
+                let hosts: Vec<(&str, Platform)> = hosts.collect();
+                let named = |want: fn(Platform) -> bool| -> Vec<&str> {
+                    hosts
+                        .iter()
+                        .filter(|(_, p)| want(*p))
+                        .map(|(n, _)| *n)
+                        .collect()
+                };
+                let kvm = named(|p| p == Platform::Kvm);
+                if !kvm.is_empty() {
+                    return Err(format!(
+                        "project {project}: no backend runs kvm hosts ({}); add --backend {} to run them on {}",
+                        kvm.join(", "),
+                        self.default_backend().name(),
+                        self.default_backend().label(),
+                    ));
+                }
+                let xen_hosts = named(|p| p.backend() == Some(mln_core::BackendKind::Xen));
+                match xen {
+                    Err(why) if !xen_hosts.is_empty() => Err(format!(
+                        "project {project} asks for Xen hosts ({}), but Xen cannot run here ({why}); \
+                         add --backend uml to run them as User-Mode Linux guests",
+                        xen_hosts.join(", ")
+                    )),
+                    _ => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Put every host of a resolved project on its backend (see
+    /// [`Machine::placement`]).
+    pub fn place_project(
+        &self,
+        project: &mut Project,
+        choice: Option<BackendChoice>,
+    ) -> Result<(), String> {
+        let hosts = project
+            .hosts
+            .iter()
+            .map(|h| (h.name.as_str(), Platform::from(h.platform)));
+        if let Some(to) = self.placement(&project.name, hosts, choice)? {
+            for h in &mut project.hosts {
+                h.platform = match (to, h.platform) {
+                    (BackendChoice::Uml, _) => model::Platform::Uml,
+                    (BackendChoice::Xen, model::Platform::XenHvm) => model::Platform::XenHvm,
+                    (BackendChoice::Xen, _) => model::Platform::Xen,
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Machine::place_project`] for a project as last applied.
+    pub fn place_desired(
+        &self,
+        project: &mut DesiredProject,
+        choice: Option<BackendChoice>,
+    ) -> Result<(), String> {
+        let hosts = project
+            .hosts
+            .values()
+            .map(|h| (h.name.as_str(), h.platform));
+        if let Some(to) = self.placement(&project.name, hosts, choice)? {
+            for h in project.hosts.values_mut() {
+                h.platform = match (to, h.platform) {
+                    (BackendChoice::Uml, _) => Platform::Uml,
+                    (BackendChoice::Xen, Platform::Hvm) => Platform::Hvm,
+                    (BackendChoice::Xen, _) => Platform::Xen,
+                };
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BackendChoice {
+    fn name(self) -> &'static str {
+        match self {
+            BackendChoice::Uml => "uml",
+            BackendChoice::Xen => "xen",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            BackendChoice::Uml => "User-Mode Linux",
+            BackendChoice::Xen => "Xen",
+        }
+    }
+}
+
+#[cfg(feature = "xen")]
+fn connect_xen() -> Result<Box<dyn mln_core::Hypervisor>, String> {
+    match mln_core::xen::XenHypervisor::connect() {
+        Ok(xen) => Ok(Box::new(xen)),
+        Err(e) => {
+            log::info!("Xen guests cannot run here: {e}");
+            Err(e.to_string())
+        }
+    }
+}
+
+#[cfg(not(feature = "xen"))]
+fn connect_xen() -> Result<Box<dyn mln_core::Hypervisor>, String> {
+    Err("mln was built without Xen support".to_string())
+}

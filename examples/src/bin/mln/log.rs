@@ -1,0 +1,138 @@
+//! `mln log -p PROJECT HOST`: a host's console log.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use mln_core::BackendKind;
+use mln_lang::apply::LocalBackends;
+use mln_lang::plan::domain_name;
+
+use crate::cli::LogArgs;
+use crate::lifecycle::{fail, Places};
+
+/// How often `--follow` looks for new output.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Print the console log of a host (all its runs so far); with `--follow`,
+/// keep printing what it writes.
+pub fn log(args: &LogArgs) -> u8 {
+    let places = match Places::new(args.state_dir.as_deref(), None) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let store = match places.recorded(&args.project) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let state = match store.load() {
+        Ok(Some(s)) => s,
+        Ok(None) => return fail(format!("project {}: nothing recorded", args.project)),
+        Err(e) => return fail(e),
+    };
+    let spec = state
+        .hosts
+        .get(&args.host)
+        .map(|r| &r.spec)
+        .or_else(|| state.desired.as_ref().and_then(|d| d.hosts.get(&args.host)));
+    let Some(spec) = spec else {
+        let mut names: Vec<&str> = state.hosts.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        return fail(format!(
+            "project {} has no host {} (its hosts: {})",
+            args.project,
+            args.host,
+            names.join(", ")
+        ));
+    };
+    let backend = state
+        .hosts
+        .get(&args.host)
+        .and_then(|r| r.domain.as_ref().map(|d| d.backend))
+        .or_else(|| spec.platform.backend());
+    if backend == Some(BackendKind::Xen) {
+        return fail(format!(
+            "{} runs on Xen, which keeps no console log: attach to its console with `xl console {}`",
+            args.host,
+            domain_name(&args.project, &args.host)
+        ));
+    }
+    let path = match LocalBackends::new(store.dir())
+        .and_then(|b| b.console_log(&args.project, &args.host))
+    {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let mut file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return fail(format!(
+                "{} has no console log yet: it has not been started",
+                args.host
+            ))
+        }
+        Err(e) => return fail(format!("{}: {e}", path.display())),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut at = match copy(&mut file, &mut stdout) {
+        Ok(n) => n,
+        // Whoever reads stopped reading (`mln log | head`): done.
+        Err(Stop::Output) => return 0,
+        Err(Stop::Input(e)) => return fail(format!("{}: {e}", path.display())),
+    };
+    if !args.follow {
+        return 0;
+    }
+    loop {
+        std::thread::sleep(POLL);
+        let len = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            // The host was removed: its log went with it.
+            Err(_) => return 0,
+        };
+        if len == at {
+            continue;
+        }
+        if len < at || !same_file(&file, &path) {
+            // Truncated or replaced: start over from the top.
+            file = match File::open(&path) {
+                Ok(f) => f,
+                Err(_) => return 0,
+            };
+            at = 0;
+        }
+        if let Err(e) = file.seek(SeekFrom::Start(at)) {
+            return fail(format!("{}: {e}", path.display()));
+        }
+        match copy(&mut file, &mut stdout) {
+            Ok(n) => at += n,
+            Err(Stop::Output) => return 0,
+            Err(Stop::Input(e)) => return fail(format!("{}: {e}", path.display())),
+        }
+    }
+}
+
+enum Stop {
+    Input(std::io::Error),
+    Output,
+}
+
+/// Copy what is left of `from` to `to` (console bytes as they are, not
+/// necessarily UTF-8); the number of bytes copied.
+fn copy(from: &mut File, to: &mut impl Write) -> Result<u64, Stop> {
+    let mut bytes = Vec::new();
+    from.read_to_end(&mut bytes).map_err(Stop::Input)?;
+    to.write_all(&bytes).map_err(|_| Stop::Output)?;
+    to.flush().map_err(|_| Stop::Output)?;
+    Ok(bytes.len() as u64)
+}
+
+/// Whether `path` still names the file `file` has open.
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
