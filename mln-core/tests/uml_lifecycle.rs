@@ -42,6 +42,11 @@ impl Drop for Guest {
 
 /// Create (not start) a guest `name` with `startup` lines.
 fn guest(name: &str, startup: &[&str]) -> Guest {
+    guest_with_shutdown(name, startup, &[])
+}
+
+/// Create (not start) a guest `name` with `startup` and `shutdown` lines.
+fn guest_with_shutdown(name: &str, startup: &[&str], shutdown: &[&str]) -> Guest {
     let template = template();
     let dir = tempfile::tempdir().unwrap();
     let uml = Uml::new(dir.path().join("uml")).unwrap();
@@ -49,6 +54,7 @@ fn guest(name: &str, startup: &[&str]) -> Guest {
         Overlay::create(&template.image, dir.path().join("root.cow"), CowFormat::Uml).unwrap();
     let mut cfg = GuestConfig::new(name);
     cfg.startup = startup.iter().map(|s| s.to_string()).collect();
+    cfg.shutdown = shutdown.iter().map(|s| s.to_string()).collect();
     let cfg_disk = dir.path().join("config.tar");
     cfg.write_disk(&cfg_disk).unwrap();
     let mut spec = DomainSpec::new(
@@ -226,6 +232,46 @@ fn pause_resume_memory_info_list_and_clean_shutdown() {
     assert!(g.uml.list().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(g.uml.state_dir()).unwrap().count(), 0);
     assert_eq!(processes_under(g.uml.state_dir()), Vec::<String>::new());
+}
+
+#[test]
+fn shutdown_right_after_start_lets_the_guest_boot_then_halt_cleanly() {
+    let g = guest_with_shutdown("hasty", &["echo MLN-STARTED"], &["echo MLN-SHUTDOWN-RAN"]);
+    g.uml.start("hasty").unwrap();
+    let pid = g.uml.info("hasty").unwrap().id;
+    // Shutdown removes the guest's folder; an open handle still reads the
+    // whole console log afterwards.
+    let mut log = std::fs::File::open(g.uml.console_log("hasty").unwrap()).unwrap();
+    // At once: the guest's init has not started yet. A Ctrl-Alt-Del now
+    // would make the kernel reboot instead of asking init to shut down.
+    g.uml.shutdown("hasty", Duration::from_secs(60)).unwrap();
+    let mut console = String::new();
+    std::io::Read::read_to_string(&mut log, &mut console).unwrap();
+
+    assert!(!process_exists(pid));
+    assert!(matches!(g.uml.info("hasty"), Err(Error::NotFound { .. })));
+    assert_eq!(processes_under(g.uml.state_dir()), Vec::<String>::new());
+    // The guest finished booting, then its init ran the shutdown lines
+    // (rc.halt) and powered off by itself: the clean path, not a reboot
+    // and not a kill after the timeout.
+    let at = |needle: &str| {
+        console
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} on the console:\n{console}"))
+    };
+    assert!(at("MLN-STARTED") < at(BOOT_FINISHED));
+    assert!(at(BOOT_FINISHED) < at("MLN-SHUTDOWN-RAN"));
+    assert!(at("MLN-SHUTDOWN-RAN") < at("mln: halting"));
+    assert!(
+        console.contains("reboot: System halted") || console.contains("reboot: Power down"),
+        "the kernel never halted:\n{console}"
+    );
+    for wrong in ["reboot: Restarting system", "Kernel panic"] {
+        assert!(
+            !console.contains(wrong),
+            "{wrong:?} on the console:\n{console}"
+        );
+    }
 }
 
 #[test]

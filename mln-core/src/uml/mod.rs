@@ -14,7 +14,8 @@
 //! start. Guests run in their own process group and survive the process that
 //! started them. Control goes through the management console
 //! ([`Mconsole`]): `stop`/`go` pause and resume, `cad` asks the guest's init
-//! to shut down, `config mem=±N` unplugs and replugs memory.
+//! to shut down (sent only once init handles it, see `shutdown.rs`),
+//! `config mem=±N` unplugs and replugs memory.
 //!
 //! UML boots at `mem=` the domain's maximum memory; a smaller `memory` is
 //! reached by unplugging the difference once the guest runs. UML 6.1 has one
@@ -45,6 +46,7 @@
 mod cmdline;
 mod mconsole;
 pub(crate) mod process;
+mod shutdown;
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -423,52 +425,6 @@ impl Uml {
         self.write_record(record)
     }
 
-    /// Send Ctrl-Alt-Del and wait for the guest to exit, at most `timeout`.
-    ///
-    /// Before the guest's init has taken Ctrl-Alt-Del over, the kernel
-    /// answers it by rebooting (UML restarts in the same process). That
-    /// shows in the console log; the request is then repeated once the new
-    /// boot had a moment to start its init.
-    fn ctrl_alt_del(
-        &self,
-        name: &str,
-        mc: &Mconsole,
-        proc: &ProcessRecord,
-        timeout: Duration,
-    ) -> bool {
-        let deadline = Instant::now() + timeout;
-        let log = self.dir(name).map(|d| d.join(CONSOLE)).ok();
-        let log_len = || {
-            log.as_ref()
-                .and_then(|p| fs::metadata(p).ok())
-                .map_or(0, |m| m.len())
-        };
-        loop {
-            let offset = log_len();
-            if mc.request_raw("cad").is_err() {
-                return proc.wait_exit(deadline.saturating_duration_since(Instant::now()));
-            }
-            loop {
-                if proc.wait_exit(Duration::from_millis(100)) {
-                    return true;
-                }
-                if Instant::now() >= deadline {
-                    return false;
-                }
-                let restarted = log.as_ref().is_some_and(|p| {
-                    tail(p, log_len().saturating_sub(offset)).contains("reboot: Restarting system")
-                });
-                if restarted {
-                    std::thread::sleep(
-                        Duration::from_millis(1500)
-                            .min(deadline.saturating_duration_since(Instant::now())),
-                    );
-                    break;
-                }
-            }
-        }
-    }
-
     fn remove(&self, name: &str) -> Result<()> {
         let dir = self.dir(name)?;
         match fs::remove_dir_all(&dir) {
@@ -584,9 +540,19 @@ impl Hypervisor for Uml {
             }
             record.phase = Phase::Stopping;
             self.write_record(&record)?;
-            // Ctrl-Alt-Del: the guest's init runs its shutdown actions and
-            // powers off. A guest that ignores it is killed after `timeout`.
-            if !self.ctrl_alt_del(name, &mc, &proc, timeout) {
+            // Ctrl-Alt-Del, once the guest's init handles it: init runs
+            // its shutdown actions and powers off. A guest still booting
+            // gets there first; one that never does is killed after
+            // `timeout`.
+            let dir = self.dir(name)?;
+            let cad = shutdown::CtrlAltDel {
+                name,
+                socket: &dir.join(UMID).join("mconsole"),
+                log: &dir.join(CONSOLE),
+                proc: &proc,
+                request_timeout: self.request_timeout,
+            };
+            if cad.run(timeout) == shutdown::Outcome::TimedOut {
                 log::warn!("uml guest {name}: no clean shutdown within {timeout:?}, killing it");
             }
         }
