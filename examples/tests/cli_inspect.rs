@@ -143,3 +143,144 @@ fn the_readme_example_project_is_valid() {
     let o = mln(&["check", file.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn diff_of_the_upgrade_sample_is_api_live_batch_move_cache_create() {
+    let state = tempfile::tempdir().unwrap();
+    let (v1, v2) = (project("upgrade/v1.mln"), project("upgrade/v2.mln"));
+    let run = |extra: &[&str]| {
+        let mut args = vec!["diff", v1.as_str(), v2.as_str()];
+        args.extend_from_slice(extra);
+        let o = Command::new(env!("CARGO_BIN_EXE_mln"))
+            .args(&args)
+            .env("NO_COLOR", "1")
+            .env("MLN_STATE_DIR", state.path())
+            .output()
+            .expect("run mln");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        stdout(&o)
+    };
+
+    let text = run(&[]);
+    assert!(text.contains("~ host api update live"), "{text}");
+    assert!(text.contains("memory: 128M → 256M (live)"), "{text}");
+    assert!(
+        text.contains("→ host batch move server-a → server-b"),
+        "{text}"
+    );
+    assert!(text.contains("+ host cache create on server-a"), "{text}");
+    assert!(!text.contains("host front"), "front is untouched: {text}");
+    assert!(text.contains("1 to create, 1 to update, 0 to rebuild, 1 to move, 0 to destroy"));
+
+    let v: serde_json::Value = serde_json::from_str(&run(&["--format", "json"])).unwrap();
+    let hosts: Vec<(String, String)> = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap().to_string(),
+                h["kind"].to_string(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = hosts.iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(names, ["api", "batch", "cache"], "{v}");
+    let actions = v["actions"].as_array().unwrap();
+    assert!(actions.iter().all(|a| a["host"] != "front"), "{v}");
+    assert!(actions
+        .iter()
+        .any(|a| a["op"] == "set_memory" && a["host"] == "api" && a["to"] == 256u64 << 20));
+    assert!(actions
+        .iter()
+        .any(|a| a["op"] == "move" && a["host"] == "batch" && a["to"] == "server-b"));
+    assert!(actions
+        .iter()
+        .any(|a| a["op"] == "create_domain" && a["host"] == "cache"));
+
+    // Pure: no state was read or written.
+    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn diff_refuses_files_of_two_different_projects() {
+    let o = mln(&["diff", &project("lab.mln"), &project("upgrade/v2.mln")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("two versions of one project"));
+}
+
+#[test]
+fn graph_of_the_lab_has_every_host_switch_and_link() {
+    let o = mln(&["graph", &project("lab.mln"), "--format", "dot"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dot = stdout(&o);
+    assert!(dot.starts_with("graph \"lab\" {"), "{dot}");
+    for node in [
+        "\"host:router\"",
+        "\"host:alice\"",
+        "\"host:bob\"",
+        "\"switch:left\"",
+        "\"switch:right\"",
+    ] {
+        assert!(dot.contains(&format!("  {node} [label=")), "{node}: {dot}");
+    }
+    for link in [
+        r#""host:router" -- "switch:left" [label="eth0\n192.168.1.1/24"]"#,
+        r#""host:router" -- "switch:right" [label="eth1\n192.168.2.1/24"]"#,
+        r#""host:alice" -- "switch:left" [label="eth0\n192.168.1.10/24"]"#,
+        r#""host:bob" -- "switch:right" [label="eth0\n192.168.2.10/24"]"#,
+    ] {
+        assert!(dot.contains(link), "{link}: {dot}");
+    }
+    assert_eq!(dot.matches(" -- ").count(), 4, "{dot}");
+
+    let o = mln(&["graph", &project("lab.mln"), "--format", "mermaid"]);
+    assert!(o.status.success());
+    let mm = stdout(&o);
+    assert!(mm.contains("flowchart LR"), "{mm}");
+    // Ids are positional; find each node's id by its label.
+    let id = |label: &str| -> String {
+        let line = mm
+            .lines()
+            .find(|l| l.contains(&format!("\"{label}")) && !l.contains("---"))
+            .unwrap_or_else(|| panic!("{label} missing: {mm}"));
+        line.trim()
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    for (host, iface, addr, switch) in [
+        ("router", "eth0", "192.168.1.1/24", "left"),
+        ("router", "eth1", "192.168.2.1/24", "right"),
+        ("alice", "eth0", "192.168.1.10/24", "left"),
+        ("bob", "eth0", "192.168.2.10/24", "right"),
+    ] {
+        let edge = format!(
+            "{} ---|\"{iface}<br/>{addr}\"| {}",
+            id(&format!("{host}<br/>")),
+            id(switch)
+        );
+        assert!(mm.contains(&edge), "{edge}: {mm}");
+    }
+    assert_eq!(mm.matches(" ---|").count(), 4, "{mm}");
+}
+
+#[test]
+fn help_documents_exit_codes_and_every_verb() {
+    let o = mln(&["--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    assert!(help.contains("Exit codes:"), "{help}");
+    for verb in [
+        "build", "up", "start", "down", "stop", "upgrade", "remove", "plan", "diff", "status",
+        "list", "log", "graph",
+    ] {
+        assert!(
+            help.lines().any(|l| l
+                .split_whitespace()
+                .any(|w| w.trim_matches(|c| c == '[' || c == ']') == verb)),
+            "{verb}: {help}"
+        );
+    }
+}

@@ -1,8 +1,10 @@
-//! `mln start/status/upgrade/stop/remove` on real UML guests and real
-//! vde switches, the way a user runs them.
+//! `mln up/status/log/list/upgrade/down/remove` (and MLN's
+//! `start/stop`) on real UML guests and real vde switches, the way a user
+//! runs them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 fn mln(state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mln"))
@@ -94,7 +96,7 @@ fn start_upgrade_stop_remove_a_two_host_project_on_uml() {
         "an unchanged host is in the plan: {text}"
     );
 
-    ok(&mln(&state, &["upgrade", v2.to_str().unwrap()]));
+    ok(&mln(&state, &["upgrade", "--yes", v2.to_str().unwrap()]));
     let s = status(&state, "clitest");
     let (two_state, two_memory) = host_state(&s, "two");
     assert_eq!(two_state, "running");
@@ -124,4 +126,221 @@ fn a_broken_project_changes_nothing() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("E0004"));
     assert!(!state.join("bad").exists());
+}
+
+fn sample(name: &str) -> String {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../projects");
+    root.join(name).to_string_lossy().into_owned()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Removes the project when dropped, so a failing assertion never leaves
+/// guests running.
+struct Cleanup<'a> {
+    state: &'a Path,
+    project: &'a str,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if self.state.join(self.project).exists() {
+            let _ = mln(self.state, &["remove", "-p", self.project]);
+        }
+    }
+}
+
+/// Processes (not zombies) whose command line mentions `dir`.
+fn processes_using(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&needle) {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+#[test]
+fn up_status_log_list_upgrade_checks_down_remove_the_lab_on_uml() {
+    if !uml_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let _cleanup = Cleanup {
+        state: &state,
+        project: "lab",
+    };
+    let hosts = ["alice", "bob", "router"];
+
+    ok(&mln(&state, &["up", &sample("lab.mln")]));
+
+    // Every host runs, in JSON (`--json` is `--format json`) and in the table.
+    let s = status(&state, "lab");
+    for h in hosts {
+        assert_eq!(host_state(&s, h).0, "running", "{s}");
+    }
+    let table = mln(&state, &["status", "-p", "lab", "--format", "table"]);
+    ok(&table);
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    for h in hosts {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.contains(h) && l.contains("running")),
+            "{table}"
+        );
+    }
+    assert_eq!(table.matches(" up").count(), 2, "both switches up: {table}");
+
+    // Each console shows the boot, to its end.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for h in hosts {
+        loop {
+            let log = mln(&state, &["log", "-p", "lab", h]);
+            ok(&log);
+            let log = String::from_utf8_lossy(&log.stdout).into_owned();
+            if log.contains(mln_core::template::BOOT_FINISHED) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{h} never finished booting: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let missing = mln(&state, &["log", "-p", "lab", "carol"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing).contains("no host carol"),
+        "{}",
+        text(&missing)
+    );
+
+    let list = mln(&state, &["list"]);
+    ok(&list);
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout),
+        "lab: 3 host(s), 3 running, 2 switch(es)\n"
+    );
+
+    // A changed lab: the router gets more memory.
+    let lab = std::fs::read_to_string(sample("lab.mln")).unwrap();
+    let bigger = lab.replacen(
+        "host router {\n    superclass pc\n",
+        "host router {\n    superclass pc\n    memory 96M\n",
+        1,
+    );
+    assert_ne!(lab, bigger);
+    let v2 = dir.path().join("lab.mln");
+    std::fs::write(&v2, bigger).unwrap();
+    let recorded = std::fs::read(state.join("lab/state.json")).unwrap();
+
+    // --dry-run shows the plan and changes nothing.
+    let dry = mln(
+        &state,
+        &["upgrade", "--dry-run", "-f", v2.to_str().unwrap()],
+    );
+    ok(&dry);
+    let plan = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(plan.contains("~ host router update restart"), "{plan}");
+    assert!(plan.contains("memory: 64M → 96M (restart)"), "{plan}");
+    assert!(!plan.contains("alice") && !plan.contains("bob"), "{plan}");
+    assert_eq!(
+        std::fs::read(state.join("lab/state.json")).unwrap(),
+        recorded
+    );
+
+    // Without --yes and without a terminal to ask on, nothing is applied.
+    let refused = mln(&state, &["upgrade", "-f", v2.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let said = text(&refused);
+    assert!(
+        said.contains("memory: 64M → 96M"),
+        "the plan is shown: {said}"
+    );
+    assert!(
+        said.contains("not a terminal") && said.contains("--yes"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read(state.join("lab/state.json")).unwrap(),
+        recorded
+    );
+    let s = status(&state, "lab");
+    assert_eq!(host_state(&s, "router"), ("running".to_string(), 64 << 20));
+
+    ok(&mln(&state, &["down", "-p", "lab"]));
+    let s = status(&state, "lab");
+    for h in hosts {
+        assert_eq!(host_state(&s, h).0, "built", "{s}");
+    }
+
+    ok(&mln(&state, &["remove", "-p", "lab"]));
+    assert!(!state.join("lab").exists(), "state left behind");
+    let list = mln(&state, &["list"]);
+    ok(&list);
+    assert_eq!(String::from_utf8_lossy(&list.stdout), "");
+    assert_eq!(processes_using(&state), Vec::<String>::new());
+}
+
+#[test]
+fn xen_hosts_run_on_uml_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let file = dir.path().join("x.mln");
+    std::fs::write(
+        &file,
+        "global { project xenish }\nhost x { xen; memory 48M }\nhost u { memory 48M }\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let _cleanup = Cleanup {
+        state: &state,
+        project: "xenish",
+    };
+
+    let xen_here =
+        Path::new("/dev/xen/privcmd").exists() || Path::new("/proc/xen/privcmd").exists();
+    if !xen_here {
+        let o = mln(&state, &["build", file]);
+        assert_eq!(o.status.code(), Some(1));
+        let said = text(&o);
+        assert!(said.contains("asks for Xen hosts (x)"), "{said}");
+        assert!(said.contains("--backend uml"), "{said}");
+        assert!(
+            !state.join("xenish").exists(),
+            "a refused project left state"
+        );
+    }
+    if !uml_available() {
+        return;
+    }
+    ok(&mln(&state, &["build", "--backend", "uml", file]));
+    let s = status(&state, "xenish");
+    for h in ["x", "u"] {
+        let line = s[0]["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["host"] == h)
+            .unwrap();
+        assert_eq!(line["platform"], "uml", "{s}");
+        assert_eq!(line["state"], "built", "{s}");
+    }
+    ok(&mln(&state, &["remove", "-p", "xenish"]));
+    assert!(!state.join("xenish").exists());
 }
