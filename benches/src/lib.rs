@@ -83,8 +83,9 @@ pub fn generate_project(hosts: usize) -> String {
             let _ = writeln!(
                 out,
                 "    network eth1 {{ switch backbone; address 172.16.{}.{} }}",
-                h / 250 % 256,
-                h % 250 + 1
+                // One backbone address per tenth host: unique up to 640,000 hosts.
+                h / 10 / 250,
+                h / 10 % 250 + 1
             );
         }
         let _ = write!(
@@ -98,6 +99,14 @@ pub fn generate_project(hosts: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_projects_are_valid() {
+        let text = generate_project(100_000);
+        if let Err(report) = mln_lang::load_str("bench.mln", &text) {
+            panic!("{}", report.diagnostics);
+        }
+    }
     use mln_lang::syntax::{parse_source, Item, Limits};
     use mln_lang::SourceMap;
     use std::path::Path;
