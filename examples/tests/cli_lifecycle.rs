@@ -205,8 +205,40 @@ fn up_status_log_list_upgrade_checks_down_remove_the_lab_on_uml() {
     }
     assert_eq!(table.matches(" up").count(), 2, "both switches up: {table}");
 
-    // Each console shows the boot, to its end.
+    // `log --follow` prints the router's console as it boots, to its end.
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_mln"))
+        .args(["log", "--follow", "-p", "lab", "router", "--state-dir"])
+        .arg(&state)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mln log --follow");
+    let lines = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(lines).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
     let deadline = Instant::now() + Duration::from_secs(90);
+    let followed = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(mln_core::template::BOOT_FINISHED) => break true,
+            Ok(_) => {}
+            Err(_) => break false,
+        }
+    };
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(
+        followed,
+        "log --follow never showed the router's boot finish"
+    );
+
+    // Each console shows the boot, to its end.
     for h in hosts {
         loop {
             let log = mln(&state, &["log", "-p", "lab", h]);
