@@ -264,13 +264,15 @@ mod bench {
         }
     }
 
-    /// One domain through mln-core: (create -> running, destroy).
+    /// One domain through mln-core: (create -> running, one `info` of the
+    /// running domain, destroy). `create` builds such a report too, so the
+    /// `info` time shows what the report adds to libxl's own work.
     fn one_mln(
         args: &Args,
         live: &mut Live<'_>,
         name: &str,
         marker: bool,
-    ) -> Result<(Duration, Duration), Failure> {
+    ) -> Result<(Duration, Duration, Duration), Failure> {
         let xen = live.xen;
         let s = spec(args, name);
         live.names.push(name.to_string());
@@ -278,7 +280,9 @@ mod bench {
         xen.create(&s)?;
         xen.start(name)?;
         let up = t.elapsed();
+        let t = Instant::now();
         expect_running(xen, name)?;
+        let report = t.elapsed();
         if marker {
             wait_marker(args, name)?;
             println!(
@@ -291,7 +295,7 @@ mod bench {
         xen.destroy(name)?;
         let down = t.elapsed();
         live.forget(name);
-        Ok((up, down))
+        Ok((up, report, down))
     }
 
     /// One domain through `xl create`: (create -> running, `xl destroy`).
@@ -434,13 +438,13 @@ mod bench {
             args.reps
         );
         println!("warm-up:");
-        let (up, _) = one_mln(args, &mut live, "bench-warm-mln", true)?;
+        let (up, _, _) = one_mln(args, &mut live, "bench-warm-mln", true)?;
         println!("  mln-core create->running {}", secs(up));
         let (up, _) = one_xl(args, &mut live, "bench-warm-xl")?;
         println!("  xl create {}", secs(up));
 
-        let (mut mln_up, mut mln_down, mut xl_up, mut xl_down) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut mln_up, mut mln_info, mut mln_down, mut xl_up, mut xl_down) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for round in 1..=args.reps {
             // Alternate which goes first, so a drift in the machine's load
             // does not favour one side.
@@ -459,15 +463,17 @@ mod bench {
                     xl_round = Some(one_xl(args, &mut live, &format!("bench-xl-{round}"))?);
                 }
             }
-            if let (Some((mu, md)), Some((xu, xd))) = (mln, xl_round) {
+            if let (Some((mu, mi, md)), Some((xu, xd))) = (mln, xl_round) {
                 println!(
-                    "round {round}: mln-core {} (destroy {}), xl create {} (xl destroy {})",
+                    "round {round}: mln-core {} (info {}, destroy {}), xl create {} (xl destroy {})",
                     secs(mu),
+                    secs(mi),
                     secs(md),
                     secs(xu),
                     secs(xd)
                 );
                 mln_up.push(mu);
+                mln_info.push(mi);
                 mln_down.push(md);
                 xl_up.push(xu);
                 xl_down.push(xd);
@@ -497,6 +503,7 @@ mod bench {
         let (mu, mu_min, mu_max) = stats(&mln_up);
         let (xu, xu_min, xu_max) = stats(&xl_up);
         let (md, _, _) = stats(&mln_down);
+        let (mi, _, _) = stats(&mln_info);
         let (xd, _, _) = stats(&xl_down);
         let ratio = mu.as_secs_f64() / xu.as_secs_f64().max(1e-9);
         let ratio_connect = (mu + c).as_secs_f64() / xu.as_secs_f64().max(1e-9);
@@ -514,6 +521,10 @@ mod bench {
         println!(
             "| mln-core, plus a fresh `XenHypervisor::connect` | {} | |",
             secs(mu + c)
+        );
+        println!(
+            "| mln-core `info` of a running domain (`create` builds one such report) | {} | |",
+            secs(mi)
         );
         println!(
             "| `xl create` of the equivalent xl.cfg | {} ({}..{}) | {} (`xl destroy`) |",
