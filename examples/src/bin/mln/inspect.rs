@@ -1,8 +1,8 @@
 //! The verbs that only read project files: `check`, `show`, `parse`,
 //! `diff`, `graph`. No state is read and no machine is touched.
 
-use mln_lang::plan::{domain_name, plan, DesiredProject, Goal, Observed, PlanOptions, HEADROOM};
-use mln_lang::state::{DomainRecord, HostRecord, State, SwitchRecord};
+use mln_lang::plan::{plan, DesiredProject, Goal, Observed, PlanOptions};
+use mln_lang::state::State;
 
 use crate::cli::{
     CheckArgs, DiagFormat, DiffArgs, GraphArgs, GraphFormat, ParseArgs, PlanFormat, ShowArgs,
@@ -156,7 +156,8 @@ pub fn diff(out: &Output, args: &DiffArgs) -> u8 {
         );
         return 1;
     }
-    let (state, observed) = assumed_up(&DesiredProject::from_project(old));
+    let state = State::as_if_up(&DesiredProject::from_project(old));
+    let observed = Observed::assume_recorded(&state);
     let plan = plan(
         &DesiredProject::from_project(new),
         Some(&state),
@@ -167,46 +168,6 @@ pub fn diff(out: &Output, args: &DiffArgs) -> u8 {
         PlanFormat::Diff => output::print(&plan.render_diff()),
         PlanFormat::Json => output::print(&format!("{}\n", plan.to_json())),
     }
-}
-
-/// What the state store would record once `old` had been brought up
-/// completely (every host built and running, with the executor's memory
-/// headroom; every switch up), and the backends' view of that.
-///
-/// The Python package builds the same thing for `mln.plan(old, new)`;
-/// it belongs in mln-lang, and lives here until mln-lang offers it.
-fn assumed_up(old: &DesiredProject) -> (State, Observed) {
-    let mut state = State::new(&old.name);
-    for (n, h) in old.hosts.values().enumerate() {
-        let mut record = HostRecord::new(h.clone());
-        record.disk_ready = true;
-        record.config_ready = true;
-        record.domain = h.platform.backend().map(|backend| DomainRecord {
-            name: domain_name(&old.name, &h.name),
-            backend,
-            id: u32::try_from(n + 1).unwrap_or(u32::MAX),
-            max_memory: h.memory.saturating_mul(HEADROOM),
-            max_vcpus: h
-                .vcpus
-                .saturating_mul(u32::try_from(HEADROOM).unwrap_or(u32::MAX)),
-            started: true,
-        });
-        state.hosts.insert(h.name.clone(), record);
-    }
-    for s in old.switches.values() {
-        state.switches.insert(
-            s.name.clone(),
-            SwitchRecord {
-                spec: s.clone(),
-                socket: None,
-                bridge: Some(s.name.clone()),
-                pid: None,
-            },
-        );
-    }
-    state.desired = Some(old.clone());
-    let observed = Observed::assume_recorded(&state);
-    (state, observed)
 }
 
 /// `mln graph FILE`: the topology as Graphviz DOT or Mermaid.
