@@ -1,10 +1,8 @@
 //! `mln.plan` and `mln.Plan`: the planner's answer, as Python objects.
 
 use mln_lang::plan as lang;
-use mln_lang::plan::{
-    domain_name, DesiredProject, Goal, HostChangeKind, ObjectRef, Observed, PlanOptions, HEADROOM,
-};
-use mln_lang::state::{DomainRecord, HostRecord, State, SwitchRecord};
+use mln_lang::plan::{DesiredProject, Goal, HostChangeKind, ObjectRef, Observed, PlanOptions};
+use mln_lang::state::State;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -28,42 +26,9 @@ pub(crate) fn goal(name: &str) -> PyResult<Goal> {
 }
 
 /// What the state store would record once `old` had been brought up
-/// completely: every host built and running, every switch up. The
-/// backends' view of it is [`Observed::assume_recorded`].
-///
-/// This belongs in mln-lang (the planner's tests, benchmarks and fuzz
-/// targets each build the same thing); it lives here until mln-lang
-/// offers it.
+/// completely, and the backends' view of it.
 fn assumed_up(old: &DesiredProject) -> (State, Observed) {
-    let mut state = State::new(&old.name);
-    for (n, h) in old.hosts.values().enumerate() {
-        let mut record = HostRecord::new(h.clone());
-        record.disk_ready = true;
-        record.config_ready = true;
-        record.domain = h.platform.backend().map(|backend| DomainRecord {
-            name: domain_name(&old.name, &h.name),
-            backend,
-            id: u32::try_from(n + 1).unwrap_or(u32::MAX),
-            max_memory: h.memory.saturating_mul(HEADROOM),
-            max_vcpus: h
-                .vcpus
-                .saturating_mul(u32::try_from(HEADROOM).unwrap_or(u32::MAX)),
-            started: true,
-        });
-        state.hosts.insert(h.name.clone(), record);
-    }
-    for s in old.switches.values() {
-        state.switches.insert(
-            s.name.clone(),
-            SwitchRecord {
-                spec: s.clone(),
-                socket: None,
-                bridge: Some(s.name.clone()),
-                pid: None,
-            },
-        );
-    }
-    state.desired = Some(old.clone());
+    let state = State::as_if_up(old);
     let observed = Observed::assume_recorded(&state);
     (state, observed)
 }
