@@ -25,11 +25,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use mln_lang::check::check_project;
-use mln_lang::plan::{
-    domain_name, plan, DesiredProject, Goal, Observed, Plan, PlanOptions, HEADROOM,
-};
+use mln_lang::plan::{plan, DesiredProject, Goal, Observed, Plan, PlanOptions};
 use mln_lang::resolve::resolve;
-use mln_lang::state::{DomainRecord, HostRecord, State, SwitchRecord};
+use mln_lang::state::State;
 use mln_lang::syntax::{parse_source, Limits};
 use mln_lang::{Diagnostic, SourceMap};
 
@@ -157,7 +155,7 @@ fn verify_plans(bytes: &[u8]) -> Result<(), String> {
     };
     let old = load("old", old)?;
     let new = load("new", new)?;
-    let state = running(&old);
+    let state = State::as_if_up(&old);
     let observed = Observed::assume_recorded(&state);
     for goal in [
         Goal::Build,
@@ -170,38 +168,6 @@ fn verify_plans(bytes: &[u8]) -> Result<(), String> {
         acyclic(&plan).map_err(|e| format!("{goal:?}: {e}:\n{}", plan.render_actions()))?;
     }
     Ok(())
-}
-
-/// The record of `p` after a complete `up`.
-fn running(p: &DesiredProject) -> State {
-    let mut state = State::new(&p.name);
-    for (i, h) in p.hosts.values().enumerate() {
-        let mut record = HostRecord::new(h.clone());
-        record.disk_ready = true;
-        record.config_ready = true;
-        record.domain = h.platform.backend().map(|backend| DomainRecord {
-            name: domain_name(&p.name, &h.name),
-            backend,
-            id: u32::try_from(i + 1).unwrap_or(u32::MAX),
-            max_memory: h.memory.saturating_mul(HEADROOM),
-            max_vcpus: h.vcpus.saturating_mul(HEADROOM as u32),
-            started: true,
-        });
-        state.hosts.insert(h.name.clone(), record);
-    }
-    for s in p.switches.values() {
-        state.switches.insert(
-            s.name.clone(),
-            SwitchRecord {
-                spec: s.clone(),
-                socket: None,
-                bridge: Some(s.name.clone()),
-                pid: None,
-            },
-        );
-    }
-    state.desired = Some(p.clone());
-    state
 }
 
 /// Every dependency names another action of the plan and they form no
