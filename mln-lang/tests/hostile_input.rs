@@ -362,7 +362,6 @@ fn autoenum_blocks_share_one_host_budget() {
 }
 
 #[test]
-#[ignore = "known bug: `#include` of a FIFO blocks in File::open (syntax/include.rs read_limited); remove with the fix"]
 fn an_included_fifo_is_refused_not_waited_on() {
     // A student's file can name a FIFO (or /dev/stdin, a tty): opening it
     // for reading waits for a writer forever. Includes should be regular

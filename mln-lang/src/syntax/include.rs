@@ -1,8 +1,8 @@
 //! Reading files for the parser: size limits, text validation, and the
 //! identity used to detect `#include` cycles.
 
-use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Why a file could not be read.
@@ -15,8 +15,23 @@ pub(crate) enum ReadError {
 }
 
 /// Read `path`, refusing files longer than `max` bytes without reading them.
+///
+/// Only regular files are read: a FIFO, a terminal or `/dev/stdin` named by
+/// an `#include` would otherwise block the parser forever. The file is
+/// opened non-blocking (so opening a FIFO returns at once) and checked
+/// through the open descriptor, so it cannot be swapped in between.
 pub(crate) fn read_limited(path: &Path, max: usize) -> Result<Vec<u8>, ReadError> {
-    let file = File::open(path).map_err(ReadError::Io)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(ReadError::Io)?;
+    if !file.metadata().map_err(ReadError::Io)?.is_file() {
+        return Err(ReadError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     let mut bytes = Vec::new();
     file.take(limit)
