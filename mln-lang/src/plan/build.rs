@@ -2,7 +2,7 @@
 //! observation), where it must be (desired project + goal), and the actions
 //! between the two, wired by dependencies.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use mln_core::DomainState;
 
@@ -686,11 +686,17 @@ impl<'a> Builder<'a> {
         }
 
         // Plugging in waits for the switch; removing waits for every
-        // member to be off it.
+        // member to be off it. An action that does both on one recreated
+        // switch (a restart, a rebuild, a move) plugs in after the new
+        // switch exists and so cannot also hold up the old one's removal:
+        // it leaves the old switch by stopping on the new one's side,
+        // which is the re-plug a recreated switch needs anyway.
+        let mut plugs_into_new: HashSet<(ActionId, &str)> = HashSet::new();
         for (id, spec) in std::mem::take(&mut self.needs_switches) {
             for sw in spec.switches() {
                 if let Some(c) = creates.get(sw) {
                     self.actions[id.0].after.push(*c);
+                    plugs_into_new.insert((id, sw));
                 }
             }
         }
@@ -711,7 +717,11 @@ impl<'a> Builder<'a> {
         }
         for (r, name) in removes {
             if let Some(ids) = off.get(name) {
-                let ids = ids.clone();
+                let ids: Vec<ActionId> = ids
+                    .iter()
+                    .copied()
+                    .filter(|id| !plugs_into_new.contains(&(*id, name)))
+                    .collect();
                 self.actions[r.0].after.extend(ids);
             }
         }
