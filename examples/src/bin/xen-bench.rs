@@ -276,10 +276,10 @@ mod bench {
         let xen = live.xen;
         let s = spec(args, name);
         live.names.push(name.to_string());
-        let t = Instant::now();
+        let begun = Instant::now();
         xen.create(&s)?;
         xen.start(name)?;
-        let up = t.elapsed();
+        let up = begun.elapsed();
         let t = Instant::now();
         expect_running(xen, name)?;
         let report = t.elapsed();
@@ -288,7 +288,7 @@ mod bench {
             println!(
                 "  {name}: guest printed {:?} {} after creation began",
                 args.marker,
-                secs(t.elapsed())
+                secs(begun.elapsed())
             );
         }
         let t = Instant::now();
