@@ -30,7 +30,10 @@
 //! # Ok::<(), mln_core::Error>(())
 //! ```
 
+mod password;
 mod tar;
+
+pub use password::{is_crypt_hash, password_hash};
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};

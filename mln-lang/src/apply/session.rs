@@ -133,7 +133,8 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<Outcome, ApplyError> {
     let desired = project.map(DesiredProject::from_project);
-    let model = project.and_then(|p| serde_json::to_value(p).ok());
+    let model =
+        project.and_then(|p| serde_json::to_value(crate::plan::with_hashed_passwords(p)).ok());
     run_desired(store, backends, desired.as_ref(), model, options, progress)
 }
 

@@ -30,10 +30,33 @@ struct DiskPlacement<'a> {
     cow_filesystem: &'a Option<String>,
 }
 
+/// The crypt(3) hash of `h`'s `root_passwd`: plain text is hashed (SHA-512
+/// crypt, salt stable per project and host) here, at the boundary, so it
+/// never reaches a plan, the state or the guest. Should hashing ever fail
+/// the account is locked (`!`) rather than the text kept.
+pub fn root_password(project: &str, h: &Host) -> Option<String> {
+    h.root_passwd.as_deref().map(|p| {
+        mln_core::guest::password_hash(p, &format!("{project}/{}", h.name))
+            .unwrap_or_else(|_| "!".to_string())
+    })
+}
+
+/// `project` as it may be recorded or shown: every `root_passwd` hashed.
+pub fn with_hashed_passwords(project: &Project) -> Project {
+    let mut p = project.clone();
+    for h in &mut p.hosts {
+        h.root_passwd = root_password(&project.name, h);
+        if let (Some(hash), Some(w)) = (&h.root_passwd, h.written.get_mut("root_passwd")) {
+            w.clone_from(hash);
+        }
+    }
+    p
+}
+
 fn host_spec(project: &str, h: &Host) -> HostSpec {
     let guest = GuestSpec {
         nameservers: h.nameserver.iter().map(|n| n.to_string()).collect(),
-        root_passwd: h.root_passwd.clone(),
+        root_passwd: root_password(project, h),
         users: h.users.clone(),
         groups: h.groups.clone(),
         files: h.files.clone(),

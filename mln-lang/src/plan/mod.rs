@@ -28,6 +28,7 @@ mod spec;
 mod types;
 
 pub use build::{plan, PlanOptions, HEADROOM};
+pub use from_model::{root_password, with_hashed_passwords};
 pub use render::Counts;
 pub use spec::{
     derived_mac, domain_name, DesiredProject, GuestSpec, HookPoint, HostSpec, InterfaceSpec,
