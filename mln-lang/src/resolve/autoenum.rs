@@ -1,6 +1,7 @@
 //! `autoenum`: hosts generated from a superclass, numbered, addressed and
 //! spread over service hosts; and the order of all hosts.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -21,8 +22,8 @@ pub const MAX_GENERATED_HOSTS: u32 = 100_000;
 /// One host to resolve: its written blocks and the settings `autoenum`
 /// generated for it.
 pub(crate) struct HostEntry<'a> {
-    pub name: String,
-    pub blocks: Vec<&'a Block>,
+    pub name: Cow<'a, str>,
+    pub blocks: Cow<'a, [&'a Block]>,
     /// Generated settings as statements, one layer per `autoenum` block
     /// (later blocks win).
     pub generated: Vec<Generated>,
@@ -37,28 +38,28 @@ pub(crate) struct Generated {
 
 /// All hosts in order: written hosts where they first appear, generated
 /// ones where their `global` block stands (unless written earlier).
-pub(crate) fn place_hosts<'a>(
+pub(crate) fn place_hosts<'c>(
     ctx: &mut Ctx<'_>,
-    collected: &Collected<'a>,
+    collected: &'c Collected<'_>,
     global: &Global,
-) -> Vec<HostEntry<'a>> {
-    let mut entries: Vec<HostEntry<'a>> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+) -> Vec<HostEntry<'c>> {
+    let mut entries: Vec<HostEntry<'c>> = Vec::with_capacity(collected.hosts.len());
+    let mut index: HashMap<Cow<'c, str>, usize> = HashMap::with_capacity(collected.hosts.len());
     let mut budget = MAX_GENERATED_HOSTS;
-    let written: Vec<&(String, Vec<&'a Block>)> = collected.hosts.iter().collect();
+    let written: Vec<&(&str, Vec<&Block>)> = collected.hosts.iter().collect();
     for order in &collected.order {
         match order {
             Order::Host(i) => {
-                let Some((name, blocks)) = written.get(*i) else {
+                let Some(&&(name, ref blocks)) = written.get(*i) else {
                     continue;
                 };
                 match index.get(name) {
-                    Some(&e) => entries[e].blocks.extend(blocks.iter().copied()),
+                    Some(&e) => entries[e].blocks.to_mut().extend(blocks.iter().copied()),
                     None => {
-                        index.insert(name.clone(), entries.len());
+                        index.insert(Cow::Borrowed(name), entries.len());
                         entries.push(HostEntry {
-                            name: name.clone(),
-                            blocks: blocks.clone(),
+                            name: Cow::Borrowed(name),
+                            blocks: Cow::Borrowed(blocks.as_slice()),
                             generated: Vec::new(),
                         });
                     }
@@ -71,13 +72,13 @@ pub(crate) fn place_hosts<'a>(
                         continue;
                     }
                     for (name, generated) in generate(ctx, blk, global, &mut budget) {
-                        match index.get(&name) {
+                        match index.get(name.as_str()) {
                             Some(&e) => entries[e].generated.push(generated),
                             None => {
-                                index.insert(name.clone(), entries.len());
+                                index.insert(Cow::Owned(name.clone()), entries.len());
                                 entries.push(HostEntry {
-                                    name,
-                                    blocks: Vec::new(),
+                                    name: Cow::Owned(name),
+                                    blocks: Cow::Borrowed(&[]),
                                     generated: vec![generated],
                                 });
                             }

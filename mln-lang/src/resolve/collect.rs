@@ -12,8 +12,9 @@ use super::Ctx;
 /// Named blocks in first-appearance order; later blocks with the same name
 /// are merged into the first (and reported by the checker as duplicates).
 pub(crate) struct Named<'a> {
-    list: Vec<(String, Vec<&'a Block>)>,
-    index: HashMap<String, usize>,
+    list: Vec<(&'a str, Vec<&'a Block>)>,
+    /// Names borrowed from the syntax tree: no copy per host.
+    index: HashMap<&'a str, usize>,
 }
 
 impl<'a> Named<'a> {
@@ -24,29 +25,39 @@ impl<'a> Named<'a> {
         }
     }
 
-    fn add(&mut self, name: &str, block: &'a Block) -> usize {
-        match self.index.get(name) {
-            Some(&i) => {
-                self.list[i].1.push(block);
-                i
-            }
-            None => {
-                self.index.insert(name.to_string(), self.list.len());
-                self.list.push((name.to_string(), vec![block]));
-                self.list.len() - 1
-            }
+    /// Room for `n` names (at most one per top-level item, so never more
+    /// than the input holds).
+    fn with_capacity(n: usize) -> Self {
+        Named {
+            list: Vec::with_capacity(n),
+            index: HashMap::with_capacity(n),
         }
     }
 
+    fn add(&mut self, name: &'a str, block: &'a Block) -> usize {
+        let next = self.list.len();
+        let i = *self.index.entry(name).or_insert(next);
+        match self.list.get_mut(i) {
+            Some(entry) => entry.1.push(block),
+            None => self.list.push((name, vec![block])),
+        }
+        i
+    }
+
     /// Iterate in first-appearance order.
-    pub fn iter(&self) -> impl Iterator<Item = &(String, Vec<&'a Block>)> {
+    pub fn iter(&self) -> impl Iterator<Item = &(&'a str, Vec<&'a Block>)> {
         self.list.iter()
+    }
+
+    /// How many names there are.
+    pub fn len(&self) -> usize {
+        self.list.len()
     }
 }
 
 impl<'b, 'a> IntoIterator for &'b Named<'a> {
-    type Item = &'b (String, Vec<&'a Block>);
-    type IntoIter = std::slice::Iter<'b, (String, Vec<&'a Block>)>;
+    type Item = &'b (&'a str, Vec<&'a Block>);
+    type IntoIter = std::slice::Iter<'b, (&'a str, Vec<&'a Block>)>;
     fn into_iter(self) -> Self::IntoIter {
         self.list.iter()
     }
@@ -74,8 +85,8 @@ pub(crate) struct Collected<'a> {
 pub(crate) fn collect<'a>(ctx: &mut Ctx<'_>, ast: &'a Ast) -> Collected<'a> {
     let mut c = Collected {
         globals: Vec::new(),
-        hosts: Named::new(),
-        order: Vec::new(),
+        hosts: Named::with_capacity(ast.items.len()),
+        order: Vec::with_capacity(ast.items.len()),
         switches: Named::new(),
         superclasses: Named::new(),
         blocks: Vec::new(),

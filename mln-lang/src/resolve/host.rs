@@ -2,7 +2,7 @@
 //! merged by the inheritance rules, then every value read into its type.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::diag::{Code, Diagnostic};
 use crate::model::{
@@ -23,11 +23,6 @@ use super::values::{
 use super::vars::Scope;
 use super::{generic, Ctx, What};
 
-/// One source of settings for a host, nearest first.
-struct Layer<'x> {
-    items: &'x [&'x Item],
-}
-
 /// The keyword a statement stands for (aliases folded).
 fn canonical(keyword: &str) -> &str {
     match keyword {
@@ -44,99 +39,173 @@ struct NetAcc<'x> {
     statements: BTreeMap<&'x str, &'x Statement>,
 }
 
+/// What one layer (a host's own blocks, one `autoenum` block's settings,
+/// or one superclass) says, in the order the merge visits it: later
+/// statements first. A superclass's summary is made once per chain and
+/// shared by every host that inherits it, so list lines and the like are
+/// not rebuilt per host.
+#[derive(Default)]
+struct Summary<'x> {
+    /// Statements by canonical keyword, later first.
+    scalars: Vec<(&'x str, &'x Statement)>,
+    /// Platform flags, later first.
+    platform: Vec<&'x Statement>,
+    /// List lines per list (indexed like [`HOST_LISTS`]), in order.
+    lists: [Vec<Spanned<String>>; HOST_LISTS.len()],
+    /// List block spans, later first.
+    list_spans: Vec<(&'x str, Span)>,
+    /// Named `network` blocks, later first.
+    networks: Vec<&'x Block>,
+    /// `xen_extra` lines, in order.
+    extra: Vec<Spanned<String>>,
+    /// Generic blocks, in order.
+    blocks: Vec<&'x Block>,
+    /// A block nested too deep, when there is one.
+    truncated: Option<Span>,
+}
+
+fn summarize<'x>(items: &[&'x Item]) -> Summary<'x> {
+    let mut m = Summary::default();
+    // Later statements in one layer win: walk backwards.
+    for &item in items.iter().rev() {
+        match item {
+            Item::Statement(s) => {
+                let k = canonical(&s.keyword.node);
+                if matches!(k, "xen" | "uml" | "kvm" | "hvm") {
+                    m.platform.push(s);
+                } else if k != "superclass" {
+                    m.scalars.push((k, s));
+                }
+            }
+            Item::Block(b) if b.name.node == "network" => {
+                if b.label.is_some() {
+                    m.networks.push(b);
+                }
+            }
+            Item::Block(b) => {
+                let name = b.name.node.as_str();
+                if let Some(index) = HOST_LISTS.iter().position(|&l| l == name) {
+                    let list = HOST_LISTS[index];
+                    m.list_spans.push((list, b.span));
+                    let lines = if list == "groups" {
+                        group_lines(b)
+                    } else {
+                        generic::lines(b, &mut m.truncated)
+                    };
+                    // Blocks are visited backwards: prepend.
+                    let v = &mut m.lists[index];
+                    if v.is_empty() {
+                        *v = lines;
+                    } else {
+                        let mut all = lines;
+                        all.append(v);
+                        *v = all;
+                    }
+                } else if name == "xen_extra" {
+                    m.list_spans.push(("xen_extra", b.span));
+                    let mut all = generic::lines(b, &mut m.truncated);
+                    all.append(&mut m.extra);
+                    m.extra = all;
+                } else {
+                    m.blocks.push(b);
+                }
+            }
+            Item::Assign(_) => {}
+        }
+    }
+    m.blocks.reverse();
+    m
+}
+
 /// Everything the layers say, before reading values.
 #[derive(Default)]
 struct Merged<'x> {
     scalars: BTreeMap<&'x str, &'x Statement>,
-    platform: Option<(Vec<&'x Statement>, usize)>,
-    /// List lines per list (indexed like [`HOST_LISTS`]), one vector per
+    /// The platform flags of the nearest layer that has any.
+    platform: Option<&'x [&'x Statement]>,
+    /// List lines per list (indexed like [`HOST_LISTS`]), one slice per
     /// layer that has any, nearest first.
-    lists: [Vec<Vec<Spanned<String>>>; HOST_LISTS.len()],
+    lists: [Vec<&'x [Spanned<String>]>; HOST_LISTS.len()],
     list_spans: BTreeMap<&'x str, Span>,
     networks: BTreeMap<&'x str, NetAcc<'x>>,
     /// `xen_extra` lines per layer, nearest first.
-    xen_extra: Vec<Vec<Spanned<String>>>,
+    xen_extra: Vec<&'x [Spanned<String>]>,
     /// Generic blocks per layer, nearest first.
-    blocks: Vec<Vec<&'x Block>>,
+    blocks: Vec<&'x [&'x Block]>,
 }
 
-fn merge<'x>(ctx: &mut Ctx<'_>, layers: &[Layer<'x>]) -> Merged<'x> {
+fn merge<'x>(ctx: &mut Ctx<'_>, layers: &[&'x Summary<'x>]) -> Merged<'x> {
     let mut m = Merged::default();
     let mut truncated = None;
-    for (depth, layer) in layers.iter().enumerate() {
-        let mut platform = Vec::new();
-        let mut lists: [Vec<Spanned<String>>; HOST_LISTS.len()] = Default::default();
-        let mut extra = Vec::new();
-        let mut blocks = Vec::new();
-        // Later statements in one layer win, nearer layers win: walk each
-        // layer backwards and keep the first value seen.
-        for &item in layer.items.iter().rev() {
-            match item {
-                Item::Statement(s) => {
-                    let k = canonical(&s.keyword.node);
-                    if matches!(k, "xen" | "uml" | "kvm" | "hvm") {
-                        platform.push(s);
-                    } else if k != "superclass" {
-                        m.scalars.entry(k).or_insert(s);
-                    }
+    for layer in layers {
+        // Nearer layers win: keep the first value seen.
+        for &(k, s) in &layer.scalars {
+            m.scalars.entry(k).or_insert(s);
+        }
+        for &b in &layer.networks {
+            let Some(label) = &b.label else { continue };
+            let acc = m.networks.entry(label.node.as_str()).or_insert(NetAcc {
+                block: b,
+                statements: BTreeMap::new(),
+            });
+            for i in b.items.iter().rev() {
+                if let Item::Statement(s) = i {
+                    acc.statements.entry(s.keyword.node.as_str()).or_insert(s);
                 }
-                Item::Block(b) if b.name.node == "network" => {
-                    let Some(label) = &b.label else { continue };
-                    let acc = m.networks.entry(label.node.as_str()).or_insert(NetAcc {
-                        block: b,
-                        statements: BTreeMap::new(),
-                    });
-                    for i in b.items.iter().rev() {
-                        if let Item::Statement(s) = i {
-                            acc.statements.entry(s.keyword.node.as_str()).or_insert(s);
-                        }
-                    }
-                }
-                Item::Block(b) => {
-                    let name = b.name.node.as_str();
-                    if let Some(index) = HOST_LISTS.iter().position(|&l| l == name) {
-                        let list = HOST_LISTS[index];
-                        m.list_spans.entry(list).or_insert(b.span);
-                        let lines = if list == "groups" {
-                            group_lines(b)
-                        } else {
-                            generic::lines(b, &mut truncated)
-                        };
-                        // Blocks are visited backwards: prepend.
-                        let v = &mut lists[index];
-                        let mut all = lines;
-                        all.append(v);
-                        *v = all;
-                    } else if name == "xen_extra" {
-                        m.list_spans.entry("xen_extra").or_insert(b.span);
-                        let mut all = generic::lines(b, &mut truncated);
-                        all.append(&mut extra);
-                        extra = all;
-                    } else {
-                        blocks.push(b);
-                    }
-                }
-                Item::Assign(_) => {}
             }
         }
-        if m.platform.is_none() && !platform.is_empty() {
-            m.platform = Some((platform, depth));
+        for &(list, span) in &layer.list_spans {
+            m.list_spans.entry(list).or_insert(span);
         }
-        for (all, lines) in m.lists.iter_mut().zip(lists) {
+        if m.platform.is_none() && !layer.platform.is_empty() {
+            m.platform = Some(&layer.platform);
+        }
+        for (all, lines) in m.lists.iter_mut().zip(&layer.lists) {
             if !lines.is_empty() {
                 all.push(lines);
             }
         }
-        if !extra.is_empty() {
-            m.xen_extra.push(extra);
+        if !layer.extra.is_empty() {
+            m.xen_extra.push(&layer.extra);
         }
-        if !blocks.is_empty() {
-            blocks.reverse();
-            m.blocks.push(blocks);
+        if !layer.blocks.is_empty() {
+            m.blocks.push(&layer.blocks);
+        }
+        if truncated.is_none() {
+            truncated = layer.truncated;
         }
     }
     ctx.nesting_limit(truncated);
     m
+}
+
+/// A superclass chain as the hosts that name its first superclass see it:
+/// names, variables and one summary per superclass, nearest first.
+struct Chain<'a> {
+    names: Vec<&'a str>,
+    variables: Vec<&'a BTreeMap<String, String>>,
+    layers: Vec<Summary<'a>>,
+}
+
+/// Superclass chains already walked, by their first superclass: each is
+/// walked and summarised once however many hosts inherit it.
+#[derive(Default)]
+pub(crate) struct Chains<'a> {
+    by_first: HashMap<&'a str, Chain<'a>>,
+}
+
+impl<'a> Chains<'a> {
+    fn get(&mut self, supers: &'a Superclasses<'_>, first: &str) -> Option<&Chain<'a>> {
+        let key = supers.key(first)?;
+        Some(self.by_first.entry(key).or_insert_with(|| {
+            let chain = supers.chain(key);
+            Chain {
+                names: chain.iter().map(|(n, _)| *n).collect(),
+                variables: chain.iter().map(|(_, s)| &s.variables).collect(),
+                layers: chain.iter().map(|(_, s)| summarize(&s.items)).collect(),
+            }
+        }))
+    }
 }
 
 /// `groups { G { USER ... } }` or `groups { G USER ... }`: one line per
@@ -171,13 +240,14 @@ fn group_lines(b: &Block) -> Vec<Spanned<String>> {
 }
 
 /// Resolve one host.
-pub(crate) fn resolve_host(
+pub(crate) fn resolve_host<'s>(
     ctx: &mut Ctx<'_>,
     entry: &HostEntry<'_>,
-    supers: &Superclasses<'_>,
+    supers: &'s Superclasses<'_>,
+    chains: &mut Chains<'s>,
     global: &Global,
 ) -> (Host, HostOrigin) {
-    let mut host = Host::new(entry.name.clone());
+    let mut host = Host::new(entry.name.as_ref());
     let own_items: Vec<&Item> = entry.blocks.iter().flat_map(|b| b.items.iter()).collect();
     let generated: Vec<Vec<&Item>> = entry
         .generated
@@ -187,23 +257,26 @@ pub(crate) fn resolve_host(
         .collect();
     let own_vars = variables_of(own_items.iter().copied());
 
-    let mut layers = Vec::with_capacity(2 + generated.len() + supers.len().min(6));
-    layers.push(Layer { items: &own_items });
-    layers.extend(generated.iter().map(|items| Layer { items }));
     // The nearest `superclass` statement among the host's own layers.
-    let first = layers
-        .iter()
-        .find_map(|l| superclass_of(l.items.iter().copied()));
-    let mut scope_layers = Vec::with_capacity(layers.capacity());
+    let first = std::iter::once(&own_items)
+        .chain(&generated)
+        .find_map(|items| superclass_of(items.iter().copied()));
+    let chain = match first {
+        Some(first) if supers.check_exists(ctx, first) => chains.get(supers, &first.node),
+        _ => None,
+    };
+    let own = summarize(&own_items);
+    let generated: Vec<Summary<'_>> = generated.iter().map(|items| summarize(items)).collect();
+    let chain_len = chain.map_or(0, |c| c.layers.len());
+    let mut layers: Vec<&Summary<'_>> = Vec::with_capacity(1 + generated.len() + chain_len);
+    layers.push(&own);
+    layers.extend(&generated);
+    let mut scope_layers = Vec::with_capacity(2 + chain_len);
     scope_layers.push(&own_vars);
-    if let Some(first) = first {
-        if supers.check_exists(ctx, first) {
-            for (name, s) in supers.chain(&first.node) {
-                host.superclasses.push(name.to_string());
-                layers.push(Layer { items: &s.items });
-                scope_layers.push(&s.variables);
-            }
-        }
+    if let Some(chain) = chain {
+        host.superclasses = chain.names.iter().map(|n| n.to_string()).collect();
+        layers.extend(&chain.layers);
+        scope_layers.extend(chain.variables.iter().copied());
     }
     scope_layers.push(&global.variables);
     let scope = Scope {
@@ -255,7 +328,7 @@ pub(crate) fn resolve_host(
     let mut layers_blocks: Vec<Vec<GenericBlock>> = Vec::new();
     for layer in merged.blocks.iter().rev() {
         let mut converted = Vec::new();
-        for b in layer {
+        for b in layer.iter() {
             let mut expand = |v: &Spanned<String>| ctx.expand(&scope, v, false);
             converted.push(generic::convert(b, &mut expand, &mut truncated));
         }
@@ -263,7 +336,8 @@ pub(crate) fn resolve_host(
     }
     ctx.nesting_limit(truncated);
     host.blocks = generic::merge_all(layers_blocks);
-    host.variables = own_vars.clone();
+    drop(scope);
+    host.variables = own_vars;
     (host, origin)
 }
 
@@ -272,7 +346,7 @@ fn value_span(s: &Statement) -> Span {
 }
 
 fn read_platform(ctx: &mut Ctx<'_>, merged: &Merged<'_>, host: &mut Host, origin: &mut HostOrigin) {
-    let Some((statements, _)) = &merged.platform else {
+    let Some(statements) = merged.platform else {
         return;
     };
     let mut on = BTreeMap::new();
@@ -405,12 +479,12 @@ fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, merged: &Merged<'_>, host: &
         }
         // Superclass lines first, duplicates (after expansion) dropped.
         let quiet = *list == "users";
-        let total: usize = layers.iter().map(Vec::len).sum();
+        let total: usize = layers.iter().map(|l| l.len()).sum();
         // Short lists (nearly all) are checked for repeats by a scan.
         let mut seen: Option<HashSet<String>> = (total > 32).then(HashSet::new);
         let mut lines: Vec<(String, Span)> = Vec::with_capacity(total);
         for layer in layers.iter().rev() {
-            for l in layer {
+            for l in layer.iter() {
                 let text = ctx.expand(scope, l, quiet);
                 let repeated = match &mut seen {
                     Some(set) => !set.insert(text.clone()),
@@ -422,6 +496,26 @@ fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, merged: &Merged<'_>, host: &
             }
         }
         for (line, span) in lines {
+            // Plain lists keep their lines whole.
+            match *list {
+                "modules" => {
+                    host.modules.push(line);
+                    continue;
+                }
+                "startup" => {
+                    host.startup.push(line);
+                    continue;
+                }
+                "shutdown" => {
+                    host.shutdown.push(line);
+                    continue;
+                }
+                "sshkey" => {
+                    host.sshkey.push(line);
+                    continue;
+                }
+                _ => {}
+            }
             let words: Vec<&str> = line.split_whitespace().collect();
             let too_few = |ctx: &mut Ctx<'_>, need: &str| {
                 ctx.report(
@@ -501,10 +595,7 @@ fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, merged: &Merged<'_>, host: &
                     }),
                     _ => too_few(ctx, "SRC POINT FSTYPE [OPTIONS]"),
                 },
-                "modules" => host.modules.push(line),
-                "startup" => host.startup.push(line),
-                "shutdown" => host.shutdown.push(line),
-                _ => host.sshkey.push(line),
+                _ => {}
             }
         }
     }

@@ -54,14 +54,14 @@ impl<'a> Superclasses<'a> {
             let parent = superclass_of(items.iter().copied());
             let variables = variables_of(items.iter().copied());
             by_name.insert(
-                name.as_str(),
+                *name,
                 Superclass {
                     items,
                     parent,
                     variables,
                 },
             );
-            order.push(name.as_str());
+            order.push(*name);
         }
         let supers = Superclasses { by_name };
         for name in &order {
@@ -73,9 +73,10 @@ impl<'a> Superclasses<'a> {
         supers
     }
 
-    /// How many superclasses there are.
-    pub fn len(&self) -> usize {
-        self.by_name.len()
+    /// The name of the superclass called `name`, borrowed from the
+    /// project, when there is one.
+    pub fn key(&self, name: &str) -> Option<&'a str> {
+        self.by_name.get_key_value(name).map(|(k, _)| *k)
     }
 
     /// E0005 unless `reference` names a superclass; true when it does.

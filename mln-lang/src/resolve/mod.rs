@@ -146,49 +146,65 @@ pub fn resolve(ast: &Ast, sources: &SourceMap) -> Result<Resolved, Diagnostics> 
         for b in blocks {
             lint::host_block(&mut ctx, b, "a superclass");
             let mut g = generic::convert(b, &mut |v| v.node.clone(), &mut truncated);
-            g.label = Some(name.clone());
+            g.label = Some(name.to_string());
             project.superclasses.push(g);
         }
         ctx.nesting_limit(truncated);
         if let Some((first, rest)) = blocks.split_first() {
             origins
                 .superclasses
-                .insert(name.clone(), collect::block_origin(first, rest));
+                .insert(name.to_string(), collect::block_origin(first, rest));
         }
     }
 
     let hosts = autoenum::place_hosts(&mut ctx, &collected, &global);
+    project.hosts.reserve_exact(hosts.len());
+    let mut host_origins = Vec::with_capacity(hosts.len());
+    let mut chains = host::Chains::default();
     for entry in &hosts {
-        for b in &entry.blocks {
+        for b in entry.blocks.iter() {
             lint::host_block(&mut ctx, b, "a host");
         }
-        let (host, origin) = host::resolve_host(&mut ctx, entry, &supers, &global);
-        origins.hosts.insert(host.name.clone(), origin);
+        let (host, origin) = host::resolve_host(&mut ctx, entry, &supers, &mut chains, &global);
+        host_origins.push((host.name.clone(), origin));
         project.hosts.push(host);
     }
+    // Built in one go from sorted entries: far cheaper than one insert per
+    // host. Names are unique (`place_hosts` merged repeats).
+    origins.hosts = host_origins.into_iter().collect();
 
     for (name, blocks) in &collected.switches {
         let Some((first, rest)) = blocks.split_first() else {
             continue;
         };
         let (switch, origin) = global::read_switch(&mut ctx, name, first, rest, &global);
-        origins.switches.insert(name.clone(), origin);
+        origins.switches.insert(name.to_string(), origin);
         project.switches.push(switch);
     }
-    let index: std::collections::HashMap<String, usize> = project
+    let index: std::collections::HashMap<&str, usize> = project
         .switches
         .iter()
         .enumerate()
-        .map(|(i, s)| (s.name.clone(), i))
+        .map(|(i, s)| (s.name.as_str(), i))
         .collect();
+    let mut ports: Vec<(usize, SwitchPort)> = Vec::with_capacity(project.hosts.len());
     for h in &project.hosts {
         for i in &h.interfaces {
-            if let Some(&s) = i.switch.as_ref().and_then(|sw| index.get(sw)) {
-                project.switches[s].members.push(SwitchPort {
-                    host: h.name.clone(),
-                    interface: i.name.clone(),
-                });
+            if let Some(&s) = i.switch.as_deref().and_then(|sw| index.get(sw)) {
+                ports.push((
+                    s,
+                    SwitchPort {
+                        host: h.name.clone(),
+                        interface: i.name.clone(),
+                    },
+                ));
             }
+        }
+    }
+    drop(index);
+    for (s, port) in ports {
+        if let Some(switch) = project.switches.get_mut(s) {
+            switch.members.push(port);
         }
     }
     let mut truncated = None;

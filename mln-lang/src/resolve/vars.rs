@@ -63,9 +63,12 @@ impl Scope<'_> {
                 ..Expansion::default()
             };
         }
-        let mut buf = Buffer::default();
+        let mut buf = Buffer {
+            text: String::with_capacity(text.len() + 32),
+            ..Buffer::default()
+        };
         self.expand_into(text, 0, &mut buf, true);
-        let text = if buf.text.contains(char::is_whitespace) {
+        let text = if needs_collapse(&buf.text) {
             buf.text.split_whitespace().collect::<Vec<_>>().join(" ")
         } else {
             buf.text
@@ -119,6 +122,26 @@ impl Scope<'_> {
         }
         out.text.push_str(rest);
     }
+}
+
+/// True unless `text`'s whitespace is already single spaces between
+/// words (what collapsing would make of it).
+fn needs_collapse(text: &str) -> bool {
+    let mut previous_space = true; // a leading space needs collapsing
+    for c in text.chars() {
+        if c == ' ' {
+            if previous_space {
+                return true;
+            }
+            previous_space = true;
+        } else if c.is_whitespace() {
+            return true;
+        } else {
+            previous_space = false;
+        }
+    }
+    // A trailing space needs collapsing; so does nothing but a space.
+    previous_space && !text.is_empty()
 }
 
 /// The variable named right after a `$`: `name` or `[name]`, with the
@@ -195,6 +218,16 @@ mod tests {
         let e = s.expand("$a");
         assert!(e.text.starts_with("$"));
         assert!(e.text.ends_with("!!!!"));
+    }
+
+    #[test]
+    fn whitespace_is_collapsed_only_when_needed() {
+        for text in [
+            "", "a", "a b", " a", "a ", "a  b", "a\tb", " ", "a b c", "\u{a0}",
+        ] {
+            let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(needs_collapse(text), collapsed != text, "{text:?}");
+        }
     }
 
     #[test]
