@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 /// The longest name accepted (a DNS label).
 pub const MAX_NAME_LEN: usize = 63;
 
+/// The longest Linux network interface name (`IFNAMSIZ` less its NUL).
+pub const MAX_INTERFACE_LEN: usize = 15;
+
 /// A name made only of ASCII letters, digits, `-`, `_` and `.` (never first),
 /// at most [`MAX_NAME_LEN`] long, not starting with `-`.
 ///
@@ -30,6 +33,25 @@ impl SafeName {
             reason,
         })?;
         Ok(SafeName(name.to_string()))
+    }
+
+    /// Check `name` as a Linux network interface name (a tap or a bridge):
+    /// a safe name of at most [`MAX_INTERFACE_LEN`] characters.
+    ///
+    /// ```
+    /// use mln_core::SafeName;
+    /// assert!(SafeName::interface("br-lan").is_ok());
+    /// assert!(SafeName::interface("a-very-long-name").is_err()); // 16
+    /// ```
+    pub fn interface(name: &str) -> Result<Self> {
+        let safe = Self::new(name)?;
+        if name.len() > MAX_INTERFACE_LEN {
+            return Err(Error::InvalidName {
+                name: name.to_string(),
+                reason: "an interface name has at most 15 characters",
+            });
+        }
+        Ok(safe)
     }
 
     /// The name.

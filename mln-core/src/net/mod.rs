@@ -103,6 +103,8 @@ impl VdeSwitch {
     /// [`Error::AlreadyExists`] when a switch of that name runs there; the
     /// leftovers of a dead one are cleared first.
     pub fn start(spec: &SwitchSpec, state_dir: impl AsRef<Path>) -> Result<Self> {
+        // Every name is checked before anything is made.
+        let tap = spec.tap.as_deref().map(SafeName::interface).transpose()?;
         let sw = Self::at(&spec.name, state_dir.as_ref(), true)?;
         if let SwitchStatus::Running { .. } = sw.status() {
             return Err(Error::AlreadyExists {
@@ -134,15 +136,8 @@ impl VdeSwitch {
         if let Some(n) = spec.ports {
             cmd.arg("--numports").arg(n.to_string());
         }
-        if let Some(tap) = &spec.tap {
-            let name = SafeName::new(tap)?;
-            if name.as_str().len() > 15 {
-                return Err(Error::InvalidName {
-                    name: tap.clone(),
-                    reason: "an interface name has at most 15 characters",
-                });
-            }
-            cmd.arg("--tap").arg(name.as_str());
+        if let Some(tap) = &tap {
+            cmd.arg("--tap").arg(tap.as_str());
         }
         // With --daemon the switch forks into its own session and the
         // command returns once it is set up.

@@ -107,7 +107,11 @@ pub fn domain_config(spec: &DomainSpec) -> Result<DomainConfig> {
             nic.devid = i as i32;
             nic.mac = iface.mac.0;
             match &iface.attach {
-                Attachment::Bridge(br) => nic.bridge = c_string(br, name)?,
+                Attachment::Bridge(br) => {
+                    // The bridge name reaches the vif hotplug script.
+                    crate::name::SafeName::interface(br)?;
+                    nic.bridge = c_string(br, name)?
+                }
                 Attachment::None => {}
                 Attachment::Vde(_) => {
                     return Err(Error::Unsupported {
