@@ -93,22 +93,22 @@ impl LocalBackends {
         self.dir.join("disks")
     }
 
-    /// UML reads its own COW format; Xen's qdisk reads qcow2.
-    fn cow(&self, host: &HostSpec) -> (PathBuf, CowFormat) {
-        match host.platform {
-            Platform::Uml => (
-                self.disk_dir().join(format!("{}.cow", host.name)),
-                CowFormat::Uml,
-            ),
+    /// UML reads its own COW format; Xen's qdisk reads qcow2. The host
+    /// name becomes a file name here, so it is checked here too.
+    fn cow(&self, host: &HostSpec) -> Result<(PathBuf, CowFormat)> {
+        let name = mln_core::SafeName::new(&host.name)?;
+        Ok(match host.platform {
+            Platform::Uml => (self.disk_dir().join(format!("{name}.cow")), CowFormat::Uml),
             _ => (
-                self.disk_dir().join(format!("{}.qcow2", host.name)),
+                self.disk_dir().join(format!("{name}.qcow2")),
                 CowFormat::Qcow2,
             ),
-        }
+        })
     }
 
-    fn config_path(&self, host: &str) -> PathBuf {
-        self.disk_dir().join(format!("{host}.config"))
+    fn config_path(&self, host: &str) -> Result<PathBuf> {
+        let name = mln_core::SafeName::new(host)?;
+        Ok(self.disk_dir().join(format!("{name}.config")))
     }
 
     fn local(service_host: Option<&str>, op: &'static str) -> Result<()> {
@@ -354,14 +354,15 @@ impl Backends for LocalBackends {
             "disks on another service host",
         )?;
         let template = self.template(host)?;
+        let (cow, format) = self.cow(host)?;
+        let config = self.config_path(&host.name)?;
         let dir = self.disk_dir();
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let (cow, format) = self.cow(host);
         // Only planned when no finished disk is recorded: whatever is
         // there is a leftover of an interrupted attempt.
         remove_file(&cow)?;
         let overlay = Overlay::create(&template.image, &cow, format)?;
-        Ok(vec![overlay.path, self.config_path(&host.name)])
+        Ok(vec![overlay.path, config])
     }
 
     fn write_guest_config(&self, project: &DesiredProject, host: &HostSpec) -> Result<()> {
@@ -369,9 +370,11 @@ impl Backends for LocalBackends {
             host.service_host.as_deref(),
             "disks on another service host",
         )?;
+        let path = self.config_path(&host.name)?;
+        let config = guest_config(project, host)?;
         let dir = self.disk_dir();
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        guest_config(project, host)?.write_disk(&self.config_path(&host.name))
+        config.write_disk(&path)
     }
 
     fn remove_disk(&self, _project: &str, host: &HostSpec) -> Result<()> {
@@ -379,8 +382,8 @@ impl Backends for LocalBackends {
             host.service_host.as_deref(),
             "disks on another service host",
         )?;
-        remove_file(&self.cow(host).0)?;
-        remove_file(&self.config_path(&host.name))
+        remove_file(&self.cow(host)?.0)?;
+        remove_file(&self.config_path(&host.name)?)
     }
 
     fn domain_spec(
@@ -434,12 +437,12 @@ impl Backends for LocalBackends {
             ("ubda", "ubdb")
         };
         spec.disks.push(DiskSpec {
-            path: self.cow(host).0,
+            path: self.cow(host)?.0,
             target: root.into(),
             readonly: false,
         });
         spec.disks.push(DiskSpec {
-            path: self.config_path(&host.name),
+            path: self.config_path(&host.name)?,
             target: config.into(),
             readonly: true,
         });
@@ -479,6 +482,17 @@ impl Backends for LocalBackends {
             return Err(Error::Unsupported {
                 backend: "local",
                 op: "re-plugging a Xen guest",
+            });
+        }
+        // The interface name goes into management console requests, where
+        // a space or `=` would change what is asked.
+        let valid = interface.strip_prefix("eth").is_some_and(|n| {
+            !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit())
+        });
+        if !valid {
+            return Err(Error::InvalidName {
+                name: interface.to_string(),
+                reason: "a UML interface is eth0, eth1, ...",
             });
         }
         let sock = switch.socket.as_ref().ok_or_else(|| Error::NotFound {
