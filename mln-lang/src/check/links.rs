@@ -65,6 +65,14 @@ pub(super) fn unknown_switches<'p>(
 /// must be `eth0`, `eth1`, ... `ethN`, each once, none missing.
 pub(super) fn interface_numbering(project: &Project, origins: &Origins, out: &mut Diagnostics) {
     for host in &project.hosts {
+        // The common case, `eth0` ... `ethN` in order, has nothing to report.
+        let in_order = host.interfaces.iter().enumerate().all(|(i, f)| {
+            f.number()
+                .is_some_and(|n| usize::try_from(n).is_ok_and(|n| n == i))
+        });
+        if in_order {
+            continue;
+        }
         // Looked up only when there is something to report.
         let origin = || origins.hosts.get(&host.name);
         let numbers: BTreeSet<u32> = host.interfaces.iter().filter_map(|i| i.number()).collect();

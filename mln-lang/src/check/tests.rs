@@ -63,7 +63,7 @@ fn origins(p: &Project) -> Origins {
             let keywords = ["switch", "address", "netmask"]
                 .iter()
                 .enumerate()
-                .map(|(k, kw)| (kw.to_string(), span(ib + 10 * (k as u32 + 1))))
+                .map(|(k, kw)| ((*kw).into(), span(ib + 10 * (k as u32 + 1))))
                 .collect();
             interfaces.insert(
                 iface.name.clone(),

@@ -4,6 +4,7 @@
 //! Kept apart from [`Project`](super::Project) so that two projects read
 //! from different files still compare equal.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -49,9 +50,11 @@ pub struct HostOrigin {
     pub generated: bool,
     /// For each keyword (and list block) that has a value: the span of the
     /// statement's value (or keyword, for a flag; or block, for a list
-    /// block) it came from, which may lie in a superclass.
+    /// block) it came from, which may lie in a superclass. Keys are
+    /// borrowed for the keywords the language knows, so a project of many
+    /// hosts does not copy them once per host; look them up with `&str`.
     #[serde(default)]
-    pub keywords: BTreeMap<String, Span>,
+    pub keywords: BTreeMap<Cow<'static, str>, Span>,
     /// Interfaces by name.
     #[serde(default)]
     pub interfaces: BTreeMap<String, InterfaceOrigin>,
@@ -65,9 +68,10 @@ pub struct InterfaceOrigin {
     pub span: Span,
     /// The `IFACE` label of that block.
     pub name: Span,
-    /// For each keyword: the span of the value it came from.
+    /// For each keyword: the span of the value it came from (keys as in
+    /// [`HostOrigin::keywords`]).
     #[serde(default)]
-    pub keywords: BTreeMap<String, Span>,
+    pub keywords: BTreeMap<Cow<'static, str>, Span>,
 }
 
 /// Where a switch or superclass was defined.

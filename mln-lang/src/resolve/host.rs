@@ -23,6 +23,57 @@ use super::values::{
 use super::vars::Scope;
 use super::{generic, Ctx, What};
 
+/// `keyword` as a key of [`HostOrigin::keywords`]: borrowed for every
+/// keyword the language knows (no copy per host), owned for the others.
+fn keyword_key(keyword: &str) -> Cow<'static, str> {
+    Cow::Borrowed(match keyword {
+        "superclass" => "superclass",
+        "xen" => "xen",
+        "uml" => "uml",
+        "kvm" => "kvm",
+        "hvm" => "hvm",
+        "service_host" => "service_host",
+        "location" => "location",
+        "memory" => "memory",
+        "vcpus" => "vcpus",
+        "cpus" => "cpus",
+        "template" => "template",
+        "size" => "size",
+        "free_space" => "free_space",
+        "swap" => "swap",
+        "lvm" => "lvm",
+        "lvm_vg" => "lvm_vg",
+        "lvm_snapshot" => "lvm_snapshot",
+        "filepath" => "filepath",
+        "cow_filesystem" => "cow_filesystem",
+        "kernel" => "kernel",
+        "ramdisk" => "ramdisk",
+        "extra" => "extra",
+        "boot_order" => "boot_order",
+        "term" => "term",
+        "nameserver" => "nameserver",
+        "root_passwd" => "root_passwd",
+        "users" => "users",
+        "groups" => "groups",
+        "files" => "files",
+        "mount" => "mount",
+        "modules" => "modules",
+        "startup" => "startup",
+        "shutdown" => "shutdown",
+        "sshkey" => "sshkey",
+        "xen_extra" => "xen_extra",
+        "platform" => "platform",
+        "switch" => "switch",
+        "address" => "address",
+        "netmask" => "netmask",
+        "broadcast" => "broadcast",
+        "gateway" => "gateway",
+        "mac" => "mac",
+        "bridge" => "bridge",
+        _ => return Cow::Owned(keyword.to_string()),
+    })
+}
+
 /// The keyword a statement stands for (aliases folded).
 fn canonical(keyword: &str) -> &str {
     match keyword {
@@ -309,7 +360,7 @@ pub(crate) fn resolve_host<'s>(
     read_scalars(ctx, &scope, &merged, &mut host, &mut origin);
     read_lists(ctx, &scope, &merged, &mut host);
     for (k, span) in &merged.list_spans {
-        origin.keywords.insert((*k).to_string(), *span);
+        origin.keywords.insert(keyword_key(k), *span);
     }
     read_interfaces(ctx, &scope, &merged, &mut host, &mut origin);
 
@@ -349,11 +400,16 @@ fn read_platform(ctx: &mut Ctx<'_>, merged: &Merged<'_>, host: &mut Host, origin
     let Some(statements) = merged.platform else {
         return;
     };
-    let mut on = BTreeMap::new();
+    // The first statement that turns each platform on, in name order
+    // (hvm, kvm, uml, xen).
+    const NAMES: [&str; 4] = ["hvm", "kvm", "uml", "xen"];
+    let mut on: [Option<&Statement>; 4] = [None; 4];
     for s in statements {
         match parse_bool(s.value_or_flag()) {
             Ok(true) => {
-                on.entry(s.keyword.node.as_str()).or_insert(*s);
+                if let Some(i) = NAMES.iter().position(|&n| n == s.keyword.node) {
+                    on[i].get_or_insert(*s);
+                }
             }
             Ok(false) => {}
             Err(e) => ctx.bad(
@@ -364,7 +420,8 @@ fn read_platform(ctx: &mut Ctx<'_>, merged: &Merged<'_>, host: &mut Host, origin
             ),
         }
     }
-    let has = |k: &str| on.contains_key(k);
+    let has = |k: &str| NAMES.iter().zip(&on).any(|(&n, o)| n == k && o.is_some());
+    let first_on = on.iter().flatten().next().copied();
     let platform = match (has("kvm"), has("xen") || has("hvm"), has("uml")) {
         (true, false, false) => Platform::Kvm,
         (false, true, false) if has("hvm") => Platform::XenHvm,
@@ -372,8 +429,13 @@ fn read_platform(ctx: &mut Ctx<'_>, merged: &Merged<'_>, host: &mut Host, origin
         (false, false, true) => Platform::Uml,
         (false, false, false) => return,
         _ => {
-            let words: Vec<&str> = on.keys().copied().collect();
-            if let Some(s) = on.values().next() {
+            let words: Vec<&str> = NAMES
+                .iter()
+                .zip(&on)
+                .filter(|(_, o)| o.is_some())
+                .map(|(&n, _)| n)
+                .collect();
+            if let Some(s) = first_on {
                 ctx.report(
                     Diagnostic::new(
                         Code::BadValue,
@@ -387,10 +449,10 @@ fn read_platform(ctx: &mut Ctx<'_>, merged: &Merged<'_>, host: &mut Host, origin
         }
     };
     host.platform = platform;
-    if let Some(s) = on.values().next() {
+    if let Some(s) = first_on {
         origin
             .keywords
-            .insert("platform".to_string(), s.keyword.span);
+            .insert(Cow::Borrowed("platform"), s.keyword.span);
     }
 }
 
@@ -410,7 +472,7 @@ fn read_scalars(
             Some(v) => ctx.expand_cow(scope, v, k == "root_passwd"),
             None => Cow::Borrowed("1"),
         };
-        origin.keywords.insert(k.to_string(), span);
+        origin.keywords.insert(keyword_key(k), span);
         let what = What(&s.keyword.node, None);
         match k {
             "service_host" => host.service_host = Some(value.into_owned()),
@@ -621,7 +683,7 @@ fn read_interfaces(
         };
         for (&k, s) in &acc.statements {
             let span = value_span(s);
-            o.keywords.insert(k.to_string(), span);
+            o.keywords.insert(keyword_key(k), span);
             let value: Cow<'_, str> = match &s.value {
                 Some(v) => ctx.expand_cow(scope, v, false),
                 None => Cow::Borrowed("1"),
