@@ -7,7 +7,83 @@ use codespan_reporting::term::{self, termcolor};
 use crate::diag::{Diagnostic, Severity};
 use crate::source::{FileId, SourceMap};
 
-struct View<'a>(&'a SourceMap);
+/// The sources as diagnostics quote them: the value of every
+/// `root_passwd` and `project_password` is replaced by as many `*` as it
+/// has bytes (so spans keep pointing at the same places), because
+/// diagnostics end up in terminals, CI logs and bug reports.
+struct View<'a>(&'a SourceMap, Vec<Option<String>>);
+
+impl<'a> View<'a> {
+    fn new(sources: &'a SourceMap, diagnostics: &[Diagnostic]) -> Self {
+        let mut masked = Vec::new();
+        for d in diagnostics {
+            let spans = d.span.into_iter().chain(d.labels.iter().map(|l| l.span));
+            for span in spans {
+                let i = span.file.0 as usize;
+                if masked.len() <= i {
+                    masked.resize(i + 1, None);
+                }
+                if masked[i].is_none() {
+                    masked[i] = sources.get(span.file).map(|f| mask_passwords(&f.text));
+                }
+            }
+        }
+        View(sources, masked)
+    }
+
+    fn text(&self, id: FileId) -> Option<&str> {
+        match self.1.get(id.0 as usize) {
+            Some(Some(t)) => Some(t),
+            _ => self.0.get(id).map(|f| f.text.as_str()),
+        }
+    }
+}
+
+/// `text` with the value after each `root_passwd` / `project_password`
+/// keyword starred out, byte for byte.
+fn mask_passwords(text: &str) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    for key in ["root_passwd", "project_password"] {
+        let mut from = 0;
+        while let Some(pos) = text[from..].find(key) {
+            let start = from + pos;
+            let mut i = start + key.len();
+            from = i;
+            let word_start = start == 0 || !is_word(bytes[start - 1]);
+            if !word_start || i >= bytes.len() || !matches!(bytes[i], b' ' | b'\t') {
+                continue;
+            }
+            while i < bytes.len() && matches!(bytes[i], b' ' | b'\t') {
+                i += 1;
+            }
+            let quoted = bytes.get(i) == Some(&b'"');
+            let value_start = i;
+            if quoted {
+                i += 1;
+            }
+            while i < bytes.len() {
+                let b = bytes[i];
+                if quoted && b == b'"' && i > value_start {
+                    i += 1;
+                    break;
+                }
+                if b == b'\n' || (!quoted && matches!(b, b' ' | b'\t' | b';' | b'{' | b'}')) {
+                    break;
+                }
+                i += 1;
+            }
+            // Only whole UTF-8 sequences are replaced: `*` is one byte, so
+            // the text stays valid and the same length.
+            bytes[value_start..i].fill(b'*');
+            from = i;
+        }
+    }
+    String::from_utf8(bytes).unwrap_or_else(|_| text.to_string())
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
 
 impl<'a> Files<'a> for View<'a> {
     type FileId = FileId;
@@ -20,8 +96,7 @@ impl<'a> Files<'a> for View<'a> {
     }
 
     fn source(&'a self, id: FileId) -> Result<&'a str, FilesError> {
-        let f = self.0.get(id).ok_or(FilesError::FileMissing)?;
-        Ok(f.text.as_str())
+        self.text(id).ok_or(FilesError::FileMissing)
     }
 
     fn line_index(&'a self, id: FileId, byte_index: usize) -> Result<usize, FilesError> {
@@ -78,7 +153,7 @@ fn convert(d: &Diagnostic, sources: &SourceMap) -> cs::Diagnostic<FileId> {
 
 /// Render `diagnostics` against `sources`; ANSI colours when `color`.
 pub fn render(sources: &SourceMap, diagnostics: &[Diagnostic], color: bool) -> String {
-    let files = View(sources);
+    let files = View::new(sources, diagnostics);
     let config = term::Config::default();
     let mut buffer = if color {
         termcolor::Buffer::ansi()

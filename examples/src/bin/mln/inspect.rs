@@ -84,7 +84,10 @@ pub fn show(out: &Output, args: &ShowArgs) -> u8 {
                 return 1;
             }
         },
-        ShowFormat::Mln => print!("{}", mln_lang::print::to_mln(checked.project())),
+        ShowFormat::Mln => print!(
+            "{}",
+            mln_lang::print::to_mln(&for_mln_text(checked.project()))
+        ),
     }
     0
 }
@@ -102,6 +105,17 @@ fn masked(project: &mln_lang::model::Project) -> mln_lang::model::Project {
             *v = MASK.to_string();
         }
     }
+    if p.project_password.is_some() {
+        p.project_password = Some(MASK.to_string());
+    }
+    p
+}
+
+/// The project as `show --format mln` prints it: a plain-text root
+/// password becomes its hash (the text still parses back to a project
+/// giving the guest the same password), the project password is masked.
+fn for_mln_text(project: &mln_lang::model::Project) -> mln_lang::model::Project {
+    let mut p = mln_lang::plan::with_hashed_passwords(project);
     if p.project_password.is_some() {
         p.project_password = Some(MASK.to_string());
     }
