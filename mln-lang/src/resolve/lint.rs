@@ -145,7 +145,9 @@ pub(crate) fn host_block(ctx: &mut Ctx<'_>, block: &Block, what: &str) {
         match item {
             Item::Statement(s) => {
                 let k = s.keyword.node.as_str();
-                if HOST_LISTS.contains(&k) || k == "xen_extra" || k == "network" {
+                if is_host_keyword(k) {
+                    // Known: nothing to say (the common case, tested first).
+                } else if HOST_LISTS.contains(&k) || k == "xen_extra" || k == "network" {
                     ctx.report(
                         Diagnostic::new(
                             Code::BadValue,
@@ -154,7 +156,7 @@ pub(crate) fn host_block(ctx: &mut Ctx<'_>, block: &Block, what: &str) {
                         )
                         .with_help(format!("write `{k} {{ ... }}`")),
                     );
-                } else if !is_host_keyword(k) {
+                } else {
                     unknown_keyword(ctx, &s.keyword, what, HOST_KEYWORDS);
                 }
             }
