@@ -302,6 +302,14 @@ impl Uml {
         }
         for disk in &spec.disks {
             exists(&disk.path, "disk image")?;
+            // A copy-on-write disk needs its template, unchanged: say so
+            // rather than let the guest die at boot. Other images (not a
+            // UML COW file) are not looked into.
+            if let Err(e @ (Error::MissingFile { .. } | Error::Backend { .. })) =
+                crate::disk::Overlay::open(&disk.path)
+            {
+                return Err(e);
+            }
         }
         for iface in &spec.interfaces {
             if let Attachment::Vde(sock) = &iface.attach {

@@ -31,7 +31,8 @@ use crate::state::SwitchRecord;
 /// ```
 ///
 /// Other service hosts are reached over SSH by a later layer; here they
-/// are refused with [`Error::Unsupported`].
+/// are refused with an [`Error::Backend`] naming the host or switch and
+/// the server.
 pub struct LocalBackends {
     dir: PathBuf,
     uml: Uml,
@@ -111,12 +112,17 @@ impl LocalBackends {
         Ok(self.disk_dir().join(format!("{name}.config")))
     }
 
-    fn local(service_host: Option<&str>, op: &'static str) -> Result<()> {
+    /// Refuse work for `what` (a host or switch) on another server, saying
+    /// which server and why.
+    fn local(service_host: Option<&str>, what: &str, op: &'static str) -> Result<()> {
         match service_host {
             None => Ok(()),
-            Some(_) => Err(Error::Unsupported {
-                backend: "local",
-                op,
+            Some(server) => Err(Error::Backend {
+                what: what.to_string(),
+                message: format!(
+                    "service host {server} cannot be reached: this machine manages only \
+                     its own {op} (remote service hosts are not supported yet)"
+                ),
             }),
         }
     }
@@ -257,7 +263,9 @@ impl Backends for LocalBackends {
         service_host: Option<&str>,
         platform: Platform,
     ) -> Result<&dyn Hypervisor> {
-        Self::local(service_host, "running guests on another service host")?;
+        if let Some(server) = service_host {
+            Self::local(Some(server), "guests", "guests")?;
+        }
         match platform {
             Platform::Uml => Ok(&self.uml),
             Platform::Xen | Platform::Hvm => match &self.xen {
@@ -285,10 +293,7 @@ impl Backends for LocalBackends {
     }
 
     fn create_switch(&self, _project: &str, spec: &SwitchSpec) -> Result<SwitchRecord> {
-        Self::local(
-            spec.service_host.as_deref(),
-            "switches on another service host",
-        )?;
+        Self::local(spec.service_host.as_deref(), &spec.name, "switches")?;
         if spec.socket.is_some() {
             return Err(Error::Unsupported {
                 backend: "local",
@@ -320,10 +325,7 @@ impl Backends for LocalBackends {
     }
 
     fn remove_switch(&self, _project: &str, spec: &SwitchSpec) -> Result<()> {
-        Self::local(
-            spec.service_host.as_deref(),
-            "switches on another service host",
-        )?;
+        Self::local(spec.service_host.as_deref(), &spec.name, "switches")?;
         match VdeSwitch::open(&spec.name, self.switch_dir()) {
             Ok(sw) => sw.stop(),
             Err(Error::NotFound { .. }) => Ok(()),
@@ -349,10 +351,7 @@ impl Backends for LocalBackends {
     }
 
     fn prepare_disk(&self, _project: &str, host: &HostSpec) -> Result<Vec<PathBuf>> {
-        Self::local(
-            host.service_host.as_deref(),
-            "disks on another service host",
-        )?;
+        Self::local(host.service_host.as_deref(), &host.name, "disks")?;
         let template = self.template(host)?;
         let (cow, format) = self.cow(host)?;
         let config = self.config_path(&host.name)?;
@@ -366,10 +365,7 @@ impl Backends for LocalBackends {
     }
 
     fn write_guest_config(&self, project: &DesiredProject, host: &HostSpec) -> Result<()> {
-        Self::local(
-            host.service_host.as_deref(),
-            "disks on another service host",
-        )?;
+        Self::local(host.service_host.as_deref(), &host.name, "disks")?;
         let path = self.config_path(&host.name)?;
         let config = guest_config(project, host)?;
         let dir = self.disk_dir();
@@ -378,10 +374,7 @@ impl Backends for LocalBackends {
     }
 
     fn remove_disk(&self, _project: &str, host: &HostSpec) -> Result<()> {
-        Self::local(
-            host.service_host.as_deref(),
-            "disks on another service host",
-        )?;
+        Self::local(host.service_host.as_deref(), &host.name, "disks")?;
         remove_file(&self.cow(host)?.0)?;
         remove_file(&self.config_path(&host.name)?)
     }
