@@ -117,6 +117,28 @@ struct Summary<'x> {
 
 fn summarize<'x>(items: &[&'x Item]) -> Summary<'x> {
     let mut m = Summary::default();
+    summarize_into(&mut m, items);
+    m
+}
+
+impl Summary<'_> {
+    /// Empty, keeping the room its vectors have.
+    fn clear(&mut self) {
+        self.scalars.clear();
+        self.platform.clear();
+        for l in &mut self.lists {
+            l.clear();
+        }
+        self.list_spans.clear();
+        self.networks.clear();
+        self.extra.clear();
+        self.blocks.clear();
+        self.truncated = None;
+    }
+}
+
+/// [`summarize`] into `m`, which is empty.
+fn summarize_into<'x>(m: &mut Summary<'x>, items: &[&'x Item]) {
     // Later statements in one layer win: walk backwards.
     for &item in items.iter().rev() {
         match item {
@@ -165,7 +187,6 @@ fn summarize<'x>(items: &[&'x Item]) -> Summary<'x> {
         }
     }
     m.blocks.reverse();
-    m
 }
 
 /// Everything the layers say, before reading values.
@@ -177,7 +198,6 @@ struct Merged<'x> {
     /// List lines per list (indexed like [`HOST_LISTS`]), one slice per
     /// layer that has any, nearest first.
     lists: [Vec<&'x [Spanned<String>]>; HOST_LISTS.len()],
-    list_spans: BTreeMap<&'x str, Span>,
     networks: BTreeMap<&'x str, NetAcc<'x>>,
     /// `xen_extra` lines per layer, nearest first.
     xen_extra: Vec<&'x [Spanned<String>]>,
@@ -204,9 +224,6 @@ fn merge<'x>(ctx: &mut Ctx<'_>, layers: &[&'x Summary<'x>]) -> Merged<'x> {
                     acc.statements.entry(s.keyword.node.as_str()).or_insert(s);
                 }
             }
-        }
-        for &(list, span) in &layer.list_spans {
-            m.list_spans.entry(list).or_insert(span);
         }
         if m.platform.is_none() && !layer.platform.is_empty() {
             m.platform = Some(&layer.platform);
@@ -243,6 +260,9 @@ struct Chain<'a> {
 #[derive(Default)]
 pub(crate) struct Chains<'a> {
     by_first: HashMap<&'a str, Chain<'a>>,
+    /// The last host's summary and items, emptied: their room is reused.
+    spare: Summary<'a>,
+    spare_items: Vec<&'a Item>,
 }
 
 impl<'a> Chains<'a> {
@@ -293,13 +313,17 @@ fn group_lines(b: &Block) -> Vec<Spanned<String>> {
 /// Resolve one host.
 pub(crate) fn resolve_host<'s>(
     ctx: &mut Ctx<'_>,
-    entry: &HostEntry<'_>,
+    entry: &'s HostEntry<'_>,
     supers: &'s Superclasses<'_>,
     chains: &mut Chains<'s>,
     global: &Global,
 ) -> (Host, HostOrigin) {
     let mut host = Host::new(entry.name.as_ref());
-    let own_items: Vec<&Item> = entry.blocks.iter().flat_map(|b| b.items.iter()).collect();
+    let mut own = std::mem::take(&mut chains.spare);
+    own.clear();
+    let mut own_items = std::mem::take(&mut chains.spare_items);
+    own_items.clear();
+    own_items.extend(entry.blocks.iter().flat_map(|b| b.items.iter()));
     let generated: Vec<Vec<&Item>> = entry
         .generated
         .iter()
@@ -316,7 +340,7 @@ pub(crate) fn resolve_host<'s>(
         Some(first) if supers.check_exists(ctx, first) => chains.get(supers, &first.node),
         _ => None,
     };
-    let own = summarize(&own_items);
+    summarize_into(&mut own, &own_items);
     let generated: Vec<Summary<'_>> = generated.iter().map(|items| summarize(items)).collect();
     let chain_len = chain.map_or(0, |c| c.layers.len());
     let mut layers: Vec<&Summary<'_>> = Vec::with_capacity(1 + generated.len() + chain_len);
@@ -359,8 +383,11 @@ pub(crate) fn resolve_host<'s>(
     read_platform(ctx, &merged, &mut host, &mut origin);
     read_scalars(ctx, &scope, &merged, &mut host, &mut origin);
     read_lists(ctx, &scope, &merged, &mut host);
-    for (k, span) in &merged.list_spans {
-        origin.keywords.insert(keyword_key(k), *span);
+    // List block spans, the nearest layer's first.
+    for layer in &layers {
+        for &(list, span) in &layer.list_spans {
+            origin.keywords.entry(keyword_key(list)).or_insert(span);
+        }
     }
     read_interfaces(ctx, &scope, &merged, &mut host, &mut origin);
 
@@ -389,6 +416,10 @@ pub(crate) fn resolve_host<'s>(
     host.blocks = generic::merge_all(layers_blocks);
     drop(scope);
     host.variables = own_vars;
+    drop(merged);
+    drop(layers);
+    chains.spare = own;
+    chains.spare_items = own_items;
     (host, origin)
 }
 
@@ -544,6 +575,30 @@ fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, merged: &Merged<'_>, host: &
         let total: usize = layers.iter().map(|l| l.len()).sum();
         // Short lists (nearly all) are checked for repeats by a scan.
         let mut seen: Option<HashSet<String>> = (total > 32).then(HashSet::new);
+        // Plain lists keep their lines whole: straight into the host.
+        let plain = match *list {
+            "modules" => Some(&mut host.modules),
+            "startup" => Some(&mut host.startup),
+            "shutdown" => Some(&mut host.shutdown),
+            "sshkey" => Some(&mut host.sshkey),
+            _ => None,
+        };
+        if let Some(out) = plain {
+            out.reserve(total);
+            for layer in layers.iter().rev() {
+                for l in layer.iter() {
+                    let text = ctx.expand(scope, l, quiet);
+                    let repeated = match &mut seen {
+                        Some(set) => !set.insert(text.clone()),
+                        None => out.contains(&text),
+                    };
+                    if !repeated {
+                        out.push(text);
+                    }
+                }
+            }
+            continue;
+        }
         let mut lines: Vec<(String, Span)> = Vec::with_capacity(total);
         for layer in layers.iter().rev() {
             for l in layer.iter() {
@@ -558,26 +613,6 @@ fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, merged: &Merged<'_>, host: &
             }
         }
         for (line, span) in lines {
-            // Plain lists keep their lines whole.
-            match *list {
-                "modules" => {
-                    host.modules.push(line);
-                    continue;
-                }
-                "startup" => {
-                    host.startup.push(line);
-                    continue;
-                }
-                "shutdown" => {
-                    host.shutdown.push(line);
-                    continue;
-                }
-                "sshkey" => {
-                    host.sshkey.push(line);
-                    continue;
-                }
-                _ => {}
-            }
             let words: Vec<&str> = line.split_whitespace().collect();
             let too_few = |ctx: &mut Ctx<'_>, need: &str| {
                 ctx.report(
