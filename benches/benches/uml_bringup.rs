@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::{GuestConfig, GuestInterface};
 use mln_core::net::{Switch, SwitchSpec, VdeSwitch};
-use mln_core::template::{BusyboxSource, BusyboxTemplate, Template, BOOT_FINISHED};
+use mln_core::template::{Template, BOOT_FINISHED};
 use mln_core::uml::{host_spec, Uml};
 use mln_core::{Attachment, DomainSpec, Hypervisor, InterfaceSpec, MacAddr};
 
@@ -414,8 +414,7 @@ fn main() -> BenchResult<()> {
         .max(1);
     let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let templates = base.join("mln-templates");
-    let template =
-        BusyboxTemplate::new(BusyboxSource::find(templates.join("download"))?).build(&templates)?;
+    let template = Template::default_in(&templates)?;
     let root = base.join(format!("uml-bringup-{}", std::process::id()));
     let result = measure(&root, &template, rounds);
     let _ = fs::remove_dir_all(&root);

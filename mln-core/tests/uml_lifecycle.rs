@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::GuestConfig;
-use mln_core::template::{BusyboxSource, BusyboxTemplate, Template, BOOT_FINISHED};
+use mln_core::template::{Template, BOOT_FINISHED};
 use mln_core::uml::Uml;
 use mln_core::{Boot, DiskSpec, DomainSpec, DomainState, Error, Hypervisor};
 
@@ -18,10 +18,7 @@ fn template() -> Template {
     static T: OnceLock<Template> = OnceLock::new();
     T.get_or_init(|| {
         let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mln-templates");
-        let source = BusyboxSource::find(base.join("download")).expect("busybox");
-        BusyboxTemplate::new(source)
-            .build(&base)
-            .expect("template build")
+        Template::default_in(&base).expect("busybox template")
     })
     .clone()
 }

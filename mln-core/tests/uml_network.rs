@@ -12,7 +12,7 @@ use mln_core::guest::{
     GuestConfig, GuestFile, GuestInterface, GuestUser, HostsEntry, InterfaceAddress,
 };
 use mln_core::net::{Switch, SwitchSpec, VdeSwitch};
-use mln_core::template::{BusyboxSource, BusyboxTemplate, Template, BOOT_FINISHED};
+use mln_core::template::{Template, BOOT_FINISHED};
 use mln_core::uml::{self, Uml};
 use mln_core::{Hypervisor, InterfaceSpec, MacAddr};
 
@@ -21,10 +21,7 @@ fn template() -> Template {
     static T: OnceLock<Template> = OnceLock::new();
     T.get_or_init(|| {
         let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mln-templates");
-        let source = BusyboxSource::find(base.join("download")).expect("busybox");
-        BusyboxTemplate::new(source)
-            .build(&base)
-            .expect("template build")
+        Template::default_in(&base).expect("busybox template")
     })
     .clone()
 }

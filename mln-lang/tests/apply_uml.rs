@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use mln_core::template::{BusyboxSource, BusyboxTemplate, Template};
+use mln_core::template::Template;
 use mln_lang::apply::{
     run, status, ApplyError, LocalBackends, NoProgress, Outcome, Progress, RunOptions,
 };
@@ -21,10 +21,7 @@ fn template() -> Template {
     static T: OnceLock<Template> = OnceLock::new();
     T.get_or_init(|| {
         let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mln-templates");
-        let source = BusyboxSource::find(base.join("download")).expect("busybox");
-        BusyboxTemplate::new(source)
-            .build(&base)
-            .expect("template build")
+        Template::default_in(&base).expect("busybox template")
     })
     .clone()
 }

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use mln_core::template::{BusyboxSource, BusyboxTemplate};
 use mln_lang::apply::{self, LocalBackends, Progress, RunOptions};
 use mln_lang::plan::{domain_name, ActionId, Goal, HookPoint};
 use mln_lang::state::StateStore;
@@ -44,12 +43,9 @@ impl Template {
     /// inputs). Raises ``mln.BackendError`` when it cannot be built.
     #[staticmethod]
     fn busybox(py: Python<'_>, out_dir: PathBuf) -> PyResult<Self> {
-        py.detach(|| {
-            BusyboxSource::find(out_dir.join("download"))
-                .and_then(|source| BusyboxTemplate::new(source).build(&out_dir))
-        })
-        .map(Template)
-        .map_err(|e| BackendError::new_err(e.to_string()))
+        py.detach(|| mln_core::template::Template::default_in(&out_dir))
+            .map(Template)
+            .map_err(|e| BackendError::new_err(e.to_string()))
     }
 
     /// The image file.

@@ -56,6 +56,17 @@ pub struct Template {
     pub cmdline: String,
 }
 
+impl Template {
+    /// The default busybox template kept in `dir`, built there on first use
+    /// (an unchanged template is not rebuilt); busybox comes from
+    /// `/bin/busybox` or is fetched into `dir/download`.
+    pub fn default_in(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let source = BusyboxSource::find(dir.join("download"))?;
+        BusyboxTemplate::new(source).build(dir)
+    }
+}
+
 /// Where the busybox binary comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BusyboxSource {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use mln_core::template::{BusyboxSource, BusyboxTemplate, Template};
+use mln_core::template::Template;
 use mln_lang::apply::{self, LocalBackends, Report, RunOptions, Session};
 use mln_lang::model::Project;
 use mln_lang::plan::{DesiredProject, Goal, PlanOptions};
@@ -89,11 +89,7 @@ fn backends_for(
 }
 
 fn default_template(dir: &Path) -> Result<Template, String> {
-    let scratch = dir.join("download");
-    let source = BusyboxSource::find(&scratch).map_err(|e| format!("default template: {e}"))?;
-    BusyboxTemplate::new(source)
-        .build(dir)
-        .map_err(|e| format!("default template: {e}"))
+    Template::default_in(dir).map_err(|e| format!("default template: {e}"))
 }
 
 /// The project a lifecycle verb works on: from a file, or recorded by name.
