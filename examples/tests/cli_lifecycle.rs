@@ -376,3 +376,61 @@ fn xen_hosts_run_on_uml_only_when_asked() {
     ok(&mln(&state, &["remove", "-p", "xenish"]));
     assert!(!state.join("xenish").exists());
 }
+
+/// The sample lab with one more `startup` line on alice: she pings bob,
+/// on the other LAN, through the router, and says how it went.
+fn lab_with_ping(dir: &Path) -> PathBuf {
+    let lab = std::fs::read_to_string(sample("lab.mln")).unwrap();
+    let alice = lab.find("host alice {").expect("alice in lab.mln") + "host alice {".len();
+    let ping = "\n    startup {\n        \
+        for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do ping -c 1 -W 1 192.168.2.10 >/dev/null 2>&1 \\&\\& echo LAB-PING-OK \\&\\& break; sleep 1; done\n        \
+        echo LAB-PING-DONE\n    }\n";
+    let mut text = lab.clone();
+    text.insert_str(alice, ping);
+    let file = dir.join("lab.mln");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn alice_pings_bob_through_the_router_then_nothing_is_left() {
+    if !uml_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let _cleanup = Cleanup {
+        state: &state,
+        project: "lab",
+    };
+    let file = lab_with_ping(dir.path());
+    ok(&mln(&state, &["up", file.to_str().unwrap()]));
+
+    // The ping runs from alice's startup lines; its result is read from
+    // her captured console log.
+    let mut log = String::new();
+    for _ in 0..240 {
+        let o = mln(&state, &["log", "-p", "lab", "alice"]);
+        log = String::from_utf8_lossy(&o.stdout).into_owned();
+        if log.contains("LAB-PING-DONE") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(
+        log.contains("LAB-PING-OK"),
+        "alice could not reach bob:\n{log}"
+    );
+
+    ok(&mln(&state, &["remove", "-p", "lab"]));
+    assert!(!state.join("lab").exists(), "state folder left behind");
+    let left = processes_using(&state);
+    assert!(left.is_empty(), "processes left: {left:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers.iter().all(|n| n == "templates"),
+        "files left: {leftovers:?}"
+    );
+}
