@@ -136,15 +136,22 @@ pub(super) fn unused_switches(
     suggested: &BTreeSet<&str>,
     out: &mut Diagnostics,
 ) {
-    let used: BTreeSet<&str> = project
-        .hosts
-        .iter()
-        .flat_map(|h| h.interfaces.iter())
-        .filter_map(|i| i.switch.as_deref())
-        .collect();
+    // Only needed when some switch has no members (rare): built then.
+    let mut used: Option<BTreeSet<&str>> = None;
     for switch in &project.switches {
         let name = switch.name.as_str();
-        if switch.members.is_empty() && !used.contains(name) && !suggested.contains(name) {
+        if !switch.members.is_empty() {
+            continue;
+        }
+        let used = used.get_or_insert_with(|| {
+            project
+                .hosts
+                .iter()
+                .flat_map(|h| h.interfaces.iter())
+                .filter_map(|i| i.switch.as_deref())
+                .collect()
+        });
+        if !used.contains(name) && !suggested.contains(name) {
             out.push(
                 Diagnostic::new(
                     Code::UnusedSwitch,
