@@ -95,8 +95,12 @@ impl ProjectLock {
 
 impl Drop for ProjectLock {
     fn drop(&mut self) {
-        // Clear the pid so a later contender does not blame a gone process;
-        // the lock itself goes with the file descriptor.
+        // Clear the pid so a later contender does not blame a gone process.
         let _ = self.file.set_len(0);
+        // Unlock explicitly rather than by closing: a child forked by
+        // another thread at this moment holds a copy of the descriptor
+        // until it execs, and closing ours alone would leave the lock held
+        // through that copy. Unlocking releases the open file description.
+        let _ = flock(&self.file, FlockOperation::Unlock);
     }
 }
