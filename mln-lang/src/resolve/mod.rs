@@ -166,8 +166,22 @@ pub fn resolve(ast: &Ast, sources: &SourceMap) -> Result<Resolved, Diagnostics> 
             lint::host_block(&mut ctx, b, "a host");
         }
         let (host, origin) = host::resolve_host(&mut ctx, entry, &supers, &mut chains, &global);
+        ctx.inherited_links = ctx.inherited_links.saturating_add(host.superclasses.len());
         host_origins.push((host.name.clone(), origin));
         project.hosts.push(host);
+        if ctx.inherited_links > MAX_INHERITED_LINKS || ctx.expanded > MAX_TOTAL_EXPANSION {
+            if ctx.inherited_links > MAX_INHERITED_LINKS {
+                ctx.report(Diagnostic::new(
+                    Code::LimitExceeded,
+                    entry.blocks.first().map(|b| b.span).or(origins.global),
+                    format!(
+                        "hosts inherit more than {MAX_INHERITED_LINKS} superclass links in all \
+                         (hosts times superclass chain length)"
+                    ),
+                ));
+            }
+            break;
+        }
     }
     // Built in one go from sorted entries: far cheaper than one insert per
     // host. Names are unique (`place_hosts` merged repeats).
@@ -242,7 +256,20 @@ pub(crate) struct Ctx<'s> {
     sources: &'s SourceMap,
     diags: Vec<Diagnostic>,
     seen: HashSet<(Code, Option<Span>, String)>,
+    /// Bytes produced by variable expansion so far, over the whole project.
+    expanded: usize,
+    /// Superclass links inherited so far, summed over every host.
+    inherited_links: usize,
 }
+
+/// The most bytes variable expansion may produce over a whole project.
+/// Each value is also bounded (1 MiB); this bounds their sum, which a short
+/// file could otherwise multiply by its host count.
+pub const MAX_TOTAL_EXPANSION: usize = 128 << 20;
+
+/// The most superclass links all hosts together may inherit (hosts times
+/// chain length), which bounds the model's size for any input.
+pub const MAX_INHERITED_LINKS: usize = 2_000_000;
 
 impl<'s> Ctx<'s> {
     fn new(sources: &'s SourceMap) -> Self {
@@ -250,6 +277,8 @@ impl<'s> Ctx<'s> {
             sources,
             diags: Vec::new(),
             seen: HashSet::new(),
+            expanded: 0,
+            inherited_links: 0,
         }
     }
 
@@ -321,7 +350,24 @@ impl<'s> Ctx<'s> {
         value: &'v Spanned<String>,
         quiet: bool,
     ) -> std::borrow::Cow<'v, str> {
+        if self.expanded > MAX_TOTAL_EXPANSION {
+            // Already reported; stop paying for expansions.
+            return std::borrow::Cow::Borrowed(value.node.as_str());
+        }
         let e = scope.expand(&value.node);
+        if let std::borrow::Cow::Owned(text) = &e.text {
+            self.expanded = self.expanded.saturating_add(text.len());
+            if self.expanded > MAX_TOTAL_EXPANSION {
+                self.report(Diagnostic::new(
+                    Code::LimitExceeded,
+                    Some(value.span),
+                    format!(
+                        "variables expand to more than {} MiB over the whole project",
+                        MAX_TOTAL_EXPANSION >> 20
+                    ),
+                ));
+            }
+        }
         if !quiet {
             for (name, range) in &e.undefined {
                 let span = self.sub_span(value, range.clone());
