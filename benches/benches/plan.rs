@@ -14,8 +14,8 @@ use benches::ThreadCpuTime;
 use criterion::measurement::Measurement;
 use criterion::{criterion_group, criterion_main, Criterion};
 use mln_lang::model::{Address, Host, Interface, Platform, Project, Switch, SwitchPort};
-use mln_lang::plan::{plan, DesiredProject, Goal, Observed, PlanOptions, HEADROOM};
-use mln_lang::state::{DomainRecord, HostRecord, State, SwitchRecord};
+use mln_lang::plan::{plan, DesiredProject, Goal, Observed, PlanOptions};
+use mln_lang::state::State;
 
 const HOSTS: usize = 10_000;
 const PER_SWITCH: usize = 20;
@@ -79,43 +79,10 @@ fn new_project(old: &Project) -> Project {
     p
 }
 
-/// The state of `d` after a complete `up`.
-fn recorded(d: &DesiredProject) -> State {
-    let mut st = State::new(&d.name);
-    for (i, h) in d.hosts.values().enumerate() {
-        let mut r = HostRecord::new(h.clone());
-        r.disk_ready = true;
-        r.config_ready = true;
-        r.domain = Some(DomainRecord {
-            name: format!("{}.{}", d.name, h.name),
-            backend: mln_lang::plan::Platform::Xen
-                .backend()
-                .expect("Xen has a backend"),
-            id: i as u32 + 1,
-            max_memory: h.memory * HEADROOM,
-            max_vcpus: h.vcpus * HEADROOM as u32,
-            started: true,
-        });
-        st.hosts.insert(h.name.clone(), r);
-    }
-    for s in d.switches.values() {
-        st.switches.insert(
-            s.name.clone(),
-            SwitchRecord {
-                spec: s.clone(),
-                socket: None,
-                bridge: Some(s.name.clone()),
-                pid: None,
-            },
-        );
-    }
-    st
-}
-
 fn bench_plan<M: Measurement>(c: &mut Criterion<M>, group: &str) {
     let old = old_project();
     let new = new_project(&old);
-    let state = recorded(&DesiredProject::from_project(&old));
+    let state = State::as_if_up(&DesiredProject::from_project(&old));
     let observed = Observed::assume_recorded(&state);
     let desired = DesiredProject::from_project(&new);
     let options = PlanOptions::new(Goal::Upgrade);

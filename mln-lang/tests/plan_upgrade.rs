@@ -2,7 +2,7 @@
 //! on Xen, upgraded to `v2.mln`.
 
 use mln_lang::plan::{
-    plan, ChangeClass, DesiredProject, Goal, HostChangeKind, Observed, Op, PlanOptions, HEADROOM,
+    plan, ChangeClass, DesiredProject, Goal, HostChangeKind, Observed, Op, PlanOptions,
 };
 use mln_lang::state::{DomainRecord, HostRecord, State, SwitchRecord};
 
@@ -12,44 +12,11 @@ fn load(name: &str) -> DesiredProject {
     DesiredProject::from_project(checked.project())
 }
 
-/// The state an `up` of `d` on Xen leaves (domains made with the executor's
-/// headroom).
-fn running(d: &DesiredProject) -> State {
-    let mut st = State::new(&d.name);
-    for (i, h) in d.hosts.values().enumerate() {
-        let mut r = HostRecord::new(h.clone());
-        r.disk_ready = true;
-        r.config_ready = true;
-        r.domain = Some(DomainRecord {
-            name: format!("{}.{}", d.name, h.name),
-            backend: h.platform.backend().unwrap(),
-            id: i as u32 + 1,
-            max_memory: h.memory * HEADROOM,
-            max_vcpus: h.vcpus * HEADROOM as u32,
-            started: true,
-        });
-        st.hosts.insert(h.name.clone(), r);
-    }
-    for s in d.switches.values() {
-        st.switches.insert(
-            s.name.clone(),
-            SwitchRecord {
-                spec: s.clone(),
-                socket: None,
-                bridge: Some(s.name.clone()),
-                pid: None,
-            },
-        );
-    }
-    st.desired = Some(d.clone());
-    st
-}
-
 #[test]
 fn upgrade_v1_to_v2_is_exactly_api_live_batch_move_cache_create() {
     let v1 = load("upgrade/v1.mln");
     let v2 = load("upgrade/v2.mln");
-    let state = running(&v1);
+    let state = State::as_if_up(&v1);
     let observed = Observed::assume_recorded(&state);
     let p = plan(
         &v2,
