@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use testkit::processes_under;
 
 use mln_core::guest::{GuestConfig, GuestFile, GuestGroup, GuestUser};
 use mln_core::net::{SwitchSpec, VdeSwitch};
@@ -39,26 +40,6 @@ fn tree(dir: &Path) -> BTreeSet<PathBuf> {
                 todo.push(e.path());
             }
             out.insert(e.path());
-        }
-    }
-    out
-}
-
-/// Pids of processes whose command line mentions `dir`.
-fn processes_under(dir: &Path) -> Vec<u32> {
-    let needle = dir.to_string_lossy().into_owned();
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(&needle) && pid != std::process::id() {
-            out.push(pid);
         }
     }
     out

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use testkit::processes_under;
 
 use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::GuestConfig;
@@ -115,25 +116,6 @@ fn mem_free_kib(uml: &Uml, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no MemFree in {meminfo:?}"))
 }
 
-/// Live processes whose command line mentions `dir` (a guest's folder).
-fn processes_under(dir: &Path) -> Vec<String> {
-    let needle = dir.display().to_string();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let p = e.path();
-        let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
-        if stat.contains(") Z") {
-            continue;
-        }
-        let cmd = String::from_utf8_lossy(&std::fs::read(p.join("cmdline")).unwrap_or_default())
-            .replace('\0', " ");
-        if cmd.contains(&needle) {
-            out.push(cmd);
-        }
-    }
-    out
-}
-
 fn process_exists(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| !s.contains(") Z"))
@@ -228,7 +210,7 @@ fn pause_resume_memory_info_list_and_clean_shutdown() {
     assert!(matches!(g.uml.info("life"), Err(Error::NotFound { .. })));
     assert!(g.uml.list().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(g.uml.state_dir()).unwrap().count(), 0);
-    assert_eq!(processes_under(g.uml.state_dir()), Vec::<String>::new());
+    assert_eq!(processes_under(g.uml.state_dir()), Vec::<u32>::new());
 }
 
 #[test]
@@ -247,7 +229,7 @@ fn shutdown_right_after_start_lets_the_guest_boot_then_halt_cleanly() {
 
     assert!(!process_exists(pid));
     assert!(matches!(g.uml.info("hasty"), Err(Error::NotFound { .. })));
-    assert_eq!(processes_under(g.uml.state_dir()), Vec::<String>::new());
+    assert_eq!(processes_under(g.uml.state_dir()), Vec::<u32>::new());
     // The guest finished booting, then its init ran the shutdown lines
     // (rc.halt) and powered off by itself: the clean path, not a reboot
     // and not a kill after the timeout.
@@ -293,7 +275,7 @@ fn killed_guest_is_reported_crashed_then_destroyed() {
     assert!(matches!(g.uml.info("victim"), Err(Error::NotFound { .. })));
     // UML's helper processes outlive a killed main process; destroy ends
     // them too.
-    assert_eq!(processes_under(g.uml.state_dir()), Vec::<String>::new());
+    assert_eq!(processes_under(g.uml.state_dir()), Vec::<u32>::new());
 }
 
 #[test]
@@ -321,7 +303,7 @@ fn reboot_then_destroy_kills_a_running_guest_at_once() {
         g.uml.destroy("doomed"),
         Err(Error::NotFound { .. })
     ));
-    assert_eq!(processes_under(g.uml.state_dir()), Vec::<String>::new());
+    assert_eq!(processes_under(g.uml.state_dir()), Vec::<u32>::new());
 }
 
 #[test]

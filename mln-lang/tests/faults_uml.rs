@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use testkit::{processes_under, KillUnder};
 
 use mln_core::template::{BusyboxSource, BusyboxTemplate, Template};
 use mln_lang::apply::{run, status, ApplyError, LocalBackends, NoProgress, Outcome, RunOptions};
@@ -59,37 +60,6 @@ fn one_host(project: &str, extra: &str) -> Project {
         .clone()
 }
 
-fn processes_under(dir: &Path) -> Vec<u32> {
-    let needle = dir.to_string_lossy().into_owned();
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if text.contains(&needle) && pid != std::process::id() {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-/// Kills whatever a failed test left running under its folder.
-struct Cleanup(PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for pid in processes_under(&self.0) {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-        }
-    }
-}
-
 fn verb(
     store: &StateStore,
     b: &LocalBackends,
@@ -136,7 +106,7 @@ fn host_state(store: &StateStore, b: &LocalBackends, host: &str) -> (String, Opt
 fn a_guest_killed_from_outside_shows_as_crashed_and_up_brings_it_back() {
     skip_unless_uml!();
     let root = tempfile::tempdir().unwrap();
-    let _cleanup = Cleanup(root.path().to_path_buf());
+    let _cleanup = KillUnder(root.path().to_path_buf());
     let p = one_host("killed", "");
     let store = StateStore::open(root.path(), "killed").unwrap();
     let b = LocalBackends::new(store.dir())
@@ -185,7 +155,7 @@ fn a_guest_killed_from_outside_shows_as_crashed_and_up_brings_it_back() {
 fn a_template_deleted_after_build_is_named_when_starting() {
     skip_unless_uml!();
     let root = tempfile::tempdir().unwrap();
-    let _cleanup = Cleanup(root.path().to_path_buf());
+    let _cleanup = KillUnder(root.path().to_path_buf());
     // A template of this test's own, so deleting it harms no other test.
     let image = root.path().join("mine.ext4");
     let ok = Command::new("cp")
@@ -329,7 +299,7 @@ impl Drop for Mount {
 #[test]
 fn a_full_disk_while_writing_state_keeps_the_previous_state() {
     let root = tempfile::tempdir().unwrap();
-    let _cleanup = Cleanup(root.path().to_path_buf());
+    let _cleanup = KillUnder(root.path().to_path_buf());
     let states = root.path().join("states");
     let Some(_mount) = Mount::tmpfs(&states, "64k") else {
         return;

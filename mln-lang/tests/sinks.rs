@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use testkit::processes_under;
 
 use mln_core::template::Template;
 use mln_core::Error;
@@ -30,25 +31,6 @@ fn tree(dir: &Path) -> BTreeSet<PathBuf> {
                 todo.push(e.path());
             }
             out.insert(e.path());
-        }
-    }
-    out
-}
-
-fn processes_under(dir: &Path) -> Vec<u32> {
-    let needle = dir.to_string_lossy().into_owned();
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(&needle) && pid != std::process::id() {
-            out.push(pid);
         }
     }
     out
