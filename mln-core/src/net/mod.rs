@@ -24,6 +24,10 @@
 //! # Ok::<(), mln_core::Error>(())
 //! ```
 
+pub mod cable;
+
+pub use cable::Cable;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
