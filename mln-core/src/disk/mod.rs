@@ -11,7 +11,9 @@
 //!
 //! The overlay records the template's absolute path (and, for UML, its
 //! modification time): the template must stay where it is and unchanged for
-//! as long as overlays over it exist.
+//! as long as overlays over it exist. A host that moves to another server
+//! takes its overlay along ([`transfer`]); [`Overlay::rebase`] then points
+//! it at that server's copy of the template.
 //!
 //! ```no_run
 //! use mln_core::disk::{CowFormat, Overlay};
@@ -20,8 +22,10 @@
 //! # Ok::<(), mln_core::Error>(())
 //! ```
 
+pub mod transfer;
+
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -136,6 +140,76 @@ impl Overlay {
             format: CowFormat::Uml,
             size: header.size,
         })
+    }
+
+    /// Point the UML COW overlay at `path` to `template`, another copy of
+    /// the template it was made over (the one on this server, after the
+    /// overlay was moved here with [`transfer`]); returns it opened.
+    ///
+    /// Rewrites the template's path and modification time in the header, in
+    /// place (UML refuses a template whose time differs from the recorded
+    /// one). Refuses, leaving the overlay as it was, a template whose size
+    /// differs from the recorded one: it cannot be the same image.
+    ///
+    /// ```no_run
+    /// use mln_core::disk::Overlay;
+    /// let disk = Overlay::rebase("/srv/mln/lab/alice.cow", "/srv/mln/templates/busybox.ext4")?;
+    /// assert_eq!(disk.format, mln_core::disk::CowFormat::Uml);
+    /// # Ok::<(), mln_core::Error>(())
+    /// ```
+    pub fn rebase(path: impl AsRef<Path>, template: impl AsRef<Path>) -> Result<Self> {
+        let (path, template) = (path.as_ref(), template.as_ref());
+        let header = read_uml_header(path)?;
+        if !template.exists() {
+            return Err(Error::MissingFile {
+                what: "template",
+                path: template.to_path_buf(),
+            });
+        }
+        let template = template
+            .canonicalize()
+            .map_err(|e| Error::io(template, e))?;
+        let meta = fs::metadata(&template).map_err(|e| Error::io(&template, e))?;
+        if !meta.is_file() {
+            return Err(Error::UnusablePath {
+                path: template,
+                what: "template",
+                reason: "not a regular file",
+            });
+        }
+        if meta.len() != header.size {
+            return Err(Error::Backend {
+                what: path.display().to_string(),
+                message: format!(
+                    "template {} has {} bytes, the overlay was made over {} bytes",
+                    template.display(),
+                    meta.len(),
+                    header.size
+                ),
+            });
+        }
+        let backing = template.as_os_str().as_encoded_bytes();
+        if backing.len() >= PATH_LEN {
+            return Err(Error::UnusablePath {
+                path: template.clone(),
+                what: "template of a UML COW file",
+                reason: "longer than 4095 bytes",
+            });
+        }
+        let mut name = backing.to_vec();
+        name.resize(PATH_LEN, 0);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        // mtime at byte 8, the path at byte 32 (see HEADER_LEN).
+        f.seek(SeekFrom::Start(8))
+            .and_then(|_| f.write_all(&(meta.mtime() as u32).to_be_bytes()))
+            .and_then(|()| f.seek(SeekFrom::Start(32)))
+            .and_then(|_| f.write_all(&name))
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(path, e))?;
+        Self::open(path)
     }
 
     /// The disk as a domain's disk at `target` (`ubda`, `xvda`, ...).
