@@ -6,6 +6,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -191,4 +192,32 @@ fn guests_on_two_switch_instances_ping_through_a_cable_until_it_is_stopped() {
         testkit::processes_under(dir.path()).is_empty(),
         "left running"
     );
+}
+
+/// dpipe killed alone leaves its two plugs running, still joined: the
+/// cable reports down, and stopping it ends the plugs too.
+#[test]
+fn stopping_a_cable_whose_dpipe_was_killed_ends_its_orphaned_plugs() {
+    let dir = tempfile::tempdir().unwrap();
+    let _reaper = testkit::KillUnder(dir.path().to_path_buf());
+    let a = VdeSwitch::start(&SwitchSpec::new("lan"), dir.path().join("a")).unwrap();
+    let b = VdeSwitch::start(&SwitchSpec::new("lan"), dir.path().join("b")).unwrap();
+    let cables = dir.path().join("cables");
+    let cable = Cable::start(&cables, "lan", &a.plug_argv(), &b.plug_argv()).unwrap();
+    let killed = Command::new("kill")
+        .args(["-KILL", &cable.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cable.is_alive() {
+        assert!(Instant::now() < deadline, "killed dpipe still counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(cable_processes(dir.path()).len(), 2, "the plugs live on");
+    Cable::open(&cables, "lan").unwrap().stop().unwrap();
+    assert!(cable_processes(dir.path()).is_empty());
+    assert_eq!(std::fs::read_dir(&cables).unwrap().count(), 0);
+    a.stop().unwrap();
+    b.stop().unwrap();
 }

@@ -20,7 +20,9 @@
 //!
 //! `dpipe` exits as soon as either side does (a switch stopped, a plug
 //! killed, an SSH connection lost), and the other side goes with it. So a
-//! cable that is not [`Cable::is_alive`] is down for good: start a new one.
+//! cable that is not [`Cable::is_alive`] is down for good: [`Cable::stop`]
+//! it (that also ends sides orphaned by a dpipe killed alone) and start a
+//! new one.
 //!
 //! ```no_run
 //! use mln_core::net::{Cable, SwitchSpec, VdeSwitch};
