@@ -1,8 +1,14 @@
 //! Helpers shared by the integration tests that run real guests and
-//! switches: find what a test left running, and end it on every way out.
+//! switches: find what a test left running, and end it on every way out;
+//! make test servers (network namespaces running `sshd`) for projects
+//! across several servers.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod servers;
+
+pub use servers::{Skip, TestServers};
 
 /// Pids of live processes (not this one) whose command line mentions
 /// `dir`: the guests and switches a test started under its folder. A
