@@ -16,6 +16,7 @@ pub use print::to_mln;
 pub use query::{query_list, query_scalar, QueryError};
 pub use source::{FileId, SourceMap, Span, Spanned};
 
+pub mod agent;
 pub mod apply;
 pub mod check;
 pub mod graph;

@@ -75,6 +75,11 @@ impl LocalBackends {
         self
     }
 
+    /// The folder everything of the project is kept in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The UML backend (for console logs and the management console).
     pub fn uml(&self) -> &Uml {
         &self.uml

@@ -1,0 +1,26 @@
+//! Several servers: `mln agent` runs a server's part of a plan, and the
+//! managing `mln` talks to it over `ssh` in JSON lines
+//! ([`protocol`], documented in `docs/agent-protocol.md`).
+//!
+//! - [`server`]: the agent (`mln agent` on a server).
+//! - [`client`]: [`AgentClient`], one ssh connection per server, several
+//!   requests in flight at once.
+//! - [`remote`]: [`RemoteHypervisor`], a server's hypervisor through its
+//!   agent.
+
+pub mod client;
+pub mod protocol;
+pub mod remote;
+pub mod server;
+
+pub use client::{AgentClient, AgentError, ServerAccess};
+pub use remote::{Connection, RemoteHypervisor};
+pub use server::Agent;
+
+/// This machine's host name (`/proc/sys/kernel/hostname`).
+pub fn this_hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
