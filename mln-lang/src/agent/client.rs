@@ -534,8 +534,10 @@ mod tests {
         for bad in ["", "-oProxyCommand=x", "a b", "a;b", "a$(x)", "a\nb", "ä"] {
             assert!(check_server(bad).is_err(), "{bad:?}");
         }
-        let mut a = ServerAccess::default();
-        a.agent = vec!["/opt/mln/bin/mln".into()];
+        let mut a = ServerAccess {
+            agent: vec!["/opt/mln/bin/mln".into()],
+            ..ServerAccess::default()
+        };
         assert!(a.command("server-a").is_ok());
         for bad in [
             "mln;rm", "$(x)", "a b", "`x`", "'x'", "a|b", "a>b", "~x", "*",

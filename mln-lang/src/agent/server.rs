@@ -73,10 +73,7 @@ impl Agent {
         Ok(b)
     }
 
-    fn hypervisor<'b>(
-        b: &'b LocalBackends,
-        platform: Platform,
-    ) -> mln_core::Result<&'b dyn Hypervisor> {
+    fn hypervisor(b: &LocalBackends, platform: Platform) -> mln_core::Result<&dyn Hypervisor> {
         b.hypervisor(None, platform)
     }
 

@@ -19,6 +19,7 @@
 //! apply that same plan under one lock.
 
 mod backends;
+mod cluster;
 mod executor;
 mod hooks;
 mod local;
@@ -28,10 +29,12 @@ use crate::plan::{Action, ActionId, HookPoint};
 use crate::state::StateError;
 
 pub use backends::Backends;
+pub use cluster::{ClusterBackends, ServerMemory};
 pub use executor::{Executor, Failure, Report};
 pub use local::LocalBackends;
 pub use session::{
-    observe, run, run_desired, status, HostStatus, Outcome, ProjectStatus, RunOptions, Session,
+    check_capacity, observe, observe_servers, run, run_desired, run_desired_with, run_with, status,
+    status_with, HostStatus, Outcome, ProjectStatus, RunOptions, ServerStatus, Session,
     SwitchStatusLine,
 };
 
@@ -113,6 +116,21 @@ pub enum ApplyError {
     /// Observing the backends failed, so planning would be guesswork.
     #[error("cannot see what runs: {0}")]
     Observe(mln_core::Error),
+    /// The hosts the plan starts on a server need more memory than the
+    /// server has free; nothing was touched.
+    #[error(
+        "{server}: not enough memory for this plan: its new and started hosts need {} MiB, \
+         {} MiB is free (short by {} MiB)",
+        .need >> 20, .free >> 20, .need.saturating_sub(*.free) >> 20
+    )]
+    Capacity {
+        /// The server (`this machine` for local hosts).
+        server: String,
+        /// Bytes the plan's hosts need there.
+        need: u64,
+        /// Bytes free there.
+        free: u64,
+    },
 }
 
 #[cfg(test)]

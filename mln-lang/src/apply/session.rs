@@ -4,24 +4,38 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{ApplyError, Backends, Executor, Progress, Report};
+use super::{ApplyError, Backends, Executor, Progress, Report, ServerMemory};
 use crate::model::Project;
 use crate::plan::{
-    plan, DesiredProject, Goal, Observed, ObservedDomain, ObservedSwitch, Plan, PlanOptions,
-    Platform,
+    plan, DesiredProject, Goal, HostSpec, Observed, ObservedDomain, ObservedSwitch, Op, Plan,
+    PlanOptions, Platform,
 };
 use crate::state::{ProjectLock, State, StateStore};
 
 /// Ask every backend the project uses what runs: domains named
 /// `PROJECT.HOST` and the project's switches, on every service host the
-/// desired project or the recorded state mentions. Fails when a backend
-/// cannot answer, because planning on a partial picture would duplicate.
+/// desired project or the recorded state mentions. Fails when this
+/// machine's backends cannot answer, because planning on a partial
+/// picture would duplicate; see [`observe_servers`] for other servers.
 pub fn observe(
     backends: &dyn Backends,
     project: &str,
     desired: Option<&DesiredProject>,
     recorded: Option<&State>,
 ) -> Result<Observed, ApplyError> {
+    observe_servers(backends, project, desired, recorded).map(|(o, _)| o)
+}
+
+/// [`observe`], also saying which other servers could not be asked (by
+/// name, with why). What an unreachable server runs is taken as recorded,
+/// so the plan leaves its hosts alone unless they must change, and the
+/// actions it does plan there fail with the reachability error.
+pub fn observe_servers(
+    backends: &dyn Backends,
+    project: &str,
+    desired: Option<&DesiredProject>,
+    recorded: Option<&State>,
+) -> Result<(Observed, BTreeMap<String, String>), ApplyError> {
     let mut servers: BTreeSet<Option<&str>> = BTreeSet::new();
     servers.insert(None);
     let specs = desired.into_iter().flat_map(|d| d.hosts.values()).chain(
@@ -40,44 +54,174 @@ pub fn observe(
     for s in switch_specs {
         servers.insert(s.service_host.as_deref());
     }
-    let prefix = format!("{project}.");
     let mut out = Observed::default();
+    let mut unreachable = BTreeMap::new();
     for sh in servers {
-        let mut seen_backends = std::collections::HashSet::new();
-        for platform in backends.platforms(sh) {
-            let hv = backends
-                .hypervisor(sh, platform)
-                .map_err(ApplyError::Observe)?;
-            // Xen PV and HVM share one hypervisor: list it once.
-            if !seen_backends.insert(hv.kind()) {
-                continue;
+        let found = observe_one(backends, project, sh);
+        match (found, sh) {
+            (Ok(found), _) => {
+                out.domains.extend(found.domains);
+                for (name, sw) in found.switches {
+                    out.switches.entry(name).or_insert(sw);
+                }
             }
-            for info in hv.list().map_err(ApplyError::Observe)? {
-                if let Some(host) = info.name.strip_prefix(&prefix) {
-                    out.domains.insert(
-                        host.to_string(),
-                        ObservedDomain {
-                            service_host: sh.map(str::to_string),
-                            info,
-                        },
-                    );
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(server)) => {
+                log::warn!("{server}: {e}");
+                let why = match e {
+                    ApplyError::Observe(inner) => inner.to_string(),
+                    other => other.to_string(),
+                };
+                unreachable.insert(server.to_string(), why);
+                if let Some(r) = recorded {
+                    let assumed = Observed::assume_recorded(r);
+                    for (h, d) in assumed.domains {
+                        if d.service_host.as_deref() == Some(server) {
+                            out.domains.insert(h, d);
+                        }
+                    }
+                    for (name, sw) in assumed.switches {
+                        if sw.service_host.as_deref() == Some(server) {
+                            out.switches.entry(name).or_insert(sw);
+                        }
+                    }
                 }
             }
         }
-        for (name, up) in backends
-            .list_switches(project, sh)
-            .map_err(ApplyError::Observe)?
-        {
-            out.switches.insert(
-                name,
-                ObservedSwitch {
-                    service_host: sh.map(str::to_string),
-                    up,
-                },
-            );
+    }
+    Ok((out, unreachable))
+}
+
+/// What one service host runs of `project`.
+fn observe_one(
+    backends: &dyn Backends,
+    project: &str,
+    sh: Option<&str>,
+) -> Result<Observed, ApplyError> {
+    let prefix = format!("{project}.");
+    let mut out = Observed::default();
+    // Switches first: for another server this is the call that connects.
+    for (name, up) in backends
+        .list_switches(project, sh)
+        .map_err(ApplyError::Observe)?
+    {
+        out.switches.insert(
+            name,
+            ObservedSwitch {
+                service_host: sh.map(str::to_string),
+                up,
+            },
+        );
+    }
+    let mut seen_backends = std::collections::HashSet::new();
+    for platform in backends.platforms(sh) {
+        let hv = backends
+            .hypervisor(sh, platform)
+            .map_err(ApplyError::Observe)?;
+        // Xen PV and HVM share one hypervisor: list it once.
+        if !seen_backends.insert(hv.kind()) {
+            continue;
+        }
+        for info in hv.list().map_err(ApplyError::Observe)? {
+            if let Some(host) = info.name.strip_prefix(&prefix) {
+                out.domains.insert(
+                    host.to_string(),
+                    ObservedDomain {
+                        service_host: sh.map(str::to_string),
+                        info,
+                    },
+                );
+            }
         }
     }
     Ok(out)
+}
+
+/// The memory each server needs free for `plan`: hosts created, started
+/// or moved in count whole, memory raised live counts the difference.
+fn memory_needed(
+    plan: &Plan,
+    desired: &DesiredProject,
+    recorded: Option<&State>,
+) -> BTreeMap<Option<String>, u64> {
+    let mut per_host: BTreeMap<&str, (Option<String>, u64)> = BTreeMap::new();
+    let spec = |host: &str| -> Option<HostSpec> {
+        desired
+            .hosts
+            .get(host)
+            .cloned()
+            .or_else(|| recorded.and_then(|r| r.hosts.get(host).map(|h| h.spec.clone())))
+    };
+    let running = |host: &str| {
+        recorded
+            .and_then(|r| r.hosts.get(host))
+            .is_some_and(|h| h.domain.is_some())
+    };
+    for a in &plan.actions {
+        let (host, need) = match &a.op {
+            Op::CreateDomain { host } | Op::Start { host } if !running(host) => {
+                (host, spec(host).map(|s| (s.service_host, s.memory)))
+            }
+            Op::Rebuild { host, start: true } | Op::Restart { host } => {
+                let old = if running(host) {
+                    recorded
+                        .and_then(|r| r.hosts.get(host.as_str()))
+                        .map_or(0, |h| h.spec.memory)
+                } else {
+                    0
+                };
+                (
+                    host,
+                    spec(host).map(|s| (s.service_host, s.memory.saturating_sub(old))),
+                )
+            }
+            Op::Move {
+                host, start: true, ..
+            } => (host, spec(host).map(|s| (s.service_host, s.memory))),
+            Op::SetMemory { host, from, to } if to > from => {
+                (host, spec(host).map(|s| (s.service_host, to - from)))
+            }
+            _ => continue,
+        };
+        if let Some(n) = need {
+            // A host counts once, with the most it asks for.
+            let e = per_host.entry(host.as_str()).or_insert((n.0.clone(), 0));
+            e.1 = e.1.max(n.1);
+        }
+    }
+    let mut out: BTreeMap<Option<String>, u64> = BTreeMap::new();
+    for (server, bytes) in per_host.into_values() {
+        *out.entry(server).or_default() += bytes;
+    }
+    out
+}
+
+/// Refuse `plan` when the hosts it creates, starts or moves in on a
+/// server need more memory than the server has free. A server that cannot
+/// be asked is left to fail its own actions.
+pub fn check_capacity(
+    plan: &Plan,
+    desired: &DesiredProject,
+    recorded: Option<&State>,
+    memory: &dyn ServerMemory,
+) -> Result<(), ApplyError> {
+    for (server, need) in memory_needed(plan, desired, recorded) {
+        if need == 0 {
+            continue;
+        }
+        match memory.memory(server.as_deref()) {
+            Ok(cap) if need > cap.free() => {
+                return Err(ApplyError::Capacity {
+                    server: server.unwrap_or_else(|| "this machine".to_string()),
+                    need,
+                    free: cap.free(),
+                })
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("cannot ask for free memory: {e}"),
+        }
+    }
+    Ok(())
 }
 
 /// How to run a verb.
@@ -132,10 +276,31 @@ pub fn run(
     options: &RunOptions,
     progress: &dyn Progress,
 ) -> Result<Outcome, ApplyError> {
+    run_with(store, backends, None, project, options, progress)
+}
+
+/// [`run`], refusing a plan that does not fit in the servers' memory
+/// when `memory` is given (see [`check_capacity`]).
+pub fn run_with(
+    store: StateStore,
+    backends: &dyn Backends,
+    memory: Option<&dyn ServerMemory>,
+    project: Option<&Project>,
+    options: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<Outcome, ApplyError> {
     let desired = project.map(DesiredProject::from_project);
     let model =
         project.and_then(|p| serde_json::to_value(crate::plan::with_hashed_passwords(p)).ok());
-    run_desired(store, backends, desired.as_ref(), model, options, progress)
+    run_desired_with(
+        store,
+        backends,
+        memory,
+        desired.as_ref(),
+        model,
+        options,
+        progress,
+    )
 }
 
 /// [`run`] with the project already in the planner's terms; `model` is
@@ -148,7 +313,21 @@ pub fn run_desired(
     options: &RunOptions,
     progress: &dyn Progress,
 ) -> Result<Outcome, ApplyError> {
+    run_desired_with(store, backends, None, desired, model, options, progress)
+}
+
+/// [`run_desired`] with a capacity check when `memory` is given.
+pub fn run_desired_with(
+    store: StateStore,
+    backends: &dyn Backends,
+    memory: Option<&dyn ServerMemory>,
+    desired: Option<&DesiredProject>,
+    model: Option<serde_json::Value>,
+    options: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<Outcome, ApplyError> {
     let mut session = Session::open(store, backends, options.wait_for_lock)?;
+    session.memory = memory;
     let desired = session.desired(desired)?;
     let plan = session.plan(
         &desired,
@@ -192,6 +371,11 @@ pub struct Session<'b> {
     recorded: Option<State>,
     /// How long a guest may take to shut down cleanly (default 60 s).
     pub stop_timeout: std::time::Duration,
+    /// Where to ask for free memory before applying; `None`: apply
+    /// without asking.
+    pub memory: Option<&'b dyn ServerMemory>,
+    /// The servers the last [`Session::plan`] could not reach, with why.
+    pub unreachable: BTreeMap<String, String>,
 }
 
 impl<'b> Session<'b> {
@@ -214,6 +398,8 @@ impl<'b> Session<'b> {
             backends,
             recorded,
             stop_timeout: std::time::Duration::from_secs(60),
+            memory: None,
+            unreachable: BTreeMap::new(),
         })
     }
 
@@ -236,16 +422,17 @@ impl<'b> Session<'b> {
 
     /// Observe the backends and plan towards `desired`.
     pub fn plan(
-        &self,
+        &mut self,
         desired: &DesiredProject,
         options: &PlanOptions,
     ) -> Result<Plan, ApplyError> {
-        let observed = observe(
+        let (observed, unreachable) = observe_servers(
             self.backends,
             &desired.name,
             Some(desired),
             self.recorded.as_ref(),
         )?;
+        self.unreachable = unreachable;
         Ok(plan(desired, self.recorded.as_ref(), &observed, options))
     }
 
@@ -263,6 +450,9 @@ impl<'b> Session<'b> {
             .lock
             .as_ref()
             .ok_or_else(|| ApplyError::NoProject(self.store.project().to_string()))?;
+        if let Some(memory) = self.memory {
+            check_capacity(plan, desired, self.recorded.as_ref(), memory)?;
+        }
         let mut state = self
             .recorded
             .clone()
@@ -335,15 +525,50 @@ pub struct ProjectStatus {
     pub hosts: Vec<HostStatus>,
     /// Switches by name.
     pub switches: Vec<SwitchStatusLine>,
+    /// Every server the project uses (this machine first).
+    #[serde(default)]
+    pub servers: Vec<ServerStatus>,
+}
+
+/// One server in `mln status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    /// The service host (`None`: this machine).
+    pub server: Option<String>,
+    /// Whether it answered.
+    pub reachable: bool,
+    /// Why not, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The project's guests running there.
+    pub vms: usize,
+    /// Their memory, bytes.
+    pub memory_used: u64,
+    /// Memory free there, bytes, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_free: Option<u64>,
+    /// All its memory, bytes, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_total: Option<u64>,
 }
 
 /// The status of the project in `store` (no lock needed: reads only).
 pub fn status(store: &StateStore, backends: &dyn Backends) -> Result<ProjectStatus, ApplyError> {
+    status_with(store, backends, None)
+}
+
+/// [`status`], with each server's memory when `memory` is given. Hosts on
+/// a server that cannot be reached are shown `unreachable`.
+pub fn status_with(
+    store: &StateStore,
+    backends: &dyn Backends,
+    memory: Option<&dyn ServerMemory>,
+) -> Result<ProjectStatus, ApplyError> {
     let recorded = store
         .load()?
         .ok_or_else(|| ApplyError::NoProject(store.project().to_string()))?;
     let desired = recorded.desired.clone();
-    let observed = observe(
+    let (observed, unreachable) = observe_servers(
         backends,
         &recorded.project,
         desired.as_ref(),
@@ -360,7 +585,16 @@ pub fn status(store: &StateStore, backends: &dyn Backends) -> Result<ProjectStat
         }
         let rec = recorded.hosts.get(&spec.name);
         let obs = observed.domains.get(&spec.name);
+        let server = obs.map(|o| o.service_host.clone()).unwrap_or_else(|| {
+            rec.map_or(spec.service_host.clone(), |r| r.spec.service_host.clone())
+        });
         let state = match (obs, rec) {
+            _ if server
+                .as_deref()
+                .is_some_and(|s| unreachable.contains_key(s)) =>
+            {
+                "unreachable".to_string()
+            }
             (Some(o), _) => o.info.state.to_string(),
             (None, Some(r)) if r.disk_ready && r.config_ready => "built".to_string(),
             (None, Some(_)) => "partial".to_string(),
@@ -370,9 +604,7 @@ pub fn status(store: &StateStore, backends: &dyn Backends) -> Result<ProjectStat
             spec.name.clone(),
             HostStatus {
                 host: spec.name.clone(),
-                service_host: obs
-                    .map(|o| o.service_host.clone())
-                    .unwrap_or_else(|| spec.service_host.clone()),
+                service_host: server,
                 platform: spec.platform,
                 state,
                 id: obs.map(|o| o.info.id),
@@ -400,9 +632,36 @@ pub fn status(store: &StateStore, backends: &dyn Backends) -> Result<ProjectStat
             .to_string(),
         })
         .collect();
+    let mut names: BTreeSet<Option<String>> = BTreeSet::new();
+    names.insert(None);
+    names.extend(hosts.values().map(|h| h.service_host.clone()));
+    let servers = names
+        .into_iter()
+        .map(|server| {
+            let reason = server.as_ref().and_then(|s| unreachable.get(s).cloned());
+            let running: Vec<&HostStatus> = hosts
+                .values()
+                .filter(|h| h.service_host == server && h.id.is_some() && reason.is_none())
+                .collect();
+            let cap = match (&reason, memory) {
+                (None, Some(m)) => m.memory(server.as_deref()).ok(),
+                _ => None,
+            };
+            ServerStatus {
+                reachable: reason.is_none(),
+                reason,
+                vms: running.len(),
+                memory_used: running.iter().map(|h| h.memory).sum(),
+                memory_free: cap.map(|c| c.free()),
+                memory_total: cap.map(|c| c.mem_total),
+                server,
+            }
+        })
+        .collect();
     Ok(ProjectStatus {
         project: recorded.project,
         hosts: hosts.into_values().collect(),
         switches,
+        servers,
     })
 }

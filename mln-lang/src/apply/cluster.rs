@@ -1,0 +1,497 @@
+//! Backends for a project spread over several servers: this machine's
+//! hosts go to a [`LocalBackends`], every other service host's to its
+//! `mln agent`, reached over ssh ([`crate::agent`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use mln_core::{DomainSpec, Error, Hypervisor, Result};
+
+use super::{Backends, LocalBackends};
+use crate::agent::protocol::{Capacity, ConsoleTail, Request, ServerProject};
+use crate::agent::{AgentClient, AgentError, Connection, RemoteHypervisor, ServerAccess};
+use crate::plan::{DesiredProject, HostSpec, Platform, SwitchSpec};
+use crate::state::{State, SwitchRecord};
+
+/// What [`super::Session`] asks servers before applying a plan: their
+/// memory.
+pub trait ServerMemory: Sync {
+    /// The memory of `service_host` (`None`: this machine).
+    fn memory(&self, service_host: Option<&str>) -> Result<Capacity>;
+}
+
+/// One server's agent, connected on first use; a failed connection is
+/// kept, so every later request fails at once with the same reason.
+struct ServerLink {
+    server: String,
+    access: ServerAccess,
+    conn: OnceLock<std::result::Result<Arc<AgentClient>, AgentError>>,
+}
+
+impl Connection for ServerLink {
+    fn client(&self) -> Result<Arc<AgentClient>> {
+        self.conn
+            .get_or_init(|| AgentClient::connect(&self.server, &self.access).map(Arc::new))
+            .clone()
+            .map_err(Error::from)
+    }
+}
+
+impl ServerLink {
+    fn call<T: serde::de::DeserializeOwned>(&self, req: &Request) -> Result<T> {
+        self.client()?.call_as(req)
+    }
+}
+
+const PLATFORMS: [Platform; 3] = [Platform::Uml, Platform::Xen, Platform::Hvm];
+
+/// The backends of one project across servers.
+///
+/// ```no_run
+/// # fn f(store: &mln_lang::state::StateStore, desired: &mln_lang::plan::DesiredProject)
+/// #     -> mln_core::Result<()> {
+/// use mln_lang::agent::ServerAccess;
+/// use mln_lang::apply::{ClusterBackends, LocalBackends};
+/// let local = LocalBackends::new(store.dir())?;
+/// let backends = ClusterBackends::new(&desired.name, local, ServerAccess::from_env())
+///     .with_servers(Some(desired), store.load().ok().flatten().as_ref());
+/// # Ok(()) }
+/// ```
+pub struct ClusterBackends {
+    project: String,
+    local: LocalBackends,
+    local_names: BTreeSet<String>,
+    access: ServerAccess,
+    links: BTreeMap<String, Arc<ServerLink>>,
+    hypervisors: BTreeMap<(String, Platform), RemoteHypervisor>,
+    /// Each switch's home server (`None`: here).
+    homes: BTreeMap<String, Option<String>>,
+    /// The servers whose hosts plug into each switch, home excluded.
+    spans: BTreeMap<String, BTreeSet<Option<String>>>,
+}
+
+impl ClusterBackends {
+    /// `project`'s backends: `local` for this machine (service host
+    /// `None`, `localhost` or this machine's host name), agents reached
+    /// with `access` for the others.
+    pub fn new(project: &str, local: LocalBackends, access: ServerAccess) -> Self {
+        let mut local_names: BTreeSet<String> = ["localhost".to_string()].into();
+        local_names.extend(crate::agent::this_hostname());
+        ClusterBackends {
+            project: project.to_string(),
+            local,
+            local_names,
+            access,
+            links: BTreeMap::new(),
+            hypervisors: BTreeMap::new(),
+            homes: BTreeMap::new(),
+            spans: BTreeMap::new(),
+        }
+    }
+
+    /// Get ready for every server `desired` and `recorded` mention (no
+    /// connection is made yet).
+    pub fn with_servers(
+        mut self,
+        desired: Option<&DesiredProject>,
+        recorded: Option<&State>,
+    ) -> Self {
+        let hosts = desired.into_iter().flat_map(|d| d.hosts.values()).chain(
+            recorded
+                .into_iter()
+                .flat_map(|r| r.hosts.values().map(|h| &h.spec)),
+        );
+        let mut servers = BTreeSet::new();
+        let mut members: Vec<(String, Option<String>)> = Vec::new();
+        for h in hosts {
+            let sh = self.remote(h.service_host.as_deref()).map(str::to_string);
+            servers.extend(sh.clone());
+            for i in &h.interfaces {
+                if let Some(sw) = &i.switch {
+                    members.push((sw.clone(), sh.clone()));
+                }
+            }
+        }
+        let switches = recorded
+            .into_iter()
+            .flat_map(|r| r.switches.values().map(|s| &s.spec))
+            .chain(desired.into_iter().flat_map(|d| d.switches.values()));
+        for s in switches {
+            let home = self.remote(s.service_host.as_deref()).map(str::to_string);
+            servers.extend(home.clone());
+            self.homes.insert(s.name.clone(), home);
+        }
+        for (sw, sh) in members {
+            if self.homes.get(&sw).is_some_and(|home| *home != sh) {
+                self.spans.entry(sw).or_default().insert(sh);
+            }
+        }
+        for server in servers {
+            self.add_server(&server);
+        }
+        self
+    }
+
+    /// Get ready for `server` (its hypervisors exist from now on).
+    pub fn add_server(&mut self, server: &str) {
+        if self.links.contains_key(server) {
+            return;
+        }
+        let link = Arc::new(ServerLink {
+            server: server.to_string(),
+            access: self.access.clone(),
+            conn: OnceLock::new(),
+        });
+        for p in PLATFORMS {
+            let conn: Arc<dyn Connection> = link.clone();
+            self.hypervisors.insert(
+                (server.to_string(), p),
+                RemoteHypervisor::new(conn, self.project.clone(), p),
+            );
+        }
+        self.links.insert(server.to_string(), link);
+    }
+
+    /// The local backends.
+    pub fn local(&self) -> &LocalBackends {
+        &self.local
+    }
+
+    /// The remote servers known, by name.
+    pub fn servers(&self) -> impl Iterator<Item = &str> {
+        self.links.keys().map(String::as_str)
+    }
+
+    /// `service_host` when it is another machine; `None` for this one.
+    pub fn remote<'a>(&self, service_host: Option<&'a str>) -> Option<&'a str> {
+        service_host.filter(|s| !self.local_names.contains(*s))
+    }
+
+    fn link(&self, server: &str) -> Result<&ServerLink> {
+        self.links
+            .get(server)
+            .map(|l| l.as_ref())
+            .ok_or_else(|| Error::Backend {
+                what: server.to_string(),
+                message: "this server is not part of the project as planned".into(),
+            })
+    }
+
+    /// Connect to every known server at once (in parallel); the servers
+    /// that cannot be reached, with why.
+    pub fn connect_all(&self) -> BTreeMap<String, String> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .links
+                .values()
+                .map(|l| (l.server.clone(), s.spawn(move || l.client().map(drop))))
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|(server, h)| match h.join() {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some((server, e.to_string())),
+                    Err(_) => Some((server, "connecting panicked".to_string())),
+                })
+                .collect()
+        })
+    }
+
+    /// The end of `host`'s console log where it runs (`service_host`).
+    pub fn console_tail(
+        &self,
+        service_host: Option<&str>,
+        host: &str,
+        bytes: u64,
+    ) -> Result<ConsoleTail> {
+        match self.remote(service_host) {
+            None => {
+                let path = self.local.console_log(&self.project, host)?;
+                let data = std::fs::read(&path).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Error::NotFound {
+                        domain: crate::plan::domain_name(&self.project, host),
+                    },
+                    _ => Error::io(&path, e),
+                })?;
+                let from = data
+                    .len()
+                    .saturating_sub(usize::try_from(bytes).unwrap_or(usize::MAX));
+                Ok(ConsoleTail {
+                    size: data.len() as u64,
+                    text: String::from_utf8_lossy(&data[from..]).into_owned(),
+                })
+            }
+            Some(server) => self.link(server)?.call(&Request::ConsoleTail {
+                project: self.project.clone(),
+                host: host.to_string(),
+                bytes,
+            }),
+        }
+    }
+
+    /// What `server` runs, every project.
+    pub fn server_projects(&self, server: &str) -> Result<Vec<ServerProject>> {
+        self.link(server)?.call(&Request::Projects)
+    }
+
+    fn here_host(host: &HostSpec) -> HostSpec {
+        let mut h = host.clone();
+        h.service_host = None;
+        h
+    }
+
+    fn here_switch(spec: &SwitchSpec) -> SwitchSpec {
+        let mut s = spec.clone();
+        s.service_host = None;
+        s
+    }
+
+    /// Start `spec`'s instance on `at` (`None`: here).
+    fn switch_instance(
+        &self,
+        project: &str,
+        spec: &SwitchSpec,
+        at: Option<&str>,
+    ) -> Result<SwitchRecord> {
+        match at {
+            None => self.local.create_switch(project, &Self::here_switch(spec)),
+            Some(server) => self.link(server)?.call(&Request::CreateSwitch {
+                project: project.to_string(),
+                spec: spec.clone(),
+            }),
+        }
+    }
+
+    fn remove_instance(&self, project: &str, spec: &SwitchSpec, at: Option<&str>) -> Result<()> {
+        match at {
+            None => self.local.remove_switch(project, &Self::here_switch(spec)),
+            Some(server) => self
+                .link(server)?
+                .call::<serde_json::Value>(&Request::RemoveSwitch {
+                    project: project.to_string(),
+                    spec: spec.clone(),
+                })
+                .map(drop),
+        }
+    }
+
+    /// Where the instances of a switch that spans servers get joined to
+    /// its home instance (a `net::cable` per server). Not joined yet: the
+    /// guests on each server share that server's instance only.
+    fn cable(
+        &self,
+        _project: &str,
+        switch: &str,
+        home: Option<&str>,
+        other: Option<&str>,
+    ) -> Result<()> {
+        log::warn!(
+            "switch {switch}: the instance on {} is not cabled to the one on {} yet",
+            other.unwrap_or("this machine"),
+            home.unwrap_or("this machine")
+        );
+        Ok(())
+    }
+}
+
+impl ServerMemory for ClusterBackends {
+    fn memory(&self, service_host: Option<&str>) -> Result<Capacity> {
+        match self.remote(service_host) {
+            None => crate::agent::server::meminfo(),
+            Some(server) => self.link(server)?.call(&Request::Capacity),
+        }
+    }
+}
+
+impl Backends for ClusterBackends {
+    fn hypervisor(
+        &self,
+        service_host: Option<&str>,
+        platform: Platform,
+    ) -> Result<&dyn Hypervisor> {
+        match self.remote(service_host) {
+            None => self.local.hypervisor(None, platform),
+            Some(server) => self
+                .hypervisors
+                .get(&(server.to_string(), platform))
+                .map(|h| h as &dyn Hypervisor)
+                .ok_or_else(|| Error::Backend {
+                    what: server.to_string(),
+                    message: "this server is not part of the project as planned".into(),
+                }),
+        }
+    }
+
+    fn platforms(&self, service_host: Option<&str>) -> Vec<Platform> {
+        match self.remote(service_host) {
+            None => self.local.platforms(None),
+            Some(server) => match self.link(server).and_then(|l| l.client()) {
+                Ok(c) if !c.hello().platforms.is_empty() => c.hello().platforms.clone(),
+                Ok(_) => vec![Platform::Uml],
+                Err(_) => Vec::new(),
+            },
+        }
+    }
+
+    fn create_switch(&self, project: &str, spec: &SwitchSpec) -> Result<SwitchRecord> {
+        let home = self.remote(spec.service_host.as_deref());
+        let rec = self.switch_instance(project, spec, home)?;
+        // Members on other servers plug into their own server's instance,
+        // joined to this one.
+        for other in self.spans.get(&spec.name).into_iter().flatten() {
+            self.switch_instance(project, spec, other.as_deref())?;
+            self.cable(project, &spec.name, home, other.as_deref())?;
+        }
+        let mut rec = rec;
+        rec.spec = spec.clone();
+        Ok(rec)
+    }
+
+    fn remove_switch(&self, project: &str, spec: &SwitchSpec) -> Result<()> {
+        let home = self.remote(spec.service_host.as_deref());
+        let mut first_error = None;
+        for other in self.spans.get(&spec.name).into_iter().flatten() {
+            if let Err(e) = self.remove_instance(project, spec, other.as_deref()) {
+                first_error.get_or_insert(e);
+            }
+        }
+        self.remove_instance(project, spec, home)?;
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn list_switches(
+        &self,
+        project: &str,
+        service_host: Option<&str>,
+    ) -> Result<Vec<(String, bool)>> {
+        let at = self.remote(service_host);
+        let found: Vec<(String, bool)> = match at {
+            None => self.local.list_switches(project, None)?,
+            Some(server) => self.link(server)?.call(&Request::ListSwitches {
+                project: project.to_string(),
+            })?,
+        };
+        // Only a switch's home instance stands for the switch; instances
+        // that extend it to other servers are this type's business.
+        Ok(found
+            .into_iter()
+            .filter(|(name, _)| {
+                self.homes
+                    .get(name)
+                    .map_or(true, |home| home.as_deref() == at)
+            })
+            .collect())
+    }
+
+    fn prepare_disk(&self, project: &str, host: &HostSpec) -> Result<Vec<PathBuf>> {
+        match self.remote(host.service_host.as_deref()) {
+            None => self.local.prepare_disk(project, &Self::here_host(host)),
+            Some(server) => self.link(server)?.call(&Request::PrepareDisk {
+                project: project.to_string(),
+                host: host.clone(),
+            }),
+        }
+    }
+
+    fn write_guest_config(&self, project: &DesiredProject, host: &HostSpec) -> Result<()> {
+        match self.remote(host.service_host.as_deref()) {
+            None => self
+                .local
+                .write_guest_config(project, &Self::here_host(host)),
+            Some(server) => self
+                .link(server)?
+                .call::<serde_json::Value>(&Request::WriteGuestConfig {
+                    project: project.clone(),
+                    host: host.clone(),
+                })
+                .map(drop),
+        }
+    }
+
+    fn remove_disk(&self, project: &str, host: &HostSpec) -> Result<()> {
+        match self.remote(host.service_host.as_deref()) {
+            None => self.local.remove_disk(project, &Self::here_host(host)),
+            Some(server) => self
+                .link(server)?
+                .call::<serde_json::Value>(&Request::RemoveDisk {
+                    project: project.to_string(),
+                    host: host.clone(),
+                })
+                .map(drop),
+        }
+    }
+
+    fn domain_spec(
+        &self,
+        project: &str,
+        host: &HostSpec,
+        switches: &BTreeMap<String, SwitchRecord>,
+    ) -> Result<DomainSpec> {
+        match self.remote(host.service_host.as_deref()) {
+            None => {
+                // A local guest of a switch homed elsewhere plugs into the
+                // local instance.
+                let mut here = switches.clone();
+                for rec in here.values_mut() {
+                    if self.remote(rec.spec.service_host.as_deref()).is_some() {
+                        if let Ok(sw) = mln_core::net::VdeSwitch::open(
+                            &rec.spec.name,
+                            self.local.dir().join("switches"),
+                        ) {
+                            rec.socket = Some(sw.ctl_dir());
+                        }
+                    }
+                }
+                self.local
+                    .domain_spec(project, &Self::here_host(host), &here)
+            }
+            Some(server) => self.link(server)?.call(&Request::DomainSpec {
+                project: project.to_string(),
+                host: host.clone(),
+                switches: switches.clone(),
+            }),
+        }
+    }
+
+    fn replug(
+        &self,
+        project: &str,
+        host: &HostSpec,
+        interface: &str,
+        switch: &SwitchRecord,
+    ) -> Result<()> {
+        match self.remote(host.service_host.as_deref()) {
+            None => self
+                .local
+                .replug(project, &Self::here_host(host), interface, switch),
+            Some(server) => self
+                .link(server)?
+                .call::<serde_json::Value>(&Request::Replug {
+                    project: project.to_string(),
+                    host: host.clone(),
+                    interface: interface.to_string(),
+                    switch: switch.clone(),
+                })
+                .map(drop),
+        }
+    }
+
+    /// Between two local service hosts (`None` and `localhost`) the disks
+    /// stay where they are; across servers this is where disks are
+    /// exported and imported (`mln_core::disk::transfer`).
+    fn move_disk(&self, project: &str, from: &HostSpec, to: &HostSpec) -> Result<()> {
+        let (a, b) = (
+            self.remote(from.service_host.as_deref()),
+            self.remote(to.service_host.as_deref()),
+        );
+        if a == b {
+            return Ok(());
+        }
+        let _ = project;
+        Err(Error::Unsupported {
+            backend: "cluster",
+            op: "moving disks between servers",
+        })
+    }
+}
