@@ -71,6 +71,18 @@ pub enum Command {
     Log(LogArgs),
     /// Draw the project's topology (Graphviz DOT or Mermaid).
     Graph(GraphArgs),
+    /// Run a server's part of projects for a managing mln: JSON lines on
+    /// stdin/stdout, started by that mln over ssh (docs/agent-protocol.md).
+    Agent(AgentArgs),
+}
+
+/// `mln agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Folder of this server's project files (default: as for the other
+    /// verbs).
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Which backend runs the hosts.

@@ -8,7 +8,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use mln_core::template::Template;
-use mln_lang::apply::{self, LocalBackends, Report, RunOptions, Session};
+use mln_lang::agent::ServerAccess;
+use mln_lang::apply::{self, ClusterBackends, LocalBackends, Report, RunOptions, Session};
 use mln_lang::model::Project;
 use mln_lang::plan::{DesiredProject, Goal, PlanOptions};
 use mln_lang::state::StateStore;
@@ -21,7 +22,7 @@ use crate::progress::Lines;
 /// Where projects and templates live, as the user chose or by default.
 pub struct Places {
     pub state_root: PathBuf,
-    template_dir: PathBuf,
+    pub template_dir: PathBuf,
 }
 
 impl Places {
@@ -53,16 +54,17 @@ impl Places {
     }
 }
 
-/// The templates in `dir`: every regular file by its file name, plus the
+/// This machine's backends for the project kept in `dir`, with the
+/// templates in `places`: every regular file by its file name, plus the
 /// busybox default (built there on first use).
 /// Without `templates` (planning only), no template is built or named.
-fn backends_for(
-    store: &StateStore,
+pub fn local_backends(
+    dir: &Path,
     places: &Places,
     machine: Machine,
     templates: bool,
 ) -> Result<LocalBackends, String> {
-    let backends = LocalBackends::new(store.dir()).map_err(|e| e.to_string())?;
+    let backends = LocalBackends::new(dir).map_err(|e| e.to_string())?;
     if !templates {
         return Ok(machine.attach(backends));
     }
@@ -122,7 +124,7 @@ fn target(args: &LifecycleArgs, out: &Output) -> Result<(String, Option<mln_lang
 struct Prepared {
     name: String,
     store: StateStore,
-    backends: LocalBackends,
+    backends: ClusterBackends,
     /// The project from the file, its hosts on the backends they run on.
     project: Option<Project>,
     /// The project as last applied, re-placed by `--backend`.
@@ -165,7 +167,15 @@ impl Prepared {
         }
         .map_err(fail)?;
         let templates = templates && !args.dry_run;
-        let backends = backends_for(&store, &places, machine, templates).map_err(fail)?;
+        let local = local_backends(store.dir(), &places, machine, templates).map_err(fail)?;
+        let state = store.load().map_err(|e| fail(e.to_string()))?;
+        let desired = project
+            .as_ref()
+            .map(DesiredProject::from_project)
+            .or_else(|| recorded.clone())
+            .or_else(|| state.as_ref().and_then(|s| s.desired.clone()));
+        let backends = ClusterBackends::new(&name, local, ServerAccess::from_env())
+            .with_servers(desired.as_ref(), state.as_ref());
         let mut options = RunOptions::new(goal);
         options.dry_run = args.dry_run;
         options.wait_for_lock = args.wait;
@@ -189,16 +199,18 @@ impl Prepared {
     fn run(self, out: &Output) -> Result<apply::Outcome, u8> {
         let progress = Lines::new(out);
         let result = match (&self.project, &self.recorded) {
-            (Some(p), _) => apply::run(
+            (Some(p), _) => apply::run_with(
                 self.store,
                 &self.backends,
+                Some(&self.backends),
                 Some(p),
                 &self.options,
                 &progress,
             ),
-            (None, desired) => apply::run_desired(
+            (None, desired) => apply::run_desired_with(
                 self.store,
                 &self.backends,
+                Some(&self.backends),
                 desired.as_ref(),
                 None,
                 &self.options,
@@ -287,6 +299,7 @@ pub fn upgrade(out: &Output, args: &UpgradeArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fail(e.to_string()),
     };
+    session.memory = Some(&prepared.backends);
     let plan = match session.plan(
         &desired,
         &PlanOptions {

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use mln_core::BackendKind;
-use mln_lang::apply::LocalBackends;
+use mln_lang::agent::ServerAccess;
+use mln_lang::apply::{ClusterBackends, LocalBackends};
 use mln_lang::plan::domain_name;
 
 use crate::cli::LogArgs;
@@ -58,9 +59,16 @@ pub fn log(args: &LogArgs) -> u8 {
             domain_name(&args.project, &args.host)
         ));
     }
-    let path = match LocalBackends::new(store.dir())
-        .and_then(|b| b.console_log(&args.project, &args.host))
-    {
+    let local = match LocalBackends::new(store.dir()) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let cluster = ClusterBackends::new(&args.project, local, ServerAccess::from_env())
+        .with_servers(state.desired.as_ref(), Some(&state));
+    if let Some(server) = cluster.remote(spec.service_host.as_deref()) {
+        return remote_log(&cluster, server, &args.host, args.follow);
+    }
+    let path = match cluster.local().console_log(&args.project, &args.host) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
@@ -110,6 +118,48 @@ pub fn log(args: &LogArgs) -> u8 {
             Err(Stop::Output) => return 0,
             Err(Stop::Input(e)) => return fail(format!("{}: {e}", path.display())),
         }
+    }
+}
+
+/// How much of a remote console is fetched at once.
+const REMOTE_CHUNK: u64 = 16 << 20;
+
+/// [`log`] for a host on another server, through its agent.
+fn remote_log(cluster: &ClusterBackends, server: &str, host: &str, follow: bool) -> u8 {
+    let mut stdout = std::io::stdout().lock();
+    let mut at: Option<u64> = None;
+    loop {
+        let tail = match cluster.console_tail(Some(server), host, REMOTE_CHUNK) {
+            Ok(t) => t,
+            Err(mln_core::Error::NotFound { .. }) if at.is_none() => {
+                return fail(format!(
+                    "{host} has no console log yet on {server}: it has not been started"
+                ))
+            }
+            Err(_) if at.is_some() => return 0,
+            Err(e) => return fail(e),
+        };
+        let text = match at {
+            // Only what was written since the last look.
+            Some(prev) if tail.size >= prev => {
+                let new = usize::try_from(tail.size - prev).unwrap_or(usize::MAX);
+                let bytes = tail.text.as_bytes();
+                String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(new)..]).into_owned()
+            }
+            _ => tail.text,
+        };
+        if stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            return 0;
+        }
+        if !follow {
+            return 0;
+        }
+        at = Some(tail.size);
+        std::thread::sleep(POLL * 4);
     }
 }
 

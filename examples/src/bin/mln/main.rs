@@ -3,6 +3,7 @@
 //! A thin front end: arguments are parsed here, all the work is done by
 //! `mln-lang` and `mln-core`.
 
+mod agent;
 mod backend;
 mod cli;
 mod inspect;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
         cli::Command::Status(a) => status::status(&out, &a),
         cli::Command::List(a) => status::list(&a),
         cli::Command::Log(a) => log::log(&a),
+        cli::Command::Agent(a) => agent::agent(&a),
     };
     ExitCode::from(code)
 }

@@ -1,6 +1,7 @@
 //! `mln status` and `mln list`: what recorded projects look like now.
 
-use mln_lang::apply::{self, LocalBackends, ProjectStatus};
+use mln_lang::agent::ServerAccess;
+use mln_lang::apply::{self, ClusterBackends, LocalBackends, ProjectStatus};
 use mln_lang::state::StateStore;
 
 use crate::backend::Machine;
@@ -15,9 +16,20 @@ fn statuses(places: &Places, names: Vec<String>) -> (Vec<ProjectStatus>, u8) {
     let mut code = 0;
     for name in names {
         let result = places.recorded(&name).and_then(|store| {
-            let backends = LocalBackends::new(store.dir()).map_err(|e| e.to_string())?;
-            let backends = Machine::detect().attach(backends);
-            apply::status(&store, &backends).map_err(|e| e.to_string())
+            let local = LocalBackends::new(store.dir()).map_err(|e| e.to_string())?;
+            let local = Machine::detect().attach(local);
+            let state = store.load().map_err(|e| e.to_string())?;
+            let backends = ClusterBackends::new(&name, local, ServerAccess::from_env())
+                .with_servers(
+                    state.as_ref().and_then(|s| s.desired.as_ref()),
+                    state.as_ref(),
+                );
+            // Servers are asked at once, so one that hangs costs its
+            // timeout once, not once per question.
+            for why in backends.connect_all().values() {
+                eprintln!("warning: {why}");
+            }
+            apply::status_with(&store, &backends, Some(&backends)).map_err(|e| e.to_string())
         });
         match result {
             Ok(s) => all.push(s),
@@ -72,6 +84,24 @@ pub fn status(out: &Output, args: &StatusArgs) -> u8 {
         }
         for sw in &s.switches {
             println!("  switch {:<13} {}", sw.switch, out.state(&sw.state, 0));
+        }
+        for sv in &s.servers {
+            let name = sv.server.as_deref().unwrap_or("local");
+            match &sv.reason {
+                Some(why) => println!("  server {name:<13} {} {why}", out.state("unreachable", 0)),
+                None => {
+                    let mib =
+                        |b: Option<u64>| b.map_or("?".to_string(), |b| format!("{}M", b >> 20));
+                    println!(
+                        "  server {name:<13} {} {} vm(s), {}M used, {} free of {}",
+                        out.state("up", 0),
+                        sv.vms,
+                        sv.memory_used >> 20,
+                        mib(sv.memory_free),
+                        mib(sv.memory_total),
+                    );
+                }
+            }
         }
     }
     code

@@ -1,0 +1,45 @@
+//! `mln agent`: a server's side of a project spread over several servers.
+//! The managing `mln` runs it over ssh and speaks JSON lines on its stdin
+//! and stdout (docs/agent-protocol.md); its log goes to stderr.
+
+use std::path::Path;
+
+use mln_lang::agent::Agent;
+use mln_lang::plan::Platform;
+
+use crate::backend::Machine;
+use crate::cli::AgentArgs;
+use crate::lifecycle::{fail, local_backends, Places};
+
+/// Serve requests on stdin/stdout until stdin ends.
+pub fn agent(args: &AgentArgs) -> u8 {
+    let places = match Places::new(args.state_dir.as_deref(), None) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let mut platforms = vec![Platform::Uml];
+    if Machine::detect().default_backend() == crate::cli::BackendChoice::Xen {
+        platforms.extend([Platform::Xen, Platform::Hvm]);
+    }
+    log::info!(
+        "mln agent: projects under {}, templates in {}",
+        places.state_root.display(),
+        places.template_dir.display()
+    );
+    let root = places.state_root.clone();
+    let make = move |dir: &Path| {
+        local_backends(dir, &places, Machine::detect(), true).map_err(|message| {
+            mln_core::Error::Backend {
+                what: dir.display().to_string(),
+                message,
+            }
+        })
+    };
+    let agent = Agent::new(root, Box::new(make)).with_platforms(platforms);
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::stdout();
+    match agent.serve(stdin, stdout) {
+        Ok(()) => 0,
+        Err(e) => fail(format!("agent: {e}")),
+    }
+}
