@@ -75,10 +75,19 @@ pub(crate) fn parse_u32(text: &str) -> Result<u32, Reason> {
 
 /// A flag: `1`/`yes`/`true`/`on` or `0`/`no`/`false`/`off`.
 pub(crate) fn parse_bool(text: &str) -> Result<bool, Reason> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "1" | "yes" | "true" | "on" => Ok(true),
-        "0" | "no" | "false" | "off" => Ok(false),
-        t => Err(format!("`{t}` is not a flag value (use 1 or 0)")),
+    // Compared without lower-casing a copy: every host's platform flag
+    // passes through here.
+    let t = text.trim();
+    let is = |words: [&str; 4]| words.iter().any(|w| t.eq_ignore_ascii_case(w));
+    if is(["1", "yes", "true", "on"]) {
+        Ok(true)
+    } else if is(["0", "no", "false", "off"]) {
+        Ok(false)
+    } else {
+        Err(format!(
+            "`{}` is not a flag value (use 1 or 0)",
+            t.to_ascii_lowercase()
+        ))
     }
 }
 
@@ -267,6 +276,12 @@ mod tests {
         assert!(parse_u32("99999999999").is_err());
         assert_eq!(parse_bool("1"), Ok(true));
         assert_eq!(parse_bool("off"), Ok(false));
+        assert_eq!(parse_bool(" Yes "), Ok(true));
+        assert_eq!(parse_bool("OFF"), Ok(false));
+        assert_eq!(
+            parse_bool("Maybe"),
+            Err("`maybe` is not a flag value (use 1 or 0)".to_string())
+        );
         assert!(parse_bool("maybe").is_err());
     }
 }
