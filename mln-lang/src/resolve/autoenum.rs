@@ -44,22 +44,27 @@ pub(crate) fn place_hosts<'c>(
     global: &Global,
 ) -> Vec<HostEntry<'c>> {
     let mut entries: Vec<HostEntry<'c>> = Vec::with_capacity(collected.hosts.len());
-    let mut index: HashMap<Cow<'c, str>, usize> = HashMap::with_capacity(collected.hosts.len());
+    // Written host names are unique already (`collect` merged repeats):
+    // the index by name is needed, and built, only once `autoenum` adds
+    // hosts that may repeat them.
+    let mut index: Option<HashMap<Cow<'c, str>, usize>> = None;
     let mut budget = MAX_GENERATED_HOSTS;
-    let written: Vec<&(&str, Vec<&Block>)> = collected.hosts.iter().collect();
     for order in &collected.order {
         match order {
             Order::Host(i) => {
-                let Some(&&(name, ref blocks)) = written.get(*i) else {
+                let Some((name, blocks)) = collected.hosts.get(*i) else {
                     continue;
                 };
-                match index.get(name) {
-                    Some(&e) => entries[e].blocks.to_mut().extend(blocks.iter().copied()),
+                let found = index.as_ref().and_then(|index| index.get(name).copied());
+                match found {
+                    Some(e) => entries[e].blocks.to_mut().extend(blocks.iter().copied()),
                     None => {
-                        index.insert(Cow::Borrowed(name), entries.len());
+                        if let Some(index) = &mut index {
+                            index.insert(Cow::Borrowed(name), entries.len());
+                        }
                         entries.push(HostEntry {
                             name: Cow::Borrowed(name),
-                            blocks: Cow::Borrowed(blocks.as_slice()),
+                            blocks: Cow::Borrowed(blocks),
                             generated: Vec::new(),
                         });
                     }
@@ -71,6 +76,13 @@ pub(crate) fn place_hosts<'c>(
                     if !lint::is_autoenum(&blk.name.node) {
                         continue;
                     }
+                    let index = index.get_or_insert_with(|| {
+                        let mut index = HashMap::with_capacity(collected.hosts.len());
+                        for (i, e) in entries.iter().enumerate() {
+                            index.insert(e.name.clone(), i);
+                        }
+                        index
+                    });
                     for (name, generated) in generate(ctx, blk, global, &mut budget) {
                         match index.get(name.as_str()) {
                             Some(&e) => entries[e].generated.push(generated),

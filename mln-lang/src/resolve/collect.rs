@@ -12,9 +12,28 @@ use super::Ctx;
 /// Named blocks in first-appearance order; later blocks with the same name
 /// are merged into the first (and reported by the checker as duplicates).
 pub(crate) struct Named<'a> {
-    list: Vec<(&'a str, Vec<&'a Block>)>,
+    list: Vec<Entry<'a>>,
     /// Names borrowed from the syntax tree: no copy per host.
     index: HashMap<&'a str, usize>,
+}
+
+/// The blocks of one name. Nearly every name has one block, kept inline:
+/// a project of many hosts then needs no vector per host.
+struct Entry<'a> {
+    name: &'a str,
+    first: &'a Block,
+    /// Every block, `first` included, once there is a second; else empty.
+    all: Vec<&'a Block>,
+}
+
+impl<'a> Entry<'a> {
+    fn blocks(&self) -> &[&'a Block] {
+        if self.all.is_empty() {
+            std::slice::from_ref(&self.first)
+        } else {
+            &self.all
+        }
+    }
 }
 
 impl<'a> Named<'a> {
@@ -34,32 +53,42 @@ impl<'a> Named<'a> {
         }
     }
 
-    fn add(&mut self, name: &'a str, block: &'a Block) -> usize {
+    /// Add `block` under `name`; true when it is the first of that name.
+    fn add(&mut self, name: &'a str, block: &'a Block) -> bool {
         let next = self.list.len();
         let i = *self.index.entry(name).or_insert(next);
         match self.list.get_mut(i) {
-            Some(entry) => entry.1.push(block),
-            None => self.list.push((name, vec![block])),
+            Some(entry) => {
+                if entry.all.is_empty() {
+                    entry.all.push(entry.first);
+                }
+                entry.all.push(block);
+                false
+            }
+            None => {
+                self.list.push(Entry {
+                    name,
+                    first: block,
+                    all: Vec::new(),
+                });
+                true
+            }
         }
-        i
     }
 
-    /// Iterate in first-appearance order.
-    pub fn iter(&self) -> impl Iterator<Item = &(&'a str, Vec<&'a Block>)> {
-        self.list.iter()
+    /// Names and their blocks, in first-appearance order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &[&'a Block])> + '_ {
+        self.list.iter().map(|e| (e.name, e.blocks()))
+    }
+
+    /// The name at `i` (in first-appearance order) and its blocks.
+    pub fn get(&self, i: usize) -> Option<(&'a str, &[&'a Block])> {
+        self.list.get(i).map(|e| (e.name, e.blocks()))
     }
 
     /// How many names there are.
     pub fn len(&self) -> usize {
         self.list.len()
-    }
-}
-
-impl<'b, 'a> IntoIterator for &'b Named<'a> {
-    type Item = &'b (&'a str, Vec<&'a Block>);
-    type IntoIter = std::slice::Iter<'b, (&'a str, Vec<&'a Block>)>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.list.iter()
     }
 }
 
@@ -148,9 +177,8 @@ pub(crate) fn collect<'a>(ctx: &mut Ctx<'_>, ast: &'a Ast) -> Collected<'a> {
         };
         match kind {
             "host" => {
-                let i = c.hosts.add(&label.node, b);
-                if c.hosts.list[i].1.len() == 1 {
-                    c.order.push(Order::Host(i));
+                if c.hosts.add(&label.node, b) {
+                    c.order.push(Order::Host(c.hosts.len() - 1));
                 }
             }
             "switch" => {

@@ -1,10 +1,11 @@
 //! Blocks without a fixed meaning: conversion from the syntax tree, the
 //! key-by-key merge of inherited blocks, and list-block lines.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use crate::model::{GenericBlock, GenericItem};
-use crate::source::{Span, Spanned};
+use crate::source::{SourceMap, Span, Spanned};
 use crate::syntax::{Block, Item};
 
 /// How deep blocks may nest inside a host, superclass or generic block;
@@ -142,15 +143,31 @@ pub(crate) fn merge_all(layers: Vec<Vec<GenericBlock>>) -> Vec<GenericBlock> {
     out
 }
 
-/// The lines of a list block: `keyword value` per statement, `$name =
-/// value` per declaration, nested blocks flattened to `name label {`, their
-/// lines, `}`. Each line carries the span of the statement it came from.
-pub(crate) fn lines(block: &Block, truncated: &mut Option<Span>) -> Vec<Spanned<String>> {
-    let mut out = Vec::with_capacity(block.items.len());
+/// One line of a list block and the span of the statement it came from.
+/// The text is borrowed from the source when it is written there exactly
+/// (`keyword value`, single-spaced), as nearly every line is, so reading a
+/// list copies nothing until its lines go into the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Line<'x> {
+    pub text: Cow<'x, str>,
+    pub span: Span,
+}
+
+/// The lines of a list block, appended to `out`: `keyword value` per
+/// statement, `$name = value` per declaration, nested blocks flattened to
+/// `name label {`, their lines, `}`. `sources` holds the text the block was
+/// read from.
+pub(crate) fn lines_into<'x>(
+    block: &'x Block,
+    sources: &'x SourceMap,
+    out: &mut Vec<Line<'x>>,
+    truncated: &mut Option<Span>,
+) {
+    out.reserve(block.items.len());
     if block.items.iter().all(|i| !matches!(i, Item::Block(_))) {
         // The common case, a flat list: no stack needed.
-        out.extend(block.items.iter().map(line));
-        return out;
+        out.extend(block.items.iter().map(|i| line(i, sources)));
+        return;
     }
     // An explicit stack instead of recursion: (items, next index, depth).
     let mut stack: Vec<(&[Item], usize, Span)> = vec![(&block.items, 0, block.span)];
@@ -159,12 +176,15 @@ pub(crate) fn lines(block: &Block, truncated: &mut Option<Span>) -> Vec<Spanned<
             if stack.is_empty() {
                 break;
             }
-            out.push(Spanned::new("}".to_string(), span));
+            out.push(Line {
+                text: Cow::Borrowed("}"),
+                span,
+            });
             continue;
         };
         stack.push((items, i + 1, span));
         match item {
-            Item::Statement(_) | Item::Assign(_) => out.push(line(item)),
+            Item::Statement(_) | Item::Assign(_) => out.push(line(item, sources)),
             Item::Block(b) => {
                 if stack.len() >= MAX_NESTING {
                     truncated.get_or_insert(b.span);
@@ -174,32 +194,50 @@ pub(crate) fn lines(block: &Block, truncated: &mut Option<Span>) -> Vec<Spanned<
                     Some(l) => format!("{} {} {{", b.name.node, l.node),
                     None => format!("{} {{", b.name.node),
                 };
-                out.push(Spanned::new(head, b.name.span));
+                out.push(Line {
+                    text: Cow::Owned(head),
+                    span: b.name.span,
+                });
                 stack.push((&b.items, 0, b.span));
             }
         }
     }
-    out
 }
 
 /// One statement or declaration as a list line.
-fn line(item: &Item) -> Spanned<String> {
+fn line<'x>(item: &'x Item, sources: &'x SourceMap) -> Line<'x> {
     match item {
         Item::Statement(s) => {
-            let line = match &s.value {
+            let text = match &s.value {
                 Some(v) => {
-                    let mut l = String::with_capacity(s.keyword.node.len() + 1 + v.node.len());
-                    l.push_str(&s.keyword.node);
-                    l.push(' ');
-                    l.push_str(&v.node);
-                    l
+                    let (k, v) = (s.keyword.node.as_str(), v.node.as_str());
+                    let written = sources.text(s.span);
+                    let exact = written.len() == k.len() + 1 + v.len()
+                        && written.starts_with(k)
+                        && written.as_bytes().get(k.len()) == Some(&b' ')
+                        && written.ends_with(v);
+                    if exact {
+                        Cow::Borrowed(written)
+                    } else {
+                        let mut l = String::with_capacity(k.len() + 1 + v.len());
+                        l.push_str(k);
+                        l.push(' ');
+                        l.push_str(v);
+                        Cow::Owned(l)
+                    }
                 }
-                None => s.keyword.node.clone(),
+                None => Cow::Borrowed(s.keyword.node.as_str()),
             };
-            Spanned::new(line, s.span)
+            Line { text, span: s.span }
         }
-        Item::Assign(a) => Spanned::new(format!("${} = {}", a.name.node, a.value.node), a.span),
-        Item::Block(b) => Spanned::new(b.name.node.clone(), b.name.span),
+        Item::Assign(a) => Line {
+            text: Cow::Owned(format!("${} = {}", a.name.node, a.value.node)),
+            span: a.span,
+        },
+        Item::Block(b) => Line {
+            text: Cow::Borrowed(b.name.node.as_str()),
+            span: b.name.span,
+        },
     }
 }
 
@@ -220,6 +258,36 @@ mod tests {
             label: None,
             items,
         }
+    }
+
+    #[test]
+    fn list_lines_borrow_the_source_when_written_single_spaced() {
+        let text =
+            "startup {\n    echo a b\n    echo  a\\;b\n    halt\n    $x = 1\n    n { k v }\n}\n";
+        let mut sources = SourceMap::new();
+        let ast = crate::syntax::parse_source(
+            &mut sources,
+            std::path::Path::new("t.mln"),
+            text.as_bytes(),
+            &crate::syntax::Limits::default(),
+        )
+        .unwrap();
+        let Item::Block(block) = &ast.items[0] else {
+            panic!("not a block")
+        };
+        let mut out = Vec::new();
+        lines_into(block, &sources, &mut out, &mut None);
+        let texts: Vec<&str> = out.iter().map(|l| l.text.as_ref()).collect();
+        assert_eq!(
+            texts,
+            ["echo a b", "echo a;b", "halt", "$x = 1", "n {", "k v", "}"]
+        );
+        let borrowed: Vec<bool> = out
+            .iter()
+            .map(|l| matches!(l.text, Cow::Borrowed(_)))
+            .collect();
+        assert_eq!(borrowed, [true, false, true, false, false, true, true]);
+        assert_eq!(sources.text(out[0].span), "echo a b");
     }
 
     #[test]

@@ -29,7 +29,9 @@ impl Global {
         Scope {
             hostname: None,
             project: self.project.as_deref().unwrap_or(""),
-            layers: vec![&self.variables],
+            own: None,
+            inherited: &[],
+            global: Some(&self.variables),
         }
     }
 }
@@ -93,9 +95,11 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, globals: &[&Block]) -> Global {
                         continue;
                     }
                     if g.hooks.get(name).is_some() {
-                        let lines: Vec<String> = generic::lines(blk, &mut truncated)
+                        let mut lines = Vec::new();
+                        generic::lines_into(blk, ctx.sources(), &mut lines, &mut truncated);
+                        let lines: Vec<String> = lines
                             .iter()
-                            .map(|l| ctx.expand(&g.scope(), l, false))
+                            .map(|l| ctx.expand_line(&g.scope(), l, false))
                             .collect();
                         if let Some(hook) = g.hooks.get_mut(name) {
                             hook.extend(lines);

@@ -9,11 +9,12 @@ use crate::model::{
     FileCopy, GenericBlock, Host, HostOrigin, Interface, InterfaceOrigin, Mount, Platform, Term,
     User,
 };
-use crate::source::{Span, Spanned};
+use crate::source::{SourceMap, Span, Spanned};
 use crate::syntax::{Block, Item, Statement};
 
 use super::autoenum::HostEntry;
 use super::collect::label_span;
+use super::generic::Line;
 use super::global::Global;
 use super::inherit::{superclass_of, variables_of, Superclasses};
 use super::lint::HOST_LISTS;
@@ -83,13 +84,6 @@ fn canonical(keyword: &str) -> &str {
     }
 }
 
-/// Interface settings gathered over the layers.
-struct NetAcc<'x> {
-    /// Nearest block defining the interface.
-    block: &'x Block,
-    statements: BTreeMap<&'x str, &'x Statement>,
-}
-
 /// What one layer (a host's own blocks, one `autoenum` block's settings,
 /// or one superclass) says, in the order the merge visits it: later
 /// statements first. A superclass's summary is made once per chain and
@@ -102,22 +96,22 @@ struct Summary<'x> {
     /// Platform flags, later first.
     platform: Vec<&'x Statement>,
     /// List lines per list (indexed like [`HOST_LISTS`]), in order.
-    lists: [Vec<Spanned<String>>; HOST_LISTS.len()],
+    lists: [Vec<Line<'x>>; HOST_LISTS.len()],
     /// List block spans, later first.
     list_spans: Vec<(&'x str, Span)>,
     /// Named `network` blocks, later first.
     networks: Vec<&'x Block>,
     /// `xen_extra` lines, in order.
-    extra: Vec<Spanned<String>>,
+    extra: Vec<Line<'x>>,
     /// Generic blocks, in order.
     blocks: Vec<&'x Block>,
     /// A block nested too deep, when there is one.
     truncated: Option<Span>,
 }
 
-fn summarize<'x>(items: &[&'x Item]) -> Summary<'x> {
+fn summarize<'x>(items: &[&'x Item], sources: &'x SourceMap) -> Summary<'x> {
     let mut m = Summary::default();
-    summarize_into(&mut m, items);
+    summarize_into(&mut m, items, sources);
     m
 }
 
@@ -138,7 +132,7 @@ impl Summary<'_> {
 }
 
 /// [`summarize`] into `m`, which is empty.
-fn summarize_into<'x>(m: &mut Summary<'x>, items: &[&'x Item]) {
+fn summarize_into<'x>(m: &mut Summary<'x>, items: &[&'x Item], sources: &'x SourceMap) {
     // Later statements in one layer win: walk backwards.
     for &item in items.iter().rev() {
         match item {
@@ -157,28 +151,10 @@ fn summarize_into<'x>(m: &mut Summary<'x>, items: &[&'x Item]) {
             }
             Item::Block(b) => {
                 let name = b.name.node.as_str();
-                if let Some(index) = HOST_LISTS.iter().position(|&l| l == name) {
-                    let list = HOST_LISTS[index];
+                if let Some(&list) = HOST_LISTS.iter().find(|&&l| l == name) {
                     m.list_spans.push((list, b.span));
-                    let lines = if list == "groups" {
-                        group_lines(b)
-                    } else {
-                        generic::lines(b, &mut m.truncated)
-                    };
-                    // Blocks are visited backwards: prepend.
-                    let v = &mut m.lists[index];
-                    if v.is_empty() {
-                        *v = lines;
-                    } else {
-                        let mut all = lines;
-                        all.append(v);
-                        *v = all;
-                    }
                 } else if name == "xen_extra" {
                     m.list_spans.push(("xen_extra", b.span));
-                    let mut all = generic::lines(b, &mut m.truncated);
-                    all.append(&mut m.extra);
-                    m.extra = all;
                 } else {
                     m.blocks.push(b);
                 }
@@ -187,64 +163,106 @@ fn summarize_into<'x>(m: &mut Summary<'x>, items: &[&'x Item]) {
         }
     }
     m.blocks.reverse();
+    // List lines in the order written, appended to vectors that keep their
+    // room from host to host.
+    for &item in items {
+        let Item::Block(b) = item else { continue };
+        let name = b.name.node.as_str();
+        let mut truncated = None;
+        if let Some(index) = HOST_LISTS.iter().position(|&l| l == name) {
+            let Some(lines) = m.lists.get_mut(index) else {
+                continue;
+            };
+            if name == "groups" {
+                group_lines_into(b, lines);
+            } else {
+                generic::lines_into(b, sources, lines, &mut truncated);
+            }
+        } else if name == "xen_extra" {
+            generic::lines_into(b, sources, &mut m.extra, &mut truncated);
+        }
+        // The last block of the layer that nests too deep is the one
+        // named, as the backwards walk above would find it.
+        if truncated.is_some() {
+            m.truncated = truncated;
+        }
+    }
 }
 
-/// Everything the layers say, before reading values.
+/// The layers of one host, nearest first: its own blocks, what `autoenum`
+/// generated for it, its superclass chain.
+#[derive(Clone, Copy)]
+struct Layers<'r, 'x> {
+    own: &'r Summary<'x>,
+    generated: &'r [Summary<'x>],
+    chain: &'r [Summary<'x>],
+}
+
+impl<'r, 'x> Layers<'r, 'x> {
+    fn iter(self) -> impl DoubleEndedIterator<Item = &'r Summary<'x>> {
+        std::iter::once(self.own)
+            .chain(self.generated)
+            .chain(self.chain)
+    }
+}
+
+/// The scalar and interface statements of all layers, the nearest of each
+/// key kept. Sorted vectors rather than maps: a host has a dozen keys, and
+/// the vectors keep their room from one host to the next.
 #[derive(Default)]
 struct Merged<'x> {
-    scalars: BTreeMap<&'x str, &'x Statement>,
-    /// The platform flags of the nearest layer that has any.
-    platform: Option<&'x [&'x Statement]>,
-    /// List lines per list (indexed like [`HOST_LISTS`]), one slice per
-    /// layer that has any, nearest first.
-    lists: [Vec<&'x [Spanned<String>]>; HOST_LISTS.len()],
-    networks: BTreeMap<&'x str, NetAcc<'x>>,
-    /// `xen_extra` lines per layer, nearest first.
-    xen_extra: Vec<&'x [Spanned<String>]>,
-    /// Generic blocks per layer, nearest first.
-    blocks: Vec<&'x [&'x Block]>,
+    /// `(canonical keyword, visit order, statement)`, by keyword.
+    scalars: Vec<(&'x str, usize, &'x Statement)>,
+    /// `(interface, visit order, nearest block defining it)`, by interface.
+    networks: Vec<(&'x str, usize, &'x Block)>,
+    /// `(interface, keyword, visit order, statement)`, by interface then
+    /// keyword.
+    net_statements: Vec<(&'x str, &'x str, usize, &'x Statement)>,
 }
 
-fn merge<'x>(ctx: &mut Ctx<'_>, layers: &[&'x Summary<'x>]) -> Merged<'x> {
-    let mut m = Merged::default();
-    let mut truncated = None;
-    for layer in layers {
-        // Nearer layers win: keep the first value seen.
-        for &(k, s) in &layer.scalars {
-            m.scalars.entry(k).or_insert(s);
-        }
-        for &b in &layer.networks {
-            let Some(label) = &b.label else { continue };
-            let acc = m.networks.entry(label.node.as_str()).or_insert(NetAcc {
-                block: b,
-                statements: BTreeMap::new(),
-            });
-            for i in b.items.iter().rev() {
-                if let Item::Statement(s) = i {
-                    acc.statements.entry(s.keyword.node.as_str()).or_insert(s);
+impl<'x> Merged<'x> {
+    /// Fill from `layers`: nearer layers win, and so do later statements in
+    /// one layer (which the summaries list first).
+    fn fill<'r>(&mut self, layers: impl Iterator<Item = &'r Summary<'x>>)
+    where
+        'x: 'r,
+    {
+        self.scalars.clear();
+        self.networks.clear();
+        self.net_statements.clear();
+        let mut order = 0usize;
+        for layer in layers {
+            for &(k, s) in &layer.scalars {
+                self.scalars.push((k, order, s));
+                order += 1;
+            }
+            for &b in &layer.networks {
+                let Some(label) = &b.label else { continue };
+                let name = label.node.as_str();
+                self.networks.push((name, order, b));
+                order += 1;
+                for i in b.items.iter().rev() {
+                    if let Item::Statement(s) = i {
+                        self.net_statements
+                            .push((name, s.keyword.node.as_str(), order, s));
+                        order += 1;
+                    }
                 }
             }
         }
-        if m.platform.is_none() && !layer.platform.is_empty() {
-            m.platform = Some(&layer.platform);
-        }
-        for (all, lines) in m.lists.iter_mut().zip(&layer.lists) {
-            if !lines.is_empty() {
-                all.push(lines);
-            }
-        }
-        if !layer.extra.is_empty() {
-            m.xen_extra.push(&layer.extra);
-        }
-        if !layer.blocks.is_empty() {
-            m.blocks.push(&layer.blocks);
-        }
-        if truncated.is_none() {
-            truncated = layer.truncated;
-        }
+        // By key, then visit order; the first of each key is the one kept.
+        // Keys with their order are unique, so an unstable sort is exact.
+        self.scalars
+            .sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        self.scalars.dedup_by(|later, first| later.0 == first.0);
+        self.networks
+            .sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        self.networks.dedup_by(|later, first| later.0 == first.0);
+        self.net_statements
+            .sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        self.net_statements
+            .dedup_by(|later, first| (later.0, later.1) == (first.0, first.1));
     }
-    ctx.nesting_limit(truncated);
-    m
 }
 
 /// A superclass chain as the hosts that name its first superclass see it:
@@ -260,68 +278,88 @@ struct Chain<'a> {
 #[derive(Default)]
 pub(crate) struct Chains<'a> {
     by_first: HashMap<&'a str, Chain<'a>>,
-    /// The last host's summary and items, emptied: their room is reused.
+    /// The last host's summary, items and merge, emptied: their room is
+    /// reused.
     spare: Summary<'a>,
     spare_items: Vec<&'a Item>,
+    spare_merged: Merged<'a>,
 }
 
-impl<'a> Chains<'a> {
-    fn get(&mut self, supers: &'a Superclasses<'_>, first: &str) -> Option<&Chain<'a>> {
-        let key = supers.key(first)?;
-        Some(self.by_first.entry(key).or_insert_with(|| {
-            let chain = supers.chain(key);
-            Chain {
-                names: chain.iter().map(|(n, _)| *n).collect(),
-                variables: chain.iter().map(|(_, s)| &s.variables).collect(),
-                layers: chain.iter().map(|(_, s)| summarize(&s.items)).collect(),
-            }
-        }))
-    }
+/// The chain starting at the superclass `first`, walked and summarised the
+/// first time it is asked for.
+fn chain_of<'m, 'a>(
+    by_first: &'m mut HashMap<&'a str, Chain<'a>>,
+    supers: &'a Superclasses<'_>,
+    first: &str,
+    sources: &'a SourceMap,
+) -> Option<&'m Chain<'a>> {
+    let key = supers.key(first)?;
+    Some(by_first.entry(key).or_insert_with(|| {
+        let chain = supers.chain(key);
+        Chain {
+            names: chain.iter().map(|(n, _)| *n).collect(),
+            variables: chain.iter().map(|(_, s)| &s.variables).collect(),
+            layers: chain
+                .iter()
+                .map(|(_, s)| summarize(&s.items, sources))
+                .collect(),
+        }
+    }))
 }
 
 /// `groups { G { USER ... } }` or `groups { G USER ... }`: one line per
-/// group, `G USER ...`.
-fn group_lines(b: &Block) -> Vec<Spanned<String>> {
+/// group, `G USER ...`, appended to `out`.
+fn group_lines_into<'x>(b: &'x Block, out: &mut Vec<Line<'x>>) {
     let words = |s: &Statement| {
         std::iter::once(s.keyword.node.clone())
             .chain(s.value.iter().map(|v| v.node.clone()))
             .collect::<Vec<_>>()
             .join(" ")
     };
-    b.items
-        .iter()
-        .filter_map(|i| match i {
-            Item::Statement(s) => Some(Spanned::new(words(s), s.span)),
-            Item::Block(g) => {
-                let mut line = g.name.node.clone();
-                for i in &g.items {
-                    match i {
-                        Item::Statement(s) => {
-                            line.push(' ');
-                            line.push_str(&words(s));
-                        }
-                        Item::Assign(_) | Item::Block(_) => {}
+    out.extend(b.items.iter().filter_map(|i| match i {
+        Item::Statement(s) => Some(Line {
+            text: Cow::Owned(words(s)),
+            span: s.span,
+        }),
+        Item::Block(g) => {
+            let mut line = g.name.node.clone();
+            for i in &g.items {
+                match i {
+                    Item::Statement(s) => {
+                        line.push(' ');
+                        line.push_str(&words(s));
                     }
+                    Item::Assign(_) | Item::Block(_) => {}
                 }
-                Some(Spanned::new(line, g.span))
             }
-            Item::Assign(_) => None,
-        })
-        .collect()
+            Some(Line {
+                text: Cow::Owned(line),
+                span: g.span,
+            })
+        }
+        Item::Assign(_) => None,
+    }));
 }
 
-/// Resolve one host.
+/// Resolve one host. `sources` holds the text of the syntax tree.
 pub(crate) fn resolve_host<'s>(
     ctx: &mut Ctx<'_>,
+    sources: &'s SourceMap,
     entry: &'s HostEntry<'_>,
     supers: &'s Superclasses<'_>,
     chains: &mut Chains<'s>,
     global: &Global,
 ) -> (Host, HostOrigin) {
+    let Chains {
+        by_first,
+        spare,
+        spare_items,
+        spare_merged,
+    } = chains;
     let mut host = Host::new(entry.name.as_ref());
-    let mut own = std::mem::take(&mut chains.spare);
+    let mut own = std::mem::take(spare);
     own.clear();
-    let mut own_items = std::mem::take(&mut chains.spare_items);
+    let mut own_items = std::mem::take(spare_items);
     own_items.clear();
     own_items.extend(entry.blocks.iter().flat_map(|b| b.items.iter()));
     let generated: Vec<Vec<&Item>> = entry
@@ -337,30 +375,35 @@ pub(crate) fn resolve_host<'s>(
         .chain(&generated)
         .find_map(|items| superclass_of(items.iter().copied()));
     let chain = match first {
-        Some(first) if supers.check_exists(ctx, first) => chains.get(supers, &first.node),
+        Some(first) if supers.check_exists(ctx, first) => {
+            chain_of(by_first, supers, &first.node, sources)
+        }
         _ => None,
     };
-    summarize_into(&mut own, &own_items);
-    let generated: Vec<Summary<'_>> = generated.iter().map(|items| summarize(items)).collect();
-    let chain_len = chain.map_or(0, |c| c.layers.len());
-    let mut layers: Vec<&Summary<'_>> = Vec::with_capacity(1 + generated.len() + chain_len);
-    layers.push(&own);
-    layers.extend(&generated);
-    let mut scope_layers = Vec::with_capacity(2 + chain_len);
-    scope_layers.push(&own_vars);
+    summarize_into(&mut own, &own_items, sources);
+    let generated: Vec<Summary<'_>> = generated
+        .iter()
+        .map(|items| summarize(items, sources))
+        .collect();
+    let layers = Layers {
+        own: &own,
+        generated: &generated,
+        chain: chain.map_or(&[], |c| c.layers.as_slice()),
+    };
     if let Some(chain) = chain {
         host.superclasses = chain.names.iter().map(|n| n.to_string()).collect();
-        layers.extend(&chain.layers);
-        scope_layers.extend(chain.variables.iter().copied());
     }
-    scope_layers.push(&global.variables);
     let scope = Scope {
         hostname: Some(&entry.name),
         project: global.project.as_deref().unwrap_or(""),
-        layers: scope_layers,
+        own: Some(&own_vars),
+        inherited: chain.map_or(&[], |c| c.variables.as_slice()),
+        global: Some(&global.variables),
     };
 
-    let merged = merge(ctx, &layers);
+    let mut merged = std::mem::take(spare_merged);
+    merged.fill(layers.iter());
+    ctx.nesting_limit(layers.iter().find_map(|l| l.truncated));
     let mut origin = HostOrigin {
         span: entry
             .blocks
@@ -380,11 +423,11 @@ pub(crate) fn resolve_host<'s>(
         interfaces: BTreeMap::new(),
     };
 
-    read_platform(ctx, &merged, &mut host, &mut origin);
+    read_platform(ctx, layers, &mut host, &mut origin);
     read_scalars(ctx, &scope, &merged, &mut host, &mut origin);
-    read_lists(ctx, &scope, &merged, &mut host);
+    read_lists(ctx, &scope, layers, &mut host);
     // List block spans, the nearest layer's first.
-    for layer in &layers {
+    for layer in layers.iter() {
         for &(list, span) in &layer.list_spans {
             origin.keywords.entry(keyword_key(list)).or_insert(span);
         }
@@ -393,8 +436,12 @@ pub(crate) fn resolve_host<'s>(
 
     // xen_extra: merged by first word, the nearer layer winning.
     let mut extra: Vec<String> = Vec::new();
-    for layer in merged.xen_extra.iter().rev() {
-        let near: Vec<String> = layer.iter().map(|l| ctx.expand(&scope, l, false)).collect();
+    for layer in layers.iter().rev().filter(|l| !l.extra.is_empty()) {
+        let near: Vec<String> = layer
+            .extra
+            .iter()
+            .map(|l| ctx.expand_line(&scope, l, false))
+            .collect();
         let key = |l: &str| l.split_whitespace().next().map(str::to_string);
         let near_keys: HashSet<Option<String>> = near.iter().map(|l| key(l)).collect();
         extra.retain(|l| !near_keys.contains(&key(l)));
@@ -404,9 +451,9 @@ pub(crate) fn resolve_host<'s>(
 
     let mut truncated = None;
     let mut layers_blocks: Vec<Vec<GenericBlock>> = Vec::new();
-    for layer in merged.blocks.iter().rev() {
+    for layer in layers.iter().rev().filter(|l| !l.blocks.is_empty()) {
         let mut converted = Vec::new();
-        for b in layer.iter() {
+        for b in &layer.blocks {
             let mut expand = |v: &Spanned<String>| ctx.expand(&scope, v, false);
             converted.push(generic::convert(b, &mut expand, &mut truncated));
         }
@@ -414,12 +461,10 @@ pub(crate) fn resolve_host<'s>(
     }
     ctx.nesting_limit(truncated);
     host.blocks = generic::merge_all(layers_blocks);
-    drop(scope);
     host.variables = own_vars;
-    drop(merged);
-    drop(layers);
-    chains.spare = own;
-    chains.spare_items = own_items;
+    *spare_merged = merged;
+    *spare = own;
+    *spare_items = own_items;
     (host, origin)
 }
 
@@ -427,8 +472,18 @@ fn value_span(s: &Statement) -> Span {
     s.value.as_ref().map_or(s.keyword.span, |v| v.span)
 }
 
-fn read_platform(ctx: &mut Ctx<'_>, merged: &Merged<'_>, host: &mut Host, origin: &mut HostOrigin) {
-    let Some(statements) = merged.platform else {
+fn read_platform(
+    ctx: &mut Ctx<'_>,
+    layers: Layers<'_, '_>,
+    host: &mut Host,
+    origin: &mut HostOrigin,
+) {
+    // The platform flags of the nearest layer that has any.
+    let Some(statements) = layers
+        .iter()
+        .map(|l| l.platform.as_slice())
+        .find(|p| !p.is_empty())
+    else {
         return;
     };
     // The first statement that turns each platform on, in name order
@@ -494,7 +549,7 @@ fn read_scalars(
     host: &mut Host,
     origin: &mut HostOrigin,
 ) {
-    for (&k, s) in &merged.scalars {
+    for &(k, _, s) in &merged.scalars {
         if HOST_LISTS.contains(&k) || k == "xen_extra" || k == "network" {
             continue; // reported by the lint as a misuse
         }
@@ -565,14 +620,22 @@ fn read_scalars(
     }
 }
 
-fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, merged: &Merged<'_>, host: &mut Host) {
-    for (list, layers) in HOST_LISTS.iter().zip(&merged.lists) {
-        if layers.is_empty() {
+fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, layers: Layers<'_, '_>, host: &mut Host) {
+    for (index, list) in HOST_LISTS.iter().enumerate() {
+        let lines_of = |layer: &Summary<'_>| layer.lists.get(index).map_or(0, Vec::len);
+        let total: usize = layers.iter().map(lines_of).sum();
+        if total == 0 {
             continue;
         }
+        // The layers' lines, the farthest layer's first.
+        let all = || {
+            layers
+                .iter()
+                .rev()
+                .flat_map(move |layer| layer.lists.get(index).into_iter().flatten())
+        };
         // Superclass lines first, duplicates (after expansion) dropped.
         let quiet = *list == "users";
-        let total: usize = layers.iter().map(|l| l.len()).sum();
         // Short lists (nearly all) are checked for repeats by a scan.
         let mut seen: Option<HashSet<String>> = (total > 32).then(HashSet::new);
         // Plain lists keep their lines whole: straight into the host.
@@ -585,31 +648,27 @@ fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, merged: &Merged<'_>, host: &
         };
         if let Some(out) = plain {
             out.reserve(total);
-            for layer in layers.iter().rev() {
-                for l in layer.iter() {
-                    let text = ctx.expand(scope, l, quiet);
-                    let repeated = match &mut seen {
-                        Some(set) => !set.insert(text.clone()),
-                        None => out.contains(&text),
-                    };
-                    if !repeated {
-                        out.push(text);
-                    }
+            for l in all() {
+                let text = ctx.expand_line(scope, l, quiet);
+                let repeated = match &mut seen {
+                    Some(set) => !set.insert(text.clone()),
+                    None => out.contains(&text),
+                };
+                if !repeated {
+                    out.push(text);
                 }
             }
             continue;
         }
         let mut lines: Vec<(String, Span)> = Vec::with_capacity(total);
-        for layer in layers.iter().rev() {
-            for l in layer.iter() {
-                let text = ctx.expand(scope, l, quiet);
-                let repeated = match &mut seen {
-                    Some(set) => !set.insert(text.clone()),
-                    None => lines.iter().any(|(t, _)| *t == text),
-                };
-                if !repeated {
-                    lines.push((text, l.span));
-                }
+        for l in all() {
+            let text = ctx.expand_line(scope, l, quiet);
+            let repeated = match &mut seen {
+                Some(set) => !set.insert(text.clone()),
+                None => lines.iter().any(|(t, _)| *t == text),
+            };
+            if !repeated {
+                lines.push((text, l.span));
             }
         }
         for (line, span) in lines {
@@ -705,18 +764,21 @@ fn read_interfaces(
     host: &mut Host,
     origin: &mut HostOrigin,
 ) {
-    for (&name, acc) in &merged.networks {
+    host.interfaces.reserve_exact(merged.networks.len());
+    // Both lists are sorted by interface: each interface's statements come
+    // next in `statements`.
+    let mut statements = merged.net_statements.as_slice();
+    for &(name, _, block) in &merged.networks {
+        let mine = statements.iter().take_while(|t| t.0 == name).count();
+        let (mine, rest) = statements.split_at(mine);
+        statements = rest;
         let mut iface = Interface::new(name);
         let mut o = InterfaceOrigin {
-            span: acc.block.span,
-            name: acc
-                .block
-                .label
-                .as_ref()
-                .map_or(acc.block.name.span, |l| l.span),
+            span: block.span,
+            name: block.label.as_ref().map_or(block.name.span, |l| l.span),
             keywords: BTreeMap::new(),
         };
-        for (&k, s) in &acc.statements {
+        for &(_, k, _, s) in mine {
             let span = value_span(s);
             o.keywords.insert(keyword_key(k), span);
             let value: Cow<'_, str> = match &s.value {

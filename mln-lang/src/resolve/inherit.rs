@@ -49,19 +49,19 @@ impl<'a> Superclasses<'a> {
     pub fn new(ctx: &mut Ctx<'_>, collected: &'a Collected<'a>) -> Self {
         let mut by_name = HashMap::new();
         let mut order = Vec::new();
-        for (name, blocks) in &collected.superclasses {
+        for (name, blocks) in collected.superclasses.iter() {
             let items: Vec<&Item> = blocks.iter().flat_map(|b| b.items.iter()).collect();
             let parent = superclass_of(items.iter().copied());
             let variables = variables_of(items.iter().copied());
             by_name.insert(
-                *name,
+                name,
                 Superclass {
                     items,
                     parent,
                     variables,
                 },
             );
-            order.push(*name);
+            order.push(name);
         }
         let supers = Superclasses { by_name };
         for name in &order {

@@ -141,7 +141,7 @@ pub fn resolve(ast: &Ast, sources: &SourceMap) -> Result<Resolved, Diagnostics> 
     }
 
     let supers = inherit::Superclasses::new(&mut ctx, &collected);
-    for (name, blocks) in &collected.superclasses {
+    for (name, blocks) in collected.superclasses.iter() {
         let mut truncated = None;
         for b in blocks {
             lint::host_block(&mut ctx, b, "a superclass");
@@ -165,7 +165,8 @@ pub fn resolve(ast: &Ast, sources: &SourceMap) -> Result<Resolved, Diagnostics> 
         for b in entry.blocks.iter() {
             lint::host_block(&mut ctx, b, "a host");
         }
-        let (host, origin) = host::resolve_host(&mut ctx, entry, &supers, &mut chains, &global);
+        let (host, origin) =
+            host::resolve_host(&mut ctx, sources, entry, &supers, &mut chains, &global);
         ctx.inherited_links = ctx.inherited_links.saturating_add(host.superclasses.len());
         host_origins.push((host.name.clone(), origin));
         project.hosts.push(host);
@@ -187,7 +188,7 @@ pub fn resolve(ast: &Ast, sources: &SourceMap) -> Result<Resolved, Diagnostics> 
     // host. Names are unique (`place_hosts` merged repeats).
     origins.hosts = host_origins.into_iter().collect();
 
-    for (name, blocks) in &collected.switches {
+    for (name, blocks) in collected.switches.iter() {
         let Some((first, rest)) = blocks.split_first() else {
             continue;
         };
@@ -318,11 +319,15 @@ impl<'s> Ctx<'s> {
         }
     }
 
-    /// The span of `range` inside `value`, when the source text there is
-    /// the value exactly; otherwise the whole value.
-    pub(crate) fn sub_span(&self, value: &Spanned<String>, range: std::ops::Range<usize>) -> Span {
-        let span = value.span;
-        if self.sources.text(span) == value.node && range.end <= value.node.len() {
+    /// The sources the syntax tree was read from.
+    pub(crate) fn sources(&self) -> &'s SourceMap {
+        self.sources
+    }
+
+    /// The span of `range` inside `text` (written at `span`), when the
+    /// source text there is `text` exactly; otherwise the whole value.
+    pub(crate) fn sub_span(&self, text: &str, span: Span, range: std::ops::Range<usize>) -> Span {
+        if self.sources.text(span) == text && range.end <= text.len() {
             Span::new(
                 span.file,
                 span.start as usize + range.start..span.start as usize + range.end,
@@ -350,17 +355,39 @@ impl<'s> Ctx<'s> {
         value: &'v Spanned<String>,
         quiet: bool,
     ) -> std::borrow::Cow<'v, str> {
+        self.expand_text(scope, &value.node, value.span, quiet)
+    }
+
+    /// [`Ctx::expand`] for one line of a list block.
+    pub(crate) fn expand_line(
+        &mut self,
+        scope: &vars::Scope<'_>,
+        line: &generic::Line<'_>,
+        quiet: bool,
+    ) -> String {
+        self.expand_text(scope, &line.text, line.span, quiet)
+            .into_owned()
+    }
+
+    /// Expand `text`, written at `span`; borrowed when it has no variable.
+    fn expand_text<'v>(
+        &mut self,
+        scope: &vars::Scope<'_>,
+        text: &'v str,
+        span: Span,
+        quiet: bool,
+    ) -> std::borrow::Cow<'v, str> {
         if self.expanded > MAX_TOTAL_EXPANSION {
             // Already reported; stop paying for expansions.
-            return std::borrow::Cow::Borrowed(value.node.as_str());
+            return std::borrow::Cow::Borrowed(text);
         }
-        let e = scope.expand(&value.node);
-        if let std::borrow::Cow::Owned(text) = &e.text {
-            self.expanded = self.expanded.saturating_add(text.len());
+        let e = scope.expand(text);
+        if let std::borrow::Cow::Owned(expanded) = &e.text {
+            self.expanded = self.expanded.saturating_add(expanded.len());
             if self.expanded > MAX_TOTAL_EXPANSION {
                 self.report(Diagnostic::new(
                     Code::LimitExceeded,
-                    Some(value.span),
+                    Some(span),
                     format!(
                         "variables expand to more than {} MiB over the whole project",
                         MAX_TOTAL_EXPANSION >> 20
@@ -370,7 +397,7 @@ impl<'s> Ctx<'s> {
         }
         if !quiet {
             for (name, range) in &e.undefined {
-                let span = self.sub_span(value, range.clone());
+                let span = self.sub_span(text, span, range.clone());
                 self.report(
                     Diagnostic::new(
                         Code::UndefinedVariable,
@@ -386,7 +413,7 @@ impl<'s> Ctx<'s> {
         if e.too_long {
             self.report(Diagnostic::new(
                 Code::LimitExceeded,
-                Some(value.span),
+                Some(span),
                 format!(
                     "variables expand to more than {} bytes",
                     vars::MAX_EXPANDED_LEN

@@ -17,8 +17,12 @@ pub(crate) struct Scope<'a> {
     pub hostname: Option<&'a str>,
     /// `$project`.
     pub project: &'a str,
-    /// Declarations, nearest first.
-    pub layers: Vec<&'a BTreeMap<String, String>>,
+    /// The host's own declarations, looked up first.
+    pub own: Option<&'a BTreeMap<String, String>>,
+    /// Then those of its superclasses, nearest first.
+    pub inherited: &'a [&'a BTreeMap<String, String>],
+    /// Then those of `global`.
+    pub global: Option<&'a BTreeMap<String, String>>,
 }
 
 /// The result of expanding one value.
@@ -49,8 +53,10 @@ impl Scope<'_> {
             "project" => return Some(self.project),
             _ => {}
         }
-        self.layers
-            .iter()
+        self.own
+            .into_iter()
+            .chain(self.inherited.iter().copied())
+            .chain(self.global)
             .find_map(|l| l.get(name))
             .map(String::as_str)
     }
@@ -186,7 +192,9 @@ mod tests {
         let s = Scope {
             hostname: Some("www1"),
             project: "p",
-            layers: vec![&host, &global],
+            own: Some(&host),
+            inherited: &[],
+            global: Some(&global),
         };
         let e = s.expand("$a $[domain] $hostname.$domain in $project");
         assert_eq!(e.text, "host example.org www1.example.org in p");
@@ -198,7 +206,9 @@ mod tests {
         let s = Scope {
             hostname: None,
             project: "p",
-            layers: vec![],
+            own: None,
+            inherited: &[],
+            global: None,
         };
         let e = s.expand("$6$salt$hash cost $1 and $$ $[x-y] $nope");
         assert_eq!(e.text, "$6$salt$hash cost $1 and $$ $[x-y] $nope");
@@ -213,7 +223,9 @@ mod tests {
         let s = Scope {
             hostname: None,
             project: "p",
-            layers: vec![&g],
+            own: None,
+            inherited: &[],
+            global: Some(&g),
         };
         let e = s.expand("$a");
         assert!(e.text.starts_with("$"));
@@ -243,7 +255,9 @@ mod tests {
         let s = Scope {
             hostname: None,
             project: "p",
-            layers: vec![&g],
+            own: None,
+            inherited: &[],
+            global: Some(&g),
         };
         let e = s.expand("$f$f$f$f");
         assert!(e.too_long);
