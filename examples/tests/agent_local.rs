@@ -101,19 +101,43 @@ impl Lab {
         self.mln_with(&self.ssh, args)
     }
 
-    fn project(&self, name: &str, memory: &str) -> PathBuf {
+    /// `solo` on server-a; with `near`, a host on this machine on the same
+    /// switch, which pings `solo` across the cable and says so.
+    fn project(&self, name: &str, memory: &str, near: bool) -> PathBuf {
         let path = self.dir.path().join(format!("{name}.mln"));
-        std::fs::write(
-            &path,
-            format!(
-                "global {{\n project {name}\n}}\n\
-                 switch lan {{\n}}\n\
-                 host solo {{\n uml\n service_host server-a\n memory {memory}\n \
-                 network eth0 {{\n  switch lan\n  address 10.7.0.1\n  netmask 255.255.255.0\n }}\n}}\n"
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "global {{\n project {name}\n}}\n\
+             switch lan {{\n}}\n\
+             host solo {{\n uml\n service_host server-a\n memory {memory}\n \
+             network eth0 {{\n  switch lan\n  address 10.7.0.1\n  netmask 255.255.255.0\n }}\n}}\n"
+        );
+        if near {
+            text.push_str(
+                "host near {\n uml\n memory 64M\n \
+                 network eth0 {\n  switch lan\n  address 10.7.0.2\n  netmask 255.255.255.0\n }\n \
+                 startup {\n  (\n  until ping -c 1 -W 1 10.7.0.1 >/dev/null 2>&1\n  do sleep 1\n  done\n  \
+                 echo MLN-AGENT-PING-OK\n  ) &\n }\n}\n",
+            );
+        }
+        std::fs::write(&path, text).unwrap();
         path
+    }
+
+    /// Polls `mln log -p PROJECT HOST` until it shows `needle`.
+    fn console_until(&self, project: &str, host: &str, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let o = self.mln(&["log", "-p", project, host]);
+            if String::from_utf8_lossy(&o.stdout).contains(needle) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{host} never showed {needle}: {}",
+                text(&o)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 }
 
@@ -130,18 +154,19 @@ fn a_host_on_server_a_comes_up_through_the_agent_shows_in_status_and_is_removed(
     let Some(lab) = Lab::new() else {
         return;
     };
-    let file = lab.project("faraway", "64M");
+    let file = lab.project("faraway", "64M", true);
     ok(&lab.mln(&["up", file.to_str().unwrap()]));
 
     // The guest runs with server-a's files, none of it on this side.
     let server_a = lab.server_dir("server-a");
     assert!(!processes_under(&server_a.join("faraway")).is_empty());
-    assert!(!lab.state().join("faraway/disks").exists());
+    assert!(server_a.join("faraway/disks/solo.cow").exists());
+    assert!(!lab.state().join("faraway/disks/solo.cow").exists());
 
     let o = lab.mln(&["status", "--json", "-p", "faraway"]);
     ok(&o);
     let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let solo = &st[0]["hosts"][0];
+    let solo = &st[0]["hosts"][1];
     assert_eq!(solo["state"], "running", "{st}");
     assert_eq!(solo["service_host"], "server-a", "{st}");
     let a = st[0]["servers"]
@@ -152,19 +177,20 @@ fn a_host_on_server_a_comes_up_through_the_agent_shows_in_status_and_is_removed(
         .unwrap_or_else(|| panic!("{st}"));
     assert_eq!(a["reachable"], true, "{st}");
     assert_eq!(a["vms"], 1, "{st}");
+
+    // near (here) reaches solo (server-a) through the switch's two
+    // instances and the cable between them.
+    assert!(lab
+        .state()
+        .join("faraway/cables/lan--server-a.pid")
+        .exists());
+    lab.console_until("faraway", "near", "MLN-AGENT-PING-OK");
     assert!(a["memory_free"].as_u64().unwrap() > 0, "{st}");
 
     // The console, read through the agent: wait for the boot to finish
     // before stopping, or the guest only reboots when asked to halt.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let o = lab.mln(&["log", "-p", "faraway", "solo"]);
-        if String::from_utf8_lossy(&o.stdout).contains(mln_core::template::BOOT_FINISHED) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never booted: {}", text(&o));
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    lab.console_until("faraway", "solo", mln_core::template::BOOT_FINISHED);
+    lab.console_until("faraway", "near", mln_core::template::BOOT_FINISHED);
 
     // server-a unreachable: status says so, and still answers.
     let broken = lab.dir.path().join("broken-ssh");
@@ -184,7 +210,8 @@ fn a_host_on_server_a_comes_up_through_the_agent_shows_in_status_and_is_removed(
         "{said}"
     );
     let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(st[0]["hosts"][0]["state"], "unreachable", "{st}");
+    assert_eq!(st[0]["hosts"][1]["state"], "unreachable", "{st}");
+    assert_eq!(st[0]["hosts"][0]["state"], "running", "{st}");
     // An upgrade that must touch it fails, naming the server.
     let o = lab.mln_with(&broken, &["down", "-p", "faraway"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -204,7 +231,7 @@ fn a_host_larger_than_server_a_memory_is_refused_before_anything_is_made() {
     let Some(lab) = Lab::new() else {
         return;
     };
-    let file = lab.project("toobig", "4096G");
+    let file = lab.project("toobig", "4096G", false);
     let o = lab.mln(&["up", file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let said = text(&o);

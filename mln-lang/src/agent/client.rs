@@ -149,22 +149,41 @@ impl ServerAccess {
     /// spaces, so the server name and every agent word are checked to be
     /// plain words; everything else travels inside the JSON.
     pub fn command(&self, server: &str) -> Result<Command, AgentError> {
+        let argv = self.argv(server, &[])?;
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        Ok(cmd)
+    }
+
+    /// The argv of [`ServerAccess::command`] with `extra` words after
+    /// `agent` (e.g. `plug PROJECT SWITCH`), each checked like the agent
+    /// words.
+    pub fn argv(&self, server: &str, extra: &[&str]) -> Result<Vec<OsString>, AgentError> {
         check_server(server)?;
-        for word in &self.agent {
+        let words = self
+            .agent
+            .iter()
+            .map(String::as_str)
+            .chain(extra.iter().copied());
+        for word in words {
             check_word(word).map_err(|reason| AgentError::BadAgentCommand {
                 server: server.to_string(),
-                word: word.clone(),
+                word: word.to_string(),
                 reason,
             })?;
         }
-        let mut cmd = Command::new(&self.ssh);
+        let mut argv = vec![self.ssh.clone()];
         if let Some(cfg) = &self.ssh_config {
-            cmd.arg("-F").arg(cfg);
+            argv.push("-F".into());
+            argv.push(cfg.clone().into_os_string());
         }
-        cmd.args(["-o", "BatchMode=yes", "--", server]);
-        cmd.args(&self.agent);
-        cmd.arg("agent");
-        Ok(cmd)
+        for w in ["-o", "BatchMode=yes", "--", server] {
+            argv.push(w.into());
+        }
+        argv.extend(self.agent.iter().map(OsString::from));
+        argv.push("agent".into());
+        argv.extend(extra.iter().map(OsString::from));
+        Ok(argv)
     }
 }
 

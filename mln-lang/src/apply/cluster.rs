@@ -276,22 +276,77 @@ impl ClusterBackends {
         }
     }
 
-    /// Where the instances of a switch that spans servers get joined to
-    /// its home instance (a `net::cable` per server). Not joined yet: the
-    /// guests on each server share that server's instance only.
+    fn cable_dir(&self) -> PathBuf {
+        self.local.dir().join("cables")
+    }
+
+    /// The cable joining `switch`'s instance on `other` to its home one.
+    fn cable_name(switch: &str, other: Option<&str>) -> String {
+        let other: String = other
+            .unwrap_or("local")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{switch}--{other}")
+    }
+
+    /// The command that plugs into `switch`'s instance on `at`: `vde_plug`
+    /// here, `mln agent plug PROJECT SWITCH` over ssh on another server.
+    fn plug_side(
+        &self,
+        project: &str,
+        switch: &str,
+        at: Option<&str>,
+    ) -> Result<Vec<std::ffi::OsString>> {
+        match at {
+            None => Ok(
+                mln_core::net::VdeSwitch::open(switch, self.local.dir().join("switches"))?
+                    .plug_argv(),
+            ),
+            Some(server) => {
+                mln_core::SafeName::new(project)?;
+                mln_core::SafeName::new(switch)?;
+                Ok(self.access.argv(server, &["plug", project, switch])?)
+            }
+        }
+    }
+
+    /// Join the instances of a switch that spans servers: a
+    /// `mln_core::net::Cable` run from this machine between the home
+    /// instance and the one on `other` (each side `vde_plug` here or over
+    /// ssh). A cable still alive is kept.
     fn cable(
         &self,
-        _project: &str,
+        project: &str,
         switch: &str,
         home: Option<&str>,
         other: Option<&str>,
     ) -> Result<()> {
-        log::warn!(
-            "switch {switch}: the instance on {} is not cabled to the one on {} yet",
-            other.unwrap_or("this machine"),
-            home.unwrap_or("this machine")
-        );
-        Ok(())
+        let left = self.plug_side(project, switch, home)?;
+        let right = self.plug_side(project, switch, other)?;
+        match mln_core::net::Cable::start(
+            self.cable_dir(),
+            &Self::cable_name(switch, other),
+            &left,
+            &right,
+        ) {
+            Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn uncable(&self, switch: &str, other: Option<&str>) -> Result<()> {
+        match mln_core::net::Cable::open(self.cable_dir(), &Self::cable_name(switch, other)) {
+            Ok(c) => c.stop(),
+            Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -352,7 +407,10 @@ impl Backends for ClusterBackends {
         let home = self.remote(spec.service_host.as_deref());
         let mut first_error = None;
         for other in self.spans.get(&spec.name).into_iter().flatten() {
-            if let Err(e) = self.remove_instance(project, spec, other.as_deref()) {
+            let done = self
+                .uncable(&spec.name, other.as_deref())
+                .and_then(|()| self.remove_instance(project, spec, other.as_deref()));
+            if let Err(e) = done {
                 first_error.get_or_insert(e);
             }
         }

@@ -8,7 +8,7 @@ use mln_lang::agent::Agent;
 use mln_lang::plan::Platform;
 
 use crate::backend::Machine;
-use crate::cli::AgentArgs;
+use crate::cli::{AgentArgs, AgentJob};
 use crate::lifecycle::{fail, local_backends, Places};
 
 /// Serve requests on stdin/stdout until stdin ends.
@@ -17,6 +17,9 @@ pub fn agent(args: &AgentArgs) -> u8 {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
+    if let Some(AgentJob::Plug { project, switch }) = &args.job {
+        return plug(&places, project, switch);
+    }
     let mut platforms = vec![Platform::Uml];
     if Machine::detect().default_backend() == crate::cli::BackendChoice::Xen {
         platforms.extend([Platform::Xen, Platform::Hvm]);
@@ -42,4 +45,21 @@ pub fn agent(args: &AgentArgs) -> u8 {
         Ok(()) => 0,
         Err(e) => fail(format!("agent: {e}")),
     }
+}
+
+/// Become `vde_plug` on this server's instance of `switch` of `project`,
+/// stdin and stdout being the cable.
+fn plug(places: &Places, project: &str, switch: &str) -> u8 {
+    use std::os::unix::process::CommandExt;
+    let dir = match mln_core::SafeName::new(project) {
+        Ok(p) => places.state_root.join(p.as_str()).join("switches"),
+        Err(e) => return fail(e),
+    };
+    let sw = match mln_core::net::VdeSwitch::open(switch, &dir) {
+        Ok(sw) => sw,
+        Err(e) => return fail(format!("project {project}: {e}")),
+    };
+    let argv = sw.plug_argv();
+    let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
+    fail(format!("cannot run {}: {err}", argv[0].to_string_lossy()))
 }

@@ -83,6 +83,22 @@ pub struct AgentArgs {
     /// verbs).
     #[arg(long, env = "MLN_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Instead of serving requests, one job for a managing mln.
+    #[command(subcommand)]
+    pub job: Option<AgentJob>,
+}
+
+/// What `mln agent` does besides serving requests.
+#[derive(Debug, Subcommand)]
+pub enum AgentJob {
+    /// Plug stdin/stdout into this server's instance of a project switch
+    /// (`vde_plug`): one end of a cable joining a switch across servers.
+    Plug {
+        /// The project.
+        project: String,
+        /// The switch.
+        switch: String,
+    },
 }
 
 /// Which backend runs the hosts.
