@@ -446,13 +446,22 @@ impl<'b> Session<'b> {
         parallelism: usize,
         progress: &dyn Progress,
     ) -> Result<Report, ApplyError> {
+        if let Some(memory) = self.memory {
+            if let Err(e) = check_capacity(plan, desired, self.recorded.as_ref(), memory) {
+                // A project refused before anything was ever recorded
+                // leaves no folder behind.
+                if self.recorded.is_none() {
+                    if let Some(lock) = self.lock.take() {
+                        self.store.clone().remove_dir(lock)?;
+                    }
+                }
+                return Err(e);
+            }
+        }
         let lock = self
             .lock
             .as_ref()
             .ok_or_else(|| ApplyError::NoProject(self.store.project().to_string()))?;
-        if let Some(memory) = self.memory {
-            check_capacity(plan, desired, self.recorded.as_ref(), memory)?;
-        }
         let mut state = self
             .recorded
             .clone()
