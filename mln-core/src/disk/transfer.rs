@@ -204,6 +204,23 @@ pub fn import(input: &mut impl BufRead, dest_dir: impl AsRef<Path>) -> Result<Ma
     Ok(manifest)
 }
 
+/// The manifest entry [`export`] would send for the file at `path` (its
+/// own name, size and SHA-256, holes read as zeros), to compare a copy
+/// with its original without sending either.
+pub fn describe(path: impl AsRef<Path>) -> Result<FileEntry> {
+    let path = path.as_ref();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| invalid(path, "no usable file name"))?;
+    let (size, sha256) = checksum(path)?;
+    Ok(FileEntry {
+        name: name.to_string(),
+        size,
+        sha256,
+    })
+}
+
 /// Files an unfinished import made; removed on drop unless it finished.
 struct Staged {
     temps: Vec<PathBuf>,
