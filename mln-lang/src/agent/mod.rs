@@ -7,8 +7,12 @@
 //!   requests in flight at once.
 //! - [`remote`]: [`RemoteHypervisor`], a server's hypervisor through its
 //!   agent.
+//! - [`disks`]: each side of a host's disks moving between servers;
+//!   [`carry`] joins the two from the managing machine.
 
+pub mod carry;
 pub mod client;
+pub mod disks;
 pub mod protocol;
 pub mod remote;
 pub mod server;

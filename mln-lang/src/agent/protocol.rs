@@ -194,6 +194,13 @@ pub enum Request {
     },
     /// What the server runs; answers `[ServerProject]`.
     Projects,
+    /// What the server holds of a UML host's disks (files and checksums,
+    /// and the record of a move into it); answers
+    /// [`super::disks::HostDisks`].
+    HostDisks { project: String, host: HostSpec },
+    /// The move of a host's disks into this server is over: forget its
+    /// record.
+    EndMove { project: String, host: HostSpec },
 }
 
 /// Every request kind this agent knows, as it appears in `op`.
@@ -220,6 +227,8 @@ pub const KNOWN_OPS: &[&str] = &[
     "capacity",
     "console_tail",
     "projects",
+    "host_disks",
+    "end_move",
 ];
 
 /// A server's memory, bytes.

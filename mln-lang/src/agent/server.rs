@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use mln_core::disk::transfer::Manifest;
 use mln_core::net::VdeSwitch;
 use mln_core::{Error, Hypervisor, SafeName};
 use serde_json::Value;
 
+use super::disks::{self, HostDisks};
 use super::protocol::{
     Capacity, ConsoleTail, Envelope, ErrorBody, Hello, Request, Response, ServerProject, KNOWN_OPS,
 };
@@ -226,6 +228,7 @@ impl Agent {
                     return json(());
                 }
                 let b = self.backends(&project)?;
+                disks::clear(&b, &host)?;
                 json(b.remove_disk(&project, &here_host(host))?)
             }
             Request::DomainSpec {
@@ -269,7 +272,53 @@ impl Agent {
                 json(console_tail(&b, &project, &host, bytes)?)
             }
             Request::Projects => json(self.server_projects()?),
+            Request::HostDisks { project, host } => {
+                if !self.root.join(SafeName::new(&project)?.as_str()).exists() {
+                    return json(HostDisks::default());
+                }
+                let b = self.backends(&project)?;
+                json(disks::state(&b, &host)?)
+            }
+            Request::EndMove { project, host } => {
+                if !self.root.join(SafeName::new(&project)?.as_str()).exists() {
+                    return json(());
+                }
+                let b = self.backends(&project)?;
+                json(disks::end_move(&b, &host)?)
+            }
         }
+    }
+
+    /// `mln agent export-disks`: after the [`disks::DiskJob`] line on
+    /// `input`, write the host's disks to `out` as a transfer stream.
+    pub fn export_disks(
+        &self,
+        input: &mut impl BufRead,
+        out: impl Write,
+    ) -> mln_core::Result<Manifest> {
+        let job = disks::read_job(input)?;
+        if !self
+            .root
+            .join(SafeName::new(&job.project)?.as_str())
+            .exists()
+        {
+            return Err(Error::NotFound {
+                domain: format!("project {} on this server", job.project),
+            });
+        }
+        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let b = self.backends(&job.project)?;
+        disks::export(&b, &here_host(job.host), out)
+    }
+
+    /// `mln agent import-disks`: after the [`disks::DiskJob`] line, read a
+    /// transfer stream from `input` and make it the host's disks here
+    /// (see [`disks::import`]).
+    pub fn import_disks(&self, input: &mut impl BufRead) -> mln_core::Result<disks::MovedIn> {
+        let job = disks::read_job(input)?;
+        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let b = self.backends(&job.project)?;
+        disks::import(&b, &job.project, &job.host, job.template.as_ref(), input)
     }
 
     fn server_projects(&self) -> mln_core::Result<Vec<ServerProject>> {

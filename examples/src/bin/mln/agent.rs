@@ -2,6 +2,7 @@
 //! The managing `mln` runs it over ssh and speaks JSON lines on its stdin
 //! and stdout (docs/agent-protocol.md); its log goes to stderr.
 
+use std::io::Write;
 use std::path::Path;
 
 use mln_lang::agent::Agent;
@@ -11,7 +12,7 @@ use crate::backend::Machine;
 use crate::cli::{AgentArgs, AgentJob};
 use crate::lifecycle::{fail, local_backends, Places};
 
-/// Serve requests on stdin/stdout until stdin ends.
+/// Serve requests on stdin/stdout until stdin ends, or run one job.
 pub fn agent(args: &AgentArgs) -> u8 {
     let places = match Places::new(args.state_dir.as_deref(), None) {
         Ok(p) => p,
@@ -39,11 +40,31 @@ pub fn agent(args: &AgentArgs) -> u8 {
         })
     };
     let agent = Agent::new(root, Box::new(make)).with_platforms(platforms);
-    let stdin = std::io::stdin().lock();
+    let mut stdin = std::io::stdin().lock();
     let stdout = std::io::stdout();
-    match agent.serve(stdin, stdout) {
-        Ok(()) => 0,
-        Err(e) => fail(format!("agent: {e}")),
+    match &args.job {
+        Some(AgentJob::ExportDisks) => match agent.export_disks(&mut stdin, stdout.lock()) {
+            Ok(m) => {
+                log::info!("exported {} file(s)", m.files.len());
+                0
+            }
+            Err(e) => fail(format!("export-disks: {e}")),
+        },
+        Some(AgentJob::ImportDisks) => match agent.import_disks(&mut stdin) {
+            Ok(moved) => {
+                // What was placed, for a human reading along; the managing
+                // mln asks `host_disks` instead.
+                let line = serde_json::to_string(&moved).unwrap_or_default();
+                let mut out = stdout.lock();
+                let _ = writeln!(out, "{line}");
+                0
+            }
+            Err(e) => fail(format!("import-disks: {e}")),
+        },
+        _ => match agent.serve(stdin, stdout) {
+            Ok(()) => 0,
+            Err(e) => fail(format!("agent: {e}")),
+        },
     }
 }
 

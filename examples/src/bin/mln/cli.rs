@@ -99,6 +99,12 @@ pub enum AgentJob {
         /// The switch.
         switch: String,
     },
+    /// Write a stopped host's disks to stdout as a checksummed stream;
+    /// stdin's first line names the project and host (JSON).
+    ExportDisks,
+    /// Read such a stream from stdin after that line and make it the
+    /// host's disks here, rebased onto this server's template.
+    ImportDisks,
 }
 
 /// Which backend runs the hosts.
