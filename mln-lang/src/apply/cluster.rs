@@ -4,11 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use mln_core::{DomainSpec, Error, Hypervisor, Result};
 
 use super::{Backends, LocalBackends};
+use crate::agent::carry::{carry, Side};
+use crate::agent::disks::{self, HostDisks};
 use crate::agent::protocol::{Capacity, ConsoleTail, Request, ServerProject};
 use crate::agent::{AgentClient, AgentError, Connection, RemoteHypervisor, ServerAccess};
 use crate::plan::{DesiredProject, HostSpec, Platform, SwitchSpec};
@@ -69,6 +71,19 @@ pub struct ClusterBackends {
     homes: BTreeMap<String, Option<String>>,
     /// The servers whose hosts plug into each switch, home excluded.
     spans: BTreeMap<String, BTreeSet<Option<String>>>,
+    /// The same, of the hosts as recorded only: the cables that should
+    /// be up now.
+    recorded_spans: BTreeMap<String, BTreeSet<Option<String>>>,
+    /// Each switch's desired members: (server, host).
+    desired_members: BTreeMap<String, BTreeSet<(Option<String>, String)>>,
+    /// The switches' specs, desired over recorded.
+    switch_specs: BTreeMap<String, SwitchSpec>,
+    /// Switch instances this process started or found running, cabled to
+    /// the home one: (switch, server).
+    ensured: Mutex<BTreeSet<(String, Option<String>)>>,
+    /// Instances found running when their switch was (re)created: the
+    /// guests plugged into them never lost their link.
+    adopted: Mutex<BTreeSet<(String, Option<String>)>>,
 }
 
 impl ClusterBackends {
@@ -87,6 +102,11 @@ impl ClusterBackends {
             hypervisors: BTreeMap::new(),
             homes: BTreeMap::new(),
             spans: BTreeMap::new(),
+            recorded_spans: BTreeMap::new(),
+            desired_members: BTreeMap::new(),
+            switch_specs: BTreeMap::new(),
+            ensured: Mutex::new(BTreeSet::new()),
+            adopted: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -97,19 +117,28 @@ impl ClusterBackends {
         desired: Option<&DesiredProject>,
         recorded: Option<&State>,
     ) -> Self {
-        let hosts = desired.into_iter().flat_map(|d| d.hosts.values()).chain(
-            recorded
-                .into_iter()
-                .flat_map(|r| r.hosts.values().map(|h| &h.spec)),
-        );
+        let hosts = desired
+            .into_iter()
+            .flat_map(|d| d.hosts.values().map(|h| (h, true)))
+            .chain(
+                recorded
+                    .into_iter()
+                    .flat_map(|r| r.hosts.values().map(|h| (&h.spec, false))),
+            );
         let mut servers = BTreeSet::new();
-        let mut members: Vec<(String, Option<String>)> = Vec::new();
-        for h in hosts {
+        let mut members: Vec<(String, Option<String>, bool)> = Vec::new();
+        for (h, wanted) in hosts {
             let sh = self.remote(h.service_host.as_deref()).map(str::to_string);
             servers.extend(sh.clone());
             for i in &h.interfaces {
                 if let Some(sw) = &i.switch {
-                    members.push((sw.clone(), sh.clone()));
+                    members.push((sw.clone(), sh.clone(), wanted));
+                    if wanted {
+                        self.desired_members
+                            .entry(sw.clone())
+                            .or_default()
+                            .insert((sh.clone(), h.name.clone()));
+                    }
                 }
             }
         }
@@ -121,9 +150,16 @@ impl ClusterBackends {
             let home = self.remote(s.service_host.as_deref()).map(str::to_string);
             servers.extend(home.clone());
             self.homes.insert(s.name.clone(), home);
+            self.switch_specs.insert(s.name.clone(), s.clone());
         }
-        for (sw, sh) in members {
+        for (sw, sh, wanted) in members {
             if self.homes.get(&sw).is_some_and(|home| *home != sh) {
+                if !wanted {
+                    self.recorded_spans
+                        .entry(sw.clone())
+                        .or_default()
+                        .insert(sh.clone());
+                }
                 self.spans.entry(sw).or_default().insert(sh);
             }
         }
@@ -341,6 +377,142 @@ impl ClusterBackends {
         }
     }
 
+    /// Whether `switch`'s instance on `at` runs now.
+    fn instance_up(&self, project: &str, switch: &str, at: Option<&str>) -> bool {
+        let found: Result<Vec<(String, bool)>> = match at {
+            None => self.local.list_switches(project, None),
+            Some(server) => self.link(server).and_then(|l| {
+                l.call(&Request::ListSwitches {
+                    project: project.to_string(),
+                })
+            }),
+        };
+        found.is_ok_and(|v| v.iter().any(|(n, up)| n == switch && *up))
+    }
+
+    /// Start `spec`'s instance on `at`, or adopt it when it runs; notes
+    /// which (see [`Backends::replug`] below).
+    fn ensure_instance(
+        &self,
+        project: &str,
+        spec: &SwitchSpec,
+        at: Option<&str>,
+    ) -> Result<SwitchRecord> {
+        let was_up = self.instance_up(project, &spec.name, at);
+        let rec = self.switch_instance(project, spec, at)?;
+        let key = (spec.name.clone(), at.map(str::to_string));
+        let mut adopted = lock(&self.adopted);
+        if was_up {
+            adopted.insert(key.clone());
+        } else {
+            adopted.remove(&key);
+        }
+        drop(adopted);
+        lock(&self.ensured).insert(key);
+        Ok(rec)
+    }
+
+    /// Whether every cable of `switch` to a server its recorded hosts run
+    /// on is up. A cable is down for good once either end went (see
+    /// `mln_core::net::Cable`): the switch then needs creating again.
+    fn cables_up(&self, switch: &str) -> bool {
+        self.recorded_spans
+            .get(switch)
+            .into_iter()
+            .flatten()
+            .all(|other| {
+                mln_core::net::Cable::open(
+                    self.cable_dir(),
+                    &Self::cable_name(switch, other.as_deref()),
+                )
+                .is_ok_and(|c| c.is_alive())
+            })
+    }
+
+    /// Give a guest of `host` on its server an instance of each of its
+    /// switches homed elsewhere, cabled to the home one, where this
+    /// process has not made sure of it yet: a host moved to a server none
+    /// of the switch's members ran on needs one.
+    fn ensure_spans(&self, project: &str, host: &HostSpec) -> Result<()> {
+        let at = self
+            .remote(host.service_host.as_deref())
+            .map(str::to_string);
+        for sw in host.interfaces.iter().filter_map(|i| i.switch.as_ref()) {
+            let (Some(home), Some(spec)) = (self.homes.get(sw), self.switch_specs.get(sw)) else {
+                continue;
+            };
+            let key = (sw.clone(), at.clone());
+            if *home == at || lock(&self.ensured).contains(&key) {
+                continue;
+            }
+            self.ensure_instance(project, spec, at.as_deref())?;
+            self.cable(project, sw, home.as_deref(), at.as_deref())?;
+        }
+        Ok(())
+    }
+
+    /// After `host` left `at`: stop the instances there of its switches
+    /// that no desired host on `at` uses any more, and their cables. Best
+    /// effort: the move itself is done.
+    fn leave_server(&self, project: &str, host: &HostSpec, at: Option<&str>) {
+        for sw in host.interfaces.iter().filter_map(|i| i.switch.as_ref()) {
+            let (Some(home), Some(spec)) = (self.homes.get(sw), self.switch_specs.get(sw)) else {
+                continue;
+            };
+            let still_used = self
+                .desired_members
+                .get(sw)
+                .is_some_and(|m| m.iter().any(|(s, h)| s.as_deref() == at && *h != host.name));
+            if home.as_deref() == at || still_used {
+                continue;
+            }
+            let done = self
+                .uncable(sw, at)
+                .and_then(|()| self.remove_instance(project, spec, at));
+            match done {
+                Ok(()) => {
+                    lock(&self.ensured).remove(&(sw.clone(), at.map(str::to_string)));
+                }
+                Err(e) => log::warn!(
+                    "switch {sw} on {}: left running after {} moved away: {e}",
+                    at.unwrap_or("this machine"),
+                    host.name
+                ),
+            }
+        }
+    }
+
+    /// What `at` holds of `host`'s disks.
+    fn host_disks(&self, project: &str, at: Option<&str>, host: &HostSpec) -> Result<HostDisks> {
+        match at {
+            None => disks::state(&self.local, host),
+            Some(server) => self.link(server)?.call(&Request::HostDisks {
+                project: project.to_string(),
+                host: host.clone(),
+            }),
+        }
+    }
+
+    fn end_move(&self, project: &str, at: Option<&str>, host: &HostSpec) -> Result<()> {
+        match at {
+            None => disks::end_move(&self.local, host),
+            Some(server) => self
+                .link(server)?
+                .call::<serde_json::Value>(&Request::EndMove {
+                    project: project.to_string(),
+                    host: host.clone(),
+                })
+                .map(drop),
+        }
+    }
+
+    fn side<'s>(&'s self, at: Option<&'s str>) -> Side<'s> {
+        match at {
+            None => Side::Here(&self.local),
+            Some(server) => Side::Server(server),
+        }
+    }
+
     fn uncable(&self, switch: &str, other: Option<&str>) -> Result<()> {
         match mln_core::net::Cable::open(self.cable_dir(), &Self::cable_name(switch, other)) {
             Ok(c) => c.stop(),
@@ -391,11 +563,11 @@ impl Backends for ClusterBackends {
 
     fn create_switch(&self, project: &str, spec: &SwitchSpec) -> Result<SwitchRecord> {
         let home = self.remote(spec.service_host.as_deref());
-        let rec = self.switch_instance(project, spec, home)?;
+        let rec = self.ensure_instance(project, spec, home)?;
         // Members on other servers plug into their own server's instance,
         // joined to this one.
         for other in self.spans.get(&spec.name).into_iter().flatten() {
-            self.switch_instance(project, spec, other.as_deref())?;
+            self.ensure_instance(project, spec, other.as_deref())?;
             self.cable(project, &spec.name, home, other.as_deref())?;
         }
         let mut rec = rec;
@@ -431,13 +603,20 @@ impl Backends for ClusterBackends {
             })?,
         };
         // Only a switch's home instance stands for the switch; instances
-        // that extend it to other servers are this type's business.
+        // that extend it to other servers are this type's business. A
+        // switch whose cable to another server is down does not work
+        // there: it is reported down, so a plan creates it again (which
+        // cables it again).
         Ok(found
             .into_iter()
             .filter(|(name, _)| {
                 self.homes
                     .get(name)
                     .map_or(true, |home| home.as_deref() == at)
+            })
+            .map(|(name, up)| {
+                let up = up && self.cables_up(&name);
+                (name, up)
             })
             .collect())
     }
@@ -469,7 +648,10 @@ impl Backends for ClusterBackends {
 
     fn remove_disk(&self, project: &str, host: &HostSpec) -> Result<()> {
         match self.remote(host.service_host.as_deref()) {
-            None => self.local.remove_disk(project, &Self::here_host(host)),
+            None => {
+                disks::clear(&self.local, host)?;
+                self.local.remove_disk(project, &Self::here_host(host))
+            }
             Some(server) => self
                 .link(server)?
                 .call::<serde_json::Value>(&Request::RemoveDisk {
@@ -486,6 +668,7 @@ impl Backends for ClusterBackends {
         host: &HostSpec,
         switches: &BTreeMap<String, SwitchRecord>,
     ) -> Result<DomainSpec> {
+        self.ensure_spans(project, host)?;
         match self.remote(host.service_host.as_deref()) {
             None => {
                 // A local guest of a switch homed elsewhere plugs into the
@@ -519,7 +702,13 @@ impl Backends for ClusterBackends {
         interface: &str,
         switch: &SwitchRecord,
     ) -> Result<()> {
-        match self.remote(host.service_host.as_deref()) {
+        let at = self.remote(host.service_host.as_deref());
+        // The guest's own instance ran on when the switch was created
+        // again (only a cable was down): its link never broke.
+        if lock(&self.adopted).contains(&(switch.spec.name.clone(), at.map(str::to_string))) {
+            return Ok(());
+        }
+        match at {
             None => self
                 .local
                 .replug(project, &Self::here_host(host), interface, switch),
@@ -536,8 +725,13 @@ impl Backends for ClusterBackends {
     }
 
     /// Between two local service hosts (`None` and `localhost`) the disks
-    /// stay where they are; across servers this is where disks are
-    /// exported and imported (`mln_core::disk::transfer`).
+    /// stay where they are. Across servers the stopped host's COW and
+    /// configuration disks go from the old server to the new one as one
+    /// checksummed stream, joined here ([`crate::agent::carry`]); the
+    /// new server rebases the COW onto its template. The old server's
+    /// files go only once the new server's copy is verified, so a move cut
+    /// anywhere can be run again: a verified copy is not sent twice, a
+    /// partial one is replaced, and a finished move stays finished.
     fn move_disk(&self, project: &str, from: &HostSpec, to: &HostSpec) -> Result<()> {
         let (a, b) = (
             self.remote(from.service_host.as_deref()),
@@ -546,10 +740,62 @@ impl Backends for ClusterBackends {
         if a == b {
             return Ok(());
         }
-        let _ = project;
-        Err(Error::Unsupported {
-            backend: "cluster",
-            op: "moving disks between servers",
-        })
+        let server = |at: Option<&str>| at.unwrap_or("this machine").to_string();
+        let source = self.host_disks(project, a, from)?;
+        let target = self.host_disks(project, b, to)?;
+        if source.files.is_empty() {
+            if target.has_cow(&to.name) {
+                log::info!("{}: its disks are on {} already", to.name, server(b));
+                self.end_move(project, b, to)?;
+                self.leave_server(project, from, a);
+                return Ok(());
+            }
+            return Err(Error::Backend {
+                what: from.name.clone(),
+                message: format!(
+                    "its disks are neither on {} nor on {}",
+                    server(a),
+                    server(b)
+                ),
+            });
+        }
+        if target.holds_copy_of(&source.files) {
+            log::info!(
+                "{}: {} holds a verified copy of its disks already",
+                to.name,
+                server(b)
+            );
+        } else {
+            carry(
+                &self.access,
+                project,
+                (self.side(a), from),
+                (self.side(b), to),
+                source.template.as_ref(),
+            )?;
+            if !self
+                .host_disks(project, b, to)?
+                .holds_copy_of(&source.files)
+            {
+                return Err(Error::Backend {
+                    what: to.name.clone(),
+                    message: format!(
+                        "the copy of its disks on {} does not match the files on {}, \
+                         which keeps them",
+                        server(b),
+                        server(a)
+                    ),
+                });
+            }
+        }
+        self.remove_disk(project, from)?;
+        self.end_move(project, b, to)?;
+        self.leave_server(project, from, a);
+        Ok(())
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Sets updated whole under the lock stay consistent after a panic.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
