@@ -330,3 +330,90 @@ fn remove_tree(path: &Path) -> Result<()> {
         Err(e) => Err(Error::io(path, e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mln_core::template::Template;
+
+    /// A server's backends over a template with `fill` as content (same
+    /// fill: same image).
+    fn server(root: &Path, name: &str, fill: u8) -> LocalBackends {
+        let image = root.join(format!("{name}-template.img"));
+        fs::write(&image, vec![fill; 1 << 20]).unwrap();
+        LocalBackends::new(root.join(name))
+            .unwrap()
+            .with_default_template(Template {
+                image,
+                cmdline: "root=/dev/ubda rw".into(),
+            })
+    }
+
+    /// `host` made on `b`, with a configuration disk.
+    fn made(b: &LocalBackends, host: &HostSpec) -> HostDisks {
+        b.prepare_disk("lab", host).unwrap();
+        fs::write(b.dir().join("disks/web.config"), b"config").unwrap();
+        state(b, host).unwrap()
+    }
+
+    fn stream(b: &LocalBackends, host: &HostSpec) -> Vec<u8> {
+        let mut out = Vec::new();
+        export(b, host, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn an_import_is_a_verified_copy_rebased_and_a_retry_replaces_a_partial_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (server(dir.path(), "a", 7), server(dir.path(), "b", 7));
+        let host = HostSpec::new("web");
+        let source = made(&a, &host);
+        assert!(source.has_cow("web") && source.template.is_some());
+        let data = stream(&a, &host);
+
+        // Cut halfway: refused, nothing of the host left on b.
+        let cut = &data[..data.len() / 2];
+        assert!(import(&b, "lab", &host, None, &mut &cut[..]).is_err());
+        let after_cut = state(&b, &host).unwrap();
+        assert!(after_cut.files.is_empty() && after_cut.moved_in.is_none());
+
+        // A stale copy there is replaced; the result is a verified copy
+        // whose COW reads b's template.
+        fs::create_dir_all(b.dir().join("disks")).unwrap();
+        fs::write(b.dir().join("disks/web.cow"), b"stale").unwrap();
+        let template = source.template.clone();
+        import(&b, "lab", &host, template.as_ref(), &mut &data[..]).unwrap();
+        let target = state(&b, &host).unwrap();
+        assert!(target.holds_copy_of(&source.files), "{target:?}");
+        let cow = Overlay::open(b.dir().join("disks/web.cow")).unwrap();
+        assert!(cow
+            .template
+            .starts_with(dir.path().canonicalize().unwrap().join("b-template.img")));
+        assert_eq!(
+            fs::read(b.dir().join("disks/web.config")).unwrap(),
+            b"config"
+        );
+
+        // Another source (the guest ran on at a) is no longer matched.
+        let mut changed = source.files.clone();
+        changed[0].sha256 = "0".repeat(64);
+        assert!(!target.holds_copy_of(&changed));
+
+        end_move(&b, &host).unwrap();
+        assert!(state(&b, &host).unwrap().moved_in.is_none());
+    }
+
+    #[test]
+    fn a_different_template_on_the_new_server_is_refused_leaving_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (server(dir.path(), "a", 7), server(dir.path(), "b", 8));
+        let host = HostSpec::new("web");
+        let source = made(&a, &host);
+        let data = stream(&a, &host);
+        let err = import(&b, "lab", &host, source.template.as_ref(), &mut &data[..]).unwrap_err();
+        assert!(err.to_string().contains("same template"), "{err}");
+        let left = state(&b, &host).unwrap();
+        assert!(left.files.is_empty() && left.moved_in.is_none(), "{left:?}");
+        assert!(!b.dir().join("disks/.web.incoming").exists());
+    }
+}
