@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use mln_lang::apply::{self, LocalBackends, Progress, RunOptions};
+use mln_lang::agent::ServerAccess;
+use mln_lang::apply::{self, ClusterBackends, LocalBackends, Progress, RunOptions};
 use mln_lang::plan::{domain_name, ActionId, Goal, HookPoint};
 use mln_lang::state::StateStore;
 use pyo3::exceptions::PyTypeError;
@@ -304,9 +305,29 @@ fn apply_error(e: apply::ApplyError) -> PyErr {
     match e {
         E::State(_) | E::Record(_) => StateError::new_err(message),
         E::Backend { .. } | E::Hook { .. } | E::Observe(_) => BackendError::new_err(message),
-        E::Missing { .. } | E::BadPlan(_) | E::NoProject(_) => PlanError::new_err(message),
+        E::Missing { .. } | E::BadPlan(_) | E::NoProject(_) | E::Capacity { .. } => {
+            PlanError::new_err(message)
+        }
         _ => MlnError::new_err(message),
     }
+}
+
+/// This machine's backends plus an agent, over SSH, for every other
+/// service host the project (`model`, else the recorded one) uses.
+fn cluster(
+    name: &str,
+    store: &StateStore,
+    local: LocalBackends,
+    model: Option<&mln_lang::model::Project>,
+) -> PyResult<ClusterBackends> {
+    let state = store
+        .load()
+        .map_err(|e| StateError::new_err(e.to_string()))?;
+    let desired = model
+        .map(mln_lang::plan::DesiredProject::from_project)
+        .or_else(|| state.as_ref().and_then(|s| s.desired.clone()));
+    Ok(ClusterBackends::new(name, local, ServerAccess::from_env())
+        .with_servers(desired.as_ref(), state.as_ref()))
 }
 
 /// The project's state folder under `state_dir` (the default root when
@@ -390,7 +411,17 @@ impl Verb<'_> {
             Target::Project(p) => Some(p.model()),
             Target::Name(_) => None,
         };
-        let result = py.detach(|| apply::run(store, &backends, model, &options, &progress));
+        let backends = cluster(&name, &store, backends, model)?;
+        let result = py.detach(|| {
+            apply::run_with(
+                store,
+                &backends,
+                Some(&backends),
+                model,
+                &options,
+                &progress,
+            )
+        });
         if let Some(e) = progress.take_error() {
             return Err(e);
         }
@@ -492,9 +523,10 @@ pub fn status(
         Target::Name(n) => n,
     };
     let store = store(state_dir, &name)?;
-    let backends =
+    let local =
         LocalBackends::new(store.dir()).map_err(|e| BackendError::new_err(e.to_string()))?;
-    py.detach(|| apply::status(&store, &backends))
+    let backends = cluster(&name, &store, local, None)?;
+    py.detach(|| apply::status_with(&store, &backends, Some(&backends)))
         .map(Status)
         .map_err(apply_error)
 }
