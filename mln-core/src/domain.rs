@@ -298,6 +298,13 @@ pub trait Hypervisor: Send + Sync {
     fn migrate_send(&self, name: &str, stream: BorrowedFd<'_>) -> Result<()>;
     /// Receive a domain sent by `migrate_send` from `stream`.
     fn migrate_receive(&self, spec: &DomainSpec, stream: BorrowedFd<'_>) -> Result<DomainInfo>;
+
+    /// Memory the hypervisor itself can still give to new domains, bytes;
+    /// `None` when guests take their memory from the host's own (UML),
+    /// where the host's available memory is what counts.
+    fn free_memory(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// A domain addressed through its backend: a convenience over [`Hypervisor`].

@@ -494,3 +494,42 @@ fn our_config_matches_what_xl_builds_from_the_same_xl_cfg() {
     eprintln!("xl -N: {xl}");
     assert_eq!(ours, xl);
 }
+
+#[test]
+fn free_memory_is_at_most_what_xl_info_reports() {
+    let Some(x) = xen("free_memory_is_at_most_what_xl_info_reports") else {
+        return;
+    };
+    // Another test may create or destroy a guest meanwhile: take a reading
+    // of `xl info` between two equal readings of ours.
+    for _ in 0..10 {
+        let before = x.free_memory().unwrap().expect("Xen reports free memory");
+        let out = std::process::Command::new("xl")
+            .arg("info")
+            .output()
+            .unwrap();
+        let after = x.free_memory().unwrap().expect("Xen reports free memory");
+        if before != after {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let xl_mib: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("free_memory"))
+            .and_then(|v| v.trim_start_matches([' ', ':']).trim().parse().ok())
+            .unwrap_or_else(|| panic!("no free_memory in `xl info`:\n{text}"));
+        // libxl keeps dom0's ballooning slack out of what it offers; `xl
+        // info` shows the raw free pages.
+        eprintln!(
+            "free memory: ours {} MiB, xl info {xl_mib} MiB",
+            before / MIB
+        );
+        assert!(before > 0, "no free memory at all");
+        assert!(
+            before <= (xl_mib + 1) * MIB,
+            "ours {before} bytes is more than xl's {xl_mib} MiB"
+        );
+        return;
+    }
+    panic!("Xen's free memory never held still over ten readings");
+}

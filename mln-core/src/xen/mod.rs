@@ -171,6 +171,16 @@ impl XenHypervisor {
         Ok(kb * 1024)
     }
 
+    /// Memory Xen has not given to any domain, bytes (`xl info`'s
+    /// `free_memory`): what new domains can still get.
+    pub fn free_memory_bytes(&self) -> Result<u64> {
+        let mut kb = 0u64;
+        // SAFETY: live context, valid out-pointer; libxl only writes it.
+        let rc = unsafe { sys::libxl_get_free_memory(self.ctx(), &mut kb) };
+        check(rc, "libxl_get_free_memory", "xen")?;
+        Ok(kb * 1024)
+    }
+
     /// The config libxl holds for a running domain (`xl list -l`).
     pub fn domain_config(&self, name: &str) -> Result<DomainConfig> {
         let domid = self.domid(name)?;
@@ -342,6 +352,10 @@ impl XenHypervisor {
 impl Hypervisor for XenHypervisor {
     fn kind(&self) -> BackendKind {
         BackendKind::Xen
+    }
+
+    fn free_memory(&self) -> Result<Option<u64>> {
+        self.free_memory_bytes().map(Some)
     }
 
     /// `libxl_domain_create_new`: builds the domain and leaves it paused.

@@ -525,7 +525,14 @@ impl ClusterBackends {
 impl ServerMemory for ClusterBackends {
     fn memory(&self, service_host: Option<&str>) -> Result<Capacity> {
         match self.remote(service_host) {
-            None => crate::agent::server::meminfo(),
+            None => {
+                let mut capacity = crate::agent::server::meminfo()?;
+                // On a dom0, Xen's free memory is what new guests can get.
+                if let Ok(xen) = self.local.hypervisor(None, Platform::Xen) {
+                    capacity.xen_free = xen.free_memory()?;
+                }
+                Ok(capacity)
+            }
             Some(server) => self.link(server)?.call(&Request::Capacity),
         }
     }

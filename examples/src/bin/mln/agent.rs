@@ -39,7 +39,19 @@ pub fn agent(args: &AgentArgs) -> u8 {
             }
         })
     };
-    let agent = Agent::new(root, Box::new(make)).with_platforms(platforms);
+    let xen = platforms.contains(&Platform::Xen);
+    let mut agent = Agent::new(root, Box::new(make)).with_platforms(platforms);
+    if xen {
+        // Capacity on a dom0 is what Xen can still hand out, not dom0's own
+        // free memory.
+        agent = agent.with_xen_free(Box::new(|| {
+            let xen = crate::backend::connect_xen().ok()?;
+            xen.free_memory()
+                .map_err(|e| log::warn!("Xen free memory: {e}"))
+                .ok()
+                .flatten()
+        }));
+    }
     let mut stdin = std::io::stdin().lock();
     let stdout = std::io::stdout();
     match &args.job {

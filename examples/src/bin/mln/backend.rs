@@ -146,7 +146,7 @@ impl BackendChoice {
 }
 
 #[cfg(feature = "xen")]
-fn connect_xen() -> Result<Box<dyn mln_core::Hypervisor>, String> {
+pub(crate) fn connect_xen() -> Result<Box<dyn mln_core::Hypervisor>, String> {
     match mln_core::xen::XenHypervisor::connect() {
         Ok(xen) => Ok(Box::new(xen)),
         Err(e) => {
@@ -157,6 +157,6 @@ fn connect_xen() -> Result<Box<dyn mln_core::Hypervisor>, String> {
 }
 
 #[cfg(not(feature = "xen"))]
-fn connect_xen() -> Result<Box<dyn mln_core::Hypervisor>, String> {
+pub(crate) fn connect_xen() -> Result<Box<dyn mln_core::Hypervisor>, String> {
     Err("mln was built without Xen support".to_string())
 }
