@@ -1,19 +1,21 @@
-//! `cargo xtask xen-test`: real Xen 4.17 inside QEMU (TCG), with the
-//! mln-core Xen backend's integration tests (`mln-core/tests/xen_lifecycle.rs`)
-//! running in its dom0.
+//! `cargo xtask xen-test`: real Xen 4.17 inside QEMU (TCG), with the Xen
+//! integration tests running in its dom0, one binary after the other
+//! ([`TEST_TARGETS`]): the mln-core backend's (`mln-core/tests/xen_lifecycle.rs`)
+//! and mln's executor on that backend (`examples/tests/xen_upgrade.rs`).
 //!
-//! 1. `apt-get download` the Debian packages of Xen, its tools and a kernel
-//!    into `target/xen-test/debs` (reused when present), `dpkg -x` them.
-//! 2. Build the test binary (`cargo test --no-run --message-format=json`).
-//! 3. Assemble dom0's initramfs: busybox, the Xen modules and daemons, the
-//!    test binary and every library `ldd` lists, the guest kernel and guest
-//!    initramfs (`xtask/xen-lab/`).
+//! 1. `apt-get download` the Debian packages of Xen, its tools, the QEMU
+//!    that serves guest disks and a kernel into `target/xen-test/debs`
+//!    (reused when present), `dpkg -x` them.
+//! 2. Build the test binaries (`cargo test --no-run --message-format=json`).
+//! 3. Assemble dom0's initramfs: busybox, the Xen modules and daemons, what
+//!    guest disks need ([`storage`]), the test binaries and every library
+//!    `ldd` lists, the guest kernel and guest initramfs (`xtask/xen-lab/`).
 //! 4. Boot QEMU, watch the serial log for dom0's markers or a crash, kill
 //!    QEMU by its pid on every path, print the tests' output, and fail
 //!    unless they passed.
 //!
 //! Usage: `cargo xtask xen-test [--demo | --bench] [--timeout SECS] [-- ARGS...]`
-//! (ARGS go to the binary run in dom0, e.g. a test name filter;
+//! (ARGS go to each binary run in dom0, e.g. a test name filter;
 //! `MLN_XEN_TEST_LOG=debug` shows libxl's log). Exit status 0 only when
 //! every test passed in dom0.
 //!
@@ -30,14 +32,16 @@
 mod cpio;
 mod packages;
 mod qemu;
+mod storage;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// The integration test target that runs in dom0.
-const TEST_TARGET: &str = "xen_lifecycle";
+/// The integration test targets that run in dom0, in this order, as
+/// (package, test).
+const TEST_TARGETS: &[(&str, &str)] = &[("mln-core", "xen_lifecycle"), ("examples", "xen_upgrade")];
 /// Xen tools dom0 needs, from `usr/lib/xen-4.17/bin`.
 const XEN_TOOLS: &[&str] = &[
     "xl",
@@ -47,13 +51,14 @@ const XEN_TOOLS: &[&str] = &[
     "xen-init-dom0",
     "libxl-save-helper",
 ];
-/// Kernel modules dom0 loads (paths under the kernel's `drivers/xen`).
+/// Kernel modules dom0 loads (paths under the kernel's `drivers`; the
+/// block backends' are in [`storage::MODULES`]).
 const XEN_MODULES: &[&str] = &[
-    "xen-evtchn.ko",
-    "xen-privcmd.ko",
-    "xen-gntdev.ko",
-    "xen-gntalloc.ko",
-    "xenfs/xenfs.ko",
+    "xen/xen-evtchn.ko",
+    "xen/xen-privcmd.ko",
+    "xen/xen-gntdev.ko",
+    "xen/xen-gntalloc.ko",
+    "xen/xenfs/xenfs.ko",
 ];
 
 /// Run `cmd` (an argv, never a shell line); its stdout, or an error naming
@@ -103,7 +108,7 @@ fn target_dir(root: &Path) -> PathBuf {
 /// What runs in dom0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// mln-core's `xen_lifecycle` integration tests (the default; CI).
+    /// The [`TEST_TARGETS`] integration tests (the default; CI).
     Tests,
     /// `examples/src/bin/domain-demo.rs` on the Xen backend.
     Demo,
@@ -166,27 +171,44 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-/// Build the integration test binary and return its path.
-fn build_test_binary(root: &Path) -> Result<PathBuf, String> {
+/// Build the [`TEST_TARGETS`] in one cargo run (one feature set, one
+/// build of each crate) and return (test name, executable), in order.
+fn build_test_binaries(root: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    eprintln!("xen-test: building mln-core's {TEST_TARGET} test");
-    let out = run_checked(
-        Command::new(cargo)
-            .args(["test", "-p", "mln-core", "--test", TEST_TARGET, "--no-run"])
-            .args(["--message-format=json-render-diagnostics"])
-            .current_dir(root),
-    )?;
+    let names: Vec<&str> = TEST_TARGETS.iter().map(|(_, t)| *t).collect();
+    eprintln!("xen-test: building the tests {}", names.join(", "));
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "test",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]);
+    for (package, test) in TEST_TARGETS {
+        cmd.args(["-p", package, "--test", test]);
+    }
+    let out = run_checked(cmd.current_dir(root))?;
+    let mut built: Vec<(String, PathBuf)> = Vec::new();
     for line in out.lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == TEST_TARGET {
+        let name = msg["target"]["name"].as_str().unwrap_or_default();
+        if msg["reason"] == "compiler-artifact" && names.contains(&name) {
             if let Some(exe) = msg["executable"].as_str() {
-                return Ok(PathBuf::from(exe));
+                built.push((name.to_string(), PathBuf::from(exe)));
             }
         }
     }
-    Err(format!("cargo built no executable for test {TEST_TARGET}"))
+    names
+        .iter()
+        .map(|n| {
+            built
+                .iter()
+                .find(|(b, _)| b == n)
+                .cloned()
+                .ok_or_else(|| format!("cargo built no executable for test {n}"))
+        })
+        .collect()
 }
 
 /// Build binary `bin` of the `examples` package (release when `release`)
@@ -216,27 +238,27 @@ fn build_example(root: &Path, bin: &str, release: bool) -> Result<PathBuf, Strin
     Err(format!("cargo built no executable for {bin}"))
 }
 
-/// What dom0 runs: a binary, where it goes in dom0's root, the file its
-/// arguments go to (one per line) and the /init that runs it.
-struct Payload<'a> {
-    binary: &'a Path,
-    dest: &'static str,
+/// What dom0 runs: binaries and where each goes in dom0's root, the file
+/// their arguments go to (one per line) and the /init that runs them.
+struct Payload {
+    binaries: Vec<(PathBuf, String)>,
     args_file: &'static str,
     args: Vec<String>,
     init: &'static str,
 }
 
-impl<'a> Payload<'a> {
-    fn new(mode: Mode, binary: &'a Path, extra: &[String]) -> Self {
-        let (dest, args_file, init, mut args) = match mode {
+impl Payload {
+    /// `binaries` as (name, path): in [`Mode::Tests`] each goes to
+    /// `/xen-tests/N-NAME`, which dom0's /init runs in that order; in the
+    /// other modes the one binary is `/program`.
+    fn new(mode: Mode, binaries: &[(String, PathBuf)], extra: &[String]) -> Self {
+        let (args_file, init, mut args) = match mode {
             Mode::Tests => (
-                "xen-tests",
                 "test-args",
                 "dom0-init",
                 vec!["--nocapture".to_string(), "--test-threads=2".to_string()],
             ),
             Mode::Demo => (
-                "program",
                 "program-args",
                 "dom0-init-program",
                 [
@@ -251,7 +273,6 @@ impl<'a> Payload<'a> {
                 .to_vec(),
             ),
             Mode::Bench => (
-                "program",
                 "program-args",
                 "dom0-init-program",
                 ["--kernel", "/vmlinuz", "--ramdisk", "/guest.cpio"]
@@ -260,9 +281,19 @@ impl<'a> Payload<'a> {
             ),
         };
         args.extend(extra.iter().cloned());
+        let binaries = binaries
+            .iter()
+            .enumerate()
+            .map(|(i, (name, path))| {
+                let dest = match mode {
+                    Mode::Tests => format!("xen-tests/{}-{name}", i + 1),
+                    Mode::Demo | Mode::Bench => "program".to_string(),
+                };
+                (path.clone(), dest)
+            })
+            .collect();
         Payload {
-            binary,
-            dest,
+            binaries,
             args_file,
             args,
             init,
@@ -311,7 +342,7 @@ fn write_script(src: &Path, dest: &Path) -> Result<(), String> {
 }
 
 /// Assemble `lab/`: `xen`, `vmlinuz` and `dom0.cpio`.
-fn assemble(root: &Path, pkgs: &Path, lab: &Path, payload: &Payload<'_>) -> Result<(), String> {
+fn assemble(root: &Path, pkgs: &Path, lab: &Path, payload: &Payload) -> Result<(), String> {
     let files = root.join("xtask/xen-lab");
     let console = [cpio::CharDev {
         name: "dev/console",
@@ -366,11 +397,13 @@ fn assemble(root: &Path, pkgs: &Path, lab: &Path, payload: &Payload<'_>) -> Resu
         "var/run",
         "var/lib",
         "var/log",
-        "etc/xen",
+        "etc/xen/scripts",
         "lib/modules",
         "lib64",
         "lib/x86_64-linux-gnu",
         "usr/lib/xen-4.17/bin",
+        "usr/bin",
+        "xen-tests",
     ] {
         fs::create_dir_all(dom0.join(d)).map_err(io_err(&dom0))?;
     }
@@ -384,8 +417,8 @@ fn assemble(root: &Path, pkgs: &Path, lab: &Path, payload: &Payload<'_>) -> Resu
         .filter_map(|e| e.ok().map(|e| e.path()))
         .next()
         .ok_or("no kernel modules in the kernel package")?;
-    for m in XEN_MODULES {
-        let src = kver.join("kernel/drivers/xen").join(m);
+    for m in XEN_MODULES.iter().chain(storage::MODULES) {
+        let src = kver.join("kernel/drivers").join(m);
         let name = Path::new(m).file_name().unwrap_or_default();
         copy(&src, &dom0.join("lib/modules").join(name))?;
     }
@@ -395,21 +428,23 @@ fn assemble(root: &Path, pkgs: &Path, lab: &Path, payload: &Payload<'_>) -> Resu
         copy(&pkgs.join("usr/lib/xen-4.17/bin").join(t), &dest)?;
         binaries.push(dest);
     }
-    // The test binary, without debug info (dom0's RAM holds the initramfs).
-    let test_bin = payload.binary;
-    let test_dest = dom0.join(payload.dest);
-    if run_checked(
-        Command::new("strip")
-            .arg("--strip-debug")
-            .arg("-o")
-            .arg(&test_dest)
-            .arg(test_bin),
-    )
-    .is_err()
-    {
-        copy(test_bin, &test_dest)?;
+    binaries.extend(storage::install(pkgs, &dom0)?);
+    // The test binaries, without debug info (dom0's RAM holds the initramfs).
+    for (bin, dest) in &payload.binaries {
+        let dest = dom0.join(dest);
+        if run_checked(
+            Command::new("strip")
+                .arg("--strip-debug")
+                .arg("-o")
+                .arg(&dest)
+                .arg(bin),
+        )
+        .is_err()
+        {
+            copy(bin, &dest)?;
+        }
+        binaries.push(dest);
     }
-    binaries.push(test_dest);
     for b in &binaries {
         for (soname, path) in libraries(b, pkgs)? {
             let dest = if soname.starts_with('/') {
@@ -475,14 +510,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let root = workspace_root();
     let cache = target_dir(&root).join("xen-test");
     let pkgs = packages::fetch_and_unpack(&cache)?;
-    let binary = match opts.mode {
-        Mode::Tests => build_test_binary(&root)?,
-        Mode::Demo => build_example(&root, "domain-demo", false)?,
-        Mode::Bench => build_example(&root, "xen-bench", true)?,
+    let binaries = match opts.mode {
+        Mode::Tests => build_test_binaries(&root)?,
+        Mode::Demo => vec![(
+            "domain-demo".into(),
+            build_example(&root, "domain-demo", false)?,
+        )],
+        Mode::Bench => vec![("xen-bench".into(), build_example(&root, "xen-bench", true)?)],
     };
     let lab = cache.join(opts.mode.lab());
     fs::create_dir_all(&lab).map_err(io_err(&lab))?;
-    let payload = Payload::new(opts.mode, &binary, &opts.test_args);
+    let payload = Payload::new(opts.mode, &binaries, &opts.test_args);
     assemble(&root, &pkgs, &lab, &payload)?;
 
     let log_path = lab.join("serial.log");
@@ -577,14 +615,30 @@ mod tests {
         assert!(parse_args(&args(&["--demo", "--bench"])).is_err());
         assert_eq!(Mode::Tests.lab(), "lab");
         assert_ne!(Mode::Demo.lab(), Mode::Bench.lab());
-        let bin = Path::new("/b");
-        let p = Payload::new(Mode::Tests, bin, &args(&["reboot"]));
-        assert_eq!(
-            (p.dest, p.args_file, p.init),
-            ("xen-tests", "test-args", "dom0-init")
+        let bins = |names: &[&str]| -> Vec<(String, PathBuf)> {
+            names
+                .iter()
+                .map(|n| (n.to_string(), PathBuf::from(format!("/b/{n}"))))
+                .collect()
+        };
+        let p = Payload::new(
+            Mode::Tests,
+            &bins(&["xen_lifecycle", "xen_upgrade"]),
+            &args(&["reboot"]),
         );
+        let dests: Vec<&str> = p.binaries.iter().map(|(_, d)| d.as_str()).collect();
+        assert_eq!(
+            dests,
+            ["xen-tests/1-xen_lifecycle", "xen-tests/2-xen_upgrade"],
+            "dom0's /init runs them in this order"
+        );
+        assert_eq!((p.args_file, p.init), ("test-args", "dom0-init"));
         assert_eq!(p.args, args(&["--nocapture", "--test-threads=2", "reboot"]));
-        let p = Payload::new(Mode::Bench, bin, &args(&["--reps", "2"]));
+        let p = Payload::new(Mode::Bench, &bins(&["xen-bench"]), &args(&["--reps", "2"]));
+        assert_eq!(
+            p.binaries,
+            [(PathBuf::from("/b/xen-bench"), "program".into())]
+        );
         assert_eq!(p.init, "dom0-init-program");
         assert_eq!(&p.args[p.args.len() - 2..], &args(&["--reps", "2"])[..]);
     }
