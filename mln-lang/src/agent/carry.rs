@@ -150,7 +150,7 @@ fn with_words(e: Error, server: &str, said: &str) -> Error {
 }
 
 /// An `mln agent JOB` on a server over ssh, its stderr collected.
-struct Job {
+pub(super) struct Job {
     server: String,
     name: &'static str,
     child: Child,
@@ -159,7 +159,7 @@ struct Job {
 
 impl Job {
     /// Start it and write `header` (the [`DiskJob`] line) to its stdin.
-    fn start(
+    pub(super) fn start(
         access: &ServerAccess,
         server: &str,
         name: &'static str,
@@ -207,7 +207,7 @@ impl Job {
 
     /// Wait for it (its stdin closed first); its failure with its last
     /// words.
-    fn finish(mut self) -> Result<()> {
+    pub(super) fn finish(mut self) -> Result<()> {
         drop(self.child.stdin.take());
         drop(self.child.stdout.take());
         let status = self.child.wait().map_err(|e| Error::Backend {
@@ -226,6 +226,22 @@ impl Job {
             } else {
                 format!("mln agent {}: {}", self.name, tail(said, 600))
             },
+        })
+    }
+
+    /// Its stdin, to write a stream to.
+    pub(super) fn take_stdin(&mut self) -> Result<std::process::ChildStdin> {
+        self.child.stdin.take().ok_or_else(|| Error::Backend {
+            what: self.server.clone(),
+            message: format!("mln agent {} has no input", self.name),
+        })
+    }
+
+    /// Its stdout, to read a stream from.
+    pub(super) fn take_stdout(&mut self) -> Result<std::process::ChildStdout> {
+        self.child.stdout.take().ok_or_else(|| Error::Backend {
+            what: self.server.clone(),
+            message: format!("mln agent {} has no output", self.name),
         })
     }
 

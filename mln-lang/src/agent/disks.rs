@@ -1,12 +1,15 @@
-//! A stopped UML host's disks moving between servers: each side of the
+//! A stopped host's disks moving between servers: each side of the
 //! move on one server, run by `mln agent export-disks` / `import-disks`
 //! there, or in-process where that server is the managing machine.
 //!
-//! The files are the host's COW disk and configuration disk
-//! (`DIR/disks/HOST.cow`, `DIR/disks/HOST.config`), sent as one
-//! [`mln_core::disk::transfer`] stream (compressed, checksummed). The
-//! importing server stages the stream in `disks/.HOST.incoming/`, rebases
-//! the COW onto its own copy of the template, puts the files in place and
+//! The files are the host's overlay and configuration disk
+//! (`DIR/disks/HOST.cow` for UML, `DIR/disks/HOST.qcow2` for Xen, and
+//! `DIR/disks/HOST.config`), sent as one [`mln_core::disk::transfer`]
+//! stream (compressed, checksummed). The importing server stages the
+//! stream in `disks/.HOST.incoming/`, rebases the overlay onto its own
+//! copy of the template (a UML COW header rewritten in place; a qcow2 with
+//! `qemu-img rebase -u -b TEMPLATE -F raw`, which only changes the
+//! backing name: the template is the same image), puts the files in place and
 //! only then writes `disks/.HOST.moved-in` ([`MovedIn`]): what arrived and
 //! what was placed. The managing machine compares that record with the
 //! old server's files ([`HostDisks::holds_copy_of`]) before it deletes
@@ -55,9 +58,12 @@ impl HostDisks {
         !source.is_empty() && same(&m.received.files, source) && same(&m.placed, &self.files)
     }
 
-    /// Whether the COW disk of `host` is among the files.
+    /// Whether the overlay disk of `host` (UML COW or Xen qcow2) is among
+    /// the files.
     pub fn has_cow(&self, host: &str) -> bool {
-        self.files.iter().any(|f| f.name == format!("{host}.cow"))
+        self.files
+            .iter()
+            .any(|f| f.name == format!("{host}.cow") || f.name == format!("{host}.qcow2"))
     }
 }
 
@@ -105,16 +111,20 @@ struct HostFiles {
 
 impl HostFiles {
     fn of(project_dir: &Path, host: &HostSpec) -> Result<HostFiles> {
-        if host.platform != Platform::Uml {
-            return Err(Error::Unsupported {
-                backend: "mln",
-                op: "moving a Xen host's qcow2 disk between servers (only UML COW disks move)",
-            });
-        }
         let name = SafeName::new(&host.name)?;
         let dir = project_dir.join("disks");
+        let overlay = match host.platform {
+            Platform::Uml => "cow",
+            Platform::Xen | Platform::Hvm => "qcow2",
+            Platform::Kvm => {
+                return Err(Error::Unsupported {
+                    backend: "mln",
+                    op: "moving a kvm host's disks between servers",
+                })
+            }
+        };
         Ok(HostFiles {
-            cow: dir.join(format!("{name}.cow")),
+            cow: dir.join(format!("{name}.{overlay}")),
             config: dir.join(format!("{name}.config")),
             staging: dir.join(format!(".{name}.incoming")),
             record: dir.join(format!(".{name}.moved-in")),
@@ -142,8 +152,8 @@ pub fn state(b: &LocalBackends, host: &HostSpec) -> Result<HostDisks> {
     let moved_in = fs::read(&files.record)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    let template = match Overlay::open(&files.cow) {
-        Ok(o) => Some(transfer::describe(&o.template)?),
+    let template = match overlay_template(&files.cow) {
+        Ok(t) => Some(transfer::describe(&t)?),
         Err(_) => None,
     };
     Ok(HostDisks {
@@ -208,7 +218,7 @@ pub fn import(
         // A fresh overlay made the way a new host's is: its header names
         // this server's copy of the host's template.
         b.prepare_disk(project, &host)?;
-        let base = Overlay::open(&files.cow)?.template;
+        let base = overlay_template(&files.cow)?;
         if let Some(want) = template {
             let here = transfer::describe(&base)?;
             if (here.size, &here.sha256) != (want.size, &want.sha256) {
@@ -226,7 +236,7 @@ pub fn import(
                 });
             }
         }
-        Overlay::rebase(files.staging.join(&cow_name), &base)?;
+        rebase(&files.staging.join(&cow_name), &base)?;
         for f in &received.files {
             let to = files.dir.join(&f.name);
             fs::rename(files.staging.join(&f.name), &to).map_err(|e| Error::io(&to, e))?;
@@ -252,6 +262,75 @@ pub fn import(
         }
     }
     outcome
+}
+
+/// The template the overlay at `path` reads unchanged blocks from: a
+/// UML COW's header, or a qcow2's backing file (`qemu-img info`).
+fn overlay_template(path: &Path) -> Result<PathBuf> {
+    if is_qcow2(path) {
+        return qcow2_backing(path);
+    }
+    Ok(Overlay::open(path)?.template)
+}
+
+/// Point the overlay at `path` to `base`, another copy of its template.
+fn rebase(path: &Path, base: &Path) -> Result<()> {
+    if !is_qcow2(path) {
+        return Overlay::rebase(path, base).map(drop);
+    }
+    // `-u`: only the header's backing name changes; the data stays valid
+    // because the new backing file holds the same image (checked by the
+    // caller against the old server's template).
+    qemu_img(path, &["rebase", "-u", "-F", "raw", "-b"], Some(base)).map(drop)
+}
+
+/// `qemu-img ARGS [EXTRA] PATH` (argv); its stdout, or why it failed.
+fn qemu_img(path: &Path, args: &[&str], extra: Option<&Path>) -> Result<Vec<u8>> {
+    let mut cmd = std::process::Command::new("qemu-img");
+    cmd.args(args);
+    if let Some(x) = extra {
+        cmd.arg(x);
+    }
+    let out = cmd.arg(path).output().map_err(|e| Error::Spawn {
+        program: "qemu-img".into(),
+        source: e,
+    })?;
+    if !out.status.success() {
+        return Err(Error::Backend {
+            what: path.display().to_string(),
+            message: format!(
+                "qemu-img {}: {}",
+                args.first().copied().unwrap_or_default(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(out.stdout)
+}
+
+fn is_qcow2(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "qcow2")
+}
+
+/// The absolute backing file of qcow2 `path`, as `qemu-img info` reads
+/// it.
+fn qcow2_backing(path: &Path) -> Result<PathBuf> {
+    let out = qemu_img(path, &["info", "--output=json", "-U"], None)?;
+    let bad = |message: String| Error::Backend {
+        what: path.display().to_string(),
+        message,
+    };
+    let info: serde_json::Value = serde_json::from_slice(&out)
+        .map_err(|e| bad(format!("qemu-img info printed no JSON: {e}")))?;
+    let backing = info["full-backing-filename"]
+        .as_str()
+        .or_else(|| info["backing-filename"].as_str())
+        .ok_or_else(|| bad("the qcow2 overlay has no backing file".into()))?;
+    let backing = PathBuf::from(backing);
+    Ok(match (backing.is_absolute(), path.parent()) {
+        (false, Some(dir)) => dir.join(backing),
+        _ => backing,
+    })
 }
 
 /// The move that brought `host`'s disks here is over (the old server's
@@ -401,6 +480,39 @@ mod tests {
 
         end_move(&b, &host).unwrap();
         assert!(state(&b, &host).unwrap().moved_in.is_none());
+    }
+
+    #[test]
+    fn a_xen_hosts_qcow2_moves_and_is_rebased_onto_the_new_servers_template() {
+        if std::process::Command::new("qemu-img")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIPPED: qemu-img missing");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (server(dir.path(), "a", 7), server(dir.path(), "b", 7));
+        let mut host = HostSpec::new("web");
+        host.platform = Platform::Xen;
+        b.prepare_disk("lab", &host).unwrap();
+        fs::remove_file(b.dir().join("disks/web.qcow2")).unwrap();
+        a.prepare_disk("lab", &host).unwrap();
+        fs::write(a.dir().join("disks/web.config"), b"config").unwrap();
+        let source = state(&a, &host).unwrap();
+        assert!(source.has_cow("web"), "{source:?}");
+        let template = source.template.clone().expect("the qcow2's backing file");
+        assert_eq!(template.name, "a-template.img");
+        let data = stream(&a, &host);
+        import(&b, "lab", &host, Some(&template), &mut &data[..]).unwrap();
+        let target = state(&b, &host).unwrap();
+        assert!(target.holds_copy_of(&source.files), "{target:?}");
+        let base = qcow2_backing(&b.dir().join("disks/web.qcow2")).unwrap();
+        assert_eq!(
+            base,
+            dir.path().canonicalize().unwrap().join("b-template.img")
+        );
     }
 
     #[test]

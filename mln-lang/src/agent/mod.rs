@@ -9,10 +9,13 @@
 //!   agent.
 //! - [`disks`]: each side of a host's disks moving between servers;
 //!   [`carry`] joins the two from the managing machine.
+//! - [`migrate`]: a running Xen guest moving between servers over
+//!   libxl's migration stream, when its disks are on shared storage.
 
 pub mod carry;
 pub mod client;
 pub mod disks;
+pub mod migrate;
 pub mod protocol;
 pub mod remote;
 pub mod server;

@@ -201,6 +201,23 @@ pub enum Request {
     /// The move of a host's disks into this server is over: forget its
     /// record.
     EndMove { project: String, host: HostSpec },
+    /// Write `token` beside the host's root disk, or remove the mark
+    /// (`token` absent); answers the disk's path, or null when there is no
+    /// disk here ([`super::migrate::mark`]).
+    StorageMark {
+        project: String,
+        host: HostSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// Whether the host's root disk is here with a mark holding `token`
+    /// beside it: the same file as on the server that wrote the mark
+    /// ([`super::migrate::marked`]).
+    StorageCheck {
+        project: String,
+        host: HostSpec,
+        token: String,
+    },
 }
 
 /// Every request kind this agent knows, as it appears in `op`.
@@ -229,6 +246,8 @@ pub const KNOWN_OPS: &[&str] = &[
     "projects",
     "host_disks",
     "end_move",
+    "storage_mark",
+    "storage_check",
 ];
 
 /// A server's memory, bytes.

@@ -17,6 +17,7 @@ use mln_core::{Error, Hypervisor, SafeName};
 use serde_json::Value;
 
 use super::disks::{self, HostDisks};
+use super::migrate;
 use super::protocol::{
     Capacity, ConsoleTail, Envelope, ErrorBody, Hello, Request, Response, ServerProject, KNOWN_OPS,
 };
@@ -286,6 +287,33 @@ impl Agent {
                 let b = self.backends(&project)?;
                 json(disks::end_move(&b, &host)?)
             }
+            Request::StorageMark {
+                project,
+                host,
+                token,
+            } => {
+                if !self.root.join(SafeName::new(&project)?.as_str()).exists() {
+                    return json(None::<PathBuf>);
+                }
+                let b = self.backends(&project)?;
+                json(migrate::mark(
+                    &b,
+                    &project,
+                    &here_host(host),
+                    token.as_deref(),
+                )?)
+            }
+            Request::StorageCheck {
+                project,
+                host,
+                token,
+            } => {
+                if !self.root.join(SafeName::new(&project)?.as_str()).exists() {
+                    return json(false);
+                }
+                let b = self.backends(&project)?;
+                json(migrate::marked(&b, &project, &here_host(host), &token)?)
+            }
         }
     }
 
@@ -319,6 +347,42 @@ impl Agent {
         let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
         let b = self.backends(&job.project)?;
         disks::import(&b, &job.project, &job.host, job.template.as_ref(), input)
+    }
+
+    /// `mln agent migrate-send`: after the [`migrate::MigrateJob`] line,
+    /// send the running guest to `out` as libxl's migration stream, in
+    /// live mode if asked; `hypervisor(live)` gives the hypervisor that
+    /// sends (the project's own when `None`).
+    pub fn migrate_send(
+        &self,
+        input: &mut impl BufRead,
+        out: impl Write,
+        hypervisor: Option<&dyn Fn(bool) -> mln_core::Result<Box<dyn Hypervisor>>>,
+    ) -> mln_core::Result<()> {
+        let job = migrate::read_job(input)?;
+        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let b = self.backends(&job.project)?;
+        let name = domain_name(&job.project, &job.host.name);
+        match hypervisor {
+            Some(make) => migrate::send(make(job.live)?.as_ref(), &name, out),
+            None => migrate::send(Self::hypervisor(&b, job.host.platform)?, &name, out),
+        }
+    }
+
+    /// `mln agent migrate-receive`: after the [`migrate::MigrateJob`]
+    /// line (with the domain spec), restore the stream on `input` here.
+    pub fn migrate_receive(
+        &self,
+        input: &mut impl BufRead,
+    ) -> mln_core::Result<mln_core::DomainInfo> {
+        let job = migrate::read_job(input)?;
+        let spec = job.spec.ok_or_else(|| Error::Backend {
+            what: "migration job".into(),
+            message: "migrate-receive needs the domain spec in its first line".into(),
+        })?;
+        let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let b = self.backends(&job.project)?;
+        migrate::receive(Self::hypervisor(&b, job.host.platform)?, &spec, input)
     }
 
     fn server_projects(&self) -> mln_core::Result<Vec<ServerProject>> {

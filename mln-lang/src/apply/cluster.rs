@@ -11,6 +11,7 @@ use mln_core::{DomainSpec, Error, Hypervisor, Result};
 use super::{Backends, LocalBackends};
 use crate::agent::carry::{carry, Side};
 use crate::agent::disks::{self, HostDisks};
+use crate::agent::migrate;
 use crate::agent::protocol::{Capacity, ConsoleTail, Request, ServerProject};
 use crate::agent::{AgentClient, AgentError, Connection, RemoteHypervisor, ServerAccess};
 use crate::plan::{DesiredProject, HostSpec, Platform, SwitchSpec};
@@ -799,6 +800,157 @@ impl Backends for ClusterBackends {
         self.end_move(project, b, to)?;
         self.leave_server(project, from, a);
         Ok(())
+    }
+
+    /// Move running Xen guest `from` to `to`'s server as `xl migrate`
+    /// does: libxl's migration stream from `mln agent migrate-send` on the
+    /// old server to `migrate-receive` on the new one, joined here
+    /// ([`crate::agent::migrate`]). Only memory travels, so this is done
+    /// only when the new server sees the guest's disk file itself (shared
+    /// storage, proven with a mark: [`migrate::mark`]); otherwise, and
+    /// when the stream fails with the guest still running on the old
+    /// server, [`Error::Unsupported`] tells the executor to move it cold
+    /// (stop, carry the disks, start).
+    ///
+    /// Live mode is tried first; a Xen that refuses it (no log-dirty
+    /// paging for PV guests, as in the test lab) leaves the guest
+    /// running, and the stream is sent again with the guest suspended
+    /// for the transfer.
+    fn migrate(&self, project: &str, from: &HostSpec, to: &HostSpec) -> Result<()> {
+        let (a, b) = (
+            self.remote(from.service_host.as_deref()),
+            self.remote(to.service_host.as_deref()),
+        );
+        if a == b {
+            return Ok(());
+        }
+        let cold = |why: String| {
+            log::info!("{}: moves cold: {why}", from.name);
+            Err(Error::Unsupported {
+                backend: "mln",
+                op: "migrating a running guest whose disks the new server does not share",
+            })
+        };
+        if !from.platform.live_migration() || from.platform != to.platform {
+            return cold("only Xen guests migrate, on the same platform".into());
+        }
+        let server = |at: Option<&str>| at.unwrap_or("this machine").to_string();
+        if !self.shares_disks(project, from, to)? {
+            return cold(format!(
+                "its disk on {} is not a file {} sees too",
+                server(a),
+                server(b)
+            ));
+        }
+        let spec = self.receiving_spec(project, to)?;
+        let name = spec.name.clone();
+        let still_there = || {
+            self.hypervisor(from.service_host.as_deref(), from.platform)
+                .and_then(|hv| hv.info(&name))
+                .is_ok_and(|i| i.state == mln_core::DomainState::Running)
+        };
+        let mut last = None;
+        for live in [true, false] {
+            match migrate::migrate(
+                &self.access,
+                project,
+                (self.side(a), from),
+                (self.side(b), to, &spec),
+                live,
+            ) {
+                Ok(()) => {
+                    self.leave_server(project, from, a);
+                    return Ok(());
+                }
+                Err(e) if still_there() => {
+                    log::info!(
+                        "{}: {} migration refused, the guest runs on: {e}",
+                        from.name,
+                        if live { "live" } else { "suspended" }
+                    );
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        cold(format!(
+            "the migration stream failed: {}",
+            last.map(|e| e.to_string()).unwrap_or_default()
+        ))
+    }
+}
+
+impl ClusterBackends {
+    /// Write (`Some`) or remove (`None`) the shared-storage mark beside
+    /// `host`'s root disk on `at`; the disk's path there, if any.
+    fn storage_mark(
+        &self,
+        project: &str,
+        at: Option<&str>,
+        host: &HostSpec,
+        token: Option<&str>,
+    ) -> Result<Option<PathBuf>> {
+        match at {
+            None => migrate::mark(&self.local, project, &Self::here_host(host), token),
+            Some(server) => self.link(server)?.call(&Request::StorageMark {
+                project: project.to_string(),
+                host: host.clone(),
+                token: token.map(str::to_string),
+            }),
+        }
+    }
+
+    fn storage_check(
+        &self,
+        project: &str,
+        at: Option<&str>,
+        host: &HostSpec,
+        token: &str,
+    ) -> Result<bool> {
+        match at {
+            None => migrate::marked(&self.local, project, &Self::here_host(host), token),
+            Some(server) => self.link(server)?.call(&Request::StorageCheck {
+                project: project.to_string(),
+                host: host.clone(),
+                token: token.to_string(),
+            }),
+        }
+    }
+
+    /// Whether `to`'s server sees `from`'s disk file itself (shared
+    /// storage): a fresh token written beside the disk on the old server
+    /// is read back beside the disk on the new one.
+    fn shares_disks(&self, project: &str, from: &HostSpec, to: &HostSpec) -> Result<bool> {
+        let (a, b) = (
+            self.remote(from.service_host.as_deref()),
+            self.remote(to.service_host.as_deref()),
+        );
+        let token = migrate::token();
+        let Some(disk) = self.storage_mark(project, a, from, Some(&token))? else {
+            return Ok(false);
+        };
+        let seen = self.storage_check(project, b, to, &token);
+        if let Err(e) = self.storage_mark(project, a, from, None) {
+            log::warn!(
+                "{}: storage mark left beside {}: {e}",
+                from.name,
+                disk.display()
+            );
+        }
+        seen
+    }
+
+    /// The domain `to` becomes on its new server, plugged into that
+    /// server's instances of its switches.
+    fn receiving_spec(&self, project: &str, to: &HostSpec) -> Result<DomainSpec> {
+        let at = self.remote(to.service_host.as_deref());
+        let mut switches = BTreeMap::new();
+        for sw in to.interfaces.iter().filter_map(|i| i.switch.as_ref()) {
+            if let Some(spec) = self.switch_specs.get(sw) {
+                switches.insert(sw.clone(), self.ensure_instance(project, spec, at)?);
+            }
+        }
+        self.domain_spec(project, to, &switches)
     }
 }
 

@@ -424,8 +424,17 @@ impl Ctx<'_, '_> {
             } => {
                 let old = self.current(action, host)?;
                 let new = self.wanted(action, host)?;
-                if *live {
-                    b.migrate(project, &old, new).map_err(be)?;
+                // A backend that cannot migrate this guest (disks not on
+                // storage both servers see) leaves it running where it
+                // was: it then moves cold, below.
+                let migrated = match live {
+                    true => match b.migrate(project, &old, new) {
+                        Err(CoreError::Unsupported { .. }) => false,
+                        other => other.map(|()| true).map_err(be)?,
+                    },
+                    false => false,
+                };
+                if migrated {
                     let info = self
                         .hypervisor(action, new)?
                         .info(&domain_name(project, host))

@@ -73,11 +73,41 @@ pub fn agent(args: &AgentArgs) -> u8 {
             }
             Err(e) => fail(format!("import-disks: {e}")),
         },
+        Some(AgentJob::MigrateSend) => {
+            // A hypervisor of its own, so the job chooses live or not.
+            let make = |live: bool| -> mln_core::Result<Box<dyn mln_core::Hypervisor>> {
+                migration_hypervisor(live)
+            };
+            match agent.migrate_send(&mut stdin, stdout.lock(), Some(&make)) {
+                Ok(()) => 0,
+                Err(e) => fail(format!("migrate-send: {e}")),
+            }
+        }
+        Some(AgentJob::MigrateReceive) => match agent.migrate_receive(&mut stdin) {
+            Ok(info) => {
+                log::info!("received {} (domain {})", info.name, info.id);
+                0
+            }
+            Err(e) => fail(format!("migrate-receive: {e}")),
+        },
         _ => match agent.serve(stdin, stdout) {
             Ok(()) => 0,
             Err(e) => fail(format!("agent: {e}")),
         },
     }
+}
+
+#[cfg(feature = "xen")]
+fn migration_hypervisor(live: bool) -> mln_core::Result<Box<dyn mln_core::Hypervisor>> {
+    let xen = mln_core::xen::XenHypervisor::connect()?.with_live_migration(live);
+    Ok(Box::new(xen))
+}
+
+#[cfg(not(feature = "xen"))]
+fn migration_hypervisor(_live: bool) -> mln_core::Result<Box<dyn mln_core::Hypervisor>> {
+    Err(mln_core::Error::XenUnavailable {
+        reason: "mln was built without Xen support".into(),
+    })
 }
 
 /// Become `vde_plug` on this server's instance of `switch` of `project`,

@@ -105,6 +105,12 @@ pub enum AgentJob {
     /// Read such a stream from stdin after that line and make it the
     /// host's disks here, rebased onto this server's template.
     ImportDisks,
+    /// Send a running Xen guest to stdout as libxl's migration stream;
+    /// stdin's first line names the project and host (JSON).
+    MigrateSend,
+    /// Restore a guest from such a stream on stdin after that line (which
+    /// also carries the domain spec) and run it here.
+    MigrateReceive,
 }
 
 /// Which backend runs the hosts.
