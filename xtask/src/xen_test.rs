@@ -41,7 +41,11 @@ use std::time::Duration;
 
 /// The integration test targets that run in dom0, in this order, as
 /// (package, test).
-const TEST_TARGETS: &[(&str, &str)] = &[("mln-core", "xen_lifecycle"), ("examples", "xen_upgrade")];
+const TEST_TARGETS: &[(&str, &str)] = &[
+    ("mln-core", "xen_lifecycle"),
+    ("examples", "xen_upgrade"),
+    ("examples", "xen_move"),
+];
 /// Xen tools dom0 needs, from `usr/lib/xen-4.17/bin`.
 const XEN_TOOLS: &[&str] = &[
     "xl",
