@@ -14,7 +14,10 @@
 //! [`crate::InterfaceSpec::attach`]. A hub ([`SwitchSpec::hub`]) floods every
 //! frame to every port; a switch learns addresses and forwards unicast to one
 //! port. Where the backend is Xen and the process is root, a Linux bridge
-//! takes the switch's place (another implementation of [`Switch`]).
+//! ([`LinuxBridge`], another implementation of [`Switch`]) takes the
+//! switch's place, its record in the same folder (`STATE/NAME/bridge.json`);
+//! a switch with guests of both kinds is both, joined by a tap port of the
+//! `vde_switch` plugged into the bridge ([`LinuxBridge::plug`]).
 //!
 //! ```no_run
 //! use mln_core::net::{Switch, SwitchSpec, VdeSwitch};
@@ -24,8 +27,10 @@
 //! # Ok::<(), mln_core::Error>(())
 //! ```
 
+pub mod bridge;
 pub mod cable;
 
+pub use bridge::LinuxBridge;
 pub use cable::Cable;
 
 use std::fs;
@@ -67,17 +72,29 @@ impl SwitchSpec {
     }
 }
 
-/// What a switch's process is doing.
+/// Whether a switch works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SwitchStatus {
-    /// Running; guests can attach.
+    /// A switch process, running; guests can attach.
     Running {
         /// The switch process.
         pid: u32,
     },
-    /// The process is gone without being stopped (killed or crashed).
+    /// A switch in the kernel (a [`LinuxBridge`], no process), up; guests
+    /// can attach.
+    Up,
+    /// Not working without being stopped: the process was killed or
+    /// crashed, the bridge was deleted or set down.
     Gone,
+}
+
+impl SwitchStatus {
+    /// Whether guests can attach ([`SwitchStatus::Running`] or
+    /// [`SwitchStatus::Up`]).
+    pub fn is_up(&self) -> bool {
+        !matches!(self, SwitchStatus::Gone)
+    }
 }
 
 /// A virtual switch, whatever implements it.
@@ -244,10 +261,27 @@ impl VdeSwitch {
         ProcessRecord::read(&self.dir.join("pid")).ok().flatten()
     }
 
+    /// Remove the switch's own files; the folder goes with them unless
+    /// something else of the switch (a [`LinuxBridge`] record) is there.
     fn clear(&self) -> Result<()> {
-        match fs::remove_dir_all(&self.dir) {
+        let ctl = self.ctl_dir();
+        match fs::remove_dir_all(&ctl) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&ctl, e)),
+        }
+        for file in ["pid", "daemon.pid", "pid.tmp"] {
+            let path = self.dir.join(file);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        match fs::remove_dir(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
             Err(e) => Err(Error::io(&self.dir, e)),
         }
     }

@@ -297,7 +297,14 @@ impl Backends for LocalBackends {
         out
     }
 
-    fn create_switch(&self, _project: &str, spec: &SwitchSpec) -> Result<SwitchRecord> {
+    /// A `vde_switch` for UML guests. Where Xen guests can run too (a Xen
+    /// hypervisor is configured and this process may make bridges, i.e.
+    /// root), also a Linux bridge for them (`bridge NAME`, else one named
+    /// after project and switch), joined to the `vde_switch` by a tap port
+    /// of the switch plugged into the bridge: a switch's spec does not say
+    /// which platforms its hosts run on, and so made it serves both.
+    fn create_switch(&self, project: &str, spec: &SwitchSpec) -> Result<SwitchRecord> {
+        use mln_core::net::LinuxBridge;
         Self::local(spec.service_host.as_deref(), &spec.name, "switches")?;
         if spec.socket.is_some() {
             return Err(Error::Unsupported {
@@ -305,54 +312,121 @@ impl Backends for LocalBackends {
                 op: "joining another switch's `socket`",
             });
         }
+        let bridged = self.xen.is_some() && LinuxBridge::can_manage();
+        let join = bridged.then(|| LinuxBridge::derived_join_name(project, &spec.name));
         let vde = VdeSpec {
             name: spec.name.clone(),
             hub: spec.hub,
             ports: None,
-            tap: spec.tap.clone(),
+            // A bridge takes the project's own tap; the switch's tap port
+            // is then the join.
+            tap: if bridged {
+                join.clone()
+            } else {
+                spec.tap.clone()
+            },
         };
-        let sw = match VdeSwitch::start(&vde, self.switch_dir()) {
-            Ok(sw) => sw,
+        let (sw, adopted) = match VdeSwitch::start(&vde, self.switch_dir()) {
+            Ok(sw) => (sw, false),
             // Left running by an earlier run: adopt it.
-            Err(Error::AlreadyExists { .. }) => VdeSwitch::open(&spec.name, self.switch_dir())?,
+            Err(Error::AlreadyExists { .. }) => {
+                (VdeSwitch::open(&spec.name, self.switch_dir())?, true)
+            }
             Err(e) => return Err(e),
         };
         let pid = match sw.status() {
             SwitchStatus::Running { pid } => Some(pid),
-            SwitchStatus::Gone => None,
+            SwitchStatus::Up | SwitchStatus::Gone => None,
         };
-        Ok(SwitchRecord {
+        let mut record = SwitchRecord {
             spec: spec.clone(),
             socket: Some(sw.ctl_dir()),
             bridge: None,
             pid,
-        })
-    }
-
-    fn remove_switch(&self, _project: &str, spec: &SwitchSpec) -> Result<()> {
-        Self::local(spec.service_host.as_deref(), &spec.name, "switches")?;
-        match VdeSwitch::open(&spec.name, self.switch_dir()) {
-            Ok(sw) => sw.stop(),
-            Err(Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
+        };
+        let Some(join) = join else {
+            return Ok(record);
+        };
+        let bridge = (|| {
+            if !Path::new("/sys/class/net").join(&join).exists() {
+                return Err(Error::Backend {
+                    what: format!("switch {}", spec.name),
+                    message: format!(
+                        "its vde_switch runs without the tap {join} that joins it to the \
+                         Linux bridge of its Xen guests (it was started before Xen was \
+                         available here); stop the project and start it again"
+                    ),
+                });
+            }
+            let name = spec
+                .bridge
+                .clone()
+                .unwrap_or_else(|| LinuxBridge::derived_name(project, &spec.name));
+            let br_spec = VdeSpec {
+                tap: spec.tap.clone(),
+                ..vde.clone()
+            };
+            let br = LinuxBridge::start(&br_spec, &name, self.switch_dir())?;
+            br.plug(&join)?;
+            Ok(br)
+        })();
+        match bridge {
+            Ok(br) => {
+                record.bridge = Some(br.bridge_name().to_string());
+                Ok(record)
+            }
+            Err(e) => {
+                // Half a switch is none: the vde_switch started here goes.
+                if !adopted {
+                    let _ = sw.stop();
+                }
+                Err(e)
+            }
         }
     }
 
+    /// Stops the `vde_switch` (its tap leaves the bridge with it), then
+    /// deletes the bridge, if either is recorded; a bridge `mln` did not
+    /// make is never deleted (see `mln_core::net::LinuxBridge`).
+    fn remove_switch(&self, _project: &str, spec: &SwitchSpec) -> Result<()> {
+        use mln_core::net::LinuxBridge;
+        Self::local(spec.service_host.as_deref(), &spec.name, "switches")?;
+        let vde = match VdeSwitch::open(&spec.name, self.switch_dir()) {
+            Ok(sw) => sw.stop(),
+            Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        };
+        let bridge = match LinuxBridge::open(&spec.name, self.switch_dir()) {
+            Ok(br) => br.stop(),
+            Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        };
+        vde.and(bridge)
+    }
+
+    /// Every recorded switch; it works when each of its parts (its
+    /// `vde_switch`, its bridge) does.
     fn list_switches(
         &self,
         _project: &str,
         service_host: Option<&str>,
     ) -> Result<Vec<(String, bool)>> {
+        use mln_core::net::LinuxBridge;
         if service_host.is_some() {
             return Ok(Vec::new());
         }
-        Ok(VdeSwitch::list(self.switch_dir())?
-            .into_iter()
-            .map(|sw| {
-                let up = matches!(sw.status(), SwitchStatus::Running { .. });
-                (sw.name().to_string(), up)
-            })
-            .collect())
+        let mut out: BTreeMap<String, bool> = BTreeMap::new();
+        let vdes = VdeSwitch::list(self.switch_dir())?;
+        let bridges = LinuxBridge::list(self.switch_dir())?;
+        let parts = vdes
+            .iter()
+            .map(|sw| (sw.name(), sw.status()))
+            .chain(bridges.iter().map(|br| (br.name(), br.status())));
+        for (name, status) in parts {
+            let up = out.entry(name.to_string()).or_insert(true);
+            *up &= status.is_up();
+        }
+        Ok(out.into_iter().collect())
     }
 
     fn prepare_disk(&self, _project: &str, host: &HostSpec) -> Result<Vec<PathBuf>> {
