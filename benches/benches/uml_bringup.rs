@@ -17,17 +17,20 @@
 //!   after the previous one's `start` returned, then all waited for.
 //! - `script`: a generated `sh` script that runs the `vde_switch` command
 //!   line the library runs and each guest's [`Uml::command_line`] (the same
-//!   argv, same folders, same files), as background jobs (in the script's
-//!   process group: `sh` has no job control without a terminal, and the
-//!   group does not change a boot), without address space randomisation
-//!   (`setarch -R`, as
-//!   the library does with personality(2)), output appended to the same
-//!   console log, then polls the logs for the marker every 50 ms (as
-//!   `wait_console` does). It is the one place in the project where argv
-//!   becomes shell text, on purpose: every argument is single-quoted.
+//!   argv, same folders, same files), as background jobs, without address
+//!   space randomisation (`setarch -R`, as the library does with
+//!   personality(2)), output appended to the same console log, then polls
+//!   the logs for the marker every 50 ms (as `wait_console` does). Each
+//!   `linux.uml` makes itself a session leader (its `main` calls
+//!   `setsid()`), as the library's guests are made before `exec`. It is
+//!   the one place in the project where argv becomes shell text, on
+//!   purpose: every argument is single-quoted.
 //!
-//! Rounds alternate which contender goes first; each figure is the median
-//! of the rounds. `MLN_BENCH_ROUNDS` sets the number of rounds (default 5),
+//! In every round `library` and `script` run back to back (which goes
+//! first alternates), then `library, one by one`; each figure is the median
+//! of the rounds, and `paired` is the median of each round's library /
+//! script ratio, which the machine's load drifting between rounds moves
+//! less. `MLN_BENCH_ROUNDS` sets the number of rounds (default 5),
 //! `MLN_BENCH_SIZES` the guest counts (default `1,4,8`).
 //!
 //!     cargo bench -p benches --bench uml_bringup
@@ -433,22 +436,29 @@ fn measure(root: &Path, template: &Template, rounds: usize) -> BenchResult<()> {
         warm.run(who)?;
     }
     println!(
-        "{:>2}  {:>12}  {:>12}  {:>12}  {:>7}  {:>7}",
-        "N", "library", "lib 1-by-1", "script", "ratio", "1-by-1"
+        "{:>2}  {:>12}  {:>12}  {:>12}  {:>7}  {:>7}  {:>7}",
+        "N", "library", "lib 1-by-1", "script", "ratio", "paired", "1-by-1"
     );
     for n in sizes() {
         let bed = Bed::new(root, template, n)?;
         let mut times: [Vec<Duration>; 3] = Default::default();
+        let mut ratios = Vec::new();
         for round in 0..rounds {
-            let mut order = Contender::ALL.to_vec();
-            if round % 2 == 1 {
-                order.reverse();
-            }
-            for who in order {
+            // The two contenders compared run next to each other, so a
+            // change in the machine's load between rounds hits both.
+            let order = if round % 2 == 0 {
+                [Contender::Library, Contender::Script]
+            } else {
+                [Contender::Script, Contender::Library]
+            };
+            for who in order.into_iter().chain([Contender::LibraryOneByOne]) {
                 let t = bed.run(who)?;
                 let slot = Contender::ALL.iter().position(|c| *c == who).unwrap_or(0);
                 times[slot].push(t);
             }
+            let lib = times[0][round].as_secs_f64();
+            let sh = times[2][round].as_secs_f64();
+            ratios.push(lib / sh);
         }
         let samples: Vec<String> = times
             .iter()
@@ -460,12 +470,19 @@ fn measure(root: &Path, template: &Template, rounds: usize) -> BenchResult<()> {
             })
             .collect();
         let [lib, seq, sh] = times.map(|mut t| median(&mut t));
+        ratios.sort_by(f64::total_cmp);
+        let paired = match ratios.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => ratios[n / 2],
+            n => (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0,
+        };
         println!(
-            "{n:>2}  {:>11.3}s  {:>11.3}s  {:>11.3}s  {:>7.3}  {:>7.3}",
+            "{n:>2}  {:>11.3}s  {:>11.3}s  {:>11.3}s  {:>7.3}  {:>7.3}  {:>7.3}",
             lib.as_secs_f64(),
             seq.as_secs_f64(),
             sh.as_secs_f64(),
             lib.as_secs_f64() / sh.as_secs_f64(),
+            paired,
             seq.as_secs_f64() / sh.as_secs_f64()
         );
         println!(

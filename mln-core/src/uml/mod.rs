@@ -11,11 +11,11 @@
 //!
 //! Everything is found again from these files, so a later process (or the
 //! same one after a restart) can list, inspect and stop guests it did not
-//! start. Guests run in their own process group and survive the process that
-//! started them. Control goes through the management console
-//! ([`Mconsole`]): `stop`/`go` pause and resume, `cad` asks the guest's init
-//! to shut down (sent only once init handles it, see `shutdown.rs`),
-//! `config mem=±N` unplugs and replugs memory.
+//! start. Guests run in their own session (and so their own process group)
+//! and survive the process that started them. Control goes through the
+//! management console ([`Mconsole`]): `stop`/`go` pause and resume, `cad`
+//! asks the guest's init to shut down (sent only once init handles it, see
+//! `shutdown.rs`), `config mem=±N` unplugs and replugs memory.
 //!
 //! UML boots at `mem=` the domain's maximum memory; a smaller `memory` is
 //! reached by unplugging the difference once the guest runs. UML 6.1 has one
@@ -358,12 +358,20 @@ impl Uml {
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log2)
-            .process_group(0);
-        // SAFETY: personality(2) is a plain system call, safe between fork
-        // and exec; it touches no memory of the parent.
+            .stderr(log2);
+        // SAFETY: setsid(2) and personality(2) are plain system calls, safe
+        // between fork and exec; they touch no memory of the parent.
         unsafe {
             cmd.pre_exec(|| {
+                // Its own session, as `linux.uml` makes itself when started
+                // from a shell (its main calls setsid(), which fails in a
+                // process that already leads a group): a session of its own
+                // outlives the caller's terminal, and the scheduler gives it
+                // its own autogroup. Left in the caller's session (as a mere
+                // process group of its own), guests booted together shared
+                // one autogroup and came up 20-30% later than the same
+                // command lines from `sh` (benches/README.md, UML section).
+                libc::setsid();
                 // UML sizes its page tables by where the host put it: with
                 // address space randomisation, a 64 MiB guest keeps 25 to
                 // 50 MiB for itself, at random, and sometimes cannot boot.
