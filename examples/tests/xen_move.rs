@@ -12,7 +12,9 @@
 //! binary, so the agent is this test binary itself: the stand-in runs it
 //! as `--exact agent_process`, which serves the agent protocol (or runs
 //! one job) and exits; libtest's own chatter goes to stderr, the protocol
-//! to the channel (fd 3, opened as `/proc/self/fd/3`).
+//! to a FIFO the agent opens itself and the stand-in copies to its stdout
+//! (an inherited descriptor would be inherited again by libxl's device
+//! model, which outlives the agent and would hold the channel open).
 //!
 //! The servers' disks are separate files, so the move is cold (the mark
 //! of `ClusterBackends::migrate` is not seen on the new server): the
@@ -46,6 +48,8 @@ const AGENT_ROOT: &str = "MLN_XEN_MOVE_AGENT_ROOT";
 const AGENT_JOB: &str = "MLN_XEN_MOVE_JOB";
 /// The template image every server uses.
 const AGENT_TEMPLATE: &str = "MLN_XEN_MOVE_TEMPLATE";
+/// Set by the stand-in ssh: the FIFO the agent writes its channel to.
+const AGENT_OUT: &str = "MLN_XEN_MOVE_OUT";
 
 fn xen(test: &str) -> Option<XenHypervisor> {
     let level = std::env::var("MLN_XEN_TEST_LOG").unwrap_or_else(|_| "warn".into());
@@ -83,10 +87,14 @@ fn agent_process() {
         Platform::Xen,
         Platform::Hvm,
     ]);
+    // Opened here (close-on-exec), never inherited: libxl's device model,
+    // started by this process, must not hold the channel open after the
+    // agent exits.
+    let channel = std::env::var_os(AGENT_OUT).expect("the channel FIFO");
     let out = std::fs::OpenOptions::new()
         .write(true)
-        .open("/proc/self/fd/3")
-        .expect("the channel on fd 3");
+        .open(&channel)
+        .expect("the channel FIFO");
     let mut input = BufReader::new(std::io::stdin());
     let job = std::env::var(AGENT_JOB).unwrap_or_default();
     let done: Result<(), String> = match job.as_str() {
@@ -149,10 +157,17 @@ impl Lab {
                  bin=\"$2\"; shift 3\n\
                  {AGENT_JOB}=\"${{1:-serve}}\"; export {AGENT_JOB}\n\
                  {AGENT_TEMPLATE}='{template}'; export {AGENT_TEMPLATE}\n\
-                 exec 3>&1 1>&2\n\
-                 exec \"$bin\" --exact agent_process --nocapture --test-threads=1\n",
+                 out='{lab}'/channel.$$; rm -f \"$out\"; mkfifo \"$out\"\n\
+                 {AGENT_OUT}=\"$out\"; export {AGENT_OUT}\n\
+                 cat \"$out\" &\n\
+                 \"$bin\" --exact agent_process --nocapture --test-threads=1 >&2\n\
+                 rc=$?\n\
+                 wait\n\
+                 rm -f \"$out\"\n\
+                 exit $rc\n",
                 servers = servers.display(),
                 template = template.display(),
+                lab = dir.path().display(),
             ),
         )
         .expect("stand-in ssh");
