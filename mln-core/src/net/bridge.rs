@@ -194,23 +194,7 @@ impl LinuxBridge {
 
     /// Every bridge recorded under `state_dir`, up or not.
     pub fn list(state_dir: impl AsRef<Path>) -> Result<Vec<Self>> {
-        let state_dir = state_dir.as_ref();
-        let entries = match fs::read_dir(state_dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(state_dir, e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(state_dir, e))?;
-            if let Some(name) = entry.file_name().to_str() {
-                if let Ok(br) = Self::open(name, state_dir) {
-                    out.push(br);
-                }
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        super::list_recorded(state_dir.as_ref(), |name, dir| Self::open(name, dir))
     }
 
     /// The bridge's interface name.

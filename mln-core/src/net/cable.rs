@@ -290,36 +290,9 @@ impl Cable {
             .into_iter()
             .map(|argv| cmdline_bytes(argv))
             .collect();
-        let Ok(entries) = fs::read_dir("/proc") else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-                continue;
-            };
-            let mut fields = rest.split_whitespace();
-            let state = fields.next().unwrap_or("Z");
-            let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
-            if pgrp != Some(self.process.pid) || state == "Z" || state == "X" {
-                continue;
-            }
-            let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            if wanted.contains(&cmdline) {
-                out.push(pid);
-            }
-        }
-        out
+        crate::uml::process::live_group_members(self.process.pid, |cmdline| {
+            wanted.iter().any(|w| w.as_slice() == cmdline)
+        })
     }
 
     fn failed_to_start(&self, code: Option<i32>) -> Error {

@@ -219,23 +219,7 @@ impl VdeSwitch {
 
     /// Every switch recorded under `state_dir`, running or gone.
     pub fn list(state_dir: impl AsRef<Path>) -> Result<Vec<Self>> {
-        let state_dir = state_dir.as_ref();
-        let entries = match fs::read_dir(state_dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(state_dir, e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(state_dir, e))?;
-            if let Some(name) = entry.file_name().to_str() {
-                if let Ok(sw) = Self::open(name, state_dir) {
-                    out.push(sw);
-                }
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        list_recorded(state_dir.as_ref(), |name, dir| Self::open(name, dir))
     }
 
     fn at(name: &str, state_dir: &Path, create: bool) -> Result<Self> {
@@ -320,6 +304,31 @@ impl Switch for VdeSwitch {
         }
         self.clear()
     }
+}
+
+/// What `open(NAME, state_dir)` finds for every folder entry of
+/// `state_dir` (entries it refuses are skipped), sorted by entry name; an
+/// absent `state_dir` holds nothing.
+pub(crate) fn list_recorded<T>(
+    state_dir: &Path,
+    open: impl Fn(&str, &Path) -> Result<T>,
+) -> Result<Vec<T>> {
+    let entries = match fs::read_dir(state_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(state_dir, e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(state_dir, e))?;
+        if let Some(name) = entry.file_name().to_str() {
+            if let Ok(item) = open(name, state_dir) {
+                found.push((name.to_string(), item));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found.into_iter().map(|(_, item)| item).collect())
 }
 
 #[cfg(test)]

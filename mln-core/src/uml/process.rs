@@ -158,6 +158,14 @@ impl ProcessRecord {
 /// Live processes in process group `pgid` whose command line contains
 /// `marker`.
 fn group_members(pgid: u32, marker: &str) -> Vec<u32> {
+    live_group_members(pgid, |cmdline| {
+        String::from_utf8_lossy(cmdline).contains(marker)
+    })
+}
+
+/// Live (not zombie) processes in process group `pgid` whose raw command
+/// line (NUL-separated words) `keep` accepts.
+pub(crate) fn live_group_members(pgid: u32, keep: impl Fn(&[u8]) -> bool) -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -170,7 +178,7 @@ fn group_members(pgid: u32, marker: &str) -> Vec<u32> {
         else {
             continue;
         };
-        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        let Ok(text) = fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
         let Some(rest) = text.rfind(')').map(|i| &text[i + 1..]) else {
@@ -182,8 +190,8 @@ fn group_members(pgid: u32, marker: &str) -> Vec<u32> {
         if pgrp != Some(pgid) || state == "Z" || state == "X" {
             continue;
         }
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(marker) {
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if keep(&cmdline) {
             out.push(pid);
         }
     }
