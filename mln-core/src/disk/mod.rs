@@ -77,23 +77,7 @@ impl Overlay {
         format: CowFormat,
     ) -> Result<Self> {
         let (template, path) = (template.as_ref(), path.as_ref());
-        if !template.exists() {
-            return Err(Error::MissingFile {
-                what: "template",
-                path: template.to_path_buf(),
-            });
-        }
-        let template = template
-            .canonicalize()
-            .map_err(|e| Error::io(template, e))?;
-        let meta = fs::metadata(&template).map_err(|e| Error::io(&template, e))?;
-        if !meta.is_file() {
-            return Err(Error::UnusablePath {
-                path: template,
-                what: "template",
-                reason: "not a regular file",
-            });
-        }
+        let (template, meta) = usable_template(template)?;
         match format {
             CowFormat::Uml => write_uml_cow(path, &template, meta.len(), meta.mtime())?,
             CowFormat::Qcow2 => {
@@ -160,23 +144,7 @@ impl Overlay {
     pub fn rebase(path: impl AsRef<Path>, template: impl AsRef<Path>) -> Result<Self> {
         let (path, template) = (path.as_ref(), template.as_ref());
         let header = read_uml_header(path)?;
-        if !template.exists() {
-            return Err(Error::MissingFile {
-                what: "template",
-                path: template.to_path_buf(),
-            });
-        }
-        let template = template
-            .canonicalize()
-            .map_err(|e| Error::io(template, e))?;
-        let meta = fs::metadata(&template).map_err(|e| Error::io(&template, e))?;
-        if !meta.is_file() {
-            return Err(Error::UnusablePath {
-                path: template,
-                what: "template",
-                reason: "not a regular file",
-            });
-        }
+        let (template, meta) = usable_template(template)?;
         if meta.len() != header.size {
             return Err(Error::Backend {
                 what: path.display().to_string(),
@@ -313,6 +281,29 @@ fn read_uml_header(path: &Path) -> Result<UmlHeader> {
         mtime: u32_at(8),
         size: u64::from_be_bytes(size),
     })
+}
+
+/// `template` as an absolute path to a regular file, with its metadata;
+/// a clear error naming it otherwise.
+fn usable_template(template: &Path) -> Result<(PathBuf, fs::Metadata)> {
+    if !template.exists() {
+        return Err(Error::MissingFile {
+            what: "template",
+            path: template.to_path_buf(),
+        });
+    }
+    let template = template
+        .canonicalize()
+        .map_err(|e| Error::io(template, e))?;
+    let meta = fs::metadata(&template).map_err(|e| Error::io(&template, e))?;
+    if !meta.is_file() {
+        return Err(Error::UnusablePath {
+            path: template,
+            what: "template",
+            reason: "not a regular file",
+        });
+    }
+    Ok((template, meta))
 }
 
 #[cfg(test)]
