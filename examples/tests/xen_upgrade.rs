@@ -17,51 +17,34 @@
 
 #![cfg(feature = "xen")]
 
+mod xen_lab;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mln_core::template::Template;
 use mln_core::xen::XenHypervisor;
-use mln_core::{DomainInfo, DomainState, Error, Hypervisor};
-use mln_lang::apply::{run, LocalBackends, NoProgress, Outcome, Report, RunOptions, Session};
+use mln_core::{DomainInfo, DomainState, Hypervisor};
+use mln_lang::apply::{run, LocalBackends, NoProgress, Report, RunOptions, Session};
 use mln_lang::model::Project;
 use mln_lang::plan::{
-    ChangeClass, DesiredProject, Goal, HostChangeKind, Op, Plan, PlanOptions, HEADROOM,
+    ChangeClass, DesiredProject, Goal, HostChangeKind, Op, PlanOptions, HEADROOM,
 };
 use mln_lang::state::StateStore;
+use xen_lab::{
+    applied, assert_success, console_log, domains_of, eventually, template, xen, Cleanup, MIB,
+};
 
-const MIB: u64 = 1 << 20;
 const PROJECT: &str = "xenup";
 /// The host whose memory changes.
 const RESIZED: &str = "xenup.resized";
 /// The host nothing may touch.
 const STEADY: &str = "xenup.steady";
-/// A bound on waiting for a guest under QEMU's TCG on a busy 2-core
-/// machine, not an assertion on speed.
-const WAIT: Duration = Duration::from_secs(600);
-
-/// The hypervisor, or `None` (with a message) when this is not a Xen dom0.
-fn xen(test: &str) -> Option<XenHypervisor> {
-    let level = std::env::var("MLN_XEN_TEST_LOG").unwrap_or_else(|_| "warn".into());
-    let _ = env_logger::Builder::new().parse_filters(&level).try_init();
-    match XenHypervisor::connect() {
-        Ok(x) => Some(x),
-        Err(Error::XenUnavailable { reason }) => {
-            eprintln!("{test}: skipped, not running on Xen ({reason}); use `cargo xtask xen-test`");
-            None
-        }
-        Err(e) => panic!("{test}: connecting to Xen failed: {e}"),
-    }
-}
-
-fn guest_file(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_string())
-}
 
 /// The project with host `resized` at `memory` MiB; `steady` stays at 128.
 fn project(memory: u64) -> Project {
-    let kernel = guest_file("MLN_XEN_GUEST_KERNEL", "/vmlinuz");
-    let ramdisk = guest_file("MLN_XEN_GUEST_RAMDISK", "/guest.cpio");
+    let kernel = xen_lab::guest_kernel();
+    let ramdisk = xen_lab::guest_ramdisk();
     let text = format!(
         "global {{\n    project {PROJECT}\n}}\n\
          superclass pv {{\n    xen\n    memory 128M\n    kernel {kernel}\n    \
@@ -73,18 +56,6 @@ fn project(memory: u64) -> Project {
         .unwrap_or_else(|r| panic!("{}", r.render(false)))
         .project()
         .clone()
-}
-
-/// A raw template image for the hosts' copy-on-write root disks. The
-/// guests boot from their ramdisk, so its content does not matter.
-fn template(dir: &Path) -> Template {
-    let image = dir.join("template.img");
-    let f = std::fs::File::create(&image).expect("create template image");
-    f.set_len(16 * MIB).expect("size template image");
-    Template {
-        image,
-        cmdline: "root=/dev/ubda rw".to_string(),
-    }
 }
 
 fn backends(store: &StateStore, template: &Template) -> LocalBackends {
@@ -99,47 +70,6 @@ fn options(goal: Goal) -> RunOptions {
     let mut o = RunOptions::new(goal);
     o.stop_timeout = Duration::from_secs(60);
     o
-}
-
-fn assert_success(plan: &Plan, report: &Report) {
-    assert!(
-        report.is_success(),
-        "plan:\n{}\nfailed: {:#?}\nnot run: {:?}",
-        plan.render_actions(),
-        report.failed,
-        report.not_run
-    );
-}
-
-fn applied(out: &Outcome) -> &Report {
-    let report = out.report.as_ref().expect("not a dry run");
-    assert_success(&out.plan, report);
-    report
-}
-
-fn console_log(domain: &str) -> String {
-    std::fs::read_to_string(format!("/var/log/xen/console/guest-{domain}.log")).unwrap_or_default()
-}
-
-/// Poll `f` until it holds; fail with `what` if it never does.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < WAIT, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// Destroys the project's domains when the test ends, passed or not, so a
-/// failure does not leave guests eating the lab's CPU.
-struct Cleanup<'a>(&'a XenHypervisor);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        for d in [RESIZED, STEADY] {
-            let _ = self.0.destroy(d);
-        }
-    }
 }
 
 /// Plan `Goal::Upgrade` towards `resized` at `to` MiB (from `from` MiB),
@@ -226,7 +156,7 @@ fn upgrade_changes_a_running_xen_guests_memory_live_without_restarting_it() {
     else {
         return;
     };
-    let _cleanup = Cleanup(&x);
+    let _cleanup = Cleanup::new(&x, &[RESIZED, STEADY]);
     let started = Instant::now();
     let root = tempfile::tempdir().expect("temporary folder");
     let template = template(root.path());
@@ -341,13 +271,7 @@ fn upgrade_changes_a_running_xen_guests_memory_live_without_restarting_it() {
     let dir = store.dir().to_path_buf();
     let out = run(store, &b, None, &options(Goal::Remove), &NoProgress).expect("mln remove");
     applied(&out);
-    let left: Vec<String> = x
-        .list()
-        .expect("list")
-        .into_iter()
-        .map(|d| d.name)
-        .filter(|n| n.starts_with(&format!("{PROJECT}.")))
-        .collect();
+    let left = domains_of(&x, PROJECT);
     assert!(left.is_empty(), "domains left after remove: {left:?}");
     assert!(!dir.exists(), "{} still exists", dir.display());
     eprintln!("[{:.0?}] removed", started.elapsed());
