@@ -146,6 +146,94 @@ fn lists_concatenate_superclass_first_without_duplicates() {
 }
 
 #[test]
+fn a_line_repeated_in_one_block_is_kept_every_time() {
+    let p = project(
+        "global { project t }
+         host h {
+             startup {
+                 sleep 1
+                 ping -c1 x
+                 sleep 1
+                 ping -c1 x
+             }
+             shutdown { sync; sleep 1; sync }
+             modules { loop; loop }
+         }",
+    );
+    let h = &p.hosts[0];
+    assert_eq!(
+        h.startup,
+        ["sleep 1", "ping -c1 x", "sleep 1", "ping -c1 x"]
+    );
+    assert_eq!(h.shutdown, ["sync", "sleep 1", "sync"]);
+    assert_eq!(h.modules, ["loop", "loop"]);
+}
+
+#[test]
+fn a_superclass_block_with_repeated_lines_is_inherited_whole() {
+    let p = project(
+        "global { project t }
+         superclass s { startup { until ping -c1 gw; do sleep 1; done; until ping -c1 peer; do sleep 1; done } }
+         host h { superclass s }
+         host g { superclass s; startup { echo up } }",
+    );
+    let lines = [
+        "until ping -c1 gw",
+        "do sleep 1",
+        "done",
+        "until ping -c1 peer",
+        "do sleep 1",
+        "done",
+    ];
+    assert_eq!(p.host("h").unwrap().startup, lines);
+    let mut with_echo = lines.to_vec();
+    with_echo.push("echo up");
+    assert_eq!(p.host("g").unwrap().startup, with_echo);
+}
+
+#[test]
+fn a_host_repeating_its_superclass_list_runs_each_inherited_line_once() {
+    let p = project(
+        "global { project t }
+         superclass s { startup { sleep 1; ping x; sleep 1; ping x } }
+         host whole { superclass s; startup { sleep 1; ping x; sleep 1; ping x; echo done } }
+         host more { superclass s; startup { sleep 1; ping x; sleep 1; ping x; sleep 1; ping x } }",
+    );
+    assert_eq!(
+        p.host("whole").unwrap().startup,
+        ["sleep 1", "ping x", "sleep 1", "ping x", "echo done"]
+    );
+    // Each inherited line absorbs one repeat: the host's third pair is its
+    // own.
+    assert_eq!(p.host("more").unwrap().startup.len(), 6);
+}
+
+#[test]
+fn an_inherited_line_matches_the_hosts_line_after_expansion() {
+    let p = project(
+        "global { project t }
+         superclass s { startup { echo $hostname } }
+         host web1 { superclass s; startup { echo web1; echo web1 } }",
+    );
+    assert_eq!(p.hosts[0].startup, ["echo web1", "echo web1"]);
+}
+
+#[test]
+fn a_long_block_keeps_its_repeated_lines_too() {
+    // Past the length where the merge matches lines through maps.
+    let own: String = (0..40).map(|i| format!("sleep 1; echo {i}; ")).collect();
+    let p = project(&format!(
+        "global {{ project t }}
+         superclass s {{ startup {{ sleep 1; echo 0 }} }}
+         host h {{ superclass s; startup {{ {own} }} }}"
+    ));
+    let startup = &p.hosts[0].startup;
+    assert_eq!(startup.len(), 80, "{startup:?}");
+    assert_eq!(startup.iter().filter(|l| *l == "sleep 1").count(), 40);
+    assert_eq!(startup[..4], ["sleep 1", "echo 0", "sleep 1", "echo 1"]);
+}
+
+#[test]
 fn nested_blocks_merge_key_by_key() {
     let p = project(
         "global { project t }

@@ -18,6 +18,7 @@ use super::generic::Line;
 use super::global::Global;
 use super::inherit::{superclass_of, variables_of, Superclasses};
 use super::lint::HOST_LISTS;
+use super::lists::ListMerge;
 use super::values::{
     parse_address, parse_bool, parse_ip, parse_mac, parse_netmask, parse_size, parse_u32,
 };
@@ -627,17 +628,17 @@ fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, layers: Layers<'_, '_>, host
         if total == 0 {
             continue;
         }
-        // The layers' lines, the farthest layer's first.
-        let all = || {
+        // Layer by layer, the farthest first: repeats of inherited lines
+        // dropped, repeats within one layer kept (see `lists`).
+        let layer_lines = || {
             layers
                 .iter()
                 .rev()
-                .flat_map(move |layer| layer.lists.get(index).into_iter().flatten())
+                .filter_map(move |layer| layer.lists.get(index))
+                .filter(|lines| !lines.is_empty())
         };
-        // Superclass lines first, duplicates (after expansion) dropped.
         let quiet = *list == "users";
-        // Short lists (nearly all) are checked for repeats by a scan.
-        let mut seen: Option<HashSet<String>> = (total > 32).then(HashSet::new);
+        let mut merge = ListMerge::new(total);
         // Plain lists keep their lines whole: straight into the host.
         let plain = match *list {
             "modules" => Some(&mut host.modules),
@@ -648,27 +649,25 @@ fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, layers: Layers<'_, '_>, host
         };
         if let Some(out) = plain {
             out.reserve(total);
-            for l in all() {
-                let text = ctx.expand_line(scope, l, quiet);
-                let repeated = match &mut seen {
-                    Some(set) => !set.insert(text.clone()),
-                    None => out.contains(&text),
-                };
-                if !repeated {
-                    out.push(text);
+            for layer in layer_lines() {
+                merge.next_layer(out.iter().map(String::as_str));
+                for l in layer {
+                    let text = ctx.expand_line(scope, l, quiet);
+                    if !merge.repeats(out.iter().map(String::as_str), &text) {
+                        out.push(text);
+                    }
                 }
             }
             continue;
         }
         let mut lines: Vec<(String, Span)> = Vec::with_capacity(total);
-        for l in all() {
-            let text = ctx.expand_line(scope, l, quiet);
-            let repeated = match &mut seen {
-                Some(set) => !set.insert(text.clone()),
-                None => lines.iter().any(|(t, _)| *t == text),
-            };
-            if !repeated {
-                lines.push((text, l.span));
+        for layer in layer_lines() {
+            merge.next_layer(lines.iter().map(|(t, _)| t.as_str()));
+            for l in layer {
+                let text = ctx.expand_line(scope, l, quiet);
+                if !merge.repeats(lines.iter().map(|(t, _)| t.as_str()), &text) {
+                    lines.push((text, l.span));
+                }
             }
         }
         for (line, span) in lines {

@@ -19,9 +19,12 @@
 //!   most 1 MiB (E0021 beyond). Undefined variables in crypt hashes
 //!   (`root_passwd`, `users`, `autouser`, `project_password`) are not
 //!   reported: `$6$salt$...` is not a variable.
-//! - **Lists.** Lines are expanded first, then duplicates dropped, so a
-//!   superclass's `echo $hostname` and the host's own `echo web1` count as
-//!   one line.
+//! - **Lists.** Duplicates are a matter of inheritance only: every line of
+//!   one layer is kept, in order, however often it repeats (a shell loop
+//!   in `startup` needs its `sleep 1` each time). A layer's line that
+//!   repeats an inherited line is dropped, once per inherited copy (see
+//!   `lists`). Lines are expanded first, so a superclass's
+//!   `echo $hostname` and the host's own `echo web1` count as one line.
 //! - **Platform.** The nearest layer that names a platform decides; `xen`
 //!   with `hvm` is a fully virtualised Xen guest; two different platforms
 //!   in one layer are E0023.
@@ -42,6 +45,7 @@ mod global;
 mod host;
 mod inherit;
 mod lint;
+mod lists;
 mod values;
 mod vars;
 
