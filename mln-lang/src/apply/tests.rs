@@ -14,7 +14,7 @@ use mln_core::{
 
 use super::*;
 use crate::plan::{
-    derived_mac, plan, DesiredProject, Goal, HookPoint, HostSpec, InterfaceSpec, PlanOptions,
+    derived_mac, plan, DesiredProject, Goal, HookPoint, HostSpec, InterfaceSpec, Op, PlanOptions,
     Platform, SwitchSpec,
 };
 use crate::state::{State, StateStore, SwitchRecord};
@@ -137,17 +137,68 @@ impl Hypervisor for FakeHv {
     }
 }
 
+/// `(host, from service host, to service host)`.
+type Between = (String, Option<String>, Option<String>);
+
 #[derive(Default)]
 struct Fake {
+    /// This machine's hypervisor.
     hv: FakeHv,
+    /// Other service hosts' hypervisors, by server name.
+    servers: BTreeMap<String, FakeHv>,
     switches: Mutex<BTreeMap<String, bool>>,
     disks: Mutex<BTreeSet<String>>,
     configs: Mutex<BTreeSet<String>>,
+    /// Every `migrate` asked for, in order.
+    migrations: Mutex<Vec<Between>>,
+    /// What the next `migrate` fails with; `None`: unsupported, as for a
+    /// backend without live migration.
+    migrate_error: Mutex<Option<Error>>,
+    /// Disks carried between service hosts, in order.
+    moved_disks: Mutex<Vec<Between>>,
+}
+
+fn between(from: &HostSpec, to: &HostSpec) -> Between {
+    (
+        from.name.clone(),
+        from.service_host.clone(),
+        to.service_host.clone(),
+    )
+}
+
+fn unsupported() -> Error {
+    Error::Unsupported {
+        backend: "fake",
+        op: "live migration",
+    }
 }
 
 impl Backends for Fake {
-    fn hypervisor(&self, _: Option<&str>, _: Platform) -> CoreResult<&dyn Hypervisor> {
-        Ok(&self.hv)
+    fn hypervisor(&self, server: Option<&str>, _: Platform) -> CoreResult<&dyn Hypervisor> {
+        match server {
+            None => Ok(&self.hv),
+            Some(s) => self
+                .servers
+                .get(s)
+                .map(|hv| hv as &dyn Hypervisor)
+                .ok_or_else(|| Error::Backend {
+                    what: s.to_string(),
+                    message: "no such server".into(),
+                }),
+        }
+    }
+    fn migrate(&self, _: &str, from: &HostSpec, to: &HostSpec) -> CoreResult<()> {
+        self.migrations.lock().unwrap().push(between(from, to));
+        Err(self
+            .migrate_error
+            .lock()
+            .unwrap()
+            .take()
+            .unwrap_or_else(unsupported))
+    }
+    fn move_disk(&self, _: &str, from: &HostSpec, to: &HostSpec) -> CoreResult<()> {
+        self.moved_disks.lock().unwrap().push(between(from, to));
+        Ok(())
     }
     fn platforms(&self, _: Option<&str>) -> Vec<Platform> {
         vec![Platform::Uml]
@@ -494,4 +545,119 @@ fn malformed_plans_are_refused() {
         .apply(&pl, &p, State::new("lab"))
         .unwrap_err();
     assert!(matches!(err, ApplyError::BadPlan(_)));
+}
+
+/// Two running Xen hosts on this machine, and a fake with a second server,
+/// `server-b`, to move them to.
+fn two_servers() -> (tempfile::TempDir, StateStore, Fake, DesiredProject) {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake {
+        servers: BTreeMap::from([("server-b".to_string(), FakeHv::default())]),
+        ..Default::default()
+    };
+    let mut p = lab(2);
+    for h in p.hosts.values_mut() {
+        h.platform = Platform::Xen;
+    }
+    let out = up(&store, &fake, &p, Goal::Up).unwrap();
+    assert!(out.report.unwrap().is_success());
+    assert_eq!(fake.hv.names(), vec!["lab.h0", "lab.h1"]);
+    (root, store, fake, p)
+}
+
+/// `p` with h0 on `server-b` and smaller: a live move, then a live memory
+/// change that waits for it.
+fn h0_to_server_b(p: &DesiredProject) -> DesiredProject {
+    let mut p = p.clone();
+    let h0 = p.hosts.get_mut("h0").unwrap();
+    h0.service_host = Some("server-b".into());
+    h0.memory = 32 << 20;
+    p
+}
+
+fn server_b(fake: &Fake) -> &FakeHv {
+    &fake.servers["server-b"]
+}
+
+#[test]
+fn a_live_move_the_backend_cannot_migrate_moves_cold() {
+    let (_root, store, fake, p) = two_servers();
+    *fake.migrate_error.lock().unwrap() = Some(unsupported());
+    let v2 = h0_to_server_b(&p);
+    let out = up(&store, &fake, &v2, Goal::Upgrade).unwrap();
+    let ops: Vec<&Op> = out.plan.actions.iter().map(|a| &a.op).collect();
+    assert!(
+        ops.iter()
+            .any(|op| matches!(op, Op::Move { host, live: true, .. } if host == "h0")),
+        "{}",
+        out.plan.render_actions()
+    );
+    let report = out.report.unwrap();
+    assert!(report.is_success(), "{report:?}");
+    let moved = || between(&p.hosts["h0"], &v2.hosts["h0"]);
+    // Live first, then cold: stopped here, disks carried, started there.
+    assert_eq!(*fake.migrations.lock().unwrap(), vec![moved()]);
+    assert_eq!(*fake.moved_disks.lock().unwrap(), vec![moved()]);
+    assert_eq!(fake.hv.names(), vec!["lab.h1"]);
+    assert_eq!(server_b(&fake).names(), vec!["lab.h0"]);
+    let info = server_b(&fake).info("lab.h0").unwrap();
+    assert_eq!(info.state, DomainState::Running);
+    assert_eq!(info.memory, 32 << 20);
+    // The state names the new server, with the domain running there.
+    let st = store.load().unwrap().unwrap();
+    let h0 = &st.hosts["h0"];
+    assert_eq!(h0.spec.service_host.as_deref(), Some("server-b"));
+    assert_eq!(h0.spec.memory, 32 << 20);
+    assert!(h0.config_ready);
+    assert!(h0.domain.as_ref().is_some_and(|d| d.started), "{h0:?}");
+    assert_eq!(st.hosts["h1"].spec.service_host, None);
+    // Observed from both servers, the project is where it should be.
+    let again = up(&store, &fake, &v2, Goal::Upgrade).unwrap();
+    assert!(again.plan.is_empty(), "{}", again.plan.render_actions());
+}
+
+#[test]
+fn a_live_move_whose_migration_fails_fails_and_does_not_go_cold() {
+    let (_root, store, fake, p) = two_servers();
+    *fake.migrate_error.lock().unwrap() = Some(Error::Backend {
+        what: "lab.h0".into(),
+        message: "migration stream broke".into(),
+    });
+    let v2 = h0_to_server_b(&p);
+    let out = up(&store, &fake, &v2, Goal::Upgrade).unwrap();
+    let report = out.report.unwrap();
+    let op_of = |id: &crate::plan::ActionId| out.plan.action(*id).unwrap().op.clone();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    let failed = &report.failed[0];
+    assert!(
+        matches!(out.plan.action(failed.action).unwrap().op, Op::Move { ref host, live: true, .. } if host == "h0"),
+        "{report:?}"
+    );
+    assert!(
+        failed.error.contains("migration stream broke"),
+        "{}",
+        failed.error
+    );
+    // What waits for the move (the memory change) did not run.
+    let not_run: Vec<Op> = report.not_run.iter().map(op_of).collect();
+    assert!(
+        not_run
+            .iter()
+            .any(|op| matches!(op, Op::SetMemory { host, .. } if host == "h0")),
+        "{not_run:?}"
+    );
+    // Tried live once, never cold: h0 runs where it was, untouched.
+    assert_eq!(fake.migrations.lock().unwrap().len(), 1);
+    assert!(fake.moved_disks.lock().unwrap().is_empty());
+    assert_eq!(fake.hv.names(), vec!["lab.h0", "lab.h1"]);
+    let info = fake.hv.info("lab.h0").unwrap();
+    assert_eq!(info.state, DomainState::Running);
+    assert_eq!(info.memory, 64 << 20);
+    assert!(server_b(&fake).names().is_empty());
+    let st = store.load().unwrap().unwrap();
+    let h0 = &st.hosts["h0"];
+    assert_eq!(h0.spec.service_host, None);
+    assert_eq!(h0.spec.memory, 64 << 20);
+    assert!(h0.domain.is_some());
 }
