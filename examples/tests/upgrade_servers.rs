@@ -30,9 +30,9 @@ const FRONT: &str = "host front { superclass svc; network eth0 { address 10.5.0.
 /// batch every second for as long as front runs and say on its console
 /// whenever the answer changes (`... up`, `... down`). front is the same
 /// in both copies, so the upgrade leaves it (and its loop) alone, and its
-/// console tells whether batch answers before and after the move. (List
-/// blocks drop repeated lines and `$name` is an MLN variable: every line
-/// differs, and the state is kept in files rather than shell variables.)
+/// console tells whether batch answers before and after the move. (`$name`
+/// is an MLN variable, so the loop keeps its state in files rather than
+/// shell variables.)
 const FRONT_PINGING: &str = r#"host front {
     superclass svc
     network eth0 {
