@@ -1,14 +1,16 @@
 //! `cargo xtask xen-test`: real Xen 4.17 inside QEMU (TCG), with the Xen
 //! integration tests running in its dom0, one binary after the other
 //! ([`TEST_TARGETS`]): the mln-core backend's (`mln-core/tests/xen_lifecycle.rs`)
-//! and mln's executor on that backend (`examples/tests/xen_upgrade.rs`).
+//! and mln's executor on that backend (`examples/tests/xen_upgrade.rs`,
+//! `xen_move.rs`, `xen_bridge.rs`).
 //!
 //! 1. `apt-get download` the Debian packages of Xen, its tools, the QEMU
 //!    that serves guest disks and a kernel into `target/xen-test/debs`
 //!    (reused when present), `dpkg -x` them.
 //! 2. Build the test binaries (`cargo test --no-run --message-format=json`).
 //! 3. Assemble dom0's initramfs: busybox, the Xen modules and daemons, what
-//!    guest disks need ([`storage`]), the test binaries and every library
+//!    guest disks need ([`storage`]) and project switches ([`network`]),
+//!    the test binaries and every library
 //!    `ldd` lists, the guest kernel and guest initramfs (`xtask/xen-lab/`).
 //! 4. Boot QEMU, watch the serial log for dom0's markers or a crash, kill
 //!    QEMU by its pid on every path, print the tests' output, and fail
@@ -30,6 +32,7 @@
 //! status is the program's.
 
 mod cpio;
+mod network;
 mod packages;
 mod qemu;
 mod storage;
@@ -45,6 +48,7 @@ const TEST_TARGETS: &[(&str, &str)] = &[
     ("mln-core", "xen_lifecycle"),
     ("examples", "xen_upgrade"),
     ("examples", "xen_move"),
+    ("examples", "xen_bridge"),
 ];
 /// Xen tools dom0 needs, from `usr/lib/xen-4.17/bin`.
 const XEN_TOOLS: &[&str] = &[
@@ -433,6 +437,7 @@ fn assemble(root: &Path, pkgs: &Path, lab: &Path, payload: &Payload) -> Result<(
         binaries.push(dest);
     }
     binaries.extend(storage::install(pkgs, &dom0)?);
+    binaries.extend(network::install(&kver, &dom0)?);
     // The test binaries, without debug info (dom0's RAM holds the initramfs).
     for (bin, dest) in &payload.binaries {
         let dest = dom0.join(dest);
