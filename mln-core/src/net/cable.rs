@@ -263,14 +263,9 @@ impl Cable {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let members = self.members();
+            // Each is in our group and runs one of our recorded command lines.
             for &pid in &members {
-                if let Ok(pid) = libc::pid_t::try_from(pid) {
-                    // SAFETY: kill(2) has no memory effects; `pid` is in our
-                    // group and runs one of our recorded command lines.
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                }
+                crate::uml::process::kill(pid, libc::SIGKILL);
             }
             if members.is_empty() && self.process.liveness() != Liveness::Alive {
                 return true;

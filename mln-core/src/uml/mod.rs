@@ -52,7 +52,6 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::BorrowedFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,6 +61,7 @@ use serde::{Deserialize, Serialize};
 pub use cmdline::host_spec;
 use cmdline::round_pages;
 pub use mconsole::Mconsole;
+pub use process::processes_mentioning;
 use process::{write_atomic, Liveness, ProcessRecord};
 
 use crate::domain::{
@@ -353,38 +353,13 @@ impl Uml {
             .map_err(|e| Error::io(&log_path, e))?;
         let log2 = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
         record.log_offset = log.metadata().map_or(0, |m| m.len());
-        let mut cmd = Command::new(&kernel);
-        cmd.args(&args)
-            .current_dir(&dir)
+        let mut cmd = guest_command(&kernel, &args);
+        cmd.current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
-        // SAFETY: setsid(2) and personality(2) are plain system calls, safe
-        // between fork and exec; they touch no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                // Its own session, as `linux.uml` makes itself when started
-                // from a shell (its main calls setsid(), which fails in a
-                // process that already leads a group): a session of its own
-                // outlives the caller's terminal, and the scheduler gives it
-                // its own autogroup. Left in the caller's session (as a mere
-                // process group of its own), guests booted together shared
-                // one autogroup and came up 20-30% later than the same
-                // command lines from `sh` (benches/README.md, UML section).
-                libc::setsid();
-                // UML sizes its page tables by where the host put it: with
-                // address space randomisation, a 64 MiB guest keeps 25 to
-                // 50 MiB for itself, at random, and sometimes cannot boot.
-                // A fixed layout leaves it a steady 53 MiB.
-                let current = libc::personality(0xffff_ffff);
-                if current != -1 {
-                    libc::personality((current | libc::ADDR_NO_RANDOMIZE) as libc::c_ulong);
-                }
-                Ok(())
-            });
-        }
         let child = cmd.spawn().map_err(|e| Error::Spawn {
-            program: kernel.display().to_string(),
+            program: format!("{SETSID} (to run {})", kernel.display()),
             source: e,
         })?;
         let pid = child.id();
@@ -766,6 +741,47 @@ pub(crate) fn tail(path: &Path, max: u64) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// util-linux's programs that start a guest (see [`guest_command`]).
+const SETSID: &str = "setsid";
+const SETARCH: &str = "setarch";
+
+/// The command that runs `kernel` with `args` as a guest: in a session of
+/// its own and without address space randomisation.
+///
+/// Why a session of its own: a rare UML root-mount panic went away once
+/// guests stopped sharing the caller's session; with one, a guest has no
+/// controlling terminal (a Ctrl-C or hangup of the caller's terminal never
+/// reaches it), it leads its own process group (what `kill_group`
+/// signals), and the scheduler gives it an autogroup of its own, as a
+/// shell does: left in the caller's session, guests booted together shared
+/// one autogroup and came up 20-30% later (benches/README.md, UML section).
+/// Why no randomisation: UML sizes its page tables by where the host put
+/// it; randomised, a 64 MiB guest keeps 25 to 50 MiB for itself, at
+/// random, and sometimes cannot boot; a fixed layout leaves it a steady
+/// 53 MiB.
+///
+/// Both used to be set between fork and exec (setsid(2) and personality(2)
+/// in a `pre_exec` hook), which only `unsafe` code can register. util-linux
+/// (in Debian's base system) has a program for each that makes the call and
+/// then execs the next word, in the same process: `setsid -- setarch
+/// --addr-no-randomize -- KERNEL ARGS...`. The pid we spawn is therefore the
+/// guest's own, its start time is the guest's, and after the two execs its
+/// command line is the kernel's (the marker `kill_group` looks for is there
+/// from the start anyway, in the arguments). `setsid` forks only when its
+/// process already leads a group, which a fresh child never does: so the
+/// command must not ask for `process_group(0)` (which would also make
+/// `linux.uml`'s own `setsid()` in its `main` fail). The two extra execs
+/// cost a few milliseconds of a boot that takes seconds
+/// (`benches/uml_bringup.rs` compares against a shell).
+fn guest_command(kernel: &Path, args: &[OsString]) -> Command {
+    let mut cmd = Command::new(SETSID);
+    cmd.arg("--")
+        .args([SETARCH, "--addr-no-randomize", "--"])
+        .arg(kernel)
+        .args(args);
+    cmd
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -784,6 +800,69 @@ mod tests {
         }
         assert!(matches!(uml.info("a"), Err(Error::NotFound { .. })));
         assert!(uml.list().unwrap().is_empty());
+    }
+
+    /// Fields 5 to 7 of `/proc/PID/stat`: process group, session,
+    /// controlling terminal.
+    fn group_session_tty(pid: u32) -> (u32, u32, u32) {
+        let text = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let rest = &text[text.rfind(')').unwrap() + 1..];
+        let f: Vec<u32> = rest
+            .split_whitespace()
+            .skip(2)
+            .take(3)
+            .map(|w| w.parse().unwrap())
+            .collect();
+        (f[0], f[1], f[2])
+    }
+
+    #[test]
+    fn guest_runs_in_its_own_session_without_randomisation() {
+        // A stand-in for the kernel: the same wrappers, then `sh`, which
+        // stays (its child `sleep` keeps it waiting) with the marker in
+        // its arguments.
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("guest-marker");
+        let marker = marker.to_str().unwrap();
+        let args: Vec<OsString> = ["-c", "sleep 30; :", marker]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        let child = guest_command(Path::new("/bin/sh"), &args)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        drop(child);
+        let record = ProcessRecord::of(pid).unwrap();
+        // Neither `setsid` nor `setarch` forks: the pid spawned becomes `sh`.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fs::read_to_string(format!("/proc/{pid}/comm")).unwrap() != "sh\n" {
+            assert!(Instant::now() < deadline, "the wrappers never ran sh");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            record.liveness(),
+            Liveness::Alive,
+            "same process, same start"
+        );
+        let (pgrp, session, tty) = group_session_tty(pid);
+        let (_, my_session, _) = group_session_tty(std::process::id());
+        assert_eq!(session, pid, "leads a session of its own");
+        assert_ne!(session, my_session);
+        assert_eq!(pgrp, pid, "leads its process group");
+        assert_eq!(tty, 0, "no controlling terminal");
+        let personality = fs::read_to_string(format!("/proc/{pid}/personality")).unwrap();
+        let personality = u32::from_str_radix(personality.trim(), 16).unwrap();
+        assert_ne!(
+            personality & 0x0040000,
+            0,
+            "ADDR_NO_RANDOMIZE in {personality:#x}"
+        );
+        assert_eq!(process::processes_mentioning(marker), vec![pid]);
+        // The group goes as a guest's does: `sh` and its `sleep`.
+        assert!(record.kill_group(marker));
+        assert_eq!(process::processes_mentioning(marker), Vec::<u32>::new());
     }
 
     #[test]

@@ -2,9 +2,13 @@
 //! and start time in a state folder, so that a later process can find them,
 //! tell them from a recycled pid, and signal their whole process group.
 
+use std::ffi::OsStr;
 use std::fs;
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, WaitOptions};
 
 use crate::error::{Error, Result};
 
@@ -77,33 +81,28 @@ impl ProcessRecord {
         }
     }
 
-    /// Send `signal` to the process's whole group (the process leads it).
+    /// Send `signal` (a number such as `libc::SIGTERM`) to the process's
+    /// whole group (the process leads it).
     pub fn signal_group(&self, signal: i32) {
         if self.liveness() != Liveness::Alive {
             return;
         }
-        let Ok(pgid) = libc::pid_t::try_from(self.pid) else {
-            return;
-        };
-        // SAFETY: kill(2) has no memory effects; a negative pid addresses
-        // the process group the recorded (and still live) process leads.
-        unsafe {
-            libc::kill(-pgid, signal);
+        // Group 1 would be `kill(-1)`: every process we may signal.
+        if let (Some(pgid), Some(signal)) = (pid_of(self.pid), Signal::from_named_raw(signal)) {
+            if !pgid.is_init() {
+                // The group may have emptied since the check: nothing to do.
+                let _ = rustix::process::kill_process_group(pgid, signal);
+            }
         }
     }
 
-    /// Send `signal` to the process alone.
+    /// Send `signal` (a number such as `libc::SIGTERM`) to the process
+    /// alone.
     pub fn signal(&self, signal: i32) {
         if self.liveness() != Liveness::Alive {
             return;
         }
-        let Ok(pid) = libc::pid_t::try_from(self.pid) else {
-            return;
-        };
-        // SAFETY: kill(2) has no memory effects.
-        unsafe {
-            libc::kill(pid, signal);
-        }
+        kill(self.pid, signal);
     }
 
     /// Wait until the process has exited, at most `timeout`; true when it did.
@@ -135,13 +134,7 @@ impl ProcessRecord {
         loop {
             let members = group_members(self.pid, marker);
             for &pid in &members {
-                if let Ok(pid) = libc::pid_t::try_from(pid) {
-                    // SAFETY: kill(2) has no memory effects; `pid` is a
-                    // member of our group running our command line.
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                }
+                kill(pid, libc::SIGKILL);
             }
             let leader_gone = matches!(self.liveness(), Liveness::Exited(_));
             if leader_gone && members.is_empty() {
@@ -166,36 +159,92 @@ fn group_members(pgid: u32, marker: &str) -> Vec<u32> {
 /// Live (not zombie) processes in process group `pgid` whose raw command
 /// line (NUL-separated words) `keep` accepts.
 pub(crate) fn live_group_members(pgid: u32, keep: impl Fn(&[u8]) -> bool) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(text) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some(rest) = text.rfind(')').map(|i| &text[i + 1..]) else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("Z");
-        let pgrp = fields.nth(1).and_then(|f| f.parse::<u32>().ok());
-        if pgrp != Some(pgid) || state == "Z" || state == "X" {
-            continue;
-        }
-        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if keep(&cmdline) {
-            out.push(pid);
-        }
+    live_processes()
+        .filter(|p| p.pgrp == pgid && keep(&p.cmdline()))
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Pids of the live processes, other than the calling one, whose command
+/// line contains `needle`: for a folder, the guests, switches and cables
+/// started under it, which all name a path inside it in their arguments.
+///
+/// Zombies (exited, not yet reaped) do not count: they run nothing and
+/// cannot be signalled away. The command line is matched as raw bytes
+/// (its words separated by NULs), so any path can be looked for; an empty
+/// `needle` matches every process.
+///
+/// ```no_run
+/// use mln_core::uml::processes_mentioning;
+///
+/// for pid in processes_mentioning("/var/lib/mln/lab") {
+///     println!("{pid} still runs something of the lab");
+/// }
+/// ```
+pub fn processes_mentioning(needle: impl AsRef<OsStr>) -> Vec<u32> {
+    let needle = needle.as_ref().as_bytes();
+    let me = std::process::id();
+    live_processes()
+        .filter(|p| p.pid != me && contains(&p.cmdline(), needle))
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// A live process found in `/proc`.
+struct ProcEntry {
+    pid: u32,
+    /// Its process group.
+    pgrp: u32,
+    /// Its `/proc/PID` folder.
+    dir: PathBuf,
+}
+
+impl ProcEntry {
+    /// The raw command line, empty once the process is gone.
+    fn cmdline(&self) -> Vec<u8> {
+        fs::read(self.dir.join("cmdline")).unwrap_or_default()
     }
-    out
+}
+
+/// Every process in `/proc` that is neither a zombie nor dead. The one
+/// walk of `/proc` for process lookups, so that they all skip the same
+/// processes; processes that go while it runs are left out.
+fn live_processes() -> impl Iterator<Item = ProcEntry> {
+    let entries = fs::read_dir("/proc").into_iter().flatten().flatten();
+    entries.filter_map(|entry| {
+        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        let dir = entry.path();
+        let text = fs::read_to_string(dir.join("stat")).ok()?;
+        // The command name (field 2) may contain spaces and parentheses.
+        let rest = &text[text.rfind(')')? + 1..];
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?;
+        // After the state (field 3): ppid (4), then pgrp (5).
+        let pgrp = fields.nth(1)?.parse::<u32>().ok()?;
+        if state == "Z" || state == "X" {
+            return None;
+        }
+        Some(ProcEntry { pid, pgrp, dir })
+    })
+}
+
+/// Does `haystack` contain `needle` (an empty one is everywhere)?
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Send `signal` to process `pid` alone. A pid that is gone, a number
+/// that is no pid and a signal number rustix does not name (real-time
+/// signals) are ignored, as `kill(1)` failing would be.
+pub(crate) fn kill(pid: u32, signal: i32) {
+    if let (Some(pid), Some(signal)) = (pid_of(pid), Signal::from_named_raw(signal)) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// `pid` as a rustix pid; `None` for 0 and numbers beyond `pid_t`.
+fn pid_of(pid: u32) -> Option<Pid> {
+    Pid::from_raw(i32::try_from(pid).ok()?)
 }
 
 /// CPU time (user + system) the live process `pid` has used so far.
@@ -206,9 +255,7 @@ pub(crate) fn cpu_time(pid: u32) -> Option<Duration> {
     // Fields 14 and 15 (utime, stime) are the 12th and 13th after `)`.
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    // SAFETY: sysconf has no memory effects.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let ticks = u64::try_from(ticks).ok().filter(|&t| t > 0)?;
+    let ticks = Some(rustix::param::clock_ticks_per_second()).filter(|&t| t > 0)?;
     let total = utime + stime;
     Some(
         Duration::from_secs(total / ticks)
@@ -232,18 +279,12 @@ fn stat(pid: u32) -> Option<(char, u64)> {
 /// Reap `pid` if it is our exited child: `Some(exit code)` (None inside for
 /// death by signal), or `None` when it is not an exited child of ours.
 fn reap(pid: u32) -> Option<Option<i32>> {
-    let pid = libc::pid_t::try_from(pid).ok()?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: waitpid writes only to `status`, a live local; WNOHANG never
-    // blocks; for a pid that is not our child it fails with ECHILD.
-    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-    if r != pid {
-        return None;
-    }
-    if libc::WIFEXITED(status) {
-        Some(Some(libc::WEXITSTATUS(status)))
-    } else {
-        Some(None)
+    let pid = pid_of(pid)?;
+    // WNOHANG never blocks; for a pid that is not our child it fails with
+    // ECHILD, for a child still running it returns nothing.
+    match rustix::process::waitpid(Some(pid), WaitOptions::NOHANG) {
+        Ok(Some((reaped, status))) if reaped == pid => Some(status.exit_status()),
+        _ => None,
     }
 }
 
@@ -259,6 +300,8 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::process::CommandExt;
+
     use super::*;
 
     #[test]
@@ -270,6 +313,34 @@ mod tests {
             ..me
         };
         assert_eq!(other.liveness(), Liveness::Exited(None));
+    }
+
+    #[test]
+    fn processes_mentioning_finds_live_ones_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("marker");
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; :"])
+            .arg(&marker)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // Matched anywhere in the command line, as bytes; not by a longer
+        // needle, and never this process (whose arguments do not name it).
+        assert_eq!(processes_mentioning(&marker), vec![pid]);
+        assert_eq!(processes_mentioning(dir.path()), vec![pid]);
+        assert_eq!(processes_mentioning(marker.join("x")), Vec::<u32>::new());
+        let rec = ProcessRecord::of(pid).unwrap();
+        rec.signal_group(libc::SIGKILL);
+        // Killed but not reaped: a zombie, which does not count.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stat(pid).map(|(state, _)| state) != Some('Z') {
+            assert!(Instant::now() < deadline, "never became a zombie");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(processes_mentioning(&marker), Vec::<u32>::new());
+        assert!(child.wait().is_ok());
     }
 
     #[test]
