@@ -18,13 +18,13 @@
 //! - `script`: a generated `sh` script that runs the `vde_switch` command
 //!   line the library runs and each guest's [`Uml::command_line`] (the same
 //!   argv, same folders, same files), as background jobs, without address
-//!   space randomisation (`setarch -R`, as the library does with
-//!   personality(2)), output appended to the same console log, then polls
-//!   the logs for the marker every 50 ms (as `wait_console` does). Each
-//!   `linux.uml` makes itself a session leader (its `main` calls
-//!   `setsid()`), as the library's guests are made before `exec`. It is
-//!   the one place in the project where argv becomes shell text, on
-//!   purpose: every argument is single-quoted.
+//!   space randomisation (`setarch -R`, as the library does through
+//!   `setarch --addr-no-randomize`), output appended to the same console
+//!   log, then polls the logs for the marker every 50 ms (as `wait_console`
+//!   does). Each `linux.uml` makes itself a session leader (its `main`
+//!   calls `setsid()`), as the library's guests are made by `setsid(1)`
+//!   before the kernel runs. It is the one place in the project where argv
+//!   becomes shell text, on purpose: every argument is single-quoted.
 //!
 //! In every round `library` and `script` run back to back (which goes
 //! first alternates), then `library, one by one`; each figure is the median
@@ -39,7 +39,6 @@ use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -336,34 +335,10 @@ impl Bed {
     }
 }
 
-/// Live processes whose command line mentions `dir`.
+/// Live processes (not this one, not zombies) whose command line
+/// mentions `dir`, found by the library's own walk of `/proc`.
 fn processes_under(dir: &Path) -> Vec<u32> {
-    let needle = dir.as_os_str().as_bytes();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == std::process::id() {
-            continue;
-        }
-        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        if stat.contains(") Z") {
-            continue;
-        }
-        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if cmdline.windows(needle.len()).any(|w| w == needle) {
-            out.push(pid);
-        }
-    }
-    out
+    mln_core::uml::processes_mentioning(dir)
 }
 
 /// `word` as one single-quoted shell word.

@@ -12,27 +12,10 @@ pub use servers::{Skip, TestServers};
 
 /// Pids of live processes (not this one) whose command line mentions
 /// `dir`: the guests and switches a test started under its folder. A
-/// zombie has an empty command line, so it never counts.
+/// zombie never counts. The walk of `/proc` is mln-core's, the one the
+/// library uses to find what a guest or cable left running.
 pub fn processes_under(dir: &Path) -> Vec<u32> {
-    let needle = dir.to_string_lossy().into_owned();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(&needle) && pid != std::process::id() {
-            out.push(pid);
-        }
-    }
-    out
+    mln_core::uml::processes_mentioning(dir)
 }
 
 /// Kills (SIGKILL) whatever still runs under its folder when dropped, so a
