@@ -21,8 +21,11 @@
 //! seen and the guest moves as `xl migrate` moves it: libxl's migration
 //! stream from the agent's `migrate-send` on server-a to `migrate-receive`
 //! on server-b, joined by the managing side. Live mode is tried first;
-//! the lab's Xen refuses log-dirty mode for PV guests, the guest runs on,
-//! and the stream is sent again with the guest suspended for the transfer.
+//! in the lab it fails (libxl: "domain did not respond to suspend
+//! request", `ERROR_GUEST_TIMEDOUT`) with the guest left running, and
+//! `ClusterBackends::migrate` sends the stream again with the guest
+//! suspended for the transfer (`MLN_XEN_TEST_LOG=info` shows "live
+//! migration refused, the guest runs on").
 //! Both "servers" are the one dom0, so this is the save-and-restore
 //! across the same dom0 variant of a migration (the lab has one Xen), not
 //! one between two dom0s. The guest does not boot again.
