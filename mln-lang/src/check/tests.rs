@@ -7,7 +7,7 @@ use super::check_project;
 use crate::diag::Code;
 use crate::model::{
     Address, BlockOrigin, GenericBlock, Host, HostOrigin, Interface, InterfaceOrigin, Origins,
-    Project, Switch,
+    Project, Switch, VecMap,
 };
 use crate::source::{FileId, Span};
 
@@ -57,7 +57,7 @@ fn origins(p: &Project) -> Origins {
     };
     for (h, host) in p.hosts.iter().enumerate() {
         let base = 1000 * (h as u32 + 1);
-        let mut interfaces = BTreeMap::new();
+        let mut interfaces = VecMap::new();
         for (i, iface) in host.interfaces.iter().enumerate() {
             let ib = base + 100 * (i as u32 + 1);
             let keywords = ["switch", "address", "netmask"]
@@ -81,7 +81,7 @@ fn origins(p: &Project) -> Origins {
                 name: span(base),
                 duplicates: Vec::new(),
                 generated: false,
-                keywords: BTreeMap::new(),
+                keywords: VecMap::new(),
                 interfaces,
             },
         );

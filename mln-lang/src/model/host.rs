@@ -1,11 +1,12 @@
 //! Hosts (virtual machines) and their network interfaces.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::GenericBlock;
+use super::{GenericBlock, VecMap};
 
 /// Memory when none is given: 128 MiB.
 pub const DEFAULT_MEMORY: u64 = 128 * 1024 * 1024;
@@ -133,7 +134,7 @@ pub struct Host {
     /// wherever in the superclass chain it came from. Only keywords that
     /// were written appear.
     #[serde(default)]
-    pub written: BTreeMap<String, String>,
+    pub written: VecMap<Cow<'static, str>, String>,
     /// Keywords this implementation does not know (reported as warnings),
     /// value after variable expansion (`"1"` for a flag).
     #[serde(default)]
@@ -193,7 +194,7 @@ impl Host {
             xen_extra: Vec::new(),
             interfaces: Vec::new(),
             variables: BTreeMap::new(),
-            written: BTreeMap::new(),
+            written: VecMap::new(),
             unknown: BTreeMap::new(),
             blocks: Vec::new(),
         }

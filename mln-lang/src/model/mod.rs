@@ -14,6 +14,7 @@
 //! they were read from); the resolver returns them beside it as [`Origins`].
 
 mod host;
+mod map;
 mod origins;
 mod switch;
 
@@ -25,6 +26,7 @@ pub use host::{
     Address, FileCopy, Group, Host, Interface, Mount, Platform, Term, User, DEFAULT_BOOT_ORDER,
     DEFAULT_MEMORY, DEFAULT_SIZE, DEFAULT_VCPUS,
 };
+pub use map::VecMap;
 pub use origins::{BlockOrigin, HostOrigin, InterfaceOrigin, Origins};
 pub use switch::{Switch, SwitchPort};
 

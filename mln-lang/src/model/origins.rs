@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::VecMap;
+
 use crate::source::Span;
 
 /// Spans of everything the resolver read, by name.
@@ -54,10 +56,10 @@ pub struct HostOrigin {
     /// borrowed for the keywords the language knows, so a project of many
     /// hosts does not copy them once per host; look them up with `&str`.
     #[serde(default)]
-    pub keywords: BTreeMap<Cow<'static, str>, Span>,
+    pub keywords: VecMap<Cow<'static, str>, Span>,
     /// Interfaces by name.
     #[serde(default)]
-    pub interfaces: BTreeMap<String, InterfaceOrigin>,
+    pub interfaces: VecMap<String, InterfaceOrigin>,
 }
 
 /// Where an interface was defined.
@@ -71,7 +73,7 @@ pub struct InterfaceOrigin {
     /// For each keyword: the span of the value it came from (keys as in
     /// [`HostOrigin::keywords`]).
     #[serde(default)]
-    pub keywords: BTreeMap<Cow<'static, str>, Span>,
+    pub keywords: VecMap<Cow<'static, str>, Span>,
 }
 
 /// Where a switch or superclass was defined.

@@ -269,7 +269,12 @@ fn host_keys(h: &Host) -> Vec<String> {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    keys.extend(h.written.keys().filter(|k| *k != "memory").cloned());
+    keys.extend(
+        h.written
+            .keys()
+            .filter(|k| *k != "memory")
+            .map(|k| k.to_string()),
+    );
     keys.extend(h.unknown.keys().cloned());
     keys
 }

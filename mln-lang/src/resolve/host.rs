@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::diag::{Code, Diagnostic};
 use crate::model::{
     FileCopy, GenericBlock, Host, HostOrigin, Interface, InterfaceOrigin, Mount, Platform, Term,
-    User,
+    User, VecMap,
 };
 use crate::source::{SourceMap, Span, Spanned};
 use crate::syntax::{Block, Item, Statement};
@@ -420,8 +420,8 @@ pub(crate) fn resolve_host<'s>(
             .unwrap_or(Span::new(crate::source::FileId(0), 0..0)),
         duplicates: entry.blocks.iter().skip(1).map(|b| label_span(b)).collect(),
         generated: !entry.generated.is_empty(),
-        keywords: BTreeMap::new(),
-        interfaces: BTreeMap::new(),
+        keywords: VecMap::with_capacity(merged.scalars.len() + 4),
+        interfaces: VecMap::with_capacity(merged.networks.len()),
     };
 
     read_platform(ctx, layers, &mut host, &mut origin);
@@ -430,7 +430,9 @@ pub(crate) fn resolve_host<'s>(
     // List block spans, the nearest layer's first.
     for layer in layers.iter() {
         for &(list, span) in &layer.list_spans {
-            origin.keywords.entry(keyword_key(list)).or_insert(span);
+            if !origin.keywords.contains_key(list) {
+                origin.keywords.insert(keyword_key(list), span);
+            }
         }
     }
     read_interfaces(ctx, &scope, &merged, &mut host, &mut origin);
@@ -571,7 +573,7 @@ fn read_scalars(
                         "free_space" => host.free_space = Some(bytes),
                         _ => host.swap = Some(bytes),
                     }
-                    host.written.insert(k.to_string(), value.into_owned());
+                    host.written.insert(keyword_key(k), value.into_owned());
                 }
                 Err(e) => ctx.report(
                     Diagnostic::new(Code::BadSize, Some(span), format!("{what}: {e}"))
@@ -775,7 +777,7 @@ fn read_interfaces(
         let mut o = InterfaceOrigin {
             span: block.span,
             name: block.label.as_ref().map_or(block.name.span, |l| l.span),
-            keywords: BTreeMap::new(),
+            keywords: VecMap::with_capacity(mine.len()),
         };
         for &(_, k, _, s) in mine {
             let span = value_span(s);
