@@ -10,8 +10,8 @@
 //! 2. Build the test binaries (`cargo test --no-run --message-format=json`).
 //! 3. Assemble dom0's initramfs: busybox, the Xen modules and daemons, what
 //!    guest disks need ([`storage`]) and project switches ([`network`]),
-//!    the test binaries and every library
-//!    `ldd` lists, the guest kernel and guest initramfs (`xtask/xen-lab/`).
+//!    the test binaries and every library `ldd` lists, the guest kernel and
+//!    guest initramfs (`xtask/xen-lab/`).
 //! 4. Boot QEMU, watch the serial log for dom0's markers or a crash, kill
 //!    QEMU by its pid on every path, print the tests' output, and fail
 //!    unless they passed.
