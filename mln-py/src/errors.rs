@@ -66,20 +66,32 @@ fn attach_diagnostics(py: Python<'_>, err: &PyErr, diagnostics: Vec<Diagnostic>)
     err.value(py).setattr("diagnostics", list)
 }
 
+/// "action" or "actions", for `n` of them.
+fn actions(n: usize) -> &'static str {
+    if n == 1 {
+        "action"
+    } else {
+        "actions"
+    }
+}
+
 /// `ApplyError` for a run some of whose actions failed.
 pub(crate) fn apply_failed(py: Python<'_>, outcome: Outcome) -> PyErr {
     let failed = outcome.failed();
-    let mut message = format!(
-        "{} of {} actions failed",
-        failed.len(),
-        outcome.0.plan.actions.len()
-    );
+    let total = outcome.0.plan.actions.len();
+    let mut message = format!("{} of {total} {} failed", failed.len(), actions(total));
     for (_, description, error) in &failed {
-        message.push_str(&format!("\n  {description}: {error}"));
+        // The executor's errors usually start with the action already.
+        let error = error.as_str();
+        if error.starts_with(description.as_str()) {
+            message.push_str(&format!("\n  {error}"));
+        } else {
+            message.push_str(&format!("\n  {description}: {error}"));
+        }
     }
     let not_run = outcome.not_run().len();
     if not_run > 0 {
-        message.push_str(&format!("\n  {not_run} actions not run"));
+        message.push_str(&format!("\n  {not_run} {} not run", actions(not_run)));
     }
     let err = ApplyError::new_err(message);
     if let Err(e) = err.value(py).setattr("outcome", outcome) {

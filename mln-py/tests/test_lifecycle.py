@@ -168,6 +168,8 @@ def test_failed_actions_raise_apply_error_with_the_outcome(tmp_path: Path) -> No
     assert description == "prepare disk of lonely"
     assert "template" in error
     assert "prepare disk of lonely" in str(info.value)
+    assert str(info.value).count("prepare disk of lonely") == 1, str(info.value)
+    assert str(info.value).startswith("1 of ")
     mln.remove(project, state_dir=tmp_path)
     assert mln.projects(tmp_path) == []
 
