@@ -29,9 +29,11 @@
 
 pub mod bridge;
 pub mod cable;
+pub mod vxlan;
 
 pub use bridge::LinuxBridge;
 pub use cable::Cable;
+pub use vxlan::{Vxlan, VxlanSpec};
 
 use std::fs;
 use std::path::{Path, PathBuf};
