@@ -31,7 +31,7 @@ fn headers(ast: &Ast) -> Vec<String> {
                     .map(|l| format!(" {}", l.node))
                     .unwrap_or_default()
             ),
-            Item::Statement(s) => s.keyword.node.clone(),
+            Item::Statement(s) => s.keyword.node.to_string(),
             Item::Assign(a) => format!("${}", a.name.node),
         })
         .collect()

@@ -102,7 +102,7 @@ fn same(expected: &[Node], got: &[Item], sources: &SourceMap) -> Result<(), Test
                 prop_assert_eq!(sources.text(s.keyword.span), escape(k));
                 let value = v.join(" ");
                 prop_assert_eq!(
-                    s.value.as_ref().map(|v| v.node.clone()),
+                    s.value.as_ref().map(|v| v.node.to_string()),
                     (!v.is_empty()).then_some(value)
                 );
             }
@@ -113,7 +113,7 @@ fn same(expected: &[Node], got: &[Item], sources: &SourceMap) -> Result<(), Test
             }
             (Node::Block(n, l, items), Item::Block(b)) => {
                 prop_assert_eq!(&b.name.node, n);
-                prop_assert_eq!(b.label.as_ref().map(|l| l.node.clone()), l.clone());
+                prop_assert_eq!(b.label.as_ref().map(|l| l.node.to_string()), l.clone());
                 let closed = sources.text(b.span).ends_with('}');
                 prop_assert!(closed, "block span {:?}", b.span);
                 same(items, &b.items, sources)?;

@@ -56,10 +56,10 @@ fn sample_statements_cover_their_source_text() {
             match item {
                 Item::Statement(s) => {
                     let text = sources.text(s.span);
-                    assert!(text.starts_with(&s.keyword.node), "{text:?}");
+                    assert!(text.starts_with(s.keyword.node.as_str()), "{text:?}");
                     if let Some(v) = &s.value {
                         assert_eq!(sources.text(v.span), v.node);
-                        assert!(text.ends_with(&v.node), "{text:?}");
+                        assert!(text.ends_with(v.node.as_str()), "{text:?}");
                     }
                 }
                 Item::Assign(a) => {
@@ -68,7 +68,7 @@ fn sample_statements_cover_their_source_text() {
                 }
                 Item::Block(b) => {
                     let text = sources.text(b.span);
-                    assert!(text.starts_with(&b.name.node), "{text:?}");
+                    assert!(text.starts_with(b.name.node.as_str()), "{text:?}");
                     assert!(text.ends_with('}'), "{text:?}");
                     stack.extend(b.items.iter());
                 }
@@ -88,7 +88,7 @@ fn superclass_sample_has_the_expected_shape() {
         .map(|i| match i {
             Item::Block(b) => match &b.label {
                 Some(l) => format!("{} {}", b.name.node, l.node),
-                None => b.name.node.clone(),
+                None => b.name.node.to_string(),
             },
             other => panic!("unexpected top-level item {other:?}"),
         })

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use crate::diag::{Code, Diagnostic};
 use crate::source::{Span, Spanned};
+use crate::syntax::Text;
 use crate::syntax::{Block, Item, Statement};
 
 use super::collect::{Collected, Order};
@@ -105,14 +106,14 @@ pub(crate) fn place_hosts<'c>(
 
 /// The settings of one `autoenum` block.
 struct Spec<'b> {
-    superclass: Option<Spanned<String>>,
+    superclass: Option<Spanned<Text>>,
     numhosts: Option<(u32, Span)>,
     prefix: String,
     net: Option<(IpAddr, Span)>,
     address_auto: Option<Span>,
     begin: u32,
-    service_hosts: Vec<(Spanned<String>, Option<u32>)>,
-    autouser: Option<Spanned<String>>,
+    service_hosts: Vec<(Spanned<Text>, Option<u32>)>,
+    autouser: Option<Spanned<Text>>,
     block: &'b Block,
 }
 
@@ -139,7 +140,7 @@ fn read_spec<'b>(ctx: &mut Ctx<'_>, block: &'b Block, global: &Global) -> Spec<'
                     None => "1".to_string(),
                 };
                 match k {
-                    "superclass" => spec.superclass = Some(Spanned::new(value, span)),
+                    "superclass" => spec.superclass = Some(Spanned::new(Text::from(value), span)),
                     "numhosts" => match parse_u32(&value) {
                         Ok(n) => spec.numhosts = Some((n, span)),
                         Err(e) => ctx.bad(Code::BadNumber, span, "`numhosts`", e),
@@ -167,7 +168,7 @@ fn read_spec<'b>(ctx: &mut Ctx<'_>, block: &'b Block, global: &Global) -> Spec<'
                         Ok(n) => spec.begin = n,
                         Err(e) => ctx.bad(Code::BadNumber, span, "`addresses_begin`", e),
                     },
-                    "autouser" => spec.autouser = Some(Spanned::new(value, span)),
+                    "autouser" => spec.autouser = Some(Spanned::new(Text::from(value), span)),
                     _ => {
                         let mut known = AUTOENUM_KEYWORDS.to_vec();
                         known.push("service_hosts");
@@ -271,11 +272,11 @@ fn generate(
             let offset = u128::from(i) + u128::from(spec.begin);
             match add(net, offset.saturating_sub(1)) {
                 Some(addr) => items.push(Item::Block(Block {
-                    name: Spanned::new("network".to_string(), spec.block.name.span),
-                    label: Some(Spanned::new("eth0".to_string(), spec.block.name.span)),
+                    name: Spanned::new(Text::from("network"), spec.block.name.span),
+                    label: Some(Spanned::new(Text::from("eth0"), spec.block.name.span)),
                     items: vec![statement(
                         "address",
-                        addr.to_string(),
+                        Text::from(addr.to_string()),
                         span,
                         spec.address_auto.unwrap_or(span),
                     )],
@@ -305,7 +306,7 @@ fn generate(
         }
         if let Some(hash) = &spec.autouser {
             items.push(Item::Block(Block {
-                name: Spanned::new("users".to_string(), hash.span),
+                name: Spanned::new(Text::from("users"), hash.span),
                 label: None,
                 items: vec![statement(&name, hash.node.clone(), hash.span, hash.span)],
                 span: hash.span,
@@ -322,9 +323,9 @@ fn generate(
     out
 }
 
-fn statement(keyword: &str, value: String, keyword_span: Span, value_span: Span) -> Item {
+fn statement(keyword: &str, value: Text, keyword_span: Span, value_span: Span) -> Item {
     Item::Statement(Statement {
-        keyword: Spanned::new(keyword.to_string(), keyword_span),
+        keyword: Spanned::new(Text::from(keyword), keyword_span),
         value: Some(Spanned::new(value, value_span)),
         span: keyword_span.to(value_span),
     })

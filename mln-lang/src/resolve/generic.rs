@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::model::{GenericBlock, GenericItem};
 use crate::source::{SourceMap, Span, Spanned};
+use crate::syntax::Text;
 use crate::syntax::{Block, Item};
 
 /// How deep blocks may nest inside a host, superclass or generic block;
@@ -18,7 +19,7 @@ pub(crate) const MAX_NESTING: usize = crate::syntax::NESTING_CEILING + 8;
 /// when nesting went past [`MAX_NESTING`].
 pub(crate) fn convert(
     block: &Block,
-    expand: &mut dyn FnMut(&Spanned<String>) -> String,
+    expand: &mut dyn FnMut(&Spanned<Text>) -> String,
     truncated: &mut Option<Span>,
 ) -> GenericBlock {
     convert_at(block, expand, truncated, 0)
@@ -26,7 +27,7 @@ pub(crate) fn convert(
 
 fn convert_at(
     block: &Block,
-    expand: &mut dyn FnMut(&Spanned<String>) -> String,
+    expand: &mut dyn FnMut(&Spanned<Text>) -> String,
     truncated: &mut Option<Span>,
     depth: usize,
 ) -> GenericBlock {
@@ -34,12 +35,12 @@ fn convert_at(
     for item in &block.items {
         items.push(match item {
             Item::Statement(s) => GenericItem::Statement {
-                keyword: s.keyword.node.clone(),
+                keyword: s.keyword.node.to_owned_string(),
                 value: s.value.as_ref().map(&mut *expand),
             },
             Item::Assign(a) => GenericItem::Assign {
-                name: a.name.node.clone(),
-                value: a.value.node.clone(),
+                name: a.name.node.to_owned_string(),
+                value: a.value.node.to_owned_string(),
             },
             Item::Block(b) => {
                 if depth + 1 >= MAX_NESTING {
@@ -51,8 +52,8 @@ fn convert_at(
         });
     }
     GenericBlock {
-        name: block.name.node.clone(),
-        label: block.label.as_ref().map(|l| l.node.clone()),
+        name: block.name.node.to_owned_string(),
+        label: block.label.as_ref().map(|l| l.node.to_owned_string()),
         items,
     }
 }

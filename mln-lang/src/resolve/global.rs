@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use crate::diag::Code;
 use crate::model::{BlockOrigin, GenericBlock, Hooks, Switch};
 use crate::source::Span;
+use crate::syntax::Text;
 use crate::syntax::{Block, Item};
 
 use super::lint::{self, GLOBAL_KEYWORDS, SWITCH_KEYWORDS};
@@ -52,8 +53,10 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, globals: &[&Block]) -> Global {
         for item in &b.items {
             match item {
                 Item::Assign(a) => {
-                    g.variables
-                        .insert(a.name.node.clone(), a.value.node.clone());
+                    g.variables.insert(
+                        a.name.node.to_owned_string(),
+                        a.value.node.to_owned_string(),
+                    );
                 }
                 Item::Statement(s) if s.keyword.node == "project" => project = Some(s),
                 _ => {}
@@ -110,7 +113,7 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, globals: &[&Block]) -> Global {
                         lint::near_miss_block(ctx, &blk.name, &known);
                         g.blocks.push(generic::convert(
                             blk,
-                            &mut |v| v.node.clone(),
+                            &mut |v| v.node.to_owned_string(),
                             &mut truncated,
                         ));
                     }
@@ -173,7 +176,7 @@ pub(crate) fn read_switch(
                 ),
                 Item::Block(blk) => {
                     let mut expand =
-                        |v: &crate::source::Spanned<String>| ctx.expand(&scope, v, false);
+                        |v: &crate::source::Spanned<Text>| ctx.expand(&scope, v, false);
                     sw.blocks
                         .push(generic::convert(blk, &mut expand, &mut truncated));
                 }

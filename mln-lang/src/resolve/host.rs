@@ -10,6 +10,7 @@ use crate::model::{
     User, VecMap,
 };
 use crate::source::{SourceMap, Span, Spanned};
+use crate::syntax::Text;
 use crate::syntax::{Block, Item, Statement};
 
 use super::autoenum::HostEntry;
@@ -312,8 +313,8 @@ fn chain_of<'m, 'a>(
 /// group, `G USER ...`, appended to `out`.
 fn group_lines_into<'x>(b: &'x Block, out: &mut Vec<Line<'x>>) {
     let words = |s: &Statement| {
-        std::iter::once(s.keyword.node.clone())
-            .chain(s.value.iter().map(|v| v.node.clone()))
+        std::iter::once(s.keyword.node.to_owned_string())
+            .chain(s.value.iter().map(|v| v.node.to_owned_string()))
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -323,7 +324,7 @@ fn group_lines_into<'x>(b: &'x Block, out: &mut Vec<Line<'x>>) {
             span: s.span,
         }),
         Item::Block(g) => {
-            let mut line = g.name.node.clone();
+            let mut line = g.name.node.to_owned_string();
             for i in &g.items {
                 match i {
                     Item::Statement(s) => {
@@ -457,7 +458,7 @@ pub(crate) fn resolve_host<'s>(
     for layer in layers.iter().rev().filter(|l| !l.blocks.is_empty()) {
         let mut converted = Vec::new();
         for b in &layer.blocks {
-            let mut expand = |v: &Spanned<String>| ctx.expand(&scope, v, false);
+            let mut expand = |v: &Spanned<Text>| ctx.expand(&scope, v, false);
             converted.push(generic::convert(b, &mut expand, &mut truncated));
         }
         layers_blocks.push(converted);
@@ -617,7 +618,7 @@ fn read_scalars(
             "root_passwd" => host.root_passwd = Some(value.into_owned()),
             _ => {
                 host.unknown
-                    .insert(s.keyword.node.clone(), value.into_owned());
+                    .insert(s.keyword.node.to_owned_string(), value.into_owned());
             }
         }
     }

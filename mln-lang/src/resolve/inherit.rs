@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::diag::{Code, Diagnostic};
 use crate::source::Spanned;
 use crate::syntax::Item;
+use crate::syntax::Text;
 
 use super::collect::Collected;
 use super::values::closest;
@@ -15,7 +16,7 @@ use super::Ctx;
 pub(crate) struct Superclass<'a> {
     /// The items of all its blocks, in order.
     pub items: Vec<&'a Item>,
-    pub parent: Option<&'a Spanned<String>>,
+    pub parent: Option<&'a Spanned<Text>>,
     pub variables: BTreeMap<String, String>,
 }
 
@@ -27,7 +28,7 @@ pub(crate) struct Superclasses<'a> {
 /// The last `superclass NAME` statement among `items`.
 pub(crate) fn superclass_of<'a>(
     items: impl DoubleEndedIterator<Item = &'a Item>,
-) -> Option<&'a Spanned<String>> {
+) -> Option<&'a Spanned<Text>> {
     items.rev().find_map(|i| match i {
         Item::Statement(s) if s.keyword.node == "superclass" => s.value.as_ref(),
         _ => None,
@@ -38,7 +39,10 @@ pub(crate) fn superclass_of<'a>(
 pub(crate) fn variables_of<'a>(items: impl Iterator<Item = &'a Item>) -> BTreeMap<String, String> {
     items
         .filter_map(|i| match i {
-            Item::Assign(a) => Some((a.name.node.clone(), a.value.node.clone())),
+            Item::Assign(a) => Some((
+                a.name.node.to_owned_string(),
+                a.value.node.to_owned_string(),
+            )),
             _ => None,
         })
         .collect()
@@ -80,7 +84,7 @@ impl<'a> Superclasses<'a> {
     }
 
     /// E0005 unless `reference` names a superclass; true when it does.
-    pub fn check_exists(&self, ctx: &mut Ctx<'_>, reference: &Spanned<String>) -> bool {
+    pub fn check_exists(&self, ctx: &mut Ctx<'_>, reference: &Spanned<Text>) -> bool {
         if self.by_name.contains_key(reference.node.as_str()) {
             return true;
         }

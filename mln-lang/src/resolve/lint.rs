@@ -1,6 +1,7 @@
 //! The keywords each block knows, and warnings for the ones it does not.
 
 use crate::diag::{Code, Diagnostic};
+use crate::syntax::Text;
 use crate::syntax::{Block, Item};
 
 use super::values::closest;
@@ -122,7 +123,7 @@ pub(crate) fn is_autoenum(name: &str) -> bool {
 /// of `also`, block names that the user may have meant) as help.
 pub(crate) fn unknown_keyword(
     ctx: &mut Ctx<'_>,
-    keyword: &crate::source::Spanned<String>,
+    keyword: &crate::source::Spanned<Text>,
     what: &str,
     known: &[&str],
 ) {
@@ -189,7 +190,7 @@ pub(crate) fn host_block(ctx: &mut Ctx<'_>, block: &Block, what: &str) {
 /// for extensions, but most likely a mistake.
 pub(crate) fn near_miss_block(
     ctx: &mut Ctx<'_>,
-    name: &crate::source::Spanned<String>,
+    name: &crate::source::Spanned<Text>,
     known: &[&str],
 ) {
     if known.contains(&name.node.as_str()) {

@@ -54,7 +54,7 @@ use std::collections::HashSet;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::model::{Origins, Project, SwitchPort};
 use crate::source::{SourceMap, Span, Spanned};
-use crate::syntax::Ast;
+use crate::syntax::{Ast, Text};
 
 pub use autoenum::MAX_GENERATED_HOSTS;
 pub(crate) use values::format_size;
@@ -149,7 +149,7 @@ pub fn resolve(ast: &Ast, sources: &SourceMap) -> Result<Resolved, Diagnostics> 
         let mut truncated = None;
         for b in blocks {
             lint::host_block(&mut ctx, b, "a superclass");
-            let mut g = generic::convert(b, &mut |v| v.node.clone(), &mut truncated);
+            let mut g = generic::convert(b, &mut |v| v.node.to_owned_string(), &mut truncated);
             g.label = Some(name.to_string());
             project.superclasses.push(g);
         }
@@ -228,9 +228,11 @@ pub fn resolve(ast: &Ast, sources: &SourceMap) -> Result<Resolved, Diagnostics> 
     }
     let mut truncated = None;
     for b in &collected.blocks {
-        project
-            .blocks
-            .push(generic::convert(b, &mut |v| v.node.clone(), &mut truncated));
+        project.blocks.push(generic::convert(
+            b,
+            &mut |v| v.node.to_owned_string(),
+            &mut truncated,
+        ));
     }
     ctx.nesting_limit(truncated);
 
@@ -346,7 +348,7 @@ impl<'s> Ctx<'s> {
     pub(crate) fn expand(
         &mut self,
         scope: &vars::Scope<'_>,
-        value: &Spanned<String>,
+        value: &Spanned<Text>,
         quiet: bool,
     ) -> String {
         self.expand_cow(scope, value, quiet).into_owned()
@@ -356,10 +358,10 @@ impl<'s> Ctx<'s> {
     pub(crate) fn expand_cow<'v>(
         &mut self,
         scope: &vars::Scope<'_>,
-        value: &'v Spanned<String>,
+        value: &'v Spanned<Text>,
         quiet: bool,
     ) -> std::borrow::Cow<'v, str> {
-        self.expand_text(scope, &value.node, value.span, quiet)
+        self.expand_text(scope, value.node.as_str(), value.span, quiet)
     }
 
     /// [`Ctx::expand`] for one line of a list block.

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Text;
 use crate::source::{Span, Spanned};
 
 /// A parsed project file, includes spliced in.
@@ -41,9 +42,9 @@ impl Item {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Statement {
     /// The first word.
-    pub keyword: Spanned<String>,
+    pub keyword: Spanned<Text>,
     /// The rest, or `None` for a flag (which means `1`).
-    pub value: Option<Spanned<String>>,
+    pub value: Option<Spanned<Text>>,
     /// The whole statement.
     pub span: Span,
 }
@@ -59,9 +60,9 @@ impl Statement {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assign {
     /// The variable name, without `$`.
-    pub name: Spanned<String>,
+    pub name: Spanned<Text>,
     /// The value (may be empty).
-    pub value: Spanned<String>,
+    pub value: Spanned<Text>,
     /// The whole declaration.
     pub span: Span,
 }
@@ -70,10 +71,10 @@ pub struct Assign {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
     /// `host`, `switch`, `network`, `startup`, ...
-    pub name: Spanned<String>,
+    pub name: Spanned<Text>,
     /// `host NAME`: the `NAME` (for list blocks such as `groups { g { ... } }`
     /// there is none).
-    pub label: Option<Spanned<String>>,
+    pub label: Option<Spanned<Text>>,
     /// The body.
     pub items: Vec<Item>,
     /// From the block's first word to its closing `}`.

@@ -31,11 +31,13 @@ mod include;
 mod lexer;
 mod limits;
 mod parser;
+mod text;
 
 use std::path::Path;
 
 pub use ast::{Assign, Ast, Block, Item, Statement};
 pub use limits::{Limits, NESTING_CEILING};
+pub use text::Text;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::source::SourceMap;

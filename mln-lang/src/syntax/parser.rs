@@ -11,6 +11,7 @@ use super::ast::{Assign, Ast, Block, Item, Statement};
 use super::include::{self, ReadError};
 use super::lexer::{unescape, Cursor, Token, Word};
 use super::limits::Limits;
+use super::text::Text;
 
 /// A file being read: its text, where we are, and how to name it.
 struct OpenFile<'t> {
@@ -26,8 +27,8 @@ struct OpenFile<'t> {
 
 /// A block whose `}` has not been seen yet.
 struct Frame {
-    name: Spanned<String>,
-    label: Option<Spanned<String>>,
+    name: Spanned<Text>,
+    label: Option<Spanned<Text>>,
     /// The `{`.
     open: Span,
     /// Where this block's items start in [`Parser::pending`].
@@ -59,7 +60,7 @@ pub(crate) struct Parser<'s, 't> {
 impl<'s, 't> Parser<'s, 't> {
     pub fn new(sources: &'s mut SourceMap, limits: &'s Limits) -> Self {
         let root = Frame {
-            name: Spanned::new(String::new(), Span::new(FileId(0), 0..0)),
+            name: Spanned::new(Text::default(), Span::new(FileId(0), 0..0)),
             label: None,
             open: Span::new(FileId(0), 0..0),
             first: 0,
@@ -269,7 +270,7 @@ impl<'s, 't> Parser<'s, 't> {
         let text: &str = &file.text;
         let word = |w: &Word| Spanned::new(cook(text, w), Span::new(file.id, w.start..w.end));
         let (name, label) = match self.words.as_slice() {
-            [] => (Spanned::new(String::new(), brace), None),
+            [] => (Spanned::new(Text::default(), brace), None),
             [n] => (word(n), None),
             [n, l] => (word(n), Some(word(l))),
             [n, l, rest @ ..] => {
@@ -457,21 +458,21 @@ fn header(f: &Frame) -> String {
 }
 
 /// The text of one word, escapes resolved.
-fn cook(text: &str, w: &Word) -> String {
+fn cook(text: &str, w: &Word) -> Text {
     let raw = text.get(w.start..w.end).unwrap_or_default();
     if w.escaped {
         let mut s = String::with_capacity(raw.len());
         unescape(raw, &mut s);
-        s
+        Text::from(s)
     } else {
-        raw.to_owned()
+        Text::from(raw)
     }
 }
 
 /// Words re-joined with single spaces, escapes resolved.
-fn join(text: &str, words: &[Word]) -> String {
+fn join(text: &str, words: &[Word]) -> Text {
     let (Some(first), Some(last)) = (words.first(), words.last()) else {
-        return String::new();
+        return Text::default();
     };
     let raw = text.get(first.start..last.end).unwrap_or_default();
     // The common case: already single-spaced and without escapes.
@@ -480,7 +481,7 @@ fn join(text: &str, words: &[Word]) -> String {
             .windows(2)
             .all(|p| p[1].start == p[0].end + 1 && text.as_bytes().get(p[0].end) == Some(&b' '));
     if simple {
-        return raw.to_owned();
+        return Text::from(raw);
     }
     let mut out = String::with_capacity(raw.len());
     for (i, w) in words.iter().enumerate() {
@@ -494,7 +495,7 @@ fn join(text: &str, words: &[Word]) -> String {
             out.push_str(raw);
         }
     }
-    out
+    Text::from(out)
 }
 
 /// One statement or `$name = value` from its words (at least one), or
@@ -590,10 +591,10 @@ fn build_assign(
     rest.extend_from_slice(more);
     let value = match (rest.first(), rest.last()) {
         (Some(a), Some(b)) => Spanned::new(join(text, &rest), Span::new(file, a.start..b.end)),
-        _ => Spanned::new(String::new(), Span::new(file, eq_end..eq_end)),
+        _ => Spanned::new(Text::default(), Span::new(file, eq_end..eq_end)),
     };
     Ok(Some(Assign {
-        name: Spanned::new(name.to_owned(), name_span),
+        name: Spanned::new(Text::from(name), name_span),
         value,
         span,
     }))
