@@ -11,6 +11,8 @@
 //!   [`carry`] joins the two from the managing machine.
 //! - [`migrate`]: a running Xen guest moving between servers over
 //!   libxl's migration stream, when its disks are on shared storage.
+//! - [`vxlan`]: a switch's VXLAN links on one machine, for the agent and
+//!   the managing machine's own end.
 
 pub mod carry;
 pub mod client;
@@ -19,6 +21,7 @@ pub mod migrate;
 pub mod protocol;
 pub mod remote;
 pub mod server;
+pub mod vxlan;
 
 pub use client::{AgentClient, AgentError, ServerAccess};
 pub use remote::{Connection, RemoteHypervisor};

@@ -218,6 +218,69 @@ pub enum Request {
         host: HostSpec,
         token: String,
     },
+    /// The two ends of the ssh connection the agent was reached over, as
+    /// the server sees them (`SSH_CONNECTION`); answers an [`Underlay`].
+    /// VXLAN links between this machine and the server run between them.
+    Underlay,
+    /// Make the VXLAN link `spec` a port of the Linux bridge of the
+    /// server's instance of `switch` ([`mln_core::net::Vxlan::create`]);
+    /// answers null.
+    CreateVxlan {
+        project: String,
+        switch: String,
+        spec: mln_core::net::VxlanSpec,
+    },
+    /// Remove the link `device` of `switch`; answers null (also when there
+    /// is none).
+    RemoveVxlan {
+        project: String,
+        switch: String,
+        device: String,
+    },
+    /// Whether the link `device` of `switch` is up
+    /// ([`mln_core::net::Vxlan::is_up`]); answers a bool.
+    VxlanUp {
+        project: String,
+        switch: String,
+        device: String,
+    },
+}
+
+/// The addresses of an ssh connection as its server sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Underlay {
+    /// The client's address: the managing machine, as the server sees it.
+    pub client: std::net::IpAddr,
+    /// The address the server was reached at.
+    pub server: std::net::IpAddr,
+}
+
+impl Underlay {
+    /// Read `SSH_CONNECTION` (`CLIENT_IP CLIENT_PORT SERVER_IP
+    /// SERVER_PORT`); `None` when it is not that.
+    ///
+    /// ```
+    /// use mln_lang::agent::protocol::Underlay;
+    /// let u = Underlay::from_ssh_connection("192.0.2.1 50022 192.0.2.7 22").unwrap();
+    /// assert_eq!(u.server.to_string(), "192.0.2.7");
+    /// assert!(Underlay::from_ssh_connection("192.0.2.1 50022").is_none());
+    /// ```
+    pub fn from_ssh_connection(value: &str) -> Option<Self> {
+        let mut words = value.split_whitespace();
+        let client = words.next()?;
+        words.next()?;
+        let server = words.next()?;
+        words.next()?;
+        if words.next().is_some() {
+            return None;
+        }
+        // An IPv6 address may come with a zone (`fe80::1%eth0`): such a
+        // link-local pair is no use to a VXLAN link, so it does not parse.
+        Some(Underlay {
+            client: client.parse().ok()?,
+            server: server.parse().ok()?,
+        })
+    }
 }
 
 /// Every request kind this agent knows, as it appears in `op`.
@@ -248,6 +311,10 @@ pub const KNOWN_OPS: &[&str] = &[
     "end_move",
     "storage_mark",
     "storage_check",
+    "underlay",
+    "create_vxlan",
+    "remove_vxlan",
+    "vxlan_up",
 ];
 
 /// A server's memory, bytes.
@@ -434,10 +501,39 @@ mod tests {
                 project: "p".into(),
                 platform: Platform::Uml,
             },
+            Request::Underlay,
+            Request::RemoveVxlan {
+                project: "p".into(),
+                switch: "s".into(),
+                device: "d".into(),
+            },
+            Request::VxlanUp {
+                project: "p".into(),
+                switch: "s".into(),
+                device: "d".into(),
+            },
         ];
         for r in samples {
             let v = serde_json::to_value(&r).unwrap();
             assert!(KNOWN_OPS.contains(&v["op"].as_str().unwrap()), "{v}");
+        }
+    }
+
+    #[test]
+    fn ssh_connection_gives_both_ends_or_nothing() {
+        let u = Underlay::from_ssh_connection("198.51.100.1 40000 198.51.100.2 22").unwrap();
+        assert_eq!(u.client.to_string(), "198.51.100.1");
+        assert_eq!(u.server.to_string(), "198.51.100.2");
+        let v6 = Underlay::from_ssh_connection("2001:db8::1 40000 2001:db8::2 22").unwrap();
+        assert!(v6.server.is_ipv6());
+        for bad in [
+            "",
+            "198.51.100.1 40000 198.51.100.2",
+            "198.51.100.1 40000 198.51.100.2 22 x",
+            "host 40000 198.51.100.2 22",
+            "fe80::1%eth0 40000 fe80::2%eth0 22",
+        ] {
+            assert!(Underlay::from_ssh_connection(bad).is_none(), "{bad:?}");
         }
     }
 

@@ -21,6 +21,7 @@ use super::migrate;
 use super::protocol::{
     Capacity, ConsoleTail, Envelope, ErrorBody, Hello, Request, Response, ServerProject, KNOWN_OPS,
 };
+use super::vxlan;
 use crate::apply::{Backends, LocalBackends};
 use crate::plan::{domain_name, HostSpec, Platform, SwitchSpec};
 
@@ -313,6 +314,45 @@ impl Agent {
                 }
                 let b = self.backends(&project)?;
                 json(migrate::marked(&b, &project, &here_host(host), &token)?)
+            }
+            Request::Underlay => match vxlan::this_underlay() {
+                Some(u) => json(u),
+                None => Err(Error::Unsupported {
+                    backend: "agent",
+                    op: "underlay: not started by sshd (no SSH_CONNECTION)",
+                }),
+            },
+            Request::CreateVxlan {
+                project,
+                switch,
+                spec,
+            } => {
+                let b = self.backends(&project)?;
+                vxlan::create(&b.dir().join("switches"), &switch, &spec)?;
+                json(())
+            }
+            Request::RemoveVxlan {
+                project,
+                switch,
+                device,
+            } => {
+                if !self.root.join(SafeName::new(&project)?.as_str()).exists() {
+                    return json(());
+                }
+                let b = self.backends(&project)?;
+                vxlan::remove(&b.dir().join("switches"), &switch, &device)?;
+                json(())
+            }
+            Request::VxlanUp {
+                project,
+                switch,
+                device,
+            } => {
+                if !self.root.join(SafeName::new(&project)?.as_str()).exists() {
+                    return json(false);
+                }
+                let b = self.backends(&project)?;
+                json(vxlan::is_up(&b.dir().join("switches"), &switch, &device))
             }
         }
     }

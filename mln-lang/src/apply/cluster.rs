@@ -12,7 +12,8 @@ use super::{Backends, LocalBackends};
 use crate::agent::carry::{carry, Side};
 use crate::agent::disks::{self, HostDisks};
 use crate::agent::migrate;
-use crate::agent::protocol::{Capacity, ConsoleTail, Request, ServerProject};
+use crate::agent::protocol::{Capacity, ConsoleTail, Request, ServerProject, Underlay};
+use crate::agent::vxlan;
 use crate::agent::{AgentClient, AgentError, Connection, RemoteHypervisor, ServerAccess};
 use crate::plan::{DesiredProject, HostSpec, Platform, SwitchSpec};
 use crate::state::{State, SwitchRecord};
@@ -85,6 +86,49 @@ pub struct ClusterBackends {
     /// Instances found running when their switch was (re)created: the
     /// guests plugged into them never lost their link.
     adopted: Mutex<BTreeSet<(String, Option<String>)>>,
+    /// The home instances this process started or adopted, by switch:
+    /// whether they are Linux bridges decides how others join them.
+    home_records: Mutex<BTreeMap<String, SwitchRecord>>,
+}
+
+/// How a switch's instance on another server is joined to its home one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// A vde cable run from this machine (`mln_core::net::Cable`).
+    Cable,
+    /// A VXLAN link between the two Linux bridges
+    /// (`mln_core::net::Vxlan`), between this machine and that server.
+    Vxlan,
+}
+
+/// VXLAN when both instances are Linux bridges and one of them is on
+/// this machine; the cable otherwise. Each bridged instance is also a
+/// `vde_switch` joined to its bridge by a tap, so UML guests meet through
+/// the link too. The two never join the same pair: with the taps they
+/// would close a loop. Only between this machine and a server are both
+/// ends' addresses known (the server's `SSH_CONNECTION`); between two
+/// other servers the cable stays.
+fn transport(
+    home: Option<&str>,
+    home_rec: &SwitchRecord,
+    other: Option<&str>,
+    other_rec: &SwitchRecord,
+) -> Transport {
+    let bridged = home_rec.bridge.is_some() && other_rec.bridge.is_some();
+    if bridged && vxlan_server(home, other).is_some() {
+        Transport::Vxlan
+    } else {
+        Transport::Cable
+    }
+}
+
+/// The server a VXLAN link of `home` and `other` would run to: the one
+/// that is not this machine, when the other one is.
+fn vxlan_server<'a>(home: Option<&'a str>, other: Option<&'a str>) -> Option<&'a str> {
+    match (home, other) {
+        (None, Some(server)) | (Some(server), None) => Some(server),
+        _ => None,
+    }
 }
 
 impl ClusterBackends {
@@ -108,6 +152,7 @@ impl ClusterBackends {
             switch_specs: BTreeMap::new(),
             ensured: Mutex::new(BTreeSet::new()),
             adopted: Mutex::new(BTreeSet::new()),
+            home_records: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -378,6 +423,127 @@ impl ClusterBackends {
         }
     }
 
+    /// Join `switch`'s instance on `other` to its home one, as
+    /// [`transport`] decides; with the home instance unknown (`None`: the
+    /// switch was not created by this process), by cable. A VXLAN link
+    /// that cannot be made (an address a link cannot use, a VNI taken on
+    /// either end) is logged and the cable used instead; the cable is
+    /// stopped before a link is made, and a link removed before a cable
+    /// starts, so never both run.
+    fn join(
+        &self,
+        project: &str,
+        switch: &str,
+        (home, home_rec): (Option<&str>, Option<&SwitchRecord>),
+        (other, other_rec): (Option<&str>, &SwitchRecord),
+    ) -> Result<()> {
+        let wanted = home_rec.map_or(Transport::Cable, |h| transport(home, h, other, other_rec));
+        if let (Transport::Vxlan, Some(server)) = (wanted, vxlan_server(home, other)) {
+            self.uncable(switch, other)?;
+            match self.vxlan(project, switch, server) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    log::warn!("switch {switch}: no VXLAN link to {server} ({e}); cabled instead");
+                    self.unlink(project, switch, server)?;
+                }
+            }
+        } else if let Some(server) = vxlan_server(home, other) {
+            self.unlink(project, switch, server)?;
+        }
+        self.cable(project, switch, home, other)
+    }
+
+    /// Undo [`Self::join`]: the cable, and the link when there may be one.
+    fn unjoin(&self, project: &str, switch: &str, other: Option<&str>) -> Result<()> {
+        self.uncable(switch, other)?;
+        let home = self.homes.get(switch).cloned().flatten();
+        match vxlan_server(home.as_deref(), other) {
+            Some(server) => self.unlink(project, switch, server),
+            None => Ok(()),
+        }
+    }
+
+    /// The local switch folder (`LocalBackends`' `switches/`).
+    fn switch_dir(&self) -> PathBuf {
+        self.local.dir().join("switches")
+    }
+
+    /// Make the VXLAN link of `switch` between this machine and `server`:
+    /// the addresses are the two ends of the agent's ssh connection as the
+    /// server sees them, device name and VNI derived from project, switch
+    /// and server (the same on both ends).
+    fn vxlan(&self, project: &str, switch: &str, server: &str) -> Result<()> {
+        let link = self.link(server)?;
+        let ends: Underlay = link.call(&Request::Underlay)?;
+        let device = mln_core::net::Vxlan::derived_name(project, switch, server);
+        let vni = mln_core::net::Vxlan::derived_vni(project, switch, server);
+        let here = mln_core::net::VxlanSpec {
+            device: device.clone(),
+            vni,
+            local: ends.client,
+            remote: ends.server,
+        };
+        let there = mln_core::net::VxlanSpec {
+            device,
+            vni,
+            local: ends.server,
+            remote: ends.client,
+        };
+        vxlan::create(&self.switch_dir(), switch, &here)?;
+        let made = link.call::<serde_json::Value>(&Request::CreateVxlan {
+            project: project.to_string(),
+            switch: switch.to_string(),
+            spec: there,
+        });
+        if let Err(e) = made {
+            let _ = vxlan::remove(&self.switch_dir(), switch, &here.device);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Remove both ends of the VXLAN link of `switch` to `server`, if any.
+    fn unlink(&self, project: &str, switch: &str, server: &str) -> Result<()> {
+        let device = mln_core::net::Vxlan::derived_name(project, switch, server);
+        vxlan::remove(&self.switch_dir(), switch, &device)?;
+        match self
+            .link(server)?
+            .call::<serde_json::Value>(&Request::RemoveVxlan {
+                project: project.to_string(),
+                switch: switch.to_string(),
+                device,
+            }) {
+            // An older agent makes no links, so has none to remove.
+            Ok(_) | Err(Error::Unsupported { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether `switch`'s instance on `other` is joined to its home one
+    /// now: a VXLAN link up at both ends where this machine's end is
+    /// recorded, else a live cable.
+    fn joined(&self, switch: &str, other: Option<&str>) -> bool {
+        let home = self.homes.get(switch).cloned().flatten();
+        if let Some(server) = vxlan_server(home.as_deref(), other) {
+            let device = mln_core::net::Vxlan::derived_name(&self.project, switch, server);
+            if vxlan::is_recorded(&self.switch_dir(), switch, &device) {
+                return vxlan::is_up(&self.switch_dir(), switch, &device)
+                    && self
+                        .link(server)
+                        .and_then(|l| {
+                            l.call::<bool>(&Request::VxlanUp {
+                                project: self.project.clone(),
+                                switch: switch.to_string(),
+                                device,
+                            })
+                        })
+                        .unwrap_or(false);
+            }
+        }
+        mln_core::net::Cable::open(self.cable_dir(), &Self::cable_name(switch, other))
+            .is_ok_and(|c| c.is_alive())
+    }
+
     /// Whether `switch`'s instance on `at` runs now.
     fn instance_up(&self, project: &str, switch: &str, at: Option<&str>) -> bool {
         let found: Result<Vec<(String, bool)>> = match at {
@@ -413,21 +579,16 @@ impl ClusterBackends {
         Ok(rec)
     }
 
-    /// Whether every cable of `switch` to a server its recorded hosts run
-    /// on is up. A cable is down for good once either end went (see
-    /// `mln_core::net::Cable`): the switch then needs creating again.
+    /// Whether `switch`'s instance on every server its recorded hosts run
+    /// on is joined to the home one ([`Self::joined`]). A cable is down
+    /// for good once either end went (see `mln_core::net::Cable`): the
+    /// switch then needs creating again.
     fn cables_up(&self, switch: &str) -> bool {
         self.recorded_spans
             .get(switch)
             .into_iter()
             .flatten()
-            .all(|other| {
-                mln_core::net::Cable::open(
-                    self.cable_dir(),
-                    &Self::cable_name(switch, other.as_deref()),
-                )
-                .is_ok_and(|c| c.is_alive())
-            })
+            .all(|other| self.joined(switch, other.as_deref()))
     }
 
     /// Give a guest of `host` on its server an instance of each of its
@@ -446,8 +607,14 @@ impl ClusterBackends {
             if *home == at || lock(&self.ensured).contains(&key) {
                 continue;
             }
-            self.ensure_instance(project, spec, at.as_deref())?;
-            self.cable(project, sw, home.as_deref(), at.as_deref())?;
+            let rec = self.ensure_instance(project, spec, at.as_deref())?;
+            let home_rec = lock(&self.home_records).get(sw).cloned();
+            self.join(
+                project,
+                sw,
+                (home.as_deref(), home_rec.as_ref()),
+                (at.as_deref(), &rec),
+            )?;
         }
         Ok(())
     }
@@ -468,7 +635,7 @@ impl ClusterBackends {
                 continue;
             }
             let done = self
-                .uncable(sw, at)
+                .unjoin(project, sw, at)
                 .and_then(|()| self.remove_instance(project, spec, at));
             match done {
                 Ok(()) => {
@@ -572,11 +739,17 @@ impl Backends for ClusterBackends {
     fn create_switch(&self, project: &str, spec: &SwitchSpec) -> Result<SwitchRecord> {
         let home = self.remote(spec.service_host.as_deref());
         let rec = self.ensure_instance(project, spec, home)?;
+        lock(&self.home_records).insert(spec.name.clone(), rec.clone());
         // Members on other servers plug into their own server's instance,
         // joined to this one.
         for other in self.spans.get(&spec.name).into_iter().flatten() {
-            self.ensure_instance(project, spec, other.as_deref())?;
-            self.cable(project, &spec.name, home, other.as_deref())?;
+            let other_rec = self.ensure_instance(project, spec, other.as_deref())?;
+            self.join(
+                project,
+                &spec.name,
+                (home, Some(&rec)),
+                (other.as_deref(), &other_rec),
+            )?;
         }
         let mut rec = rec;
         rec.spec = spec.clone();
@@ -588,7 +761,7 @@ impl Backends for ClusterBackends {
         let mut first_error = None;
         for other in self.spans.get(&spec.name).into_iter().flatten() {
             let done = self
-                .uncable(&spec.name, other.as_deref())
+                .unjoin(project, &spec.name, other.as_deref())
                 .and_then(|()| self.remove_instance(project, spec, other.as_deref()));
             if let Err(e) = done {
                 first_error.get_or_insert(e);
@@ -957,4 +1130,37 @@ impl ClusterBackends {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Sets updated whole under the lock stay consistent after a panic.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(bridge: Option<&str>) -> SwitchRecord {
+        SwitchRecord {
+            spec: SwitchSpec::new("lan"),
+            socket: Some(PathBuf::from("/var/lib/mln/lab/switches/lan/ctl")),
+            bridge: bridge.map(str::to_string),
+            pid: Some(1),
+        }
+    }
+
+    #[test]
+    fn bridges_between_here_and_a_server_get_vxlan_everything_else_a_cable() {
+        let (br, vde) = (record(Some("mlnaaaa")), record(None));
+        let (here, s2, s3) = (None, Some("s2"), Some("s3"));
+        // Both bridged, one end here: VXLAN, to the other end's server.
+        assert_eq!(transport(here, &br, s2, &br), Transport::Vxlan);
+        assert_eq!(transport(s2, &br, here, &br), Transport::Vxlan);
+        assert_eq!(vxlan_server(here, s2), Some("s2"));
+        assert_eq!(vxlan_server(s2, here), Some("s2"));
+        // Either end without a bridge (no Xen, or not root there): cable.
+        assert_eq!(transport(here, &br, s2, &vde), Transport::Cable);
+        assert_eq!(transport(here, &vde, s2, &br), Transport::Cable);
+        assert_eq!(transport(here, &vde, s2, &vde), Transport::Cable);
+        // Two other servers: their addresses for each other are unknown.
+        assert_eq!(transport(s2, &br, s3, &br), Transport::Cable);
+        assert_eq!(vxlan_server(s2, s3), None);
+        assert_eq!(vxlan_server(here, here), None);
+    }
 }
