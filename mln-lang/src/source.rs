@@ -2,6 +2,7 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -70,30 +71,30 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// The whole text.
     pub text: String,
-    /// Byte offset of the start of every line, for line/column lookups.
-    line_starts: Vec<usize>,
+    /// Byte offset of the start of every line, for line/column lookups;
+    /// found the first time a diagnostic is rendered, not when the file is
+    /// read (a project that has nothing to report never needs them).
+    line_starts: OnceLock<Vec<usize>>,
 }
 
 impl SourceFile {
     fn new(path: PathBuf, text: String) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
         SourceFile {
             path,
             text,
-            line_starts,
+            line_starts: OnceLock::new(),
         }
     }
 
     /// 1-based line and column (in characters) of byte `offset`.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let line = match self.line_starts.binary_search(&offset) {
+        let starts = self.line_starts();
+        let line = match starts.binary_search(&offset) {
             Ok(i) => i,
             Err(i) => i - 1,
         };
-        let start = self.line_starts[line];
+        let start = starts[line];
         let col = self
             .text
             .get(start..offset)
@@ -103,7 +104,11 @@ impl SourceFile {
 
     /// Byte offsets where each line starts.
     pub fn line_starts(&self) -> &[usize] {
-        &self.line_starts
+        self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        })
     }
 }
 
