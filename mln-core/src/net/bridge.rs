@@ -32,21 +32,18 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::iplink::{self, alias, fnv1a, interface_exists, ip, token, SYS_NET};
 use super::{Switch, SwitchSpec, SwitchStatus};
 use crate::domain::Attachment;
 use crate::error::{Error, Result};
 use crate::name::SafeName;
-use crate::uml::process::write_atomic;
 
 /// The record file in the switch's folder.
 const RECORD: &str = "bridge.json";
 /// Where the kernel shows network interfaces.
-const SYS_NET: &str = "/sys/class/net";
 /// The kernel's default address ageing, centiseconds (300 s).
 const SWITCH_AGEING: &str = "30000";
 /// `CAP_NET_ADMIN`, the capability that creating interfaces needs.
@@ -76,7 +73,7 @@ struct BridgeRecord {
 
 impl LinuxBridge {
     /// The program run.
-    pub const PROGRAM: &'static str = "ip";
+    pub const PROGRAM: &'static str = iplink::IP;
 
     /// A stable bridge name for switch `switch` of project `project`:
     /// `mln` and 12 hexadecimal digits of a hash of both names, 15
@@ -410,23 +407,6 @@ fn owns_interface(name: &str, token: &str) -> bool {
     interface_alias(name).as_deref() == Some(alias(token).as_str())
 }
 
-fn alias(token: &str) -> String {
-    format!("mln:{token}")
-}
-
-/// A token no other bridge carries: where, what and when it was made.
-fn token(dir: &Path, bridge: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let seed = format!("{}/{bridge}/{}/{now}", dir.display(), std::process::id());
-    format!("{:016x}", fnv1a(&seed))
-}
-
-fn interface_exists(name: &str) -> bool {
-    Path::new(SYS_NET).join(name).exists()
-}
-
 fn interface_alias(name: &str) -> Option<String> {
     fs::read_to_string(Path::new(SYS_NET).join(name).join("ifalias"))
         .ok()
@@ -455,37 +435,7 @@ fn read_record(dir: &Path) -> Result<Option<BridgeRecord>> {
 }
 
 fn write_record(dir: &Path, record: &BridgeRecord) -> Result<()> {
-    let path = dir.join(RECORD);
-    let bytes = serde_json::to_vec_pretty(record).map_err(|e| {
-        Error::io(
-            &path,
-            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        )
-    })?;
-    write_atomic(&path, &bytes)
-}
-
-/// Run `ip ARGS` (argv, never a shell); its stderr becomes the error.
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new(LinuxBridge::PROGRAM)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| Error::Spawn {
-            program: LinuxBridge::PROGRAM.to_string(),
-            source: e,
-        })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Command {
-            program: format!("{} {}", LinuxBridge::PROGRAM, args.join(" ")),
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
+    iplink::write_record(&dir.join(RECORD), record)
 }
 
 /// 12 hexadecimal digits (48 bits) of a hash of `project` and `switch`.
@@ -494,16 +444,6 @@ fn short_hash(project: &str, switch: &str) -> String {
     // if a name contained the separator.
     let seed = format!("{}:{project}/{switch}", project.len());
     format!("{:012x}", fnv1a(&seed) >> 16)
-}
-
-/// FNV-1a, 64 bit: stable across Rust versions, unlike `DefaultHasher`.
-fn fnv1a(text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 #[cfg(test)]

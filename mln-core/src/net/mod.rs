@@ -29,6 +29,7 @@
 
 pub mod bridge;
 pub mod cable;
+mod iplink;
 pub mod vxlan;
 
 pub use bridge::LinuxBridge;

@@ -84,18 +84,15 @@
 use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::iplink::{self, alias, fnv1a, interface_exists, ip, token, SYS_NET};
 use super::{LinuxBridge, Switch, SwitchStatus};
 use crate::error::{Error, Result};
 use crate::name::SafeName;
-use crate::uml::process::write_atomic;
 
 /// Where the kernel shows network interfaces.
-const SYS_NET: &str = "/sys/class/net";
 /// `IFF_UP` in `/sys/class/net/NAME/flags`.
 const IFF_UP: u64 = 0x1;
 /// The largest VNI (24 bits).
@@ -192,7 +189,7 @@ struct VxlanRecord {
 
 impl Vxlan {
     /// The program run.
-    pub const PROGRAM: &'static str = "ip";
+    pub const PROGRAM: &'static str = iplink::IP;
     /// The UDP port, IANA's for VXLAN.
     pub const PORT: u16 = 4789;
     /// Bytes VXLAN adds to a frame over IPv4 (70 over IPv6).
@@ -498,23 +495,6 @@ fn owns(record: &VxlanRecord) -> bool {
     is_vxlan && alias_ok
 }
 
-fn alias(token: &str) -> String {
-    format!("mln:{token}")
-}
-
-/// A token no other device carries: where, what and when it was made.
-fn token(dir: &Path, device: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let seed = format!("{}/{device}/{}/{now}", dir.display(), std::process::id());
-    format!("{:016x}", fnv1a(&seed))
-}
-
-fn interface_exists(name: &str) -> bool {
-    Path::new(SYS_NET).join(name).exists()
-}
-
 fn record_path(dir: &Path, device: &str) -> PathBuf {
     dir.join(format!("vxlan-{device}.json"))
 }
@@ -548,37 +528,7 @@ fn read_record(dir: &Path, device: &str) -> Result<Option<VxlanRecord>> {
 }
 
 fn write_record(dir: &Path, record: &VxlanRecord) -> Result<()> {
-    let path = record_path(dir, &record.spec.device);
-    let bytes = serde_json::to_vec_pretty(record).map_err(|e| {
-        Error::io(
-            &path,
-            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        )
-    })?;
-    write_atomic(&path, &bytes)
-}
-
-/// Run `ip ARGS` (argv, never a shell); its stderr becomes the error.
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new(Vxlan::PROGRAM)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| Error::Spawn {
-            program: Vxlan::PROGRAM.to_string(),
-            source: e,
-        })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Command {
-            program: format!("{} {}", Vxlan::PROGRAM, args.join(" ")),
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
+    iplink::write_record(&record_path(dir, &record.spec.device), record)
 }
 
 /// A hash of project, switch and far server; each length first, so that
@@ -590,17 +540,6 @@ fn link_hash(project: &str, switch: &str, far_server: &str) -> u64 {
         switch.len()
     );
     fnv1a(&seed)
-}
-
-/// FNV-1a, 64 bit: stable across Rust versions, unlike `DefaultHasher`
-/// (the same function `bridge.rs` names bridges with).
-fn fnv1a(text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 #[cfg(test)]
