@@ -9,10 +9,11 @@
 //! out ([`Made`]).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use mln_core::net::{LinuxBridge, Switch, SwitchSpec, SwitchStatus, VdeSwitch};
 use mln_core::{Attachment, Error};
+use testkit::run_ok as run;
 
 fn can_manage(test: &str) -> bool {
     let ok = LinuxBridge::can_manage();
@@ -36,19 +37,6 @@ fn read_sys(name: &str, file: &str) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
-}
-
-fn run(argv: &[&str]) -> Output {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// What a test made, removed when dropped (whatever happened): network

@@ -21,10 +21,11 @@
 
 use std::env;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use mln_core::net::{LinuxBridge, Switch, SwitchSpec, SwitchStatus, Vxlan, VxlanSpec};
 use mln_core::Error;
+use testkit::run_ok as run;
 
 /// The bridge's name in every server namespace (each has its own).
 const BRIDGE: &str = "mlnvxbr0";
@@ -36,19 +37,6 @@ fn can_manage(test: &str) -> bool {
         eprintln!("SKIPPED {test}: VXLAN devices and bridges need root (CAP_NET_ADMIN)");
     }
     ok
-}
-
-fn run(argv: &[&str]) -> Output {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// Server and guest namespaces, deleted when dropped.

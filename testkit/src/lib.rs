@@ -4,7 +4,7 @@
 //! across several servers.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 mod servers;
 
@@ -28,4 +28,23 @@ impl Drop for KillUnder {
             let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
         }
     }
+}
+
+/// Run `argv` (no shell) and return its output; panics, with its stderr,
+/// when it cannot be started or fails: for the set-up steps of a test
+/// (`ip netns add`, `ip link set`, ...), where a failure is the test's.
+pub fn run_ok(argv: &[&str]) -> Output {
+    let Some((program, args)) = argv.split_first() else {
+        panic!("run_ok: an empty command");
+    };
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
