@@ -119,6 +119,30 @@ impl Lab {
     }
 }
 
+/// `upgrade` with web's `service_host` changed to server-b: the plan has
+/// one move, planned live, and the recorded state names server-b after.
+fn upgrade_to_server_b(lab: &Lab) -> Outcome {
+    let out = lab.apply(Goal::Upgrade, Some(&lab.project("server-b")));
+    let moves: Vec<&Op> = out
+        .plan
+        .actions
+        .iter()
+        .map(|a| &a.op)
+        .filter(|op| matches!(op, Op::Move { .. }))
+        .collect();
+    assert!(
+        matches!(moves[..], [Op::Move { live: true, .. }]),
+        "{}",
+        out.plan.render_actions()
+    );
+    let report = out.report.as_ref().expect("applied");
+    assert_eq!(
+        report.state.hosts["web"].spec.service_host.as_deref(),
+        Some("server-b")
+    );
+    out
+}
+
 /// The names the web guest of `project` has, before, during and after a
 /// move.
 fn domains(domain: &str) -> [String; 3] {
@@ -154,24 +178,8 @@ fn upgrade_moves_a_running_xen_guest_to_another_server_cold_when_disks_are_not_s
     assert!(lab.disk("server-a").exists());
     eprintln!("[{:.0?}] up on server-a: {before:?}", started.elapsed());
 
-    let out = lab.apply(Goal::Upgrade, Some(&lab.project("server-b")));
-    let moves: Vec<&Op> = out
-        .plan
-        .actions
-        .iter()
-        .map(|a| &a.op)
-        .filter(|op| matches!(op, Op::Move { .. }))
-        .collect();
-    assert!(
-        matches!(moves[..], [Op::Move { live: true, .. }]),
-        "{}",
-        out.plan.render_actions()
-    );
+    let out = upgrade_to_server_b(&lab);
     let report = out.report.as_ref().expect("applied");
-    assert_eq!(
-        report.state.hosts["web"].spec.service_host.as_deref(),
-        Some("server-b")
-    );
     let after = x.info(DOMAIN).expect("web runs after the move");
     eprintln!("[{:.0?}] moved to server-b: {after:?}", started.elapsed());
     assert_eq!(after.state, DomainState::Running);
@@ -240,25 +248,9 @@ fn upgrade_migrates_a_running_xen_guest_to_a_server_that_shares_its_disks() {
         started.elapsed()
     );
 
-    let out = lab.apply(Goal::Upgrade, Some(&lab.project("server-b")));
+    let out = upgrade_to_server_b(&lab);
     let moved = Instant::now();
-    let moves: Vec<&Op> = out
-        .plan
-        .actions
-        .iter()
-        .map(|a| &a.op)
-        .filter(|op| matches!(op, Op::Move { .. }))
-        .collect();
-    assert!(
-        matches!(moves[..], [Op::Move { live: true, .. }]),
-        "{}",
-        out.plan.render_actions()
-    );
     let report = out.report.as_ref().expect("applied");
-    assert_eq!(
-        report.state.hosts["web"].spec.service_host.as_deref(),
-        Some("server-b")
-    );
     let after = x.info(SHARED_DOMAIN).expect("web runs after the move");
     eprintln!(
         "[{:.0?}] migrated to server-b: {after:?}",
