@@ -187,6 +187,11 @@ pub struct DomainSpec {
     pub interfaces: Vec<InterfaceSpec>,
     /// Disks, in guest order.
     pub disks: Vec<DiskSpec>,
+    /// The line the guest prints on its console once it has booted (its
+    /// template's marker), if it prints one: what
+    /// [`Hypervisor::boot_status`] waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_marker: Option<String>,
 }
 
 impl DomainSpec {
@@ -201,6 +206,7 @@ impl DomainSpec {
             boot,
             interfaces: Vec::new(),
             disks: Vec::new(),
+            boot_marker: None,
         }
     }
 
@@ -261,6 +267,27 @@ pub struct DomainInfo {
     pub cpu_time: Duration,
 }
 
+/// How far a started guest got in its boot (see [`Hypervisor::boot_status`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "boot", rename_all = "snake_case")]
+pub enum BootStatus {
+    /// It confirmed its boot (printed the template's marker, or answered
+    /// where the backend cannot read a marker).
+    Booted,
+    /// Still running, not confirmed yet.
+    Booting,
+    /// It stopped before confirming its boot.
+    Failed {
+        /// The state it ended in (`crashed`, `shutdown`).
+        state: DomainState,
+        /// Why, in words, when the backend can tell (a known cause and
+        /// its fix).
+        reason: Option<String>,
+        /// The last lines of its console, when the backend keeps one.
+        console: String,
+    },
+}
+
 /// A hypervisor backend: one safe method per lifecycle operation.
 ///
 /// Domains are addressed by name. `create` leaves a new domain paused
@@ -304,6 +331,23 @@ pub trait Hypervisor: Send + Sync {
     /// where the host's available memory is what counts.
     fn free_memory(&self) -> Result<Option<u64>> {
         Ok(None)
+    }
+
+    /// Has the started domain `name` finished booting (printed its spec's
+    /// [`DomainSpec::boot_marker`])? A backend that cannot read the
+    /// console counts a running domain as booted; this default does just
+    /// that.
+    fn boot_status(&self, name: &str) -> Result<BootStatus> {
+        let info = self.info(name)?;
+        Ok(match info.state {
+            DomainState::Running | DomainState::Paused => BootStatus::Booted,
+            DomainState::Dying | DomainState::Unknown => BootStatus::Booting,
+            state @ (DomainState::Shutdown | DomainState::Crashed) => BootStatus::Failed {
+                state,
+                reason: None,
+                console: String::new(),
+            },
+        })
     }
 }
 

@@ -11,7 +11,9 @@
 //! assert_eq!(spec.vcpus, 1);
 //! ```
 
+mod bounded;
 pub mod disk;
+pub mod doctor;
 pub mod domain;
 pub mod error;
 pub mod guest;
@@ -24,8 +26,8 @@ pub mod xen;
 
 pub use domain::DomainSpec;
 pub use domain::{
-    Attachment, BackendKind, Boot, DiskSpec, DomainHandle, DomainInfo, DomainState, Hypervisor,
-    InterfaceSpec, MacAddr,
+    Attachment, BackendKind, Boot, BootStatus, DiskSpec, DomainHandle, DomainInfo, DomainState,
+    Hypervisor, InterfaceSpec, MacAddr,
 };
 pub use error::{Error, Result};
 pub use name::SafeName;

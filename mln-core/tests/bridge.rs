@@ -18,7 +18,7 @@ use testkit::run_ok as run;
 fn can_manage(test: &str) -> bool {
     let ok = LinuxBridge::can_manage();
     if !ok {
-        eprintln!("SKIPPED {test}: Linux bridges need root (CAP_NET_ADMIN)");
+        testkit::skip(test, "Linux bridges need root (CAP_NET_ADMIN)");
     }
     ok
 }

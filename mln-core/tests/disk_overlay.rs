@@ -66,8 +66,10 @@ fn missing_template_is_named() {
 #[test]
 fn qcow2_overlay_is_backed_by_the_template() {
     if Command::new("qemu-img").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: qemu-img is not installed (Debian package qemu-utils)");
-        return;
+        return testkit::skip(
+            "qcow2_overlay_is_backed_by_the_template",
+            "qemu-img is not installed (Debian package qemu-utils)",
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let t = template(dir.path());

@@ -112,7 +112,7 @@ fn uml_domain_names_never_become_paths_or_arguments() {
     let sb = Sandbox::new();
     let uml = Uml::new(sb.state()).unwrap();
     for bad in hostile() {
-        let spec = DomainSpec::new(&bad, 64 << 20, Boot::kernel(Uml::DEFAULT_KERNEL));
+        let spec = DomainSpec::new(&bad, 64 << 20, Boot::kernel(Uml::default_kernel()));
         // umid folder, uml_dir= argument, pid and console files.
         assert_refused(uml.create(&spec), &bad, "create");
         assert_refused(uml.command_line(&spec), &bad, "command line");

@@ -59,7 +59,7 @@ fn guest_with_shutdown(name: &str, startup: &[&str], shutdown: &[&str]) -> Guest
         name,
         64 << 20,
         Boot::Kernel {
-            kernel: Uml::DEFAULT_KERNEL.into(),
+            kernel: Uml::default_kernel(),
             ramdisk: None,
             cmdline: format!("{} quiet", template.cmdline),
         },

@@ -34,7 +34,7 @@ const VAR: &str = "MLN_VXLAN_TEST_";
 fn can_manage(test: &str) -> bool {
     let ok = LinuxBridge::can_manage();
     if !ok {
-        eprintln!("SKIPPED {test}: VXLAN devices and bridges need root (CAP_NET_ADMIN)");
+        testkit::skip(test, "VXLAN devices and bridges need root (CAP_NET_ADMIN)");
     }
     ok
 }

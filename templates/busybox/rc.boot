@@ -11,6 +11,13 @@ mount -t tmpfs -o mode=0755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -o remount,rw / 2>/dev/null
 ip link set lo up
+# Network devices of UML's vector driver are vecN: give them their MLN
+# names (ethN) now, and have the kernel call the same helper for any
+# plugged in later.
+for dev in /sys/class/net/vec*; do
+    [ -e "$dev" ] && /etc/mln/hotplug net "${dev##*/}"
+done
+[ -w /proc/sys/kernel/hotplug ] && echo /etc/mln/hotplug > /proc/sys/kernel/hotplug
 [ -f /etc/hostname ] && hostname -F /etc/hostname
 
 # MLN's guest configuration is a tar archive on a disk: the kernel argument

@@ -40,6 +40,10 @@ const RC_HALT: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../templates/busybox/rc.halt"
 ));
+const HOTPLUG: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../templates/busybox/hotplug"
+));
 
 /// What the busybox template's boot script prints on the console when boot,
 /// configuration and startup lines are done.
@@ -54,9 +58,24 @@ pub struct Template {
     /// Kernel arguments for a guest whose first disk is a COW over `image`
     /// (`root=/dev/ubda rw` on UML).
     pub cmdline: String,
+    /// The line the template's init prints on the console once boot,
+    /// configuration and startup lines are done ([`BOOT_FINISHED`] for the
+    /// busybox template); `None` for an image that prints none, whose
+    /// guests count as booted once they answer and stay up a moment.
+    pub boot_marker: Option<String>,
 }
 
 impl Template {
+    /// An existing image booted with `cmdline`, which prints no boot
+    /// marker.
+    pub fn image(image: impl Into<PathBuf>, cmdline: impl Into<String>) -> Self {
+        Template {
+            image: image.into(),
+            cmdline: cmdline.into(),
+            boot_marker: None,
+        }
+    }
+
     /// The default busybox template kept in `dir`, built there on first use
     /// (an unchanged template is not rebuilt); busybox comes from
     /// `/bin/busybox` or is fetched into `dir/download`.
@@ -164,7 +183,7 @@ impl BusyboxTemplate {
         }
         // The recipe's own version: bump when `stage` or `make_ext4` change.
         h.feed(b"recipe 3");
-        for part in [INITTAB, RC_BOOT, RC_HALT] {
+        for part in [INITTAB, RC_BOOT, RC_HALT, HOTPLUG] {
             h.feed(part.as_bytes());
         }
         h.feed(&self.size.to_le_bytes());
@@ -182,6 +201,7 @@ impl BusyboxTemplate {
         let template = Template {
             image: image.clone(),
             cmdline: "root=/dev/ubda rw".to_string(),
+            boot_marker: Some(BOOT_FINISHED.to_string()),
         };
         if image.exists() {
             return Ok(template);
@@ -242,10 +262,11 @@ impl BusyboxTemplate {
         let init = root.join("sbin/init");
         let _ = fs::remove_file(&init);
         symlink("/bin/busybox", &init).map_err(|e| Error::io(&init, e))?;
-        let files: [(&str, &str, u32); 11] = [
+        let files: [(&str, &str, u32); 12] = [
             ("etc/inittab", INITTAB, 0o644),
             ("etc/mln/rc.boot", RC_BOOT, 0o755),
             ("etc/mln/rc.halt", RC_HALT, 0o755),
+            ("etc/mln/hotplug", HOTPLUG, 0o755),
             ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644),
             ("etc/shadow", "root:*:19000:0:99999:7:::\n", 0o600),
             ("etc/group", "root:x:0:\n", 0o644),

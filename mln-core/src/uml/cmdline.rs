@@ -5,12 +5,17 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use super::{Uml, BACKEND, PAGE, UMID};
+use super::{NetDriver, Uml, BACKEND, PAGE, UMID};
 use crate::domain::{Attachment, Boot, DomainSpec};
 use crate::error::{Error, Result};
 
-/// The program and arguments that run `spec` with its state in `dir`.
-pub(super) fn args(dir: &Path, spec: &DomainSpec) -> Result<(PathBuf, Vec<OsString>)> {
+/// The program and arguments that run `spec` with its state in `dir`, on
+/// a kernel whose network driver is `net`.
+pub(super) fn args(
+    dir: &Path,
+    spec: &DomainSpec,
+    net: NetDriver,
+) -> Result<(PathBuf, Vec<OsString>)> {
     let Boot::Kernel {
         kernel,
         ramdisk,
@@ -42,18 +47,11 @@ pub(super) fn args(dir: &Path, spec: &DomainSpec) -> Result<(PathBuf, Vec<OsStri
         args.push(format!("ubd{letter}{flag}={path}"));
     }
     for iface in &spec.interfaces {
-        let index = iface
-            .name
-            .strip_prefix("eth")
-            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-            .ok_or_else(|| Error::InvalidName {
-                name: iface.name.clone(),
-                reason: "a UML interface is eth0, eth1, ...",
-            })?;
+        let index = interface_index(&iface.name)?;
         match &iface.attach {
             Attachment::Vde(sock) => {
                 let sock = cmdline_path(sock, "vde switch socket")?;
-                args.push(format!("eth{index}=vde,{sock},{}", iface.mac));
+                args.push(net.attach(index, &sock, &iface.mac));
             }
             Attachment::Bridge(_) => {
                 return Err(Error::Unsupported {
@@ -90,7 +88,7 @@ pub(super) fn args(dir: &Path, spec: &DomainSpec) -> Result<(PathBuf, Vec<OsStri
 /// `root` (a copy-on-write overlay over a template, `ubda`), its guest
 /// configuration disk `config_disk` (written by
 /// [`crate::guest::GuestConfig::write_disk`], `ubdb`, read-only), booted by
-/// [`Uml::DEFAULT_KERNEL`] with `root=/dev/ubda rw mln.config=ubdb` and
+/// [`Uml::default_kernel`] with `root=/dev/ubda rw mln.config=ubdb` and
 /// `extra` (e.g. `quiet`) on the command line.
 ///
 /// ```
@@ -111,7 +109,7 @@ pub fn host_spec(
         name,
         memory,
         Boot::Kernel {
-            kernel: Uml::DEFAULT_KERNEL.into(),
+            kernel: Uml::default_kernel(),
             ramdisk: None,
             cmdline: format!("root=/dev/ubda rw mln.config=ubdb {extra}")
                 .trim_end()
@@ -128,6 +126,18 @@ pub fn host_spec(
     spec
 }
 
+/// The number of interface `ethN` (at most 3 digits: the name goes into
+/// management console requests, where nothing else may ride along).
+pub(super) fn interface_index(name: &str) -> Result<u32> {
+    name.strip_prefix("eth")
+        .filter(|n| !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| Error::InvalidName {
+            name: name.to_string(),
+            reason: "a UML interface is eth0, eth1, ...",
+        })
+}
+
 /// Memory rounded up to whole pages.
 pub(super) fn round_pages(bytes: u64) -> u64 {
     bytes.div_ceil(PAGE) * PAGE
@@ -135,7 +145,7 @@ pub(super) fn round_pages(bytes: u64) -> u64 {
 
 /// `path` as one word of UML's command line, where whitespace splits words
 /// and `,` and `:` split a word's fields.
-fn cmdline_path(path: &Path, what: &'static str) -> Result<String> {
+pub(super) fn cmdline_path(path: &Path, what: &'static str) -> Result<String> {
     let s = path.to_str().ok_or_else(|| Error::UnusablePath {
         path: path.to_path_buf(),
         what,
@@ -186,7 +196,8 @@ mod tests {
             mac,
             attach: Attachment::Vde("/s/lan".into()),
         });
-        let (kernel, args) = uml.command_line(&spec).unwrap();
+        let dir = uml.dir("alice").unwrap();
+        let (kernel, args) = super::args(&dir, &spec, NetDriver::Eth).unwrap();
         assert_eq!(kernel, Path::new("/usr/bin/linux.uml"));
         let args: Vec<String> = args.into_iter().map(|a| a.into_string().unwrap()).collect();
         assert!(args.contains(&"mem=65536K".to_string()));
@@ -194,6 +205,10 @@ mod tests {
         assert!(args.contains(&"ubdbr=/d/alice.cfg".to_string()));
         assert!(args.contains(&format!("eth0=vde,/s/lan,{mac}")));
         assert_eq!(&args[args.len() - 2..], ["root=/dev/ubda", "rw"]);
+        // The vector driver's kernels get the same switch, as vec0.
+        let (_, args) = super::args(&dir, &spec, NetDriver::Vector).unwrap();
+        let args: Vec<String> = args.into_iter().map(|a| a.into_string().unwrap()).collect();
+        assert!(args.contains(&format!("vec0:transport=vde,vnl=vde:///s/lan,mac={mac}")));
     }
 
     #[test]

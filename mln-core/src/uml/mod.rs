@@ -44,9 +44,15 @@
 //! ```
 
 mod cmdline;
+mod crash;
+mod fetch;
+mod kernel;
+mod kernels;
 mod mconsole;
+pub mod probe;
 pub(crate) mod process;
 mod shutdown;
+mod sources;
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -54,18 +60,25 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 pub use cmdline::host_spec;
-use cmdline::round_pages;
+use cmdline::{interface_index, round_pages};
+pub use crash::CrashCause;
+pub(crate) use fetch::which;
+pub use fetch::{FetchSource, FetchedKernel};
+pub use kernel::{NetDriver, UmlKernel};
+pub use kernels::{cpu, FetchReport, KernelChoice, KernelSource, KernelStore, KERNEL_ENV};
 pub use mconsole::Mconsole;
+pub use probe::ProbeOutcome;
 pub use process::processes_mentioning;
 use process::{write_atomic, Liveness, ProcessRecord};
 
 use crate::domain::{
-    Attachment, BackendKind, Boot, DomainInfo, DomainSpec, DomainState, Hypervisor,
+    Attachment, BackendKind, Boot, BootStatus, DomainInfo, DomainSpec, DomainState, Hypervisor,
+    MacAddr,
 };
 use crate::error::{Error, Result};
 use crate::name::SafeName;
@@ -78,6 +91,10 @@ const UMID: &str = "uml";
 const PAGE: u64 = 4096;
 /// Below this (bytes), UML guests may run out of memory while booting.
 const MIN_COMFORTABLE_MEMORY: u64 = 32 << 20;
+/// How long a guest whose template prints no boot marker must stay up
+/// to count as booted: UML kernels that cannot run on the host die at the
+/// first user process, within about a second of starting.
+pub const SETTLE: Duration = Duration::from_secs(3);
 /// Longest unix socket path (`sun_path` is 108 bytes with its NUL).
 pub(crate) const MAX_SOCKET_PATH: usize = 107;
 
@@ -114,11 +131,23 @@ struct Record {
     /// runs' output stays above it).
     #[serde(default)]
     log_offset: u64,
+    /// When the current run started.
+    #[serde(default)]
+    started_at: Option<SystemTime>,
 }
 
 impl Uml {
     /// The kernel Debian's `user-mode-linux` package installs.
     pub const DEFAULT_KERNEL: &'static str = "/usr/bin/linux.uml";
+
+    /// The kernel to boot with when none is named and no
+    /// [`KernelStore`] is at hand: `MLN_UML_KERNEL` when set, else
+    /// [`Uml::DEFAULT_KERNEL`].
+    pub fn default_kernel() -> PathBuf {
+        std::env::var_os(KERNEL_ENV)
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from(Self::DEFAULT_KERNEL), PathBuf::from)
+    }
 
     /// A backend keeping its guests under `state_dir` (created if missing;
     /// made absolute, because it ends up on guest command lines).
@@ -206,7 +235,89 @@ impl Uml {
     /// The `linux.uml` argument list (without the program) that runs `spec`
     /// from this state folder. `start` runs exactly this.
     pub fn command_line(&self, spec: &DomainSpec) -> Result<(PathBuf, Vec<OsString>)> {
-        cmdline::args(&self.dir(&spec.name)?, spec)
+        cmdline::args(&self.dir(&spec.name)?, spec, Self::net_driver(spec)?)
+    }
+
+    /// How the spec's kernel takes network interfaces; asked of the kernel
+    /// only when the spec has interfaces on a switch.
+    fn net_driver(spec: &DomainSpec) -> Result<NetDriver> {
+        let wired = spec
+            .interfaces
+            .iter()
+            .any(|i| matches!(i.attach, Attachment::Vde(_)));
+        match &spec.boot {
+            Boot::Kernel { kernel, .. } if wired => Ok(UmlKernel::inspect(kernel)?.net),
+            _ => Ok(NetDriver::Eth),
+        }
+    }
+
+    /// Has guest `name` finished booting: printed its spec's boot marker
+    /// on its console in this run, or, for a spec without one, answered
+    /// its management console and stayed up [`SETTLE`] since it started?
+    /// A guest that died meanwhile is [`BootStatus::Failed`], with the end
+    /// of its console and, for a known cause, what fixes it.
+    pub fn boot_status(&self, name: &str) -> Result<BootStatus> {
+        let record = self.read_record(name)?;
+        let info = self.info(name)?;
+        match info.state {
+            DomainState::Running | DomainState::Paused => {}
+            state => {
+                let console = self.log_since(name, record.log_offset);
+                return Ok(BootStatus::Failed {
+                    state,
+                    reason: CrashCause::diagnose(&console).map(|c| format!("{c}; {}", c.fix())),
+                    console: last_lines(&console, 12),
+                });
+            }
+        }
+        let booted = match &record.spec.boot_marker {
+            Some(marker) => {
+                let path = self.console_log(name)?;
+                console_contains(&path, record.log_offset, marker)
+            }
+            None => {
+                let settled = record
+                    .started_at
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .is_some_and(|up| up >= SETTLE);
+                settled && self.mconsole(name)?.request("version").is_ok()
+            }
+        };
+        Ok(if booted {
+            BootStatus::Booted
+        } else {
+            BootStatus::Booting
+        })
+    }
+
+    /// Plug interface `interface` (`ethN`) of running guest `name` into
+    /// the switch at `socket` again (after the switch was recreated), with
+    /// its `mac`: through the management console, by removing the
+    /// kernel's device and configuring it anew, in the syntax of the
+    /// guest's kernel. The guest names the new device `ethN` again (the
+    /// template's hot-plug script). UML swaps only a device the guest has
+    /// down: one in use is refused with [`Error::Unsupported`], and the
+    /// caller restarts the guest instead.
+    pub fn replug(&self, name: &str, interface: &str, socket: &Path, mac: MacAddr) -> Result<()> {
+        let index = interface_index(interface)?;
+        let (record, _) = self.require_live(name, "re-plug an interface")?;
+        let net = match &record.spec.boot {
+            Boot::Kernel { kernel, .. } => UmlKernel::inspect(kernel)?.net,
+            Boot::Disk => NetDriver::Eth,
+        };
+        let sock = cmdline::cmdline_path(socket, "vde switch socket")?;
+        let mc = self.mconsole(name)?;
+        if mc
+            .request(&format!("remove {}", net.device(index)))
+            .is_err()
+        {
+            return Err(Error::Unsupported {
+                backend: BACKEND,
+                op: "re-plugging an interface the guest has up",
+            });
+        }
+        mc.request(&format!("config {}", net.attach(index, &sock, &mac)))
+            .map(drop)
     }
 
     fn dir(&self, name: &str) -> Result<PathBuf> {
@@ -353,6 +464,7 @@ impl Uml {
             .map_err(|e| Error::io(&log_path, e))?;
         let log2 = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
         record.log_offset = log.metadata().map_or(0, |m| m.len());
+        record.started_at = Some(SystemTime::now());
         let mut cmd = guest_command(&kernel, &args);
         cmd.current_dir(&dir)
             .stdin(Stdio::null())
@@ -386,11 +498,15 @@ impl Uml {
         let deadline = Instant::now() + self.boot_timeout;
         loop {
             if proc.liveness() != Liveness::Alive {
+                let console = self.log_tail(&name);
+                let why = CrashCause::diagnose(&console)
+                    .map(|c| format!(" ({c}; {})", c.fix()))
+                    .unwrap_or_default();
                 return Err(Error::Backend {
                     what: name.clone(),
                     message: format!(
-                        "the guest exited while booting; its console said:\n{}",
-                        self.log_tail(&name)
+                        "the guest exited while booting{why}; its console said:\n{}",
+                        last_lines(&console, 12)
                     ),
                 });
             }
@@ -469,6 +585,7 @@ impl Hypervisor for Uml {
             memory: spec.memory,
             phase: Phase::Defined,
             log_offset: 0,
+            started_at: None,
         };
         self.write_record(&record)?;
         self.info(&spec.name)
@@ -679,6 +796,10 @@ impl Hypervisor for Uml {
         }
     }
 
+    fn boot_status(&self, name: &str) -> Result<BootStatus> {
+        Uml::boot_status(self, name)
+    }
+
     fn save(&self, _name: &str, _path: &Path) -> Result<()> {
         Err(Error::Unsupported {
             backend: BACKEND,
@@ -712,6 +833,50 @@ impl Hypervisor for Uml {
 /// on a clean halt say so.
 fn powered_off(log_tail: &str) -> bool {
     log_tail.contains("reboot: System halted") || log_tail.contains("reboot: Power down")
+}
+
+/// Does the file at `path`, from byte `offset` on, contain `needle`?
+/// Read in blocks, keeping an overlap so a needle across two blocks is
+/// found, without holding a long console log in memory.
+fn console_contains(path: &Path, offset: u64, needle: &str) -> bool {
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        return false;
+    }
+    let needle = needle.as_bytes();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        carry.extend_from_slice(&buf[..n]);
+        if carry.windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+        let keep = needle.len().saturating_sub(1).min(carry.len());
+        carry.drain(..carry.len() - keep);
+    }
+}
+
+/// The last `n` lines of a console `text` that say something to a
+/// person: a kernel's stack dump (`[<6069304e>] panic+0x0/0x376`,
+/// `Call Trace:`, `Stack:` and its hex words) is left out.
+pub(crate) fn last_lines(text: &str, n: usize) -> String {
+    let is_dump = |l: &str| {
+        let t = l.trim();
+        t.starts_with("[<")
+            || t == "Call Trace:"
+            || t == "Stack:"
+            || (!t.is_empty()
+                && t.split_whitespace()
+                    .all(|w| w.len() >= 8 && w.bytes().all(|b| b.is_ascii_hexdigit())))
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !is_dump(l)).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn exists(path: &Path, what: &'static str) -> Result<()> {
@@ -785,6 +950,24 @@ fn guest_command(kernel: &Path, args: &[OsString]) -> Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn console_excerpts_leave_stack_dumps_out() {
+        let console = "Run /sbin/init as init process\n\
+                       Kernel panic - not syncing: Requested init /x failed (error -2).\n\
+                       CPU: 0 PID: 1 Comm: swapper Not tainted 6.1.0\n\
+                       Stack:\n 6093a2c0 6093a2c0 00000001 60b1f7c8\n\
+                       Call Trace:\n [<606931e5>] panic+0x197/0x376\n [<6002c0ae>] new_thread_handler+0x7f/0xb0\n";
+        let excerpt = last_lines(console, 3);
+        assert_eq!(
+            excerpt.lines().collect::<Vec<_>>(),
+            [
+                "Run /sbin/init as init process",
+                "Kernel panic - not syncing: Requested init /x failed (error -2).",
+                "CPU: 0 PID: 1 Comm: swapper Not tainted 6.1.0"
+            ]
+        );
+    }
 
     #[test]
     fn missing_kernel_is_named() {

@@ -1,0 +1,101 @@
+//! Why a UML guest died, read from its console: the causes seen often
+//! enough to name, each with what fixes it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A known reason for a guest to die while booting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashCause {
+    /// The host's CPU state (its XSAVE area, large on Intel CPUs with AMX)
+    /// does not fit the kernel's buffer: UML kernels before 6.13 or so
+    /// die at the first user process with `ptrace set fp regs failed`.
+    HostCpuStateTooLarge,
+    /// The guest ran out of memory while booting.
+    OutOfMemory,
+    /// The kernel found no root file system on the root disk.
+    NoRootFileSystem,
+    /// The root file system has no init program the kernel could run.
+    NoInit,
+}
+
+impl CrashCause {
+    /// The cause a console shows, if it is a known one.
+    pub fn diagnose(console: &str) -> Option<CrashCause> {
+        let has = |s: &str| console.contains(s);
+        if has("ptrace set fp regs failed") || has("ptrace set regs failed") {
+            Some(CrashCause::HostCpuStateTooLarge)
+        } else if has("System is deadlocked on memory") || has("Out of memory and no killable") {
+            Some(CrashCause::OutOfMemory)
+        } else if has("Unable to mount root fs") {
+            Some(CrashCause::NoRootFileSystem)
+        } else if has("No working init found") || has("Requested init") {
+            Some(CrashCause::NoInit)
+        } else {
+            None
+        }
+    }
+
+    /// What to do about it, in one line.
+    pub fn fix(self) -> &'static str {
+        match self {
+            CrashCause::HostCpuStateTooLarge => {
+                "this UML kernel cannot run on this CPU; `mln kernel fetch` gets one that can \
+                 (or name another with the host's `kernel`, --uml-kernel or MLN_UML_KERNEL)"
+            }
+            CrashCause::OutOfMemory => "give the host more `memory` (64M boots reliably)",
+            CrashCause::NoRootFileSystem => {
+                "the root disk holds no file system the kernel can mount: check the template"
+            }
+            CrashCause::NoInit => {
+                "the init program is missing: the template's /sbin/init, or what `init=` in `extra` names"
+            }
+        }
+    }
+}
+
+impl fmt::Display for CrashCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CrashCause::HostCpuStateTooLarge => {
+                "the UML kernel cannot restore this host's CPU state (XSAVE area too large, \
+                 e.g. Intel AMX)"
+            }
+            CrashCause::OutOfMemory => "the guest ran out of memory while booting",
+            CrashCause::NoRootFileSystem => "the guest kernel could not mount its root disk",
+            CrashCause::NoInit => "the guest kernel found no init program to run",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_amx_crash_is_named_with_its_fix() {
+        let console = "Run /sbin/init as init process\n\
+                       userspace - ptrace set fp regs failed, errno = 14\n\
+                       Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n";
+        let cause = CrashCause::diagnose(console);
+        assert_eq!(cause, Some(CrashCause::HostCpuStateTooLarge));
+        assert!(cause.unwrap().fix().contains("mln kernel fetch"));
+    }
+
+    #[test]
+    fn other_causes_and_none() {
+        assert_eq!(
+            CrashCause::diagnose("Kernel panic - not syncing: System is deadlocked on memory"),
+            Some(CrashCause::OutOfMemory)
+        );
+        assert_eq!(
+            CrashCause::diagnose(
+                "Kernel panic - not syncing: Requested init /x failed (error -2)."
+            ),
+            Some(CrashCause::NoInit)
+        );
+        assert_eq!(CrashCause::diagnose("mln: boot finished"), None);
+    }
+}
