@@ -33,11 +33,11 @@ struct Lab {
 
 impl Lab {
     fn new() -> Option<Lab> {
-        for p in ["/usr/bin/linux.uml", "/usr/bin/vde_switch"] {
-            if !Path::new(p).exists() {
-                eprintln!("SKIPPED: {p} missing (apt-get install user-mode-linux vde2)");
-                return None;
-            }
+        let kernel = testkit::uml_kernel();
+        let kernel = kernel.to_str().unwrap_or("/usr/bin/linux.uml");
+        if let Some(why) = testkit::missing_tool(&[kernel, "/usr/bin/vde_switch"]) {
+            testkit::skip("agent_local", &why);
+            return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let ssh = dir.path().join("fake-ssh");

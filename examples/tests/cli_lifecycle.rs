@@ -40,13 +40,15 @@ fn host_state(status: &serde_json::Value, host: &str) -> (String, u64) {
 }
 
 fn uml_available() -> bool {
-    let ok = Path::new("/usr/bin/linux.uml").exists() && Path::new("/usr/bin/vde_switch").exists();
-    if !ok {
-        eprintln!(
-            "SKIPPED: linux.uml or vde_switch missing (apt-get install user-mode-linux vde2)"
-        );
+    let kernel = testkit::uml_kernel();
+    let kernel = kernel.to_str().unwrap_or("/usr/bin/linux.uml");
+    match testkit::missing_tool(&[kernel, "/usr/bin/vde_switch"]) {
+        Some(why) => {
+            testkit::skip("cli_lifecycle", &why);
+            false
+        }
+        None => true,
     }
-    ok
 }
 
 fn ok(o: &Output) {
@@ -437,4 +439,47 @@ fn alice_pings_bob_through_the_router_then_nothing_is_left() {
         leftovers.iter().all(|n| n == "templates"),
         "files left: {leftovers:?}"
     );
+}
+
+#[test]
+fn a_guest_that_crashes_at_boot_fails_up_naming_it_and_the_rest_stays_up() {
+    if !uml_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let file = dir.path().join("crashy.mln");
+    // `bad` runs a real kernel told to start an init that is not there: it
+    // panics at boot, after its management console has answered.
+    std::fs::write(
+        &file,
+        "global { project crashy }\nswitch lan {\n}\n\
+         host good { memory 64M; network eth0 { switch lan; address 10.0.0.1/24 } }\n\
+         host bad { memory 64M; extra init=/nonexistent; network eth0 { switch lan; address 10.0.0.2/24 } }\n",
+    )
+    .unwrap();
+    let up = mln(&state, &["up", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&up.stderr);
+    assert_eq!(up.status.code(), Some(1), "stderr: {stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(error.contains("bad crashed while booting"), "{error}");
+    assert!(
+        stderr.contains("Kernel panic"),
+        "the console's last lines are shown: {stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&up.stdout).contains(": up ("),
+        "up claimed success"
+    );
+    // What came up stays up and recorded; the crashed guest shows so.
+    let s = status(&state, "crashy");
+    assert_eq!(host_state(&s, "good").0, "running");
+    assert_eq!(host_state(&s, "bad").0, "crashed");
+    ok(&mln(&state, &["remove", "-p", "crashy"]));
+    assert!(!state.join("crashy").exists(), "state left behind");
+    assert!(testkit::processes_under(dir.path()).is_empty());
 }

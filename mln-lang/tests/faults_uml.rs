@@ -20,19 +20,14 @@ use mln_lang::state::{State, StateStore};
 
 /// Why the UML tests cannot run here, if they cannot.
 fn missing_tools() -> Option<String> {
-    for tool in ["/usr/bin/linux.uml", "/usr/bin/vde_switch"] {
-        if !Path::new(tool).exists() {
-            return Some(format!("{tool} is missing"));
-        }
-    }
-    None
+    let kernel = testkit::uml_kernel();
+    testkit::missing_tool(&[kernel.to_str()?, "/usr/bin/vde_switch"])
 }
 
 macro_rules! skip_unless_uml {
     () => {
         if let Some(why) = missing_tools() {
-            eprintln!("SKIPPED: {why} (install user-mode-linux and vde2)");
-            return;
+            return testkit::skip(module_path!(), &why);
         }
     };
 }
@@ -167,7 +162,7 @@ fn a_template_deleted_after_build_is_named_when_starting() {
     assert!(ok.success());
     let mine = Template {
         image: image.clone(),
-        cmdline: template().cmdline,
+        ..template()
     };
     let p = one_host("tmpl", "");
     let store = StateStore::open(root.path(), "tmpl").unwrap();
@@ -222,10 +217,10 @@ fn an_unreachable_service_host_is_named_and_nothing_is_made() {
     // No guest is started, so the template need not be real.
     let b = LocalBackends::new(store.dir())
         .unwrap()
-        .with_default_template(Template {
-            image: root.path().join("none.ext4"),
-            cmdline: "root=/dev/ubda rw".into(),
-        });
+        .with_default_template(Template::image(
+            root.path().join("none.ext4"),
+            "root=/dev/ubda rw",
+        ));
     let before: Vec<PathBuf> = walk(root.path());
     let out = verb(&store, &b, Some(&p), Goal::Up).unwrap();
     let report = out.report.as_ref().unwrap();
@@ -352,10 +347,10 @@ fn a_full_disk_while_writing_state_keeps_the_previous_state() {
     let p = one_host("full", "");
     let b = LocalBackends::new(store.dir())
         .unwrap()
-        .with_default_template(Template {
-            image: root.path().join("none.ext4"),
-            cmdline: "root=/dev/ubda rw".into(),
-        });
+        .with_default_template(Template::image(
+            root.path().join("none.ext4"),
+            "root=/dev/ubda rw",
+        ));
     let message = match verb(&store, &b, Some(&p), Goal::Up) {
         Err(e) => e.to_string(),
         Ok(out) => format!("{:?}", out.report.as_ref().map(|r| &r.failed)),

@@ -51,10 +51,7 @@ impl Sandbox {
         let image = root.path().join("template.ext4");
         std::fs::write(&image, vec![0u8; 4096]).unwrap();
         let store = StateStore::open(root.path().join("state"), "p").unwrap();
-        let template = Template {
-            image,
-            cmdline: "root=/dev/ubda rw".into(),
-        };
+        let template = Template::image(image, "root=/dev/ubda rw");
         let backends = LocalBackends::new(store.dir())
             .unwrap()
             .with_default_template(template.clone())

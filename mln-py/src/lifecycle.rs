@@ -33,10 +33,7 @@ impl Template {
     #[new]
     #[pyo3(signature = (image, cmdline="root=/dev/ubda rw"))]
     fn new(image: PathBuf, cmdline: &str) -> Self {
-        Template(mln_core::template::Template {
-            image,
-            cmdline: cmdline.to_string(),
-        })
+        Template(mln_core::template::Template::image(image, cmdline))
     }
 
     /// The busybox template, built from this machine's static busybox into

@@ -48,3 +48,41 @@ pub fn run_ok(argv: &[&str]) -> Output {
     );
     out
 }
+
+/// True when the test suite runs in CI (`CI` set to anything but empty,
+/// `0` or `false`), where every test must really run.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// Say that `test` cannot run here because `why` (a missing tool, no
+/// root, no Xen): on a developer's machine the test is skipped with a
+/// message; in CI ([`in_ci`]) a missing prerequisite is a failure, so
+/// nothing passes by skipping.
+///
+/// ```no_run
+/// if !std::path::Path::new("/usr/bin/vde_switch").exists() {
+///     return testkit::skip("switch_pings", "vde_switch is missing (apt-get install vde2)");
+/// }
+/// ```
+pub fn skip(test: &str, why: &str) {
+    if in_ci() {
+        panic!("{test}: cannot run here: {why} (with CI set, a missing prerequisite fails)");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// The first of `tools` (absolute paths) that is missing, as a reason for
+/// [`skip`].
+pub fn missing_tool(tools: &[&str]) -> Option<String> {
+    tools
+        .iter()
+        .find(|t| !Path::new(t).exists())
+        .map(|t| format!("{t} is missing (.ci/setup installs it)"))
+}
+
+/// The UML kernel the tests boot guests with: `MLN_UML_KERNEL` (which
+/// `.ci/test` sets to one that boots on the host) or Debian's.
+pub fn uml_kernel() -> PathBuf {
+    mln_core::uml::Uml::default_kernel()
+}

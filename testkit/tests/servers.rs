@@ -11,7 +11,7 @@ fn start(names: &[&str]) -> Option<TestServers> {
     match TestServers::start(names) {
         Ok(s) => Some(s),
         Err(skip) => {
-            eprintln!("SKIPPED: {skip}");
+            testkit::skip("servers", &skip.to_string());
             None
         }
     }

@@ -201,7 +201,7 @@ fn uml_setup(args: &Args, scratch: &Path) -> Result<Setup, Failure> {
     let uml = Uml::new(scratch.join("uml"))?;
     let about = format!(
         "{} over template {}",
-        Uml::DEFAULT_KERNEL,
+        Uml::default_kernel().display(),
         template.image.display()
     );
     Ok(Setup {

@@ -80,13 +80,14 @@ impl Lab {
     /// The lab for `project`, or `None` (with the reason printed) where it
     /// cannot run.
     pub fn new(project: &'static str) -> Option<Lab> {
+        let kernel = testkit::uml_kernel();
         let uml = [
-            "/usr/bin/linux.uml",
+            kernel.to_str().unwrap_or("/usr/bin/linux.uml"),
             "/usr/bin/vde_switch",
             "/usr/bin/dpipe",
         ];
-        if let Some(missing) = uml.iter().find(|p| !Path::new(p).exists()) {
-            eprintln!("SKIPPED: {missing} missing (apt-get install user-mode-linux vde2)");
+        if let Some(why) = testkit::missing_tool(&uml) {
+            testkit::skip(project, &why);
             return None;
         }
         // Each server runs this very binary as its agent, and a server
@@ -98,16 +99,17 @@ impl Lab {
         let dir = tempfile::tempdir().unwrap();
         let templates = dir.path().join("templates");
         mln_core::template::Template::default_in(&templates).expect("build the template");
-        let servers = match TestServers::start_with_env(
-            &SERVERS,
-            &[
-                ("MLN_AGENT", agent),
-                ("MLN_TEMPLATE_DIR", templates.as_os_str()),
-            ],
-        ) {
+        // The agents boot guests with the kernel this test would.
+        let kernel = testkit::uml_kernel();
+        let env = [
+            ("MLN_AGENT", agent),
+            ("MLN_TEMPLATE_DIR", templates.as_os_str()),
+            (mln_core::uml::KERNEL_ENV, kernel.as_os_str()),
+        ];
+        let servers = match TestServers::start_with_env(&SERVERS, &env) {
             Ok(s) => s,
             Err(skip) => {
-                eprintln!("SKIPPED: {skip}");
+                testkit::skip(project, &skip.to_string());
                 return None;
             }
         };

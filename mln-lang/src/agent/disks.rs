@@ -422,10 +422,7 @@ mod tests {
         fs::write(&image, vec![fill; 1 << 20]).unwrap();
         LocalBackends::new(root.join(name))
             .unwrap()
-            .with_default_template(Template {
-                image,
-                cmdline: "root=/dev/ubda rw".into(),
-            })
+            .with_default_template(Template::image(image, "root=/dev/ubda rw"))
     }
 
     /// `host` made on `b`, with a configuration disk.
@@ -489,8 +486,10 @@ mod tests {
             .output()
             .is_err()
         {
-            eprintln!("SKIPPED: qemu-img missing");
-            return;
+            return testkit::skip(
+                "a_xen_hosts_qcow2_moves_and_is_rebased_onto_the_new_servers_template",
+                "qemu-img is missing (apt-get install qemu-utils)",
+            );
         }
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (server(dir.path(), "a", 7), server(dir.path(), "b", 7));

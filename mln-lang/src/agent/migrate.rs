@@ -355,10 +355,7 @@ mod tests {
         }
         LocalBackends::new(root.join(name))
             .unwrap()
-            .with_default_template(Template {
-                image,
-                cmdline: "root=/dev/ubda rw".into(),
-            })
+            .with_default_template(Template::image(image, "root=/dev/ubda rw"))
     }
 
     #[test]

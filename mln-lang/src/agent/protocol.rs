@@ -138,6 +138,13 @@ pub enum Request {
         platform: Platform,
         name: String,
     },
+    /// [`mln_core::Hypervisor::boot_status`]; answers a
+    /// [`mln_core::BootStatus`].
+    BootStatus {
+        project: String,
+        platform: Platform,
+        name: String,
+    },
     /// [`mln_core::Hypervisor::list`]; answers `[DomainInfo]`.
     List { project: String, platform: Platform },
     /// [`mln_core::Hypervisor::set_memory`].
@@ -293,6 +300,7 @@ pub const KNOWN_OPS: &[&str] = &[
     "reboot",
     "destroy",
     "info",
+    "boot_status",
     "list",
     "set_memory",
     "set_vcpus",

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mln_core::{BackendKind, DomainInfo, DomainSpec, Error, Hypervisor, Result};
+use mln_core::{BackendKind, BootStatus, DomainInfo, DomainSpec, Error, Hypervisor, Result};
 
 use super::protocol::Request;
 use super::AgentClient;
@@ -124,6 +124,15 @@ impl Hypervisor for RemoteHypervisor {
     fn info(&self, name: &str) -> Result<DomainInfo> {
         let (project, platform, name) = self.named(name);
         self.conn.client()?.call_as(&Request::Info {
+            project,
+            platform,
+            name,
+        })
+    }
+
+    fn boot_status(&self, name: &str) -> Result<BootStatus> {
+        let (project, platform, name) = self.named(name);
+        self.conn.client()?.call_as(&Request::BootStatus {
             project,
             platform,
             name,

@@ -174,6 +174,14 @@ impl Agent {
                 let b = self.backends(&project)?;
                 json(Self::hypervisor(&b, platform)?.info(&name)?)
             }
+            Request::BootStatus {
+                project,
+                platform,
+                name,
+            } => {
+                let b = self.backends(&project)?;
+                json(Self::hypervisor(&b, platform)?.boot_status(&name)?)
+            }
             Request::List { project, platform } => {
                 if !self.root.join(SafeName::new(&project)?.as_str()).exists() {
                     return json(Vec::<()>::new());

@@ -72,11 +72,10 @@ mod tests {
     #[test]
     fn the_agent_makes_reports_and_removes_a_link_of_a_bridged_switch() {
         if !LinuxBridge::can_manage() {
-            eprintln!(
-                "SKIPPED the_agent_makes_reports_and_removes_a_link_of_a_bridged_switch: \
-                 bridges and VXLAN devices need root (CAP_NET_ADMIN)"
+            return testkit::skip(
+                "the_agent_makes_reports_and_removes_a_link_of_a_bridged_switch",
+                "bridges and VXLAN devices need root (CAP_NET_ADMIN)",
             );
-            return;
         }
         let dir = tempfile::tempdir().unwrap();
         let project = format!("vxagent{}", std::process::id());

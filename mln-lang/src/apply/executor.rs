@@ -1,13 +1,15 @@
 //! Running a plan: independent actions in parallel on a bounded set of
 //! threads, dependencies respected, the state recorded after every action.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mln_core::{DomainInfo, Error as CoreError, Hypervisor};
 use serde::{Deserialize, Serialize};
 
+use super::boot::{BootWatch, Verdict};
 use super::hooks::run_hook;
 use super::{ApplyError, Backends, NoProgress, Progress};
 use crate::plan::{domain_name, Action, ActionId, DesiredProject, HostSpec, Op, Plan, SwitchSpec};
@@ -49,6 +51,9 @@ impl Report {
 enum Status {
     Pending,
     Running,
+    /// Its work is done, but guests it started have not confirmed their
+    /// boot yet: it counts as running, its dependents wait.
+    Booting,
     Done,
     Failed,
     Skipped,
@@ -64,6 +69,8 @@ struct Shared {
     failed: Vec<Failure>,
     /// Recording failed: nothing more is started.
     halted: Option<String>,
+    /// Actions whose guests are booting.
+    booting: Vec<BootWatch>,
 }
 
 /// Applies plans to one project through its [`Backends`], recording every
@@ -75,7 +82,11 @@ pub struct Executor<'a> {
     progress: &'a dyn Progress,
     parallelism: usize,
     stop_timeout: Duration,
+    boot_timeout: Duration,
 }
+
+/// How long a started guest may take to confirm its boot, unless told.
+pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 
 impl<'a> Executor<'a> {
     /// An executor running up to 4 actions at once, reporting nothing.
@@ -87,7 +98,20 @@ impl<'a> Executor<'a> {
             progress: &NoProgress,
             parallelism: 4,
             stop_timeout: Duration::from_secs(60),
+            boot_timeout: DEFAULT_BOOT_TIMEOUT,
         }
+    }
+
+    /// How long a started guest may take to confirm its boot (default
+    /// [`DEFAULT_BOOT_TIMEOUT`]): an action that starts guests is done
+    /// only when each has printed its template's boot marker (see
+    /// [`mln_core::Hypervisor::boot_status`]); one that crashes first, or
+    /// is still booting when this passes, fails the action, named with
+    /// the end of its console. It is left as it is (a crashed guest shows
+    /// `crashed` in the status, a slow one goes on booting).
+    pub fn boot_timeout(mut self, timeout: Duration) -> Self {
+        self.boot_timeout = timeout;
+        self
     }
 
     /// Run at most `n` actions at once (at least 1).
@@ -153,6 +177,7 @@ impl<'a> Executor<'a> {
             done: Vec::new(),
             failed: Vec::new(),
             halted: None,
+            booting: Vec::new(),
         });
         let wake = Condvar::new();
         let workers = self.parallelism.min(n.max(1));
@@ -160,6 +185,7 @@ impl<'a> Executor<'a> {
             for _ in 0..workers {
                 s.spawn(|| self.worker(plan, desired, &dependents, &shared, &wake));
             }
+            s.spawn(|| self.watch_boots(plan, desired, &dependents, &shared, &wake));
         });
         let shared = shared.into_inner().unwrap_or_else(|p| p.into_inner());
         if let Some(why) = shared.halted {
@@ -210,43 +236,122 @@ impl<'a> Executor<'a> {
                 exec: self,
                 desired,
                 shared,
+                started: RefCell::new(Vec::new()),
             };
             let result = ctx.execute(action);
-            self.progress.finished(action, result.as_ref().map(|_| ()));
+            let started = ctx.started.into_inner();
             let mut g = lock(shared);
-            g.running -= 1;
-            match result {
-                Ok(()) => {
-                    g.status[id] = Status::Done;
-                    g.done.push(action.id);
-                    for &d in &dependents[id] {
-                        g.waiting_for[d] -= 1;
-                        if g.waiting_for[d] == 0 && g.status[d] == Status::Pending {
-                            g.ready.push_back(d);
-                        }
-                    }
-                }
-                Err(e) => {
-                    g.status[id] = Status::Failed;
-                    if let ApplyError::Record(why) = &e {
-                        g.halted = Some(why.clone());
-                    }
-                    g.failed.push(Failure {
-                        action: action.id,
-                        description: action.op.describe(),
-                        error: e.to_string(),
-                    });
-                    let mut stack = dependents[id].clone();
-                    while let Some(d) = stack.pop() {
-                        if g.status[d] == Status::Pending {
-                            g.status[d] = Status::Skipped;
-                            self.progress.skipped(&plan.actions[d], action.id);
-                            stack.extend(dependents[d].iter().copied());
-                        }
+            if result.is_ok() && !started.is_empty() && g.halted.is_none() {
+                // Done when its guests confirm their boot (watch_boots).
+                g.status[id] = Status::Booting;
+                g.booting.push(BootWatch {
+                    action: id,
+                    hosts: started,
+                    since: Instant::now(),
+                });
+            } else {
+                self.progress.finished(action, result.as_ref().map(|_| ()));
+                self.complete(&mut g, plan, dependents, id, result);
+            }
+            wake.notify_all();
+        }
+    }
+
+    /// Record the end of action `id` (one that was running or booting):
+    /// done releases its dependents, failed skips them.
+    fn complete(
+        &self,
+        g: &mut Shared,
+        plan: &Plan,
+        dependents: &[Vec<usize>],
+        id: usize,
+        result: Result<(), ApplyError>,
+    ) {
+        let action = &plan.actions[id];
+        g.running -= 1;
+        match result {
+            Ok(()) => {
+                g.status[id] = Status::Done;
+                g.done.push(action.id);
+                for &d in &dependents[id] {
+                    g.waiting_for[d] -= 1;
+                    if g.waiting_for[d] == 0 && g.status[d] == Status::Pending {
+                        g.ready.push_back(d);
                     }
                 }
             }
+            Err(e) => {
+                g.status[id] = Status::Failed;
+                if let ApplyError::Record(why) = &e {
+                    g.halted = Some(why.clone());
+                }
+                g.failed.push(Failure {
+                    action: action.id,
+                    description: action.op.describe(),
+                    error: e.to_string(),
+                });
+                let mut stack = dependents[id].clone();
+                while let Some(d) = stack.pop() {
+                    if g.status[d] == Status::Pending {
+                        g.status[d] = Status::Skipped;
+                        self.progress.skipped(&plan.actions[d], action.id);
+                        stack.extend(dependents[d].iter().copied());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ask the guests of booting actions how far they got, until no
+    /// action runs or boots any more: an action whose guests all
+    /// confirmed is done; one with a guest that stopped, or that is still
+    /// booting after the boot timeout, has failed (see [`super::boot`]).
+    fn watch_boots(
+        &self,
+        plan: &Plan,
+        desired: &DesiredProject,
+        dependents: &[Vec<usize>],
+        shared: &Mutex<Shared>,
+        wake: &Condvar,
+    ) {
+        loop {
+            let watches: Vec<BootWatch> = {
+                let mut g = lock(shared);
+                loop {
+                    if g.halted.is_some() || (g.running == 0 && g.ready.is_empty()) {
+                        return;
+                    }
+                    if !g.booting.is_empty() {
+                        break;
+                    }
+                    g = wake.wait(g).unwrap_or_else(|p| p.into_inner());
+                }
+                g.booting.clone()
+            };
+            // Asked without the lock: a remote guest's answer takes a
+            // round trip.
+            let verdicts: Vec<Verdict> = watches
+                .iter()
+                .map(|w| w.judge(plan, desired, self.backends, self.boot_timeout))
+                .collect();
+            let mut g = lock(shared);
+            for verdict in verdicts {
+                let Some(pos) = g.booting.iter().position(|w| w.action == verdict.action) else {
+                    continue;
+                };
+                g.booting[pos]
+                    .hosts
+                    .retain(|h| !verdict.booted.contains(&h.name));
+                if let Some(result) = verdict.result {
+                    g.booting.remove(pos);
+                    let action = &plan.actions[verdict.action];
+                    self.progress.finished(action, result.as_ref().map(|_| ()));
+                    self.complete(&mut g, plan, dependents, verdict.action, result);
+                }
+            }
             wake.notify_all();
+            // Wait a little, or less when a new action starts booting.
+            let _ = wake.wait_timeout(g, Duration::from_millis(100));
         }
     }
 }
@@ -262,6 +367,8 @@ struct Ctx<'e, 'a> {
     exec: &'e Executor<'a>,
     desired: &'e DesiredProject,
     shared: &'e Mutex<Shared>,
+    /// Hosts this action started: it is done once they confirm their boot.
+    started: RefCell<Vec<HostSpec>>,
 }
 
 fn not_found(e: &CoreError) -> bool {
@@ -598,7 +705,9 @@ impl Ctx<'_, '_> {
                 d.id = info.id;
                 d.started = true;
             }
-        })
+        })?;
+        self.started.borrow_mut().push(spec.clone());
+        Ok(())
     }
 
     /// Shut the domain of `spec` down (destroying it after the timeout);

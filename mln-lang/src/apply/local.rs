@@ -13,7 +13,7 @@ use mln_core::guest::{
 };
 use mln_core::net::{Switch, SwitchSpec as VdeSpec, SwitchStatus, VdeSwitch};
 use mln_core::template::Template;
-use mln_core::uml::Uml;
+use mln_core::uml::{KernelStore, Uml};
 use mln_core::{Attachment, Boot, DiskSpec, DomainSpec, Error, Hypervisor, InterfaceSpec, Result};
 
 use super::Backends;
@@ -36,6 +36,7 @@ use crate::state::SwitchRecord;
 pub struct LocalBackends {
     dir: PathBuf,
     uml: Uml,
+    uml_kernel: PathBuf,
     templates: BTreeMap<String, Template>,
     default_template: Option<Template>,
     xen: Option<Box<dyn Hypervisor>>,
@@ -48,13 +49,30 @@ impl LocalBackends {
         let dir = dir.as_ref();
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+        // The kernels store is the state folder's, beside the projects.
+        let kernels = KernelStore::new(dir.parent().unwrap_or(&dir).join("kernels"));
         Ok(LocalBackends {
             uml: Uml::new(dir.join("uml"))?,
+            uml_kernel: kernels.choose(None).path,
             dir,
             templates: BTreeMap::new(),
             default_template: None,
             xen: None,
         })
+    }
+
+    /// Boot UML hosts without a `kernel` of their own with `kernel`
+    /// (default: [`KernelStore::choose`] of the `kernels` folder beside
+    /// the project's: `MLN_UML_KERNEL`, a fetched kernel where the
+    /// distribution's crashes, or the distribution's).
+    pub fn with_uml_kernel(mut self, kernel: impl Into<PathBuf>) -> Self {
+        self.uml_kernel = kernel.into();
+        self
+    }
+
+    /// The kernel UML hosts without a `kernel` of their own boot with.
+    pub fn uml_kernel(&self) -> &Path {
+        &self.uml_kernel
     }
 
     /// The template hosts without `template` get.
@@ -468,7 +486,7 @@ impl Backends for LocalBackends {
         let xen = host.platform != Platform::Uml;
         let kernel = match (&host.kernel, xen) {
             (Some(k), _) => PathBuf::from(k),
-            (None, false) => PathBuf::from(Uml::DEFAULT_KERNEL),
+            (None, false) => self.uml_kernel.clone(),
             (None, true) => {
                 return Err(Error::Backend {
                     what: host.name.clone(),
@@ -484,6 +502,12 @@ impl Backends for LocalBackends {
             template.cmdline.clone()
         };
         let mut cmdline = format!("{root_arg} quiet");
+        if !xen {
+            // UML kernels with btrfs built in time their RAID6 algorithms
+            // at boot: about 0.85 s of a 1.8 s boot, for a file system
+            // profile no guest uses.
+            cmdline.push_str(" initcall_blacklist=raid6_select_algo");
+        }
         if let Some(extra) = &host.cmdline {
             cmdline.push(' ');
             cmdline.push_str(extra);
@@ -498,6 +522,7 @@ impl Backends for LocalBackends {
             },
         );
         spec.vcpus = host.vcpus;
+        spec.boot_marker = template.boot_marker.clone();
         if xen {
             // Room to grow live (see plan::HEADROOM).
             spec.max_memory = Some(host.memory.saturating_mul(HEADROOM));
@@ -556,17 +581,6 @@ impl Backends for LocalBackends {
                 op: "re-plugging a Xen guest",
             });
         }
-        // The interface name goes into management console requests, where
-        // a space or `=` would change what is asked.
-        let valid = interface.strip_prefix("eth").is_some_and(|n| {
-            !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit())
-        });
-        if !valid {
-            return Err(Error::InvalidName {
-                name: interface.to_string(),
-                reason: "a UML interface is eth0, eth1, ...",
-            });
-        }
         let sock = switch.socket.as_ref().ok_or_else(|| Error::NotFound {
             domain: format!("switch {} socket", switch.spec.name),
         })?;
@@ -578,17 +592,7 @@ impl Backends for LocalBackends {
             .ok_or_else(|| Error::NotFound {
                 domain: format!("{}.{interface}", host.name),
             })?;
-        let mc = self.uml.mconsole(&domain_name(project, &host.name))?;
-        // UML can swap an interface only while the guest has it down; an
-        // interface in use refuses `remove`, and the executor then
-        // restarts the guest, which plugs it in at boot.
-        if mc.request(&format!("remove {interface}")).is_err() {
-            return Err(Error::Unsupported {
-                backend: "uml",
-                op: "re-plugging an interface the guest has up",
-            });
-        }
-        mc.request(&format!("config {interface}=vde,{},{mac}", sock.display()))
-            .map(drop)
+        self.uml
+            .replug(&domain_name(project, &host.name), interface, sock, mac)
     }
 }

@@ -19,6 +19,7 @@
 //! apply that same plan under one lock.
 
 mod backends;
+mod boot;
 mod cluster;
 mod executor;
 mod hooks;
@@ -30,7 +31,7 @@ use crate::state::StateError;
 
 pub use backends::Backends;
 pub use cluster::{ClusterBackends, ServerMemory};
-pub use executor::{Executor, Failure, Report};
+pub use executor::{Executor, Failure, Report, DEFAULT_BOOT_TIMEOUT};
 pub use local::LocalBackends;
 pub use session::{
     check_capacity, observe, observe_servers, run, run_desired, run_desired_with, run_with, status,
@@ -86,6 +87,18 @@ pub enum ApplyError {
         action: String,
         /// The backend's error.
         source: mln_core::Error,
+    },
+    /// A started guest stopped, or did not confirm its boot in time.
+    #[error("{action}: {host} {why}{}", if .console.is_empty() { String::new() } else { format!("; its console ends:\n{}", .console) })]
+    Boot {
+        /// The action, in words.
+        action: String,
+        /// The host.
+        host: String,
+        /// What happened, and the fix when the cause is known.
+        why: String,
+        /// The last lines of its console.
+        console: String,
     },
     /// A hook line failed.
     #[error("{point} hook `{line}` failed ({status}){}", if .output.is_empty() { String::new() } else { format!(": {}", .output) })]

@@ -240,6 +240,9 @@ pub struct RunOptions {
     /// How long a guest may take to shut down cleanly before it is
     /// destroyed.
     pub stop_timeout: std::time::Duration,
+    /// How long a started guest may take to confirm its boot (see
+    /// [`Executor::boot_timeout`]).
+    pub boot_timeout: std::time::Duration,
 }
 
 impl RunOptions {
@@ -252,6 +255,7 @@ impl RunOptions {
             dry_run: false,
             wait_for_lock: false,
             stop_timeout: std::time::Duration::from_secs(60),
+            boot_timeout: super::DEFAULT_BOOT_TIMEOUT,
         }
     }
 }
@@ -340,6 +344,7 @@ pub fn run_desired_with(
         return Ok(Outcome { plan, report: None });
     }
     session.stop_timeout = options.stop_timeout;
+    session.boot_timeout = options.boot_timeout;
     let report = session.apply(&plan, &desired, model, options.parallelism, progress)?;
     if options.goal == Goal::Remove && options.hosts.is_none() {
         session.forget_if_empty()?;
@@ -371,6 +376,9 @@ pub struct Session<'b> {
     recorded: Option<State>,
     /// How long a guest may take to shut down cleanly (default 60 s).
     pub stop_timeout: std::time::Duration,
+    /// How long a started guest may take to confirm its boot (default
+    /// [`super::DEFAULT_BOOT_TIMEOUT`]).
+    pub boot_timeout: std::time::Duration,
     /// Where to ask for free memory before applying; `None`: apply
     /// without asking.
     pub memory: Option<&'b dyn ServerMemory>,
@@ -398,6 +406,7 @@ impl<'b> Session<'b> {
             backends,
             recorded,
             stop_timeout: std::time::Duration::from_secs(60),
+            boot_timeout: super::DEFAULT_BOOT_TIMEOUT,
             memory: None,
             unreachable: BTreeMap::new(),
         })
@@ -473,6 +482,7 @@ impl<'b> Session<'b> {
             .parallelism(parallelism)
             .progress(progress)
             .stop_timeout(self.stop_timeout)
+            .boot_timeout(self.boot_timeout)
             .apply(plan, desired, state)?;
         self.recorded = Some(report.state.clone());
         Ok(report)

@@ -9,7 +9,8 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use mln_core::{
-    BackendKind, DomainInfo, DomainSpec, DomainState, Error, Hypervisor, Result as CoreResult,
+    BackendKind, BootStatus, DomainInfo, DomainSpec, DomainState, Error, Hypervisor,
+    Result as CoreResult,
 };
 
 use super::*;
@@ -23,6 +24,8 @@ use crate::state::{State, StateStore, SwitchRecord};
 struct FakeHv {
     domains: Mutex<BTreeMap<String, (DomainSpec, DomainState, u64)>>,
     fail_create: Mutex<BTreeSet<String>>,
+    /// What `boot_status` says of a domain (default: booted once running).
+    boot: Mutex<BTreeMap<String, BootStatus>>,
     /// When set, `create` waits until this many creates are in flight.
     rendezvous: Option<(Mutex<usize>, Condvar, usize)>,
 }
@@ -114,6 +117,16 @@ impl Hypervisor for FakeHv {
     }
     fn list(&self) -> CoreResult<Vec<DomainInfo>> {
         self.names().iter().map(|n| self.info(n)).collect()
+    }
+    fn boot_status(&self, name: &str) -> CoreResult<BootStatus> {
+        self.info(name)?;
+        Ok(self
+            .boot
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .unwrap_or(BootStatus::Booted))
     }
     fn set_memory(&self, name: &str, bytes: u64) -> CoreResult<()> {
         let mut d = self.domains.lock().unwrap();
@@ -357,6 +370,73 @@ fn a_failure_stops_dependents_and_the_rest_goes_on() {
         vec!["create domain h1", "start h1"]
     );
     assert!(out.report.unwrap().is_success());
+}
+
+#[test]
+fn a_guest_that_crashes_while_booting_fails_its_start_and_the_rest_stays_up() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    fake.hv.boot.lock().unwrap().insert(
+        "lab.h1".into(),
+        BootStatus::Failed {
+            state: DomainState::Crashed,
+            reason: Some("a known cause; the fix".into()),
+            console: "Kernel panic - not syncing: Attempted to kill init!".into(),
+        },
+    );
+    let out = up(&store, &fake, &lab(3), Goal::Up).unwrap();
+    let report = out.report.unwrap();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].description, "start h1");
+    let error = &report.failed[0].error;
+    assert!(
+        error.contains("h1 crashed while booting: a known cause; the fix"),
+        "{error}"
+    );
+    assert!(error.contains("Kernel panic"), "{error}");
+    // The others are up, and the crashed one is recorded as started: the
+    // status shows it crashed, the next `up` starts it again.
+    assert_eq!(report.done.len() + 1, out.plan.actions.len());
+    let st = store.load().unwrap().unwrap();
+    assert!(st.hosts.values().all(|r| r.domain.is_some()));
+}
+
+#[test]
+fn a_guest_that_never_confirms_its_boot_fails_after_the_boot_timeout() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    fake.hv
+        .boot
+        .lock()
+        .unwrap()
+        .insert("lab.h0".into(), BootStatus::Booting);
+    let mut options = RunOptions::new(Goal::Up);
+    options.boot_timeout = Duration::from_millis(300);
+    let out = run_desired(
+        store.clone(),
+        &fake,
+        Some(&lab(2)),
+        None,
+        &options,
+        &NoProgress,
+    )
+    .unwrap();
+    let report = out.report.unwrap();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].description, "start h0");
+    assert!(
+        report.failed[0]
+            .error
+            .contains("did not confirm its boot within 0 s"),
+        "{}",
+        report.failed[0].error
+    );
+    assert!(report
+        .done
+        .iter()
+        .any(|id| out.plan.action(*id).unwrap().op.describe() == "start h1"));
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub fn agent(args: &AgentArgs) -> u8 {
     );
     let root = places.state_root.clone();
     let make = move |dir: &Path| {
-        local_backends(dir, &places, Machine::detect(), true).map_err(|message| {
+        local_backends(dir, &places, Machine::detect(), true, None).map_err(|message| {
             mln_core::Error::Backend {
                 what: dir.display().to_string(),
                 message,

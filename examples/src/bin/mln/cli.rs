@@ -74,6 +74,63 @@ pub enum Command {
     /// Run a server's part of projects for a managing mln: JSON lines on
     /// stdin/stdout, started by that mln over ssh (docs/agent-protocol.md).
     Agent(AgentArgs),
+    /// The UML kernel guests boot with: show it, or fetch one that boots
+    /// on this host.
+    Kernel(KernelArgs),
+    /// Check which backends work on this host, why not, and what fixes it.
+    Doctor(DoctorArgs),
+}
+
+/// `mln kernel`.
+#[derive(Debug, Args)]
+pub struct KernelArgs {
+    #[command(subcommand)]
+    pub action: KernelAction,
+    /// Folder of project states; kernels are kept in its `kernels` folder.
+    #[arg(long, env = "MLN_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// What `mln kernel` does.
+#[derive(Debug, Subcommand)]
+pub enum KernelAction {
+    /// Which kernel UML guests boot with here, and why.
+    Show {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+    },
+    /// Print only the path of the kernel UML guests boot with here.
+    Path,
+    /// Download Debian's newer user-mode-linux and the C library it needs
+    /// (from a newer suite of the archive this host's apt sources use),
+    /// make it run here, prove it with a probe boot and record it: from
+    /// then on it boots guests wherever the distribution's kernel crashes.
+    Fetch {
+        /// The suite to take the kernel from.
+        #[arg(long, default_value = "unstable")]
+        suite: String,
+        /// Download again even when a fetched kernel is there.
+        #[arg(long)]
+        refresh: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+    },
+}
+
+/// `mln doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+    /// Check this UML kernel instead of the one guests would boot with.
+    #[arg(long)]
+    pub uml_kernel: Option<PathBuf>,
+    /// Folder of project states (for the kernels fetched there).
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// `mln agent`.
@@ -162,6 +219,14 @@ pub struct LifecycleArgs {
     /// Folder of templates (default: STATE_DIR/templates).
     #[arg(long)]
     pub template_dir: Option<PathBuf>,
+    /// The UML kernel for hosts without a `kernel` of their own (default:
+    /// MLN_UML_KERNEL, else a kernel `mln kernel fetch` got where the
+    /// distribution's crashes, else /usr/bin/linux.uml).
+    #[arg(long, value_name = "PATH")]
+    pub uml_kernel: Option<PathBuf>,
+    /// Seconds a started guest may take to confirm its boot.
+    #[arg(long, value_name = "SECS", default_value_t = 180)]
+    pub boot_timeout: u64,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,

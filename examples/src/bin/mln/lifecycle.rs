@@ -63,8 +63,12 @@ pub fn local_backends(
     places: &Places,
     machine: Machine,
     templates: bool,
+    uml_kernel: Option<&Path>,
 ) -> Result<LocalBackends, String> {
-    let backends = LocalBackends::new(dir).map_err(|e| e.to_string())?;
+    let mut backends = LocalBackends::new(dir).map_err(|e| e.to_string())?;
+    if let Some(kernel) = uml_kernel {
+        backends = backends.with_uml_kernel(kernel);
+    }
     if !templates {
         return Ok(machine.attach(backends));
     }
@@ -79,10 +83,7 @@ pub fn local_backends(
             if path.is_file() {
                 backends = backends.with_template(
                     name.to_string(),
-                    Template {
-                        image: path.clone(),
-                        cmdline: "root=/dev/ubda rw".to_string(),
-                    },
+                    Template::image(path.clone(), "root=/dev/ubda rw"),
                 );
             }
         }
@@ -167,7 +168,14 @@ impl Prepared {
         }
         .map_err(fail)?;
         let templates = templates && !args.dry_run;
-        let local = local_backends(store.dir(), &places, machine, templates).map_err(fail)?;
+        let local = local_backends(
+            store.dir(),
+            &places,
+            machine,
+            templates,
+            args.uml_kernel.as_deref(),
+        )
+        .map_err(fail)?;
         let state = store.load().map_err(|e| fail(e.to_string()))?;
         let desired = project
             .as_ref()
@@ -182,6 +190,7 @@ impl Prepared {
         if let Some(j) = args.jobs {
             options.parallelism = j.max(1);
         }
+        options.boot_timeout = std::time::Duration::from_secs(args.boot_timeout);
         if !args.hosts.is_empty() {
             options.hosts = Some(args.hosts.iter().cloned().collect::<BTreeSet<_>>());
         }
@@ -244,7 +253,7 @@ pub fn run(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
 /// Say what a run did; its exit code.
 fn finish(name: &str, goal: Goal, report: &Report) -> u8 {
     for f in &report.failed {
-        eprintln!("error: {}: {}", f.description, f.error);
+        eprintln!("error: {}", failure_line(&f.description, &f.error));
     }
     if !report.not_run.is_empty() {
         eprintln!(
@@ -393,4 +402,14 @@ pub fn plan(out: &Output, args: &LifecycleArgs, format: PlanFormat) -> u8 {
 pub fn fail(message: impl std::fmt::Display) -> u8 {
     eprintln!("error: {message}");
     1
+}
+
+/// A failed action in one line: its error, which names the action itself
+/// for most failures, else `ACTION: ERROR`.
+pub fn failure_line(description: &str, error: &str) -> String {
+    if error.starts_with(description) {
+        error.to_string()
+    } else {
+        format!("{description}: {error}")
+    }
 }

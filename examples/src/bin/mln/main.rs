@@ -6,7 +6,9 @@
 mod agent;
 mod backend;
 mod cli;
+mod doctor;
 mod inspect;
+mod kernel;
 mod lifecycle;
 mod log;
 mod output;
@@ -45,6 +47,8 @@ fn main() -> ExitCode {
         cli::Command::List(a) => status::list(&a),
         cli::Command::Log(a) => log::log(&a),
         cli::Command::Agent(a) => agent::agent(&a),
+        cli::Command::Kernel(a) => kernel::kernel(&a),
+        cli::Command::Doctor(a) => doctor::doctor(&a),
     };
     ExitCode::from(code)
 }

@@ -59,7 +59,10 @@ impl Progress for Lines {
         }
         match result {
             Ok(()) => self.line(format!("  ✓ {}", action.op.describe())),
-            Err(e) => self.line(format!("  ✗ {}: {e}", action.op.describe())),
+            Err(e) => self.line(format!(
+                "  ✗ {}",
+                crate::lifecycle::failure_line(&action.op.describe(), &e.to_string())
+            )),
         }
     }
 
