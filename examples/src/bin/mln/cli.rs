@@ -113,6 +113,10 @@ pub enum KernelAction {
         /// Download again even when a fetched kernel is there.
         #[arg(long)]
         refresh: bool,
+        /// Only when the distribution's kernel cannot boot here (a probe
+        /// boot, about a second, tells); otherwise do nothing.
+        #[arg(long)]
+        if_needed: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
         format: TableFormat,

@@ -2,7 +2,7 @@
 //! getting one that boots on this host (`mln_core::uml::KernelStore`).
 
 use mln_core::template::BusyboxSource;
-use mln_core::uml::{FetchSource, KernelStore, UmlKernel};
+use mln_core::uml::{FetchSource, KernelStore, Uml, UmlKernel};
 
 use crate::cli::{KernelAction, KernelArgs, TableFormat};
 use crate::lifecycle::Places;
@@ -36,8 +36,39 @@ fn run(args: &KernelArgs) -> Result<(), String> {
         KernelAction::Fetch {
             suite,
             refresh,
+            if_needed,
             format,
-        } => fetch(&store, suite, *refresh, *format),
+        } => {
+            if *if_needed && distribution_boots(&store)? {
+                eprintln!(
+                    "{} boots on this host: nothing to fetch",
+                    Uml::DEFAULT_KERNEL
+                );
+                return Ok(());
+            }
+            fetch(&store, suite, *refresh, *format)
+        }
+    }
+}
+
+/// Whether the distribution's kernel is installed and boots here (a
+/// probe boot, recorded).
+fn distribution_boots(store: &KernelStore) -> Result<bool, String> {
+    let distro = std::path::Path::new(Uml::DEFAULT_KERNEL);
+    if !distro.exists() {
+        return Ok(false);
+    }
+    let busybox = busybox(store)?;
+    let outcome = store.probe(distro, &busybox).map_err(|e| e.to_string())?;
+    Ok(outcome.boots())
+}
+
+fn busybox(store: &KernelStore) -> Result<std::path::PathBuf, String> {
+    match BusyboxSource::find(store.dir().join("download")) {
+        Ok(BusyboxSource::Binary(b)) => Ok(b),
+        Err(e) => Err(format!(
+            "a static busybox is needed for the probe boot: {e}"
+        )),
     }
 }
 
