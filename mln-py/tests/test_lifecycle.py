@@ -17,7 +17,10 @@ import pytest
 
 import mln
 
-NEEDED = ["/usr/bin/linux.uml", "vde_switch", "mkfs.ext4", "debugfs"]
+# The kernel guests boot with: MLN_UML_KERNEL (set by .ci/test to one that
+# boots on the host) or Debian's.
+KERNEL = os.environ.get("MLN_UML_KERNEL") or "/usr/bin/linux.uml"
+NEEDED = [KERNEL, "vde_switch", "mkfs.ext4", "debugfs"]
 MISSING = [n for n in NEEDED if shutil.which(n) is None and not os.path.exists(n)]
 
 
@@ -172,6 +175,24 @@ def test_failed_actions_raise_apply_error_with_the_outcome(tmp_path: Path) -> No
     assert str(info.value).startswith("1 of ")
     mln.remove(project, state_dir=tmp_path)
     assert mln.projects(tmp_path) == []
+
+
+def test_a_guest_that_crashes_at_boot_raises_apply_error_naming_it(
+    template: mln.Template, state_dir: Path
+) -> None:
+    # A real kernel told to run an init that is not there panics at boot.
+    crashy = SOLO.replace("project pysolo", "project pycrash").replace(
+        "memory 48M", "memory 48M\n    extra init=/nonexistent"
+    )
+    project = mln.parse(crashy, "crash.mln")
+    with pytest.raises(mln.ApplyError) as info:
+        mln.up(project, state_dir=state_dir, template=template)
+    ((_, description, error),) = info.value.outcome.failed
+    assert description == "start solo"
+    assert "solo crashed while booting" in error
+    assert "Kernel panic" in error
+    assert mln.status(project, state_dir=state_dir).host("solo").state == "crashed"  # type: ignore[union-attr]
+    assert mln.remove(project, state_dir=state_dir).succeeded
 
 
 def test_stopping_an_unknown_project_is_a_plan_error(tmp_path: Path) -> None:
