@@ -20,6 +20,7 @@ pub mod agent;
 pub mod apply;
 pub mod check;
 pub mod graph;
+pub mod machine;
 pub mod model;
 pub mod plan;
 pub mod print;

@@ -16,7 +16,7 @@ use mln_core::{Error, Result};
 
 use super::disks::{self, DiskJob};
 use super::ServerAccess;
-use crate::apply::LocalBackends;
+use crate::machine::LocalBackends;
 use crate::plan::HostSpec;
 
 /// Where one side of a move runs.

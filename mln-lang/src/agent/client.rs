@@ -439,11 +439,6 @@ impl AgentClient {
         }
     }
 
-    /// The server this client talks to.
-    pub fn server(&self) -> &str {
-        &self.server
-    }
-
     /// What the agent said first.
     pub fn hello(&self) -> &Hello {
         &self.hello
@@ -508,11 +503,6 @@ impl AgentClient {
             what: self.server.clone(),
             message: format!("unexpected answer: {e}"),
         })
-    }
-
-    /// Why this connection cannot be used any more, if it cannot.
-    pub fn dead(&self) -> Option<AgentError> {
-        lock(&self.pending).dead.clone()
     }
 }
 

@@ -29,7 +29,7 @@ use mln_core::disk::Overlay;
 use mln_core::{Error, Result, SafeName};
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{Backends, LocalBackends};
+use crate::machine::{Backends, LocalBackends};
 use crate::plan::{HostSpec, Platform};
 
 /// What a server holds of a host's disks (answer to `host_disks`).

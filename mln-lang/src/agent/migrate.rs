@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::carry::{Job, Side};
 use super::ServerAccess;
-use crate::apply::{Backends, LocalBackends};
+use crate::machine::{Backends, LocalBackends};
 use crate::plan::{domain_name, HostSpec, Platform};
 
 /// The first line on a migration job's stdin.

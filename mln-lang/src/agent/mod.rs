@@ -1,30 +1,29 @@
 //! Several servers: `mln agent` runs a server's part of a plan, and the
-//! managing `mln` talks to it over `ssh` in JSON lines
-//! ([`protocol`], documented in `docs/agent-protocol.md`).
+//! managing `mln` talks to it over `ssh` in JSON lines (the protocol is
+//! documented in `docs/agent-protocol.md`; its wire types are private to
+//! this module).
 //!
-//! - [`server`]: the agent (`mln agent` on a server).
-//! - [`client`]: [`AgentClient`], one ssh connection per server, several
-//!   requests in flight at once.
-//! - [`remote`]: [`RemoteHypervisor`], a server's hypervisor through its
-//!   agent.
-//! - [`disks`]: each side of a host's disks moving between servers;
-//!   [`carry`] joins the two from the managing machine.
-//! - [`migrate`]: a running Xen guest moving between servers over
-//!   libxl's migration stream, when its disks are on shared storage.
-//! - [`vxlan`]: a switch's VXLAN links on one machine, for the agent and
-//!   the managing machine's own end.
+//! Public: [`Agent`] (what `mln agent` runs on a server) and
+//! [`ServerAccess`] (how the managing side reaches servers: ssh program,
+//! configuration, agent program). Inside: `server` (the agent), `client`
+//! (one ssh connection per server, several requests in flight),
+//! `remote` (a server's hypervisor through its agent), `disks` and
+//! `carry` (a host's disks moving between servers), `migrate` (a running
+//! Xen guest moving over libxl's migration stream), `vxlan` (a switch's
+//! VXLAN links on one machine).
 
-pub mod carry;
-pub mod client;
-pub mod disks;
-pub mod migrate;
-pub mod protocol;
-pub mod remote;
-pub mod server;
-pub mod vxlan;
+pub(crate) mod carry;
+pub(crate) mod client;
+pub(crate) mod disks;
+pub(crate) mod migrate;
+pub(crate) mod protocol;
+pub(crate) mod remote;
+pub(crate) mod server;
+pub(crate) mod vxlan;
 
-pub use client::{AgentClient, AgentError, ServerAccess};
-pub use remote::{Connection, RemoteHypervisor};
+pub(crate) use client::AgentClient;
+pub use client::{AgentError, ServerAccess};
+pub(crate) use remote::{Connection, RemoteHypervisor};
 pub use server::Agent;
 
 /// This machine's host name (`/proc/sys/kernel/hostname`).

@@ -83,7 +83,7 @@ pub struct Envelope {
 }
 
 /// A request: a hypervisor operation on one platform of one project, a
-/// [`crate::apply::Backends`] operation for a project, or a question about
+/// [`crate::machine::Backends`] operation for a project, or a question about
 /// the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]

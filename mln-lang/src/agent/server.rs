@@ -22,7 +22,7 @@ use super::protocol::{
     Capacity, ConsoleTail, Envelope, ErrorBody, Hello, Request, Response, ServerProject, KNOWN_OPS,
 };
 use super::vxlan;
-use crate::apply::{Backends, LocalBackends};
+use crate::machine::{Backends, LocalBackends};
 use crate::plan::{domain_name, HostSpec, Platform, SwitchSpec};
 
 /// Makes the backends of one project from its folder (templates, Xen).

@@ -55,7 +55,7 @@ mod tests {
 
     use crate::agent::protocol::Request;
     use crate::agent::Agent;
-    use crate::apply::LocalBackends;
+    use crate::machine::LocalBackends;
 
     /// A bridge and a link it may have, gone when dropped.
     struct Made(Option<LinuxBridge>, std::path::PathBuf, String);

@@ -18,21 +18,18 @@
 //! `mln upgrade` without `--yes` uses a [`Session`] to show the plan and
 //! apply that same plan under one lock.
 
-mod backends;
 mod boot;
 mod cluster;
 mod executor;
 mod hooks;
-mod local;
 mod session;
 
 use crate::plan::{Action, ActionId, HookPoint};
 use crate::state::StateError;
 
-pub use backends::Backends;
+pub use crate::machine::{Backends, LocalBackends};
 pub use cluster::{ClusterBackends, ServerMemory};
 pub use executor::{Executor, Failure, Report, DEFAULT_BOOT_TIMEOUT};
-pub use local::LocalBackends;
 pub use session::{
     check_capacity, observe, observe_servers, run, run_desired, run_desired_with, run_with, status,
     status_with, HostStatus, Outcome, ProjectStatus, RunOptions, ServerStatus, Session,

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use mln_core::{DomainSpec, Error, Hypervisor, Result};
 
+use crate::plan::SwitchRecord;
 use crate::plan::{DesiredProject, HostSpec, Platform, SwitchSpec};
-use crate::state::SwitchRecord;
 
 /// The backends of every service host a project uses: hypervisors, switches
 /// and disks. [`super::LocalBackends`] is the real one for this machine;

@@ -17,8 +17,8 @@ use mln_core::uml::{KernelStore, Uml};
 use mln_core::{Attachment, Boot, DiskSpec, DomainSpec, Error, Hypervisor, InterfaceSpec, Result};
 
 use super::Backends;
+use crate::plan::SwitchRecord;
 use crate::plan::{domain_name, DesiredProject, HostSpec, Platform, SwitchSpec, HEADROOM};
-use crate::state::SwitchRecord;
 
 /// This machine's backends for one project, keeping everything (guests,
 /// switches, disks) in the project's folder:

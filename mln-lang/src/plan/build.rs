@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use mln_core::DomainState;
 
 use super::diff::{diff_host, Running};
+use super::recorded::{HostRecord, State};
 use super::spec::{DesiredProject, HookPoint, HostSpec};
 use super::types::{
     Action, ActionId, AttrChange, ChangeClass, Goal, HostChange, HostChangeKind, LinkEffect,
     ObjectRef, Observed, Op, Plan, SwitchChange, SwitchChangeKind,
 };
-use crate::state::{HostRecord, State};
 
 /// What to plan for, and for which hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]

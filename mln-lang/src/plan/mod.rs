@@ -23,12 +23,14 @@
 mod build;
 mod diff;
 mod from_model;
+pub mod recorded;
 pub(crate) mod render;
 mod spec;
 mod types;
 
 pub use build::{plan, PlanOptions, HEADROOM};
 pub use from_model::{root_password, with_hashed_passwords};
+pub use recorded::{DomainRecord, HostRecord, State, SwitchRecord};
 pub use render::Counts;
 pub use spec::{
     derived_mac, domain_name, DesiredProject, GuestSpec, HookPoint, HostSpec, InterfaceSpec,

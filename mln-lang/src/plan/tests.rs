@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use mln_core::{DomainInfo, DomainState};
 
+use super::recorded::{DomainRecord, HostRecord, State, SwitchRecord};
 use super::*;
-use crate::state::{DomainRecord, HostRecord, State, SwitchRecord};
 
 fn host(name: &str, mem_mb: u64, sw: &str, project: &str) -> HostSpec {
     let mut h = HostSpec::new(name);

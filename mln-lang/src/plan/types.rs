@@ -397,7 +397,7 @@ impl Observed {
     /// What the backends would report if the recorded state were exactly
     /// true: every recorded domain running, every recorded switch up. For
     /// planning without asking the backends (`mln plan --offline`).
-    pub fn assume_recorded(state: &crate::state::State) -> Self {
+    pub fn assume_recorded(state: &super::recorded::State) -> Self {
         let mut out = Observed::default();
         for (name, rec) in &state.hosts {
             if let Some(d) = &rec.domain {

@@ -12,7 +12,7 @@ use crate::agent::carry::Side;
 use crate::agent::disks::{self, HostDisks};
 use crate::agent::migrate;
 use crate::agent::protocol::Request;
-use crate::apply::Backends;
+use crate::machine::Backends;
 use crate::plan::HostSpec;
 
 impl ClusterBackends {

@@ -10,7 +10,7 @@ use mln_core::{Error, Result};
 use super::{lock, ClusterBackends};
 use crate::agent::protocol::{Request, Underlay};
 use crate::agent::vxlan;
-use crate::apply::Backends;
+use crate::machine::Backends;
 use crate::plan::{HostSpec, SwitchSpec};
 use crate::state::SwitchRecord;
 
