@@ -373,7 +373,8 @@ def plan(
 ) -> Plan:
     """What it takes to go from ``old`` (as if running; ``None`` for
     nothing yet) to ``new``. Default goal: ``"up"`` without ``old``,
-    ``"upgrade"`` with it. Pure: nothing is touched.
+    ``"upgrade"`` with it. Pure: nothing is touched. Raises
+    ``mln.PlanError`` when ``old`` and ``new`` are different projects.
     """
 
 @final

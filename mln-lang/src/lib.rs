@@ -16,14 +16,21 @@ pub use print::to_mln;
 pub use query::{query_list, query_scalar, QueryError};
 pub use source::{FileId, SourceMap, Span, Spanned};
 
-pub mod agent;
-pub mod apply;
 pub mod check;
 pub mod graph;
-pub mod machine;
 pub mod model;
 pub mod plan;
 pub mod print;
 pub mod query;
 pub mod resolve;
+
+// The runtime: applying plans to machines (feature `runtime`, on by
+// default). A tool that only reads MLN files turns it off.
+#[cfg(feature = "runtime")]
+pub mod agent;
+#[cfg(feature = "runtime")]
+pub mod apply;
+#[cfg(feature = "runtime")]
+pub mod machine;
+#[cfg(feature = "runtime")]
 pub mod state;

@@ -25,9 +25,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use mln_lang::check::check_project;
-use mln_lang::plan::{plan, DesiredProject, Goal, Observed, Plan, PlanOptions};
+use mln_lang::plan::{plan, DesiredProject, Goal, Observed, Plan, PlanOptions, State};
 use mln_lang::resolve::resolve;
-use mln_lang::state::State;
 use mln_lang::syntax::{parse_source, Limits};
 use mln_lang::{Diagnostic, SourceMap};
 

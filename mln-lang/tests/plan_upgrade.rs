@@ -2,9 +2,9 @@
 //! on Xen, upgraded to `v2.mln`.
 
 use mln_lang::plan::{
-    plan, ChangeClass, DesiredProject, Goal, HostChangeKind, Observed, Op, PlanOptions,
+    diff, plan, ChangeClass, DesiredProject, Goal, HostChangeKind, Observed, Op, PlanOptions,
 };
-use mln_lang::state::{DomainRecord, HostRecord, State, SwitchRecord};
+use mln_lang::plan::{DomainRecord, HostRecord, State, SwitchRecord};
 
 fn load(name: &str) -> DesiredProject {
     let path = format!("{}/../projects/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -16,14 +16,7 @@ fn load(name: &str) -> DesiredProject {
 fn upgrade_v1_to_v2_is_exactly_api_live_batch_move_cache_create() {
     let v1 = load("upgrade/v1.mln");
     let v2 = load("upgrade/v2.mln");
-    let state = State::as_if_up(&v1);
-    let observed = Observed::assume_recorded(&state);
-    let p = plan(
-        &v2,
-        Some(&state),
-        &observed,
-        &PlanOptions::new(Goal::Upgrade),
-    );
+    let p = diff(&v1, &v2, &PlanOptions::new(Goal::Upgrade)).unwrap();
 
     let summary: Vec<(&str, HostChangeKind)> =
         p.hosts.iter().map(|h| (h.host.as_str(), h.kind)).collect();

@@ -2,7 +2,6 @@
 
 use mln_lang::plan as lang;
 use mln_lang::plan::{DesiredProject, Goal, HostChangeKind, ObjectRef, Observed, PlanOptions};
-use mln_lang::state::State;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -23,14 +22,6 @@ pub(crate) fn goal(name: &str) -> PyResult<Goal> {
             )))
         }
     })
-}
-
-/// What the state store would record once `old` had been brought up
-/// completely, and the backends' view of it.
-fn assumed_up(old: &DesiredProject) -> (State, Observed) {
-    let state = State::as_if_up(old);
-    let observed = Observed::assume_recorded(&state);
-    (state, observed)
 }
 
 /// What it takes to go from ``old`` (running, as if brought up completely;
@@ -59,12 +50,14 @@ pub fn plan(
         options = options.only(hosts);
     }
     let desired = DesiredProject::from_project(new.model());
-    let before = old.map(|o| assumed_up(&DesiredProject::from_project(o.model())));
+    let before = old.map(|o| DesiredProject::from_project(o.model()));
     let result = py.detach(|| match &before {
-        Some((state, observed)) => lang::plan(&desired, Some(state), observed, &options),
-        None => lang::plan(&desired, None, &Observed::default(), &options),
+        Some(old) => lang::diff(old, &desired, &options),
+        None => Ok(lang::plan(&desired, None, &Observed::default(), &options)),
     });
-    Ok(Plan(result))
+    result
+        .map(Plan)
+        .map_err(|e| crate::errors::PlanError::new_err(e.to_string()))
 }
 
 /// A plan: the actions that take a project from what it is to what is

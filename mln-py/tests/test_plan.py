@@ -134,6 +134,12 @@ def test_remove_goal_destroys_everything(v1: mln.Project) -> None:
     ]
 
 
+def test_two_different_projects_are_a_plan_error(v1: mln.Project) -> None:
+    other = mln.parse("global { project other }\nhost h { }\n", "other.mln", check=False)
+    with pytest.raises(mln.PlanError, match="two versions of one project"):
+        mln.plan(v1, other)
+
+
 def test_unknown_goal_is_a_value_error(v1: mln.Project) -> None:
     with pytest.raises(ValueError, match="unknown goal"):
         mln.plan(None, v1, goal="explode")  # type: ignore[arg-type]

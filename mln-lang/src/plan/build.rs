@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use mln_core::DomainState;
 
-use super::diff::{diff_host, Running};
+use super::attrs::{diff_host, Running};
 use super::recorded::{HostRecord, State};
 use super::spec::{DesiredProject, HookPoint, HostSpec};
 use super::types::{

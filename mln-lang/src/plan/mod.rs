@@ -20,13 +20,14 @@
 //! assert!(plan.render_diff().contains("1 to create"));
 //! ```
 
+mod attrs;
 mod build;
-mod diff;
 mod from_model;
 pub mod recorded;
 pub(crate) mod render;
 mod spec;
 mod types;
+mod versions;
 
 pub use build::{plan, PlanOptions, HEADROOM};
 pub use from_model::{root_password, with_hashed_passwords};
@@ -40,6 +41,7 @@ pub use types::{
     Action, ActionId, AttrChange, ChangeClass, Goal, HostChange, HostChangeKind, LinkEffect,
     ObjectRef, Observed, ObservedDomain, ObservedSwitch, Op, Plan, SwitchChange, SwitchChangeKind,
 };
+pub use versions::{diff, DiffError};
 
 #[cfg(test)]
 mod tests;

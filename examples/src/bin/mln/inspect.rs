@@ -1,8 +1,7 @@
 //! The verbs that only read project files: `check`, `show`, `parse`,
 //! `diff`, `graph`. No state is read and no machine is touched.
 
-use mln_lang::plan::{plan, DesiredProject, Goal, Observed, PlanOptions};
-use mln_lang::state::State;
+use mln_lang::plan::{self, DesiredProject, Goal, PlanOptions};
 
 use crate::cli::{
     CheckArgs, DiagFormat, DiffArgs, GraphArgs, GraphFormat, ParseArgs, PlanFormat, ShowArgs,
@@ -160,24 +159,17 @@ pub fn diff(out: &Output, args: &DiffArgs) -> u8 {
         return 1;
     };
     let (old, new) = (old.project(), new.project());
-    if old.name != new.name {
-        eprintln!(
-            "error: {} is project {} but {} is project {}: diff compares two versions of one project",
-            args.old.display(),
-            old.name,
-            args.new.display(),
-            new.name
-        );
-        return 1;
-    }
-    let state = State::as_if_up(&DesiredProject::from_project(old));
-    let observed = Observed::assume_recorded(&state);
-    let plan = plan(
-        &DesiredProject::from_project(new),
-        Some(&state),
-        &observed,
-        &PlanOptions::new(Goal::Upgrade),
-    );
+    let plan = match plan::diff(&old.into(), &new.into(), &PlanOptions::new(Goal::Upgrade)) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!(
+                "error: {} and {}: {e}",
+                args.old.display(),
+                args.new.display()
+            );
+            return 1;
+        }
+    };
     match args.format {
         PlanFormat::Diff => output::print(&plan.render_diff()),
         PlanFormat::Json => output::print(&format!("{}\n", plan.to_json())),
