@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::{GuestConfig, GuestInterface};
-use mln_core::net::{Switch, SwitchSpec, VdeSwitch};
+use mln_core::net::{Switch, SwitchConfig, VdeSwitch};
 use mln_core::template::{Template, BOOT_FINISHED};
 use mln_core::uml::{host_spec, Uml};
 use mln_core::{Attachment, DomainSpec, Hypervisor, InterfaceSpec, MacAddr};
@@ -184,7 +184,7 @@ impl Bed {
             .map(|i| self.spec(i))
             .collect::<BenchResult<Vec<_>>>()?;
         let start = Instant::now();
-        let switch = VdeSwitch::start(&SwitchSpec::new(SWITCH), self.switch_dir())?;
+        let switch = VdeSwitch::start(&SwitchConfig::new(SWITCH), self.switch_dir())?;
         debug_assert_eq!(switch.ctl_dir(), self.ctl_dir());
         let up = |spec: &DomainSpec| -> BenchResult<()> {
             uml.create(spec)?;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use mln_core::template::Template;
 use mln_core::xen::XenHypervisor;
 use mln_core::{DomainInfo, DomainState, Hypervisor};
-use mln_lang::apply::{run, LocalBackends, NoProgress, Report, RunOptions, Session};
+use mln_lang::apply::{run, ApplyReport, LocalBackends, NoProgress, RunOptions, Session};
 use mln_lang::model::Project;
 use mln_lang::plan::{
     ChangeClass, DesiredProject, Goal, HostChangeKind, Op, PlanOptions, HEADROOM,
@@ -76,7 +76,7 @@ fn options(goal: Goal) -> RunOptions {
 /// check that the plan is exactly one live memory change of `resized`,
 /// apply that same plan under the same lock (what `mln upgrade` does after
 /// asking), and return what it did.
-fn upgrade_memory(root: &Path, template: &Template, from: u64, to: u64) -> Report {
+fn upgrade_memory(root: &Path, template: &Template, from: u64, to: u64) -> ApplyReport {
     let store = StateStore::open(root, PROJECT).expect("state store");
     let b = backends(&store, template);
     let desired = DesiredProject::from_project(&project(to));

@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use mln_core::net::{LinuxBridge, Switch, SwitchSpec, SwitchStatus, VdeSwitch};
+use mln_core::net::{LinuxBridge, Switch, SwitchConfig, SwitchStatus, VdeSwitch};
 use mln_core::{Attachment, Error};
 use testkit::run_ok as run;
 
@@ -122,7 +122,7 @@ fn bridge_is_made_found_adopted_and_removed() {
     let state = tempfile::tempdir().unwrap();
     let name = LinuxBridge::derived_name(&unique("life"), "lan");
     let mut made = Made::default();
-    let br = LinuxBridge::start(&SwitchSpec::new("lan"), &name, state.path()).unwrap();
+    let br = LinuxBridge::start(&SwitchConfig::new("lan"), &name, state.path()).unwrap();
     made.bridges.push(br.clone());
 
     assert!(sys_net(&name).join("bridge").is_dir());
@@ -139,14 +139,14 @@ fn bridge_is_made_found_adopted_and_removed() {
     assert_eq!(LinuxBridge::list(state.path()).unwrap().len(), 1);
 
     // Started again: ours, so adopted, not refused and not made twice.
-    let again = LinuxBridge::start(&SwitchSpec::new("lan"), &name, state.path()).unwrap();
+    let again = LinuxBridge::start(&SwitchConfig::new("lan"), &name, state.path()).unwrap();
     assert_eq!(again.status(), SwitchStatus::Up);
 
     // Set down behind our back: not working.
     run(&["ip", "link", "set", "dev", &name, "down"]);
     assert_eq!(found.status(), SwitchStatus::Gone);
     // Starting it again brings it up.
-    LinuxBridge::start(&SwitchSpec::new("lan"), &name, state.path()).unwrap();
+    LinuxBridge::start(&SwitchConfig::new("lan"), &name, state.path()).unwrap();
     assert_eq!(found.status(), SwitchStatus::Up);
 
     found.stop().unwrap();
@@ -168,7 +168,7 @@ fn hub_and_switch_show_in_sysfs() {
     let state = tempfile::tempdir().unwrap();
     let name = LinuxBridge::derived_name(&unique("hub"), "lan");
     let mut made = Made::default();
-    let mut spec = SwitchSpec::new("lan");
+    let mut spec = SwitchConfig::new("lan");
     spec.hub = true;
     let hub = LinuxBridge::start(&spec, &name, state.path()).unwrap();
     made.bridges.push(hub.clone());
@@ -199,12 +199,12 @@ fn hostile_names_are_refused_before_anything_is_made() {
     ] {
         assert!(
             matches!(
-                LinuxBridge::start(&SwitchSpec::new("lan"), bad, state.path()),
+                LinuxBridge::start(&SwitchConfig::new("lan"), bad, state.path()),
                 Err(Error::InvalidName { .. })
             ),
             "bridge name {bad:?} accepted"
         );
-        let mut spec = SwitchSpec::new("lan");
+        let mut spec = SwitchConfig::new("lan");
         spec.tap = Some(bad.to_string());
         assert!(
             matches!(
@@ -220,7 +220,7 @@ fn hostile_names_are_refused_before_anything_is_made() {
     // Exactly 15 characters is the limit, 16 is over it.
     assert_eq!("a-very-long-name".len(), 16);
     assert!(matches!(
-        LinuxBridge::start(&SwitchSpec::new("../lan"), "mlnok0", state.path()),
+        LinuxBridge::start(&SwitchConfig::new("../lan"), "mlnok0", state.path()),
         Err(Error::InvalidName { .. })
     ));
     assert!(!sys_net("mlnok0").exists());
@@ -238,7 +238,7 @@ fn a_bridge_mln_did_not_make_is_never_adopted_or_deleted() {
     run(&["ip", "link", "add", "name", &name, "type", "bridge"]);
     made.interfaces.push(name.clone());
 
-    match LinuxBridge::start(&SwitchSpec::new("lan"), &name, state.path()) {
+    match LinuxBridge::start(&SwitchConfig::new("lan"), &name, state.path()) {
         Err(Error::AlreadyExists { domain }) => assert!(domain.contains(&name), "{domain}"),
         other => panic!("foreign bridge adopted: {other:?}"),
     }
@@ -248,7 +248,7 @@ fn a_bridge_mln_did_not_make_is_never_adopted_or_deleted() {
     // under the same name: the stale record does not make it ours.
     let state2 = tempfile::tempdir().unwrap();
     let name2 = LinuxBridge::derived_name(&unique("foreign2"), "lan");
-    let ours = LinuxBridge::start(&SwitchSpec::new("lan"), &name2, state2.path()).unwrap();
+    let ours = LinuxBridge::start(&SwitchConfig::new("lan"), &name2, state2.path()).unwrap();
     made.bridges.push(ours.clone());
     run(&["ip", "link", "del", "dev", &name2]);
     run(&["ip", "link", "add", "name", &name2, "type", "bridge"]);
@@ -256,7 +256,7 @@ fn a_bridge_mln_did_not_make_is_never_adopted_or_deleted() {
     assert_eq!(ours.status(), SwitchStatus::Gone);
     assert!(ours.plug("lo").is_err());
     assert!(matches!(
-        LinuxBridge::start(&SwitchSpec::new("lan"), &name2, state2.path()),
+        LinuxBridge::start(&SwitchConfig::new("lan"), &name2, state2.path()),
         Err(Error::AlreadyExists { .. })
     ));
     ours.stop().unwrap();
@@ -279,7 +279,7 @@ fn tap_is_made_plugged_in_and_removed_with_the_bridge() {
     let tap = format!("mlnt{}", std::process::id() % 1_000_000);
     let mut made = Made::default();
     made.interfaces.push(tap.clone());
-    let mut spec = SwitchSpec::new("lan");
+    let mut spec = SwitchConfig::new("lan");
     spec.tap = Some(tap.clone());
     let br = LinuxBridge::start(&spec, &name, state.path()).unwrap();
     made.bridges.push(br.clone());
@@ -287,7 +287,7 @@ fn tap_is_made_plugged_in_and_removed_with_the_bridge() {
     assert!(read_sys(&tap, "tun_flags").len() > 1, "not a tun device");
 
     // Adopted without a tap: the tap goes, the bridge stays.
-    let plain = LinuxBridge::start(&SwitchSpec::new("lan"), &name, state.path()).unwrap();
+    let plain = LinuxBridge::start(&SwitchConfig::new("lan"), &name, state.path()).unwrap();
     assert!(!sys_net(&tap).exists());
     assert!(sys_net(&name).exists());
     // And with it again, then everything goes with the bridge.
@@ -309,7 +309,7 @@ fn namespaces_on_the_bridge_ping_each_other() {
     let name = LinuxBridge::derived_name(&unique("ping"), "lan");
     let mut made = Made::default();
     for hub in [false, true] {
-        let mut spec = SwitchSpec::new("lan");
+        let mut spec = SwitchConfig::new("lan");
         spec.hub = hub;
         let br = LinuxBridge::start(&spec, &name, state.path()).unwrap();
         made.bridges.push(br.clone());
@@ -345,11 +345,11 @@ fn a_vde_switch_joined_to_the_bridge_carries_frames_between_them() {
     // What a switch with both UML and Xen guests is: a vde_switch whose
     // tap port is plugged into a bridge, both recorded in one folder.
     let join = LinuxBridge::derived_join_name(&unique("join"), "lan");
-    let mut vde_spec = SwitchSpec::new("lan");
+    let mut vde_spec = SwitchConfig::new("lan");
     vde_spec.tap = Some(join.clone());
     let vde = VdeSwitch::start(&vde_spec, state.path()).unwrap();
     made.switches.push(vde.clone());
-    let br = LinuxBridge::start(&SwitchSpec::new("lan"), &name, state.path()).unwrap();
+    let br = LinuxBridge::start(&SwitchConfig::new("lan"), &name, state.path()).unwrap();
     made.bridges.push(br.clone());
     br.plug(&join).unwrap();
     assert!(sys_net(&name).join("brif").join(&join).exists());

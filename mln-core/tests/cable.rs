@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::{GuestConfig, GuestInterface, HostsEntry};
-use mln_core::net::{Cable, Switch, SwitchSpec, VdeSwitch};
+use mln_core::net::{Cable, Switch, SwitchConfig, VdeSwitch};
 use mln_core::template::{Template, BOOT_FINISHED};
 use mln_core::uml::{self, Uml};
 use mln_core::{Error, Hypervisor, InterfaceSpec, MacAddr};
@@ -108,8 +108,8 @@ fn guests_on_two_switch_instances_ping_through_a_cable_until_it_is_stopped() {
     // One instance of switch `lan` per "server".
     let server_a = dir.path().join("a");
     let server_b = dir.path().join("b");
-    let lan_a = VdeSwitch::start(&SwitchSpec::new("lan"), server_a.join("switches")).unwrap();
-    let lan_b = VdeSwitch::start(&SwitchSpec::new("lan"), server_b.join("switches")).unwrap();
+    let lan_a = VdeSwitch::start(&SwitchConfig::new("lan"), server_a.join("switches")).unwrap();
+    let lan_b = VdeSwitch::start(&SwitchConfig::new("lan"), server_b.join("switches")).unwrap();
     let plug_a = lan_a.plug_argv();
     assert_eq!(
         plug_a,
@@ -200,8 +200,8 @@ fn guests_on_two_switch_instances_ping_through_a_cable_until_it_is_stopped() {
 fn stopping_a_cable_whose_dpipe_was_killed_ends_its_orphaned_plugs() {
     let dir = tempfile::tempdir().unwrap();
     let _reaper = testkit::KillUnder(dir.path().to_path_buf());
-    let a = VdeSwitch::start(&SwitchSpec::new("lan"), dir.path().join("a")).unwrap();
-    let b = VdeSwitch::start(&SwitchSpec::new("lan"), dir.path().join("b")).unwrap();
+    let a = VdeSwitch::start(&SwitchConfig::new("lan"), dir.path().join("a")).unwrap();
+    let b = VdeSwitch::start(&SwitchConfig::new("lan"), dir.path().join("b")).unwrap();
     let cables = dir.path().join("cables");
     let cable = Cable::start(&cables, "lan", &a.plug_argv(), &b.plug_argv()).unwrap();
     let killed = Command::new("kill")

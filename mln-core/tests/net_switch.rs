@@ -8,7 +8,7 @@ use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mln_core::net::{Switch, SwitchSpec, SwitchStatus, VdeSwitch};
+use mln_core::net::{Switch, SwitchConfig, SwitchStatus, VdeSwitch};
 use mln_core::uml::Uml;
 use mln_core::{Attachment, Boot, DomainSpec, Error, Hypervisor, InterfaceSpec, MacAddr};
 
@@ -100,7 +100,7 @@ const MAC_C: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0c];
 /// marker, once the switch knows where B is.
 fn third_port_sees(hub: bool) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = SwitchSpec::new("lan");
+    let mut spec = SwitchConfig::new("lan");
     spec.hub = hub;
     let sw = Running(VdeSwitch::start(&spec, dir.path()).unwrap());
     assert!(matches!(sw.0.status(), SwitchStatus::Running { .. }));
@@ -135,7 +135,7 @@ fn switch_forwards_unicast_only_to_its_owner() {
 #[test]
 fn killed_switch_is_reported_gone_and_stop_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
-    let started = VdeSwitch::start(&SwitchSpec::new("lan"), dir.path()).unwrap();
+    let started = VdeSwitch::start(&SwitchConfig::new("lan"), dir.path()).unwrap();
     let _guard = Running(started.clone());
     // Found again from the state folder, as a later process would.
     let found = VdeSwitch::open("lan", dir.path()).unwrap();
@@ -144,7 +144,7 @@ fn killed_switch_is_reported_gone_and_stop_cleans_up() {
     };
     assert_eq!(VdeSwitch::list(dir.path()).unwrap().len(), 1);
     assert!(matches!(
-        VdeSwitch::start(&SwitchSpec::new("lan"), dir.path()),
+        VdeSwitch::start(&SwitchConfig::new("lan"), dir.path()),
         Err(Error::AlreadyExists { .. })
     ));
     // SAFETY: signalling the switch process this test started.
@@ -172,7 +172,7 @@ fn killed_switch_is_reported_gone_and_stop_cleans_up() {
         other => panic!("{other:?}"),
     }
     // A dead switch can be started again in place, and stopped for good.
-    let again = VdeSwitch::start(&SwitchSpec::new("lan"), dir.path()).unwrap();
+    let again = VdeSwitch::start(&SwitchConfig::new("lan"), dir.path()).unwrap();
     assert!(matches!(again.status(), SwitchStatus::Running { .. }));
     again.stop().unwrap();
     assert!(!dir.path().join("lan").exists());
@@ -196,7 +196,7 @@ fn tap_port_appears_on_the_host_and_goes_with_the_switch() {
     }
     let dir = tempfile::tempdir().unwrap();
     let tap = format!("mlnt{}", std::process::id() % 100_000);
-    let mut spec = SwitchSpec::new("lan");
+    let mut spec = SwitchConfig::new("lan");
     spec.tap = Some(tap.clone());
     let sw = Running(VdeSwitch::start(&spec, dir.path()).unwrap());
     assert!(Path::new("/sys/class/net").join(&tap).exists());

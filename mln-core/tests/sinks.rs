@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use testkit::processes_under;
 
 use mln_core::guest::{GuestConfig, GuestFile, GuestGroup, GuestUser};
-use mln_core::net::{SwitchSpec, VdeSwitch};
+use mln_core::net::{SwitchConfig, VdeSwitch};
 use mln_core::uml::Uml;
 use mln_core::{Boot, DomainSpec, Error, Hypervisor};
 
@@ -136,7 +136,7 @@ fn switch_names_never_become_socket_folders() {
     let sb = Sandbox::new();
     for bad in hostile() {
         assert_refused(
-            VdeSwitch::start(&SwitchSpec::new(&bad), sb.state()),
+            VdeSwitch::start(&SwitchConfig::new(&bad), sb.state()),
             &bad,
             "vde switch start",
         );
@@ -149,7 +149,7 @@ fn switch_names_never_become_socket_folders() {
 fn tap_names_are_refused_before_anything_is_made() {
     let sb = Sandbox::new();
     for bad in hostile_interfaces() {
-        let mut spec = SwitchSpec::new("lan");
+        let mut spec = SwitchConfig::new("lan");
         spec.tap = Some(bad.clone());
         assert_refused(VdeSwitch::start(&spec, sb.state()), &bad, "tap");
         sb.assert_untouched(&format!("tap {bad:?}"));

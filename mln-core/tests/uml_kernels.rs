@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::{GuestConfig, GuestInterface};
-use mln_core::net::{Switch, SwitchSpec, VdeSwitch};
+use mln_core::net::{Switch, SwitchConfig, VdeSwitch};
 use mln_core::template::{BusyboxSource, Template};
 use mln_core::uml::{self, KernelStore, NetDriver, Uml, UmlKernel};
 use mln_core::{Boot, Hypervisor, InterfaceSpec, MacAddr};
@@ -79,8 +79,8 @@ impl Pair {
     fn boot(kernel: &Path) -> Pair {
         let dir = tempfile::tempdir().unwrap();
         let switches = dir.path().join("switches");
-        let lan = VdeSwitch::start(&SwitchSpec::new("lan"), &switches).unwrap();
-        let spare = VdeSwitch::start(&SwitchSpec::new("spare"), &switches).unwrap();
+        let lan = VdeSwitch::start(&SwitchConfig::new("lan"), &switches).unwrap();
+        let spare = VdeSwitch::start(&SwitchConfig::new("spare"), &switches).unwrap();
         let uml = Uml::new(dir.path().join("uml")).unwrap();
         let template = template();
         for (name, addr, peer) in [("alice", "10.0.0.1", "10.0.0.2"), ("bob", "10.0.0.2", "")] {
@@ -164,7 +164,7 @@ fn every_kernel_generation_names_interfaces_eth_pings_and_replugs() {
         let spare = pair.spare.take().unwrap();
         spare.stop().unwrap();
         let switches = pair.dir.path().join("switches");
-        let spare = VdeSwitch::start(&SwitchSpec::new("spare"), &switches).unwrap();
+        let spare = VdeSwitch::start(&SwitchConfig::new("spare"), &switches).unwrap();
         let socket = match spare.attachment() {
             mln_core::Attachment::Vde(s) => s,
             other => panic!("{other:?}"),

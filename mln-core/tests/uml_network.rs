@@ -11,7 +11,7 @@ use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::{
     GuestConfig, GuestFile, GuestInterface, GuestUser, HostsEntry, InterfaceAddress,
 };
-use mln_core::net::{Switch, SwitchSpec, VdeSwitch};
+use mln_core::net::{Switch, SwitchConfig, VdeSwitch};
 use mln_core::template::{Template, BOOT_FINISHED};
 use mln_core::uml::{self, Uml};
 use mln_core::{Hypervisor, InterfaceSpec, MacAddr};
@@ -55,7 +55,7 @@ impl Lab {
             dir,
         };
         for s in switches {
-            let sw = VdeSwitch::start(&SwitchSpec::new(s), lab.dir.path().join("switches"));
+            let sw = VdeSwitch::start(&SwitchConfig::new(s), lab.dir.path().join("switches"));
             lab.switches.push(sw.unwrap());
         }
         lab

@@ -23,7 +23,7 @@ use std::env;
 use std::path::Path;
 use std::process::Command;
 
-use mln_core::net::{LinuxBridge, Switch, SwitchSpec, SwitchStatus, Vxlan, VxlanSpec};
+use mln_core::net::{LinuxBridge, Switch, SwitchConfig, SwitchStatus, Vxlan, VxlanSpec};
 use mln_core::Error;
 use testkit::run_ok as run;
 
@@ -232,7 +232,7 @@ fn server_role() {
     match role.as_str() {
         // The switch's bridge, with the guests' ports plugged in.
         "bridge" => {
-            let br = LinuxBridge::start(&SwitchSpec::new("lan"), BRIDGE, &state).unwrap();
+            let br = LinuxBridge::start(&SwitchConfig::new("lan"), BRIDGE, &state).unwrap();
             for port in var("PORTS").split(',').filter(|p| !p.is_empty()) {
                 br.plug(port).unwrap();
             }

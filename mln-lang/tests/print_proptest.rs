@@ -219,7 +219,7 @@ fn users() -> impl Strategy<Value = Vec<User>> {
 prop_compose! {
     fn host()(
         name in name(),
-        platform in prop_oneof![Just(Platform::Uml), Just(Platform::Xen), Just(Platform::XenHvm), Just(Platform::Kvm)],
+        platform in prop_oneof![Just(Platform::Uml), Just(Platform::Xen), Just(Platform::Hvm), Just(Platform::Kvm)],
         service_host in opt(name()),
         memory in opt(size()),
         vcpus in 1u32..64,

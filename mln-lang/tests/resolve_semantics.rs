@@ -286,7 +286,7 @@ fn platform_comes_from_the_nearest_layer_that_names_one() {
         pl,
         [
             Platform::Xen,
-            Platform::XenHvm,
+            Platform::Hvm,
             Platform::Kvm,
             Platform::Uml,
             Platform::Uml

@@ -11,7 +11,7 @@ use testkit::processes_under;
 use mln_core::template::Template;
 use mln_core::Error;
 use mln_lang::apply::{run_desired, Backends, LocalBackends, NoProgress, RunOptions};
-use mln_lang::plan::{DesiredProject, Goal, HostSpec, InterfaceSpec, SwitchSpec};
+use mln_lang::plan::{DesiredProject, Goal, HostInterface, HostSpec, SwitchSpec};
 use mln_lang::state::{StateError, StateStore, SwitchRecord};
 
 fn hostile() -> Vec<String> {
@@ -190,7 +190,7 @@ fn interface_names_never_reach_the_management_console() {
         pid: None,
     };
     for bad in ["eth0 x", "eth0=vde,/tmp/s", "../eth0", "eth", "-rf"] {
-        host.interfaces = vec![InterfaceSpec {
+        host.interfaces = vec![HostInterface {
             name: bad.into(),
             switch: Some("lan".into()),
             bridge: None,
@@ -211,7 +211,7 @@ fn a_whole_run_with_hostile_names_fails_cleanly() {
         let mut desired = DesiredProject::new("p");
         desired.add_switch(SwitchSpec::new(&bad));
         let mut host = HostSpec::new(&bad);
-        host.interfaces.push(InterfaceSpec {
+        host.interfaces.push(HostInterface {
             name: "eth0".into(),
             switch: Some(bad.clone()),
             bridge: None,

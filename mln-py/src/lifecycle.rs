@@ -161,7 +161,7 @@ impl HostStatus {
     /// ``"uml"``, ``"xen"``, ``"hvm"`` or ``"kvm"``.
     #[getter]
     fn platform(&self) -> &'static str {
-        self.0.platform.as_str()
+        self.0.platform.keyword()
     }
 
     /// What the backend says (``"running"``, ``"paused"``, ...), or

@@ -10,18 +10,8 @@ use crate::project::Project;
 
 /// The goal called `name`.
 pub(crate) fn goal(name: &str) -> PyResult<Goal> {
-    Ok(match name {
-        "build" => Goal::Build,
-        "up" => Goal::Up,
-        "stop" => Goal::Stop,
-        "remove" => Goal::Remove,
-        "upgrade" => Goal::Upgrade,
-        _ => {
-            return Err(PyValueError::new_err(format!(
-                "unknown goal `{name}`: expected build, up, stop, remove or upgrade"
-            )))
-        }
-    })
+    name.parse()
+        .map_err(|e: lang::UnknownGoal| PyValueError::new_err(e.to_string()))
 }
 
 /// What it takes to go from ``old`` (running, as if brought up completely;

@@ -17,7 +17,7 @@ use mln_core::template::Template;
 use mln_core::xen::XenHypervisor;
 use mln_core::{Error, Hypervisor};
 use mln_lang::agent::{Agent, ServerAccess};
-use mln_lang::apply::{LocalBackends, Outcome, Report};
+use mln_lang::apply::{ApplyReport, LocalBackends, Outcome};
 use mln_lang::plan::{Plan, Platform};
 
 pub const MIB: u64 = 1 << 20;
@@ -108,7 +108,7 @@ pub fn template(dir: &Path) -> Template {
     Template::image(image, "root=/dev/ubda rw")
 }
 
-pub fn assert_success(plan: &Plan, report: &Report) {
+pub fn assert_success(plan: &Plan, report: &ApplyReport) {
     assert!(
         report.is_success(),
         "plan:\n{}\nfailed: {:#?}\nnot run: {:?}",
@@ -119,7 +119,7 @@ pub fn assert_success(plan: &Plan, report: &Report) {
 }
 
 /// The report of an applied (not dry) run, which succeeded.
-pub fn applied(out: &Outcome) -> &Report {
+pub fn applied(out: &Outcome) -> &ApplyReport {
     let report = out.report.as_ref().expect("not a dry run");
     assert_success(&out.plan, report);
     report

@@ -17,14 +17,14 @@
 //! bridge that someone else made, or made again after ours was deleted, is
 //! never adopted, changed or deleted.
 //!
-//! A hub ([`SwitchSpec::hub`]) is a bridge that forgets every address at
+//! A hub ([`SwitchConfig::hub`]) is a bridge that forgets every address at
 //! once (`ageing_time 0`), so it floods every frame to every port; a switch
 //! keeps learned addresses for the kernel's default 300 s.
 //!
 //! ```no_run
-//! use mln_core::net::{LinuxBridge, Switch, SwitchSpec};
+//! use mln_core::net::{LinuxBridge, Switch, SwitchConfig};
 //! let name = LinuxBridge::derived_name("lab", "lan"); // "mln" + 12 hex digits
-//! let lan = LinuxBridge::start(&SwitchSpec::new("lan"), &name, "/var/lib/mln/lab/switches")?;
+//! let lan = LinuxBridge::start(&SwitchConfig::new("lan"), &name, "/var/lib/mln/lab/switches")?;
 //! let attach = lan.attachment(); // Attachment::Bridge(name), into InterfaceSpec::attach
 //! lan.stop()?;
 //! # Ok::<(), mln_core::Error>(())
@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::iplink::{self, alias, fnv1a, interface_exists, ip, token, SYS_NET};
-use super::{Switch, SwitchSpec, SwitchStatus};
+use super::{Switch, SwitchConfig, SwitchStatus};
 use crate::domain::Attachment;
 use crate::error::{Error, Result};
 use crate::name::SafeName;
@@ -126,7 +126,7 @@ impl LinuxBridge {
     /// first: `bridge` and the tap as interface names
     /// ([`SafeName::interface`]), the switch's as a file name. A bridge has
     /// no port limit: `spec.ports` is not used.
-    pub fn start(spec: &SwitchSpec, bridge: &str, state_dir: impl AsRef<Path>) -> Result<Self> {
+    pub fn start(spec: &SwitchConfig, bridge: &str, state_dir: impl AsRef<Path>) -> Result<Self> {
         let bridge = SafeName::interface(bridge)?;
         let tap = spec.tap.as_deref().map(SafeName::interface).transpose()?;
         if tap.as_ref() == Some(&bridge) {
@@ -475,14 +475,14 @@ mod tests {
         for bad in ["../x", "-x", "a;b", "a b", "", "sixteen-chars-xx"] {
             assert!(
                 matches!(
-                    LinuxBridge::start(&SwitchSpec::new("lan"), bad, dir.path()),
+                    LinuxBridge::start(&SwitchConfig::new("lan"), bad, dir.path()),
                     Err(Error::InvalidName { .. })
                 ),
                 "{bad:?} accepted"
             );
         }
         assert!(matches!(
-            LinuxBridge::start(&SwitchSpec::new("../lan"), "mlnx", dir.path()),
+            LinuxBridge::start(&SwitchConfig::new("../lan"), "mlnx", dir.path()),
             Err(Error::InvalidName { .. })
         ));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);

@@ -25,9 +25,9 @@
 //! new one.
 //!
 //! ```no_run
-//! use mln_core::net::{Cable, SwitchSpec, VdeSwitch};
-//! let a = VdeSwitch::start(&SwitchSpec::new("lan"), "/var/lib/mln/lab/a")?;
-//! let b = VdeSwitch::start(&SwitchSpec::new("lan"), "/var/lib/mln/lab/b")?;
+//! use mln_core::net::{Cable, SwitchConfig, VdeSwitch};
+//! let a = VdeSwitch::start(&SwitchConfig::new("lan"), "/var/lib/mln/lab/a")?;
+//! let b = VdeSwitch::start(&SwitchConfig::new("lan"), "/var/lib/mln/lab/b")?;
 //! let cable = Cable::start("/var/lib/mln/lab/cables", "lan", &a.plug_argv(), &b.plug_argv())?;
 //! assert!(cable.is_alive());
 //! cable.stop()?;

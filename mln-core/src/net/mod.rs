@@ -11,7 +11,7 @@
 //!
 //! UML guests attach with `ethN=vde,STATE/NAME/ctl,MAC`: put
 //! [`Switch::attachment`] into the interface's
-//! [`crate::InterfaceSpec::attach`]. A hub ([`SwitchSpec::hub`]) floods every
+//! [`crate::InterfaceSpec::attach`]. A hub ([`SwitchConfig::hub`]) floods every
 //! frame to every port; a switch learns addresses and forwards unicast to one
 //! port. Where the backend is Xen and the process is root, a Linux bridge
 //! ([`LinuxBridge`], another implementation of [`Switch`]) takes the
@@ -20,8 +20,8 @@
 //! `vde_switch` plugged into the bridge ([`LinuxBridge::plug`]).
 //!
 //! ```no_run
-//! use mln_core::net::{Switch, SwitchSpec, VdeSwitch};
-//! let lan = VdeSwitch::start(&SwitchSpec::new("lan"), "/var/lib/mln/lab/switches")?;
+//! use mln_core::net::{Switch, SwitchConfig, VdeSwitch};
+//! let lan = VdeSwitch::start(&SwitchConfig::new("lan"), "/var/lib/mln/lab/switches")?;
 //! let attach = lan.attachment(); // into InterfaceSpec::attach
 //! lan.stop()?;
 //! # Ok::<(), mln_core::Error>(())
@@ -50,7 +50,7 @@ use crate::uml::process::{Liveness, ProcessRecord};
 
 /// What a switch should be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SwitchSpec {
+pub struct SwitchConfig {
     /// Switch name (a [`SafeName`]); also its folder's name.
     pub name: String,
     /// Flood every frame to every port (MLN's `hub`).
@@ -63,10 +63,10 @@ pub struct SwitchSpec {
     pub tap: Option<String>,
 }
 
-impl SwitchSpec {
+impl SwitchConfig {
     /// A learning switch with the default number of ports.
     pub fn new(name: &str) -> Self {
-        SwitchSpec {
+        SwitchConfig {
             name: name.to_string(),
             hub: false,
             ports: None,
@@ -126,7 +126,7 @@ impl VdeSwitch {
     /// Start a switch under `state_dir` (created if missing). Fails with
     /// [`Error::AlreadyExists`] when a switch of that name runs there; the
     /// leftovers of a dead one are cleared first.
-    pub fn start(spec: &SwitchSpec, state_dir: impl AsRef<Path>) -> Result<Self> {
+    pub fn start(spec: &SwitchConfig, state_dir: impl AsRef<Path>) -> Result<Self> {
         // Every name is checked before anything is made.
         let tap = spec.tap.as_deref().map(SafeName::interface).transpose()?;
         let sw = Self::at(&spec.name, state_dir.as_ref(), true)?;
@@ -342,7 +342,7 @@ mod tests {
     fn unsafe_switch_names_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
-            VdeSwitch::start(&SwitchSpec::new("../x"), dir.path()),
+            VdeSwitch::start(&SwitchConfig::new("../x"), dir.path()),
             Err(Error::InvalidName { .. })
         ));
         assert!(matches!(

@@ -67,9 +67,9 @@
 //! network between the servers that is trusted (or encrypted underneath).
 //!
 //! ```no_run
-//! use mln_core::net::{LinuxBridge, SwitchSpec, Vxlan, VxlanSpec};
+//! use mln_core::net::{LinuxBridge, SwitchConfig, Vxlan, VxlanSpec};
 //! let state = "/var/lib/mln/lab/switches";
-//! let lan = LinuxBridge::start(&SwitchSpec::new("lan"), &LinuxBridge::derived_name("lab", "lan"), state)?;
+//! let lan = LinuxBridge::start(&SwitchConfig::new("lan"), &LinuxBridge::derived_name("lab", "lan"), state)?;
 //! let spec = VxlanSpec {
 //!     device: Vxlan::derived_name("lab", "lan", "server2"),
 //!     vni: Vxlan::derived_vni("lab", "lan", "server2"),

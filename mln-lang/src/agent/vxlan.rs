@@ -51,7 +51,7 @@ pub fn this_underlay() -> Option<Underlay> {
 mod tests {
     use std::path::Path;
 
-    use mln_core::net::{LinuxBridge, Switch, SwitchSpec, Vxlan, VxlanSpec};
+    use mln_core::net::{LinuxBridge, Switch, SwitchConfig, Vxlan, VxlanSpec};
 
     use crate::agent::protocol::Request;
     use crate::agent::Agent;
@@ -85,7 +85,7 @@ mod tests {
         // The bridge LocalBackends makes where Xen is configured.
         let bridge_name = LinuxBridge::derived_name(&project, "lan");
         made.0 =
-            Some(LinuxBridge::start(&SwitchSpec::new("lan"), &bridge_name, &switches).unwrap());
+            Some(LinuxBridge::start(&SwitchConfig::new("lan"), &bridge_name, &switches).unwrap());
         let agent = Agent::new(dir.path(), Box::new(|d: &Path| LocalBackends::new(d)));
         let spec = VxlanSpec {
             device: device.clone(),

@@ -28,7 +28,7 @@ pub struct Failure {
 
 /// What running a plan did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
+pub struct ApplyReport {
     /// Actions that finished, in completion order.
     pub done: Vec<ActionId>,
     /// Actions that failed.
@@ -40,7 +40,7 @@ pub struct Report {
     pub state: State,
 }
 
-impl Report {
+impl ApplyReport {
     /// True when every action finished.
     pub fn is_success(&self) -> bool {
         self.failed.is_empty() && self.not_run.is_empty()
@@ -141,7 +141,7 @@ impl<'a> Executor<'a> {
         plan: &Plan,
         desired: &DesiredProject,
         mut state: State,
-    ) -> Result<Report, ApplyError> {
+    ) -> Result<ApplyReport, ApplyError> {
         let n = plan.actions.len();
         let mut waiting_for = vec![0usize; n];
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -196,7 +196,7 @@ impl<'a> Executor<'a> {
             .filter(|&i| matches!(shared.status[i], Status::Pending | Status::Skipped))
             .map(ActionId)
             .collect();
-        Ok(Report {
+        Ok(ApplyReport {
             done: shared.done,
             failed: shared.failed,
             not_run,

@@ -4,7 +4,7 @@
 //! Independent actions run at once on a bounded number of threads; an
 //! action starts when every action it waits for has finished. An action
 //! that fails stops the actions that depend on it, the others go on, and
-//! the [`Report`] says what was done, what failed and what was not run.
+//! the [`ApplyReport`] says what was done, what failed and what was not run.
 //! Progress goes to a [`Progress`] the caller renders; nothing is printed.
 //!
 //! The state is written after every action (and before the slow part of
@@ -29,7 +29,7 @@ use crate::state::StateError;
 
 pub use crate::machine::{Backends, LocalBackends};
 pub use cluster::{ClusterBackends, ServerMemory};
-pub use executor::{Executor, Failure, Report, DEFAULT_BOOT_TIMEOUT};
+pub use executor::{ApplyReport, Executor, Failure, DEFAULT_BOOT_TIMEOUT};
 pub use session::{
     check_capacity, observe, observe_servers, run, run_desired, run_desired_with, run_with, status,
     status_with, HostStatus, Outcome, ProjectStatus, RunOptions, ServerStatus, Session,

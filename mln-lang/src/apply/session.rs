@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{ApplyError, Backends, Executor, Progress, Report, ServerMemory};
+use super::{ApplyError, ApplyReport, Backends, Executor, Progress, ServerMemory};
 use crate::model::Project;
 use crate::plan::{
     plan, DesiredProject, Goal, HostSpec, Observed, ObservedDomain, ObservedSwitch, Op, Plan,
@@ -266,7 +266,7 @@ pub struct Outcome {
     /// The plan computed.
     pub plan: Plan,
     /// What applying it did; `None` for a dry run.
-    pub report: Option<Report>,
+    pub report: Option<ApplyReport>,
 }
 
 /// Run a verb on the project in `store`: lock it, load its state, observe
@@ -454,7 +454,7 @@ impl<'b> Session<'b> {
         model: Option<serde_json::Value>,
         parallelism: usize,
         progress: &dyn Progress,
-    ) -> Result<Report, ApplyError> {
+    ) -> Result<ApplyReport, ApplyError> {
         if let Some(memory) = self.memory {
             if let Err(e) = check_capacity(plan, desired, self.recorded.as_ref(), memory) {
                 // A project refused before anything was ever recorded

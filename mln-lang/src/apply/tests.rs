@@ -15,7 +15,7 @@ use mln_core::{
 
 use super::*;
 use crate::plan::{
-    derived_mac, plan, DesiredProject, Goal, HookPoint, HostSpec, InterfaceSpec, Op, PlanOptions,
+    derived_mac, plan, DesiredProject, Goal, HookPoint, HostInterface, HostSpec, Op, PlanOptions,
     Platform, SwitchSpec,
 };
 use crate::state::{State, StateStore, SwitchRecord};
@@ -282,7 +282,7 @@ fn lab(n: usize) -> DesiredProject {
         let name = format!("h{i}");
         let mut h = HostSpec::new(&name);
         h.memory = 64 << 20;
-        h.interfaces.push(InterfaceSpec {
+        h.interfaces.push(HostInterface {
             name: "eth0".into(),
             switch: Some("lan".into()),
             bridge: None,

@@ -12,11 +12,11 @@ use crate::plan::DesiredProject;
 /// Render it with `dot -Tsvg lab.dot -o lab.svg`.
 ///
 /// ```
-/// use mln_lang::plan::{DesiredProject, HostSpec, InterfaceSpec, SwitchSpec, derived_mac};
+/// use mln_lang::plan::{DesiredProject, HostSpec, HostInterface, SwitchSpec, derived_mac};
 /// let mut p = DesiredProject::new("lab");
 /// p.add_switch(SwitchSpec::new("lan"));
 /// let mut web = HostSpec::new("web");
-/// web.interfaces.push(InterfaceSpec {
+/// web.interfaces.push(HostInterface {
 ///     name: "eth0".into(),
 ///     switch: Some("lan".into()),
 ///     bridge: None,

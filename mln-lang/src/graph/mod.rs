@@ -23,7 +23,7 @@ mod mermaid;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use crate::plan::{DesiredProject, HostSpec, InterfaceSpec};
+use crate::plan::{DesiredProject, HostInterface, HostSpec};
 
 pub use dot::to_dot;
 pub use mermaid::to_mermaid;
@@ -121,7 +121,7 @@ fn host_label(h: &HostSpec) -> [String; 2] {
         h.name.clone(),
         format!(
             "{}, {}",
-            h.platform.as_str(),
+            h.platform.keyword(),
             crate::plan::render::size(h.memory)
         ),
     ]
@@ -129,7 +129,7 @@ fn host_label(h: &HostSpec) -> [String; 2] {
 
 /// `192.168.1.1/24` from an address and a netmask as written; an address
 /// already in CIDR form, `dhcp` or an IPv6 address is shown as written.
-fn address(i: &InterfaceSpec) -> Option<String> {
+fn address(i: &HostInterface) -> Option<String> {
     let a = i.address.as_deref()?;
     let prefix = i
         .netmask

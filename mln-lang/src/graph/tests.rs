@@ -7,8 +7,8 @@ fn sample(name: &str) -> DesiredProject {
     DesiredProject::from_project(checked.project())
 }
 
-fn iface(name: &str, switch: Option<&str>, bridge: Option<&str>) -> InterfaceSpec {
-    InterfaceSpec {
+fn iface(name: &str, switch: Option<&str>, bridge: Option<&str>) -> HostInterface {
+    HostInterface {
         name: name.into(),
         switch: switch.map(Into::into),
         bridge: bridge.map(Into::into),

@@ -11,7 +11,7 @@ use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::{
     GuestConfig, GuestFile, GuestGroup, GuestInterface, GuestUser, HostsEntry, InterfaceAddress,
 };
-use mln_core::net::{Switch, SwitchSpec as VdeSpec, SwitchStatus, VdeSwitch};
+use mln_core::net::{Switch, SwitchConfig, SwitchStatus, VdeSwitch};
 use mln_core::template::Template;
 use mln_core::uml::{KernelStore, Uml};
 use mln_core::{Attachment, Boot, DiskSpec, DomainSpec, Error, Hypervisor, InterfaceSpec, Result};
@@ -174,7 +174,7 @@ fn remove_file(path: &Path) -> Result<()> {
 }
 
 /// `10.0.0.1`, `10.0.0.1/24` (+ netmask) or `dhcp` as the guest sees it.
-fn guest_address(host: &str, iface: &crate::plan::InterfaceSpec) -> Result<InterfaceAddress> {
+fn guest_address(host: &str, iface: &crate::plan::HostInterface) -> Result<InterfaceAddress> {
     let bad = |reason: String| Error::InvalidGuestConfig {
         host: host.to_string(),
         field: format!("{}.address", iface.name),
@@ -332,7 +332,7 @@ impl Backends for LocalBackends {
         }
         let bridged = self.xen.is_some() && LinuxBridge::can_manage();
         let join = bridged.then(|| LinuxBridge::derived_join_name(project, &spec.name));
-        let vde = VdeSpec {
+        let vde = SwitchConfig {
             name: spec.name.clone(),
             hub: spec.hub,
             ports: None,
@@ -380,7 +380,7 @@ impl Backends for LocalBackends {
                 .bridge
                 .clone()
                 .unwrap_or_else(|| LinuxBridge::derived_name(project, &spec.name));
-            let br_spec = VdeSpec {
+            let br_spec = SwitchConfig {
                 tap: spec.tap.clone(),
                 ..vde.clone()
             };

@@ -4,6 +4,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use super::{GenericBlock, VecMap};
@@ -206,11 +208,13 @@ impl Host {
     }
 }
 
-/// The hypervisor a host runs on.
+/// The hypervisor a host runs on. One enum for the language, the planner
+/// and the runtime; its JSON and its [`fmt::Display`] are the MLN keyword
+/// (`uml`, `xen`, `hvm`, `kvm`), and it parses back from it.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "lowercase")]
 pub enum Platform {
     /// User-Mode Linux (`uml`, MLN's default).
     #[default]
@@ -218,20 +222,72 @@ pub enum Platform {
     /// A paravirtualised Xen guest (`xen`).
     Xen,
     /// A fully virtualised Xen guest (`hvm`).
-    XenHvm,
+    Hvm,
     /// KVM (`kvm`).
     Kvm,
 }
 
 impl Platform {
+    /// Every platform, in keyword order of the language reference.
+    pub const ALL: [Platform; 4] = [Platform::Uml, Platform::Xen, Platform::Hvm, Platform::Kvm];
+
     /// The MLN keyword that selects this platform.
     pub fn keyword(self) -> &'static str {
         match self {
             Platform::Uml => "uml",
             Platform::Xen => "xen",
-            Platform::XenHvm => "hvm",
+            Platform::Hvm => "hvm",
             Platform::Kvm => "kvm",
         }
+    }
+
+    /// The mln-core backend that runs this platform, when there is one.
+    pub fn backend(self) -> Option<mln_core::BackendKind> {
+        match self {
+            Platform::Uml => Some(mln_core::BackendKind::Uml),
+            Platform::Xen | Platform::Hvm => Some(mln_core::BackendKind::Xen),
+            Platform::Kvm => None,
+        }
+    }
+
+    /// True when memory and vCPUs can change on a running guest.
+    pub fn live_resize(self) -> bool {
+        matches!(self, Platform::Xen | Platform::Hvm)
+    }
+
+    /// True when a running guest can move between service hosts.
+    pub fn live_migration(self) -> bool {
+        matches!(self, Platform::Xen | Platform::Hvm)
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.keyword())
+    }
+}
+
+/// A word that names no platform.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown platform `{0}`: expected uml, xen, hvm or kvm")]
+pub struct UnknownPlatform(pub String);
+
+impl std::str::FromStr for Platform {
+    type Err = UnknownPlatform;
+
+    /// The platform a keyword names.
+    ///
+    /// ```
+    /// use mln_lang::model::Platform;
+    /// assert_eq!("hvm".parse::<Platform>(), Ok(Platform::Hvm));
+    /// assert_eq!(Platform::Hvm.to_string(), "hvm");
+    /// assert!("vmware".parse::<Platform>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Platform::ALL
+            .into_iter()
+            .find(|p| p.keyword() == s)
+            .ok_or_else(|| UnknownPlatform(s.to_string()))
     }
 }
 

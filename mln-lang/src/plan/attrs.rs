@@ -1,7 +1,7 @@
 //! Classifying each attribute change of a host.
 
 use super::render::{server, size};
-use super::spec::{HostSpec, InterfaceSpec};
+use super::spec::{HostInterface, HostSpec};
 use super::types::{AttrChange, ChangeClass};
 
 /// What the planner knows about a host's domain when comparing.
@@ -40,8 +40,8 @@ pub(super) fn diff_host(a: &HostSpec, d: &HostSpec, run: Running) -> Vec<AttrCha
         push(
             &mut out,
             "platform",
-            a.platform.as_str().into(),
-            d.platform.as_str().into(),
+            a.platform.keyword().into(),
+            d.platform.keyword().into(),
             Rebuild,
         );
     }
@@ -145,7 +145,7 @@ pub(super) fn diff_host(a: &HostSpec, d: &HostSpec, run: Running) -> Vec<AttrCha
     out
 }
 
-fn diff_interfaces(a: &[InterfaceSpec], d: &[InterfaceSpec], out: &mut Vec<AttrChange>) {
+fn diff_interfaces(a: &[HostInterface], d: &[HostInterface], out: &mut Vec<AttrChange>) {
     for di in d {
         let Some(ai) = a.iter().find(|i| i.name == di.name) else {
             push(
@@ -264,7 +264,7 @@ mod tests {
         let mut d = xen(128);
         d.kernel = Some("/boot/vmlinuz".into());
         d.cmdline = Some("quiet".into());
-        d.interfaces.push(InterfaceSpec {
+        d.interfaces.push(HostInterface {
             name: "eth0".into(),
             switch: Some("lan".into()),
             bridge: None,

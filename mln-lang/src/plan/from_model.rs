@@ -3,21 +3,9 @@
 use serde::Serialize;
 
 use super::spec::{
-    derived_mac, DesiredProject, GuestSpec, HookPoint, HostSpec, InterfaceSpec, Platform,
-    SwitchSpec,
+    derived_mac, DesiredProject, GuestSpec, HookPoint, HostInterface, HostSpec, SwitchSpec,
 };
 use crate::model::{self, Host, Project};
-
-impl From<model::Platform> for Platform {
-    fn from(p: model::Platform) -> Self {
-        match p {
-            model::Platform::Uml => Platform::Uml,
-            model::Platform::Xen => Platform::Xen,
-            model::Platform::XenHvm => Platform::Hvm,
-            model::Platform::Kvm => Platform::Kvm,
-        }
-    }
-}
 
 /// Where and how the root disk is made: a change means a new disk.
 #[derive(Serialize)]
@@ -83,7 +71,7 @@ fn host_spec(project: &str, h: &Host) -> HostSpec {
     let interfaces = h
         .interfaces
         .iter()
-        .map(|i| InterfaceSpec {
+        .map(|i| HostInterface {
             name: i.name.clone(),
             switch: i.switch.clone(),
             bridge: i.bridge.clone(),
@@ -101,7 +89,7 @@ fn host_spec(project: &str, h: &Host) -> HostSpec {
         .collect();
     HostSpec {
         name: h.name.clone(),
-        platform: h.platform.into(),
+        platform: h.platform,
         service_host: h.service_host.clone(),
         memory: h.memory,
         vcpus: h.vcpus,

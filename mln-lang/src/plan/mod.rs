@@ -34,12 +34,13 @@ pub use from_model::{root_password, with_hashed_passwords};
 pub use recorded::{DomainRecord, HostRecord, State, SwitchRecord};
 pub use render::Counts;
 pub use spec::{
-    derived_mac, domain_name, DesiredProject, GuestSpec, HookPoint, HostSpec, InterfaceSpec,
+    derived_mac, domain_name, DesiredProject, GuestSpec, HookPoint, HostInterface, HostSpec,
     Platform, SwitchSpec,
 };
 pub use types::{
     Action, ActionId, AttrChange, ChangeClass, Goal, HostChange, HostChangeKind, LinkEffect,
     ObjectRef, Observed, ObservedDomain, ObservedSwitch, Op, Plan, SwitchChange, SwitchChangeKind,
+    UnknownGoal,
 };
 pub use versions::{diff, DiffError};
 

@@ -8,57 +8,14 @@
 
 use std::collections::BTreeMap;
 
-use mln_core::{BackendKind, MacAddr};
+use mln_core::MacAddr;
 use serde::{Deserialize, Serialize};
 
-/// How a host is virtualised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Platform {
-    /// User-Mode Linux (MLN's default).
-    Uml,
-    /// Xen paravirtualised.
-    Xen,
-    /// Xen fully virtualised.
-    Hvm,
-    /// KVM (accepted by the language; no backend runs it yet).
-    Kvm,
-}
-
-impl Platform {
-    /// The mln-core backend that runs this platform, when there is one.
-    pub fn backend(self) -> Option<BackendKind> {
-        match self {
-            Platform::Uml => Some(BackendKind::Uml),
-            Platform::Xen | Platform::Hvm => Some(BackendKind::Xen),
-            Platform::Kvm => None,
-        }
-    }
-
-    /// True when memory and vCPUs can change on a running guest.
-    pub fn live_resize(self) -> bool {
-        matches!(self, Platform::Xen | Platform::Hvm)
-    }
-
-    /// True when a running guest can move between service hosts.
-    pub fn live_migration(self) -> bool {
-        matches!(self, Platform::Xen | Platform::Hvm)
-    }
-
-    /// The lower-case name used in project files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Uml => "uml",
-            Platform::Xen => "xen",
-            Platform::Hvm => "hvm",
-            Platform::Kvm => "kvm",
-        }
-    }
-}
+pub use crate::model::Platform;
 
 /// One network interface of a host as the planner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InterfaceSpec {
+pub struct HostInterface {
     /// `eth0`, `eth1`, ...
     pub name: String,
     /// The project switch it plugs into.
@@ -112,7 +69,7 @@ pub struct HostSpec {
     /// Start order inside the project (low first).
     pub boot_order: u32,
     /// Network interfaces, in guest order.
-    pub interfaces: Vec<InterfaceSpec>,
+    pub interfaces: Vec<HostInterface>,
     /// Everything written into the guest (accounts, files, mounts, startup
     /// lines, resolver, ...): any difference means the guest configuration
     /// must be written again.

@@ -12,7 +12,7 @@ fn host(name: &str, mem_mb: u64, sw: &str, project: &str) -> HostSpec {
     h.platform = Platform::Xen;
     h.memory = mem_mb << 20;
     h.service_host = Some("server-a".into());
-    h.interfaces.push(InterfaceSpec {
+    h.interfaces.push(HostInterface {
         name: "eth0".into(),
         switch: Some(sw.into()),
         bridge: None,

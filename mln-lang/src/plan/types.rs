@@ -27,7 +27,16 @@ pub enum Goal {
 }
 
 impl Goal {
-    /// The lower-case name.
+    /// Every goal.
+    pub const ALL: [Goal; 5] = [
+        Goal::Build,
+        Goal::Up,
+        Goal::Stop,
+        Goal::Remove,
+        Goal::Upgrade,
+    ];
+
+    /// The lower-case name (also its JSON and [`std::fmt::Display`]).
     pub fn as_str(self) -> &'static str {
         match self {
             Goal::Build => "build",
@@ -36,6 +45,36 @@ impl Goal {
             Goal::Remove => "remove",
             Goal::Upgrade => "upgrade",
         }
+    }
+}
+
+impl std::fmt::Display for Goal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A word that names no goal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown goal `{0}`: expected build, up, stop, remove or upgrade")]
+pub struct UnknownGoal(pub String);
+
+impl std::str::FromStr for Goal {
+    type Err = UnknownGoal;
+
+    /// The goal a lower-case name names.
+    ///
+    /// ```
+    /// use mln_lang::plan::Goal;
+    /// assert_eq!("upgrade".parse::<Goal>(), Ok(Goal::Upgrade));
+    /// assert_eq!(Goal::Stop.to_string(), "stop");
+    /// assert!("explode".parse::<Goal>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Goal::ALL
+            .into_iter()
+            .find(|g| g.as_str() == s)
+            .ok_or_else(|| UnknownGoal(s.to_string()))
     }
 }
 

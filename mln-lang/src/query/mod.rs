@@ -181,8 +181,8 @@ fn host(h: &Host, rest: &[&str]) -> Option<Node> {
     let lines = |v: Vec<String>| Some(Node::List(v));
     match key {
         "superclass" => h.superclasses.first().cloned().map(Node::Scalar),
-        "xen" => flag(matches!(h.platform, Platform::Xen | Platform::XenHvm)),
-        "hvm" => flag(h.platform == Platform::XenHvm),
+        "xen" => flag(matches!(h.platform, Platform::Xen | Platform::Hvm)),
+        "hvm" => flag(h.platform == Platform::Hvm),
         "kvm" => flag(h.platform == Platform::Kvm),
         "uml" => flag(h.platform == Platform::Uml),
         "platform" => scalar(h.platform.keyword()),

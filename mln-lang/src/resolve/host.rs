@@ -514,7 +514,7 @@ fn read_platform(
     let first_on = on.iter().flatten().next().copied();
     let platform = match (has("kvm"), has("xen") || has("hvm"), has("uml")) {
         (true, false, false) => Platform::Kvm,
-        (false, true, false) if has("hvm") => Platform::XenHvm,
+        (false, true, false) if has("hvm") => Platform::Hvm,
         (false, true, false) => Platform::Xen,
         (false, false, true) => Platform::Uml,
         (false, false, false) => return,

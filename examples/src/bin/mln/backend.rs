@@ -90,15 +90,12 @@ impl Machine {
         project: &mut Project,
         choice: Option<BackendChoice>,
     ) -> Result<(), String> {
-        let hosts = project
-            .hosts
-            .iter()
-            .map(|h| (h.name.as_str(), Platform::from(h.platform)));
+        let hosts = project.hosts.iter().map(|h| (h.name.as_str(), h.platform));
         if let Some(to) = self.placement(&project.name, hosts, choice)? {
             for h in &mut project.hosts {
                 h.platform = match (to, h.platform) {
                     (BackendChoice::Uml, _) => model::Platform::Uml,
-                    (BackendChoice::Xen, model::Platform::XenHvm) => model::Platform::XenHvm,
+                    (BackendChoice::Xen, model::Platform::Hvm) => model::Platform::Hvm,
                     (BackendChoice::Xen, _) => model::Platform::Xen,
                 };
             }

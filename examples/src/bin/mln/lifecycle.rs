@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use mln_core::template::Template;
 use mln_lang::agent::ServerAccess;
-use mln_lang::apply::{self, ClusterBackends, LocalBackends, Report, RunOptions, Session};
+use mln_lang::apply::{self, ApplyReport, ClusterBackends, LocalBackends, RunOptions, Session};
 use mln_lang::model::Project;
 use mln_lang::plan::{DesiredProject, Goal, PlanOptions};
 use mln_lang::state::StateStore;
@@ -251,7 +251,7 @@ pub fn run(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
 }
 
 /// Say what a run did; its exit code.
-fn finish(name: &str, goal: Goal, report: &Report) -> u8 {
+fn finish(name: &str, goal: Goal, report: &ApplyReport) -> u8 {
     for f in &report.failed {
         eprintln!("error: {}", failure_line(&f.description, &f.error));
     }

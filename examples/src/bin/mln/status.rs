@@ -76,7 +76,7 @@ pub fn status(out: &Output, args: &StatusArgs) -> u8 {
                 "  {:<20} {} {:<6} {:>7}M {:>5}  {}",
                 h.host,
                 out.state(&h.state, 10),
-                h.platform.as_str(),
+                h.platform.keyword(),
                 h.memory >> 20,
                 h.vcpus,
                 h.service_host.as_deref().unwrap_or("local")
