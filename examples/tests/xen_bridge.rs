@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use mln_core::net::LinuxBridge;
 use mln_core::xen::XenHypervisor;
 use mln_core::{DomainState, Hypervisor};
-use mln_lang::apply::{run, LocalBackends, NoProgress, Outcome, RunOptions};
+use mln_lang::apply::{LocalBackends, Outcome, Run, RunOptions};
 use mln_lang::model::Project;
 use mln_lang::plan::Goal;
 use mln_lang::state::StateStore;
@@ -122,7 +122,15 @@ fn apply(root: &Path, goal: Goal, project: Option<&Project>) -> Outcome {
         .with_xen(Box::new(XenHypervisor::connect().expect("libxl context")));
     let mut o = RunOptions::new(goal);
     o.stop_timeout = Duration::from_secs(60);
-    let out = run(store, &b, project, &o, &NoProgress).expect("apply");
+    let out = {
+        let run = Run::new(store, &b, o.clone());
+        match project {
+            Some(p) => run.project(p),
+            None => run,
+        }
+        .run()
+    }
+    .expect("apply");
     applied(&out);
     out
 }

@@ -39,7 +39,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mln_core::{DomainState, Hypervisor};
-use mln_lang::apply::{run, ClusterBackends, LocalBackends, NoProgress, Outcome, RunOptions};
+use mln_lang::apply::{ClusterBackends, LocalBackends, Outcome, Run, RunOptions};
 use mln_lang::model::Project;
 use mln_lang::plan::{Goal, Op};
 use mln_lang::state::StateStore;
@@ -109,7 +109,15 @@ impl Lab {
             .with_servers(desired.as_ref(), recorded.as_ref());
         let mut o = RunOptions::new(goal);
         o.stop_timeout = Duration::from_secs(60);
-        let out = run(store, &b, project, &o, &NoProgress).expect("apply");
+        let out = {
+            let run = Run::new(store, &b, o.clone());
+            match project {
+                Some(p) => run.project(p),
+                None => run,
+            }
+            .run()
+        }
+        .expect("apply");
         applied(&out);
         out
     }

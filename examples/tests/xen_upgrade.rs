@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use mln_core::template::Template;
 use mln_core::xen::XenHypervisor;
 use mln_core::{DomainInfo, DomainState, Hypervisor};
-use mln_lang::apply::{run, ApplyReport, LocalBackends, NoProgress, RunOptions, Session};
+use mln_lang::apply::{ApplyReport, LocalBackends, NoProgress, Run, RunOptions, Session};
 use mln_lang::model::Project;
 use mln_lang::plan::{
     ChangeClass, DesiredProject, Goal, HostChangeKind, Op, PlanOptions, HEADROOM,
@@ -164,14 +164,10 @@ fn upgrade_changes_a_running_xen_guests_memory_live_without_restarting_it() {
     // up: both hosts created from nothing and started through the executor.
     let store = StateStore::open(root.path(), PROJECT).expect("state store");
     let b = backends(&store, &template);
-    let out = run(
-        store,
-        &b,
-        Some(&project(128)),
-        &options(Goal::Up),
-        &NoProgress,
-    )
-    .expect("mln up");
+    let out = Run::new(store, &b, options(Goal::Up))
+        .project(&project(128))
+        .run()
+        .expect("mln up");
     let report = applied(&out);
     assert_eq!(out.plan.hosts.len(), 2, "{}", out.plan.render_diff());
     for (host, rec) in &report.state.hosts {
@@ -263,13 +259,18 @@ fn upgrade_changes_a_running_xen_guests_memory_live_without_restarting_it() {
     let b = backends(&store, &template);
     let mut dry = options(Goal::Upgrade);
     dry.dry_run = true;
-    let again = run(store, &b, Some(&project(128)), &dry, &NoProgress).expect("plan again");
+    let again = Run::new(store, &b, dry)
+        .project(&project(128))
+        .run()
+        .expect("plan again");
     assert!(again.plan.is_empty(), "{}", again.plan.render_actions());
 
     // remove: no domain of the project is left, nor its state folder.
     let store = StateStore::open(root.path(), PROJECT).expect("state store");
     let dir = store.dir().to_path_buf();
-    let out = run(store, &b, None, &options(Goal::Remove), &NoProgress).expect("mln remove");
+    let out = Run::new(store, &b, options(Goal::Remove))
+        .run()
+        .expect("mln remove");
     applied(&out);
     let left = domains_of(&x, PROJECT);
     assert!(left.is_empty(), "domains left after remove: {left:?}");

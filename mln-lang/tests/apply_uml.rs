@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use testkit::{processes_under, KillUnder};
 
 use mln_core::template::Template;
-use mln_lang::apply::{
-    run, status, ApplyError, LocalBackends, NoProgress, Outcome, Progress, RunOptions,
-};
+use mln_lang::apply::{status, ApplyError, LocalBackends, Outcome, Progress, Run, RunOptions};
 use mln_lang::model::Project;
 use mln_lang::plan::{Action, ChangeClass, Goal, HostChangeKind};
 use mln_lang::state::StateStore;
@@ -74,7 +72,14 @@ fn verb(root: &Path, name: &str, p: Option<&Project>, goal: Goal) -> Result<Outc
     }
     let mut opts = RunOptions::new(goal);
     opts.stop_timeout = Duration::from_secs(30);
-    run(store, &b, p, &opts, &NoProgress)
+    {
+        let run = Run::new(store, &b, opts.clone());
+        match p {
+            Some(p) => run.project(p),
+            None => run,
+        }
+        .run()
+    }
 }
 
 fn assert_success(out: &Outcome) {
@@ -128,14 +133,11 @@ fn two_hosts_up_status_stop_start_upgrade_remove() {
     let store = StateStore::open(root.path(), "twohosts").unwrap();
     let b = backends(&store);
     let progress = Recorder::default();
-    let out = run(
-        store.clone(),
-        &b,
-        Some(&p),
-        &RunOptions::new(Goal::Up),
-        &progress,
-    )
-    .unwrap();
+    let out = Run::new(store.clone(), &b, RunOptions::new(Goal::Up))
+        .project(&p)
+        .progress(&progress)
+        .run()
+        .unwrap();
     assert_success(&out);
     assert!(progress
         .0
@@ -230,7 +232,7 @@ fn child_up_for_kill_test() {
     let mut opts = RunOptions::new(Goal::Up);
     // One at a time, so the parent finds it half way.
     opts.parallelism = 1;
-    let _ = run(store, &b, Some(&project("lab.mln")), &opts, &NoProgress);
+    let _ = Run::new(store, &b, opts).project(&project("lab.mln")).run();
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use testkit::{processes_under, KillUnder};
 
 use mln_core::template::{BusyboxSource, BusyboxTemplate, Template};
-use mln_lang::apply::{run, status, ApplyError, LocalBackends, NoProgress, Outcome, RunOptions};
+use mln_lang::apply::{status, ApplyError, LocalBackends, Outcome, Run, RunOptions};
 use mln_lang::model::Project;
 use mln_lang::plan::Goal;
 use mln_lang::state::{State, StateStore};
@@ -77,7 +77,14 @@ fn verb(
     }
     let mut opts = RunOptions::new(goal);
     opts.stop_timeout = Duration::from_secs(30);
-    run(store.clone(), b, p, &opts, &NoProgress)
+    {
+        let run = Run::new(store.clone(), b, opts.clone());
+        match p {
+            Some(p) => run.project(p),
+            None => run,
+        }
+        .run()
+    }
 }
 
 fn assert_success(out: &Outcome) {

@@ -10,7 +10,7 @@ use testkit::processes_under;
 
 use mln_core::template::Template;
 use mln_core::Error;
-use mln_lang::apply::{run_desired, Backends, LocalBackends, NoProgress, RunOptions};
+use mln_lang::apply::{Backends, LocalBackends, Run, RunOptions};
 use mln_lang::plan::{DesiredProject, Goal, HostInterface, HostSpec, SwitchSpec};
 use mln_lang::state::{StateError, StateStore, SwitchRecord};
 
@@ -221,14 +221,9 @@ fn a_whole_run_with_hostile_names_fails_cleanly() {
             gateway: None,
         });
         desired.add_host(host);
-        let out = run_desired(
-            sb.store.clone(),
-            &sb.backends,
-            Some(&desired),
-            None,
-            &RunOptions::new(Goal::Up),
-            &NoProgress,
-        );
+        let out = Run::new(sb.store.clone(), &sb.backends, RunOptions::new(Goal::Up))
+            .desired(&desired, None)
+            .run();
         let report = match out {
             Ok(out) => out.report.expect("not a dry run"),
             Err(e) => {

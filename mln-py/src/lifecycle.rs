@@ -410,14 +410,14 @@ impl Verb<'_> {
         };
         let backends = cluster(&name, &store, backends, model)?;
         let result = py.detach(|| {
-            apply::run_with(
-                store,
-                &backends,
-                Some(&backends),
-                model,
-                &options,
-                &progress,
-            )
+            let run = apply::Run::new(store, &backends, options)
+                .free_memory(&backends)
+                .progress(&progress);
+            match model {
+                Some(project) => run.project(project),
+                None => run,
+            }
+            .run()
         });
         if let Some(e) = progress.take_error() {
             return Err(e);

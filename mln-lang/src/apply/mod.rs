@@ -12,9 +12,9 @@
 //! next run's [`observe`] + [`crate::plan::plan`] see what exists and finish
 //! the job instead of duplicating or leaking it.
 //!
-//! [`run`] is the whole verb (lock, load, observe, plan, apply, record) for
+//! [`Run`] is the whole verb (lock, load, observe, plan, apply, record) for
 //! the command line: `mln build/up/start/stop/upgrade/remove` are
-//! [`run`] with a [`crate::plan::Goal`]; `mln status` is [`status`];
+//! a [`Run`] with a [`crate::plan::Goal`]; `mln status` is [`status`];
 //! `mln upgrade` without `--yes` uses a [`Session`] to show the plan and
 //! apply that same plan under one lock.
 
@@ -31,9 +31,8 @@ pub use crate::machine::{Backends, LocalBackends};
 pub use cluster::{ClusterBackends, ServerMemory};
 pub use executor::{ApplyReport, Executor, Failure, DEFAULT_BOOT_TIMEOUT};
 pub use session::{
-    check_capacity, observe, observe_servers, run, run_desired, run_desired_with, run_with, status,
-    status_with, HostStatus, Outcome, ProjectStatus, RunOptions, ServerStatus, Session,
-    SwitchStatusLine,
+    check_free_memory, observe, observe_servers, status, status_with, HostStatus, Outcome,
+    ProjectStatus, Run, RunOptions, ServerStatus, Session, SwitchStatusLine,
 };
 
 #[cfg(doc)]

@@ -197,9 +197,12 @@ fn memory_needed(
 }
 
 /// Refuse `plan` when the hosts it creates, starts or moves in on a
-/// server need more memory than the server has free. A server that cannot
-/// be asked is left to fail its own actions.
-pub fn check_capacity(
+/// server need more memory than the server has free now (asked of the
+/// server through `memory`). A server that cannot be asked is left to fail
+/// its own actions. (The language's [`crate::check::check_capacity`]
+/// is another check: a project's hosts against the memory each server is
+/// declared to have, E0016, before anything runs.)
+pub fn check_free_memory(
     plan: &Plan,
     desired: &DesiredProject,
     recorded: Option<&State>,
@@ -269,90 +272,115 @@ pub struct Outcome {
     pub report: Option<ApplyReport>,
 }
 
-/// Run a verb on the project in `store`: lock it, load its state, observe
-/// the backends, plan towards `options.goal` for `project` (or, when
-/// `None`, the project as last applied: `mln stop -p NAME`), apply, record.
-/// A successful `remove` of every host deletes the project's state folder.
-pub fn run(
+/// One verb on one project, whole: lock it, load its state, observe the
+/// backends, plan towards the goal, apply, record. What `mln
+/// build/up/stop/upgrade/remove` run.
+///
+/// The project is the one given ([`Run::project`], [`Run::desired`]), or
+/// without one the project as last applied (`mln stop -p NAME`). A
+/// successful `remove` of every host deletes the project's state folder.
+///
+/// ```no_run
+/// use mln_lang::apply::{LocalBackends, Run, RunOptions};
+/// use mln_lang::plan::Goal;
+/// use mln_lang::state::StateStore;
+/// let checked = mln_lang::load("projects/lab.mln")?;
+/// let store = StateStore::open("/tmp/mln-state", &checked.project().name)?;
+/// let backends = LocalBackends::new(store.dir())?;
+/// let outcome = Run::new(store, &backends, RunOptions::new(Goal::Up))
+///     .project(checked.project())
+///     .run()?;
+/// assert!(outcome.report.is_some_and(|r| r.is_success()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Run<'a> {
     store: StateStore,
-    backends: &dyn Backends,
-    project: Option<&Project>,
-    options: &RunOptions,
-    progress: &dyn Progress,
-) -> Result<Outcome, ApplyError> {
-    run_with(store, backends, None, project, options, progress)
-}
-
-/// [`run`], refusing a plan that does not fit in the servers' memory
-/// when `memory` is given (see [`check_capacity`]).
-pub fn run_with(
-    store: StateStore,
-    backends: &dyn Backends,
-    memory: Option<&dyn ServerMemory>,
-    project: Option<&Project>,
-    options: &RunOptions,
-    progress: &dyn Progress,
-) -> Result<Outcome, ApplyError> {
-    let desired = project.map(DesiredProject::from_project);
-    let model =
-        project.and_then(|p| serde_json::to_value(crate::plan::with_hashed_passwords(p)).ok());
-    run_desired_with(
-        store,
-        backends,
-        memory,
-        desired.as_ref(),
-        model,
-        options,
-        progress,
-    )
-}
-
-/// [`run`] with the project already in the planner's terms; `model` is
-/// recorded for `status` when given.
-pub fn run_desired(
-    store: StateStore,
-    backends: &dyn Backends,
-    desired: Option<&DesiredProject>,
+    backends: &'a dyn Backends,
+    options: RunOptions,
+    memory: Option<&'a dyn ServerMemory>,
+    desired: Option<DesiredProject>,
     model: Option<serde_json::Value>,
-    options: &RunOptions,
-    progress: &dyn Progress,
-) -> Result<Outcome, ApplyError> {
-    run_desired_with(store, backends, None, desired, model, options, progress)
+    progress: &'a dyn Progress,
 }
 
-/// [`run_desired`] with a capacity check when `memory` is given.
-pub fn run_desired_with(
-    store: StateStore,
-    backends: &dyn Backends,
-    memory: Option<&dyn ServerMemory>,
-    desired: Option<&DesiredProject>,
-    model: Option<serde_json::Value>,
-    options: &RunOptions,
-    progress: &dyn Progress,
-) -> Result<Outcome, ApplyError> {
-    let mut session = Session::open(store, backends, options.wait_for_lock)?;
-    session.memory = memory;
-    let desired = session.desired(desired)?;
-    let plan = session.plan(
-        &desired,
-        &PlanOptions {
-            goal: options.goal,
-            hosts: options.hosts.clone(),
-        },
-    )?;
-    if options.dry_run {
-        return Ok(Outcome { plan, report: None });
+impl<'a> Run<'a> {
+    /// The verb `options` describes, on the project kept in `store`, on
+    /// `backends`; by default on the project as last applied, with no
+    /// free-memory check and no progress reported.
+    pub fn new(store: StateStore, backends: &'a dyn Backends, options: RunOptions) -> Self {
+        Run {
+            store,
+            backends,
+            options,
+            memory: None,
+            desired: None,
+            model: None,
+            progress: &super::NoProgress,
+        }
     }
-    session.stop_timeout = options.stop_timeout;
-    session.boot_timeout = options.boot_timeout;
-    let report = session.apply(&plan, &desired, model, options.parallelism, progress)?;
-    if options.goal == Goal::Remove && options.hosts.is_none() {
-        session.forget_if_empty()?;
+
+    /// Work on `project` (a resolved project file); its model is recorded
+    /// for `status`, with passwords hashed.
+    pub fn project(mut self, project: &Project) -> Self {
+        self.desired = Some(DesiredProject::from_project(project));
+        self.model = serde_json::to_value(crate::plan::with_hashed_passwords(project)).ok();
+        self
     }
-    Ok(Outcome {
-        plan,
-        report: Some(report),
-    })
+
+    /// Work on a project already in the planner's terms; `model`, when
+    /// given, is recorded for `status`.
+    pub fn desired(mut self, desired: &DesiredProject, model: Option<serde_json::Value>) -> Self {
+        self.desired = Some(desired.clone());
+        self.model = model;
+        self
+    }
+
+    /// Refuse a plan that does not fit in the servers' free memory, asked
+    /// through `memory` (see [`check_free_memory`]).
+    pub fn free_memory(mut self, memory: &'a dyn ServerMemory) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
+    /// Report progress to `progress` (called from worker threads).
+    pub fn progress(mut self, progress: &'a dyn Progress) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Lock, observe, plan and (unless a dry run) apply.
+    pub fn run(self) -> Result<Outcome, ApplyError> {
+        let options = &self.options;
+        let mut session = Session::open(self.store, self.backends, options.wait_for_lock)?;
+        session.memory = self.memory;
+        let desired = session.desired(self.desired.as_ref())?;
+        let plan = session.plan(
+            &desired,
+            &PlanOptions {
+                goal: options.goal,
+                hosts: options.hosts.clone(),
+            },
+        )?;
+        if options.dry_run {
+            return Ok(Outcome { plan, report: None });
+        }
+        session.stop_timeout = options.stop_timeout;
+        session.boot_timeout = options.boot_timeout;
+        let report = session.apply(
+            &plan,
+            &desired,
+            self.model,
+            options.parallelism,
+            self.progress,
+        )?;
+        if options.goal == Goal::Remove && options.hosts.is_none() {
+            session.forget_if_empty()?;
+        }
+        Ok(Outcome {
+            plan,
+            report: Some(report),
+        })
+    }
 }
 
 /// One project held locked from planning to applying, so the plan shown
@@ -456,7 +484,7 @@ impl<'b> Session<'b> {
         progress: &dyn Progress,
     ) -> Result<ApplyReport, ApplyError> {
         if let Some(memory) = self.memory {
-            if let Err(e) = check_capacity(plan, desired, self.recorded.as_ref(), memory) {
+            if let Err(e) = check_free_memory(plan, desired, self.recorded.as_ref(), memory) {
                 // A project refused before anything was ever recorded
                 // leaves no folder behind.
                 if self.recorded.is_none() {

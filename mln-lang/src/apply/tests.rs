@@ -302,14 +302,9 @@ fn up(
     p: &DesiredProject,
     goal: Goal,
 ) -> std::result::Result<Outcome, ApplyError> {
-    run_desired(
-        store.clone(),
-        fake,
-        Some(p),
-        None,
-        &RunOptions::new(goal),
-        &NoProgress,
-    )
+    Run::new(store.clone(), fake, RunOptions::new(goal))
+        .desired(p, None)
+        .run()
 }
 
 #[test]
@@ -414,15 +409,10 @@ fn a_guest_that_never_confirms_its_boot_fails_after_the_boot_timeout() {
         .insert("lab.h0".into(), BootStatus::Booting);
     let mut options = RunOptions::new(Goal::Up);
     options.boot_timeout = Duration::from_millis(300);
-    let out = run_desired(
-        store.clone(),
-        &fake,
-        Some(&lab(2)),
-        None,
-        &options,
-        &NoProgress,
-    )
-    .unwrap();
+    let out = Run::new(store.clone(), &fake, options)
+        .desired(&lab(2), None)
+        .run()
+        .unwrap();
     let report = out.report.unwrap();
     assert_eq!(report.failed.len(), 1, "{report:?}");
     assert_eq!(report.failed[0].description, "start h0");
@@ -504,15 +494,9 @@ fn stop_then_start_then_live_memory() {
     assert!(out.report.unwrap().is_success());
     assert!(fake.hv.names().is_empty());
     assert!(fake.switches.lock().unwrap().is_empty());
-    let out = run_desired(
-        store.clone(),
-        &fake,
-        None,
-        None,
-        &RunOptions::new(Goal::Up),
-        &NoProgress,
-    )
-    .unwrap();
+    let out = Run::new(store.clone(), &fake, RunOptions::new(Goal::Up))
+        .run()
+        .unwrap();
     assert!(out.report.unwrap().is_success());
     assert_eq!(fake.hv.names().len(), 2);
     // The fake creates without headroom, so only a decrease is live.
@@ -592,15 +576,10 @@ fn a_dry_run_changes_nothing() {
     let fake = Fake::default();
     let mut opts = RunOptions::new(Goal::Up);
     opts.dry_run = true;
-    let out = run_desired(
-        store.clone(),
-        &fake,
-        Some(&lab(2)),
-        None,
-        &opts,
-        &NoProgress,
-    )
-    .unwrap();
+    let out = Run::new(store.clone(), &fake, opts)
+        .desired(&lab(2), None)
+        .run()
+        .unwrap();
     assert!(out.report.is_none());
     assert!(!out.plan.is_empty());
     assert!(fake.hv.names().is_empty());

@@ -1,5 +1,5 @@
 //! The verbs that change machines: build, up/start, down/stop, upgrade,
-//! remove, plus `plan`. Each is one call of `mln_lang::apply::run`, except
+//! remove, plus `plan`. Each is one `mln_lang::apply::Run`, except
 //! `upgrade`, which shows its plan and asks before applying that same plan
 //! under one lock (`mln_lang::apply::Session`).
 
@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use mln_core::template::Template;
 use mln_lang::agent::ServerAccess;
-use mln_lang::apply::{self, ApplyReport, ClusterBackends, LocalBackends, RunOptions, Session};
+use mln_lang::apply::{
+    self, ApplyReport, ClusterBackends, LocalBackends, Run, RunOptions, Session,
+};
 use mln_lang::model::Project;
 use mln_lang::plan::{DesiredProject, Goal, PlanOptions};
 use mln_lang::state::StateStore;
@@ -207,26 +209,15 @@ impl Prepared {
     /// Lock, observe, plan and (unless a dry run) apply.
     fn run(self, out: &Output) -> Result<apply::Outcome, u8> {
         let progress = Lines::new(out);
-        let result = match (&self.project, &self.recorded) {
-            (Some(p), _) => apply::run_with(
-                self.store,
-                &self.backends,
-                Some(&self.backends),
-                Some(p),
-                &self.options,
-                &progress,
-            ),
-            (None, desired) => apply::run_desired_with(
-                self.store,
-                &self.backends,
-                Some(&self.backends),
-                desired.as_ref(),
-                None,
-                &self.options,
-                &progress,
-            ),
+        let mut run = Run::new(self.store, &self.backends, self.options)
+            .free_memory(&self.backends)
+            .progress(&progress);
+        run = match (&self.project, &self.recorded) {
+            (Some(p), _) => run.project(p),
+            (None, Some(desired)) => run.desired(desired, None),
+            (None, None) => run,
         };
-        result.map_err(|e| fail(e.to_string()))
+        run.run().map_err(|e| fail(e.to_string()))
     }
 }
 
