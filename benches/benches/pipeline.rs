@@ -36,11 +36,11 @@ fn pipeline<M: Measurement>(c: &mut Criterion<M>, suffix: &str) {
         later.sample_size(if hosts >= 10_000 { 10 } else { 30 });
         later.bench_with_input(BenchmarkId::from_parameter(hosts), &parsed, |b, parsed| {
             b.iter_with_large_drop(|| {
-                let resolved = match mln_lang::resolve(parsed) {
+                let resolved = match parsed.resolve() {
                     Ok(r) => r,
                     Err(report) => panic!("generated project does not resolve: {report}"),
                 };
-                let diags = mln_lang::check(parsed, &resolved);
+                let diags = parsed.check(&resolved);
                 (resolved, diags)
             });
         });

@@ -11,6 +11,8 @@
 //! assert_eq!(spec.vcpus, 1);
 //! ```
 
+#![warn(missing_docs)]
+
 mod bounded;
 pub mod disk;
 pub mod doctor;

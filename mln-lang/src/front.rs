@@ -108,46 +108,49 @@ pub fn parse_file(path: impl AsRef<Path>) -> Result<Parsed, Report> {
     }
 }
 
-/// Resolve a parsed project into the model (variables, superclasses,
-/// autoenum, switch membership).
-///
-/// ```
-/// let parsed = mln_lang::parse_str("p.mln", "global { project p }\nhost a { memory 1G }\n").unwrap();
-/// let resolved = mln_lang::resolve(&parsed).unwrap();
-/// assert_eq!(resolved.project.host("a").unwrap().memory, 1 << 30);
-/// ```
-pub fn resolve(parsed: &Parsed) -> Result<Resolved, Report> {
-    crate::resolve::resolve(&parsed.ast, &parsed.sources).map_err(|diagnostics| Report {
-        sources: parsed.sources.clone(),
-        diagnostics,
-    })
-}
-
-/// Check a resolved project; the result holds the resolver's warnings and
-/// every checker diagnostic, in source order. `Err` when any is an error.
-///
-/// ```
-/// let parsed = mln_lang::parse_str("p.mln",
-///     "global { project p }\nswitch lan {\n}\nhost a { network eth0 { switch lna } }\n").unwrap();
-/// let resolved = mln_lang::resolve(&parsed).unwrap();
-/// let report = mln_lang::check(&parsed, &resolved).unwrap_err();
-/// assert_eq!(report.diagnostics.0[0].code.as_str(), "E0004");
-/// ```
-pub fn check(parsed: &Parsed, resolved: &Resolved) -> Result<Diagnostics, Report> {
-    let mut all = resolved.warnings.clone();
-    all.0.extend(crate::check::check_project(
-        &resolved.project,
-        &resolved.origins,
-    ));
-    all.0
-        .sort_by_key(|d| d.span.map_or((u32::MAX, u32::MAX), |s| (s.file.0, s.start)));
-    if all.has_errors() {
-        Err(Report {
-            sources: parsed.sources.clone(),
-            diagnostics: all,
+impl Parsed {
+    /// Resolve the parsed project into the model (variables,
+    /// superclasses, autoenum, switch membership).
+    ///
+    /// ```
+    /// let parsed = mln_lang::parse_str("p.mln", "global { project p }\nhost a { memory 1G }\n").unwrap();
+    /// let resolved = parsed.resolve().unwrap();
+    /// assert_eq!(resolved.project.host("a").unwrap().memory, 1 << 30);
+    /// ```
+    pub fn resolve(&self) -> Result<Resolved, Report> {
+        crate::resolve::resolve(&self.ast, &self.sources).map_err(|diagnostics| Report {
+            sources: self.sources.clone(),
+            diagnostics,
         })
-    } else {
-        Ok(all)
+    }
+
+    /// Check `resolved` (this project, resolved); the result holds the
+    /// resolver's warnings and every checker diagnostic, in source order.
+    /// `Err` when any is an error.
+    ///
+    /// ```
+    /// let parsed = mln_lang::parse_str("p.mln",
+    ///     "global { project p }\nswitch lan {\n}\nhost a { network eth0 { switch lna } }\n").unwrap();
+    /// let resolved = parsed.resolve().unwrap();
+    /// let report = parsed.check(&resolved).unwrap_err();
+    /// assert_eq!(report.diagnostics.0[0].code.as_str(), "E0004");
+    /// ```
+    pub fn check(&self, resolved: &Resolved) -> Result<Diagnostics, Report> {
+        let mut all = resolved.warnings.clone();
+        all.0.extend(crate::check::check_project(
+            &resolved.project,
+            &resolved.origins,
+        ));
+        all.0
+            .sort_by_key(|d| d.span.map_or((u32::MAX, u32::MAX), |s| (s.file.0, s.start)));
+        if all.has_errors() {
+            Err(Report {
+                sources: self.sources.clone(),
+                diagnostics: all,
+            })
+        } else {
+            Ok(all)
+        }
     }
 }
 
@@ -169,8 +172,8 @@ pub fn load_str(name: &str, text: &str) -> Result<Checked, Report> {
 }
 
 fn finish(parsed: Parsed) -> Result<Checked, Report> {
-    let resolved = resolve(&parsed)?;
-    let warnings = check(&parsed, &resolved)?;
+    let resolved = parsed.resolve()?;
+    let warnings = parsed.check(&resolved)?;
     Ok(Checked {
         sources: parsed.sources,
         resolved,

@@ -1,8 +1,17 @@
 //! The MLN language: from project text to a checked model.
 //!
-//! `parse_str`/`parse_file` read text into a syntax tree with spans
-//! ([`syntax`]), `resolve` turns it into a [`model::Project`], `check`
-//! reports every problem as a [`Diagnostic`] with a stable [`Code`].
+//! [`parse_str`]/[`parse_file`] read text into a syntax tree with spans
+//! ([`syntax`]), [`Parsed::resolve`] turns it into a [`model::Project`],
+//! [`Parsed::check`] reports every problem as a [`Diagnostic`] with a
+//! stable [`Code`]; [`load`] does all three.
+
+#![warn(missing_docs)]
+
+/// The lifecycle library this crate plans for and drives: its types
+/// (`MacAddr`, `BackendKind`, `Hypervisor`, `DomainSpec`, ...) appear in
+/// this crate's public signatures, so an embedder needs no dependency of
+/// its own on it.
+pub use mln_core;
 
 pub mod diag;
 mod front;
@@ -11,7 +20,7 @@ pub mod source;
 pub mod syntax;
 
 pub use diag::{render, Code, Diagnostic, Diagnostics, Severity};
-pub use front::{check, load, load_str, parse_file, parse_str, resolve, Checked, Parsed, Report};
+pub use front::{load, load_str, parse_file, parse_str, Checked, Parsed, Report};
 pub use print::to_mln;
 pub use query::{query_list, query_scalar, QueryError};
 pub use source::{FileId, SourceMap, Span, Spanned};

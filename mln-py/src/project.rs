@@ -62,9 +62,9 @@ impl Project {
 
 /// Resolve `parsed` and, when `check`, refuse a project with errors.
 fn finish(parsed: Parsed, check: bool) -> Result<Loaded, Report> {
-    let resolved = mln_lang::resolve(&parsed)?;
+    let resolved = parsed.resolve()?;
     if check {
-        mln_lang::check(&parsed, &resolved)?;
+        parsed.check(&resolved)?;
     }
     Ok(Loaded { parsed, resolved })
 }
@@ -177,7 +177,7 @@ impl Project {
     #[pyo3(signature = (capacity=None))]
     fn check(&self, capacity: Option<BTreeMap<String, u64>>) -> Vec<Diagnostic> {
         let Loaded { parsed, resolved } = &*self.inner;
-        let mut out = match mln_lang::check(parsed, resolved) {
+        let mut out = match parsed.check(resolved) {
             Ok(warnings) => Diagnostic::all(&parsed.sources, &warnings),
             Err(report) => Diagnostic::all(&report.sources, &report.diagnostics),
         };

@@ -365,7 +365,7 @@ impl Agent {
         }
     }
 
-    /// `mln agent export-disks`: after the [`disks::DiskJob`] line on
+    /// `mln agent export-disks`: after the `DiskJob` line on
     /// `input`, write the host's disks to `out` as a transfer stream.
     pub fn export_disks(
         &self,
@@ -387,9 +387,9 @@ impl Agent {
         disks::export(&b, &here_host(job.host), out)
     }
 
-    /// `mln agent import-disks`: after the [`disks::DiskJob`] line, read a
+    /// `mln agent import-disks`: after the `DiskJob` line, read a
     /// transfer stream from `input` and make it the host's disks here
-    /// (see [`disks::import`]).
+    /// (see `disks::import`).
     pub fn import_disks(&self, input: &mut impl BufRead) -> mln_core::Result<disks::MovedIn> {
         let job = disks::read_job(input)?;
         let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
@@ -397,7 +397,7 @@ impl Agent {
         disks::import(&b, &job.project, &job.host, job.template.as_ref(), input)
     }
 
-    /// `mln agent migrate-send`: after the [`migrate::MigrateJob`] line,
+    /// `mln agent migrate-send`: after the `MigrateJob` line,
     /// send the running guest to `out` as libxl's migration stream, in
     /// live mode if asked; `hypervisor(live)` gives the hypervisor that
     /// sends (the project's own when `None`).
@@ -417,7 +417,7 @@ impl Agent {
         }
     }
 
-    /// `mln agent migrate-receive`: after the [`migrate::MigrateJob`]
+    /// `mln agent migrate-receive`: after the `MigrateJob`
     /// line (with the domain spec), restore the stream on `input` here.
     pub fn migrate_receive(
         &self,

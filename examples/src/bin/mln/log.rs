@@ -124,7 +124,7 @@ pub fn log(args: &LogArgs) -> u8 {
 /// How much of a remote console is fetched at once.
 const REMOTE_CHUNK: u64 = 16 << 20;
 
-/// [`log`] for a host on another server, through its agent.
+/// [`log()`] for a host on another server, through its agent.
 fn remote_log(cluster: &ClusterBackends, server: &str, host: &str, follow: bool) -> u8 {
     let mut stdout = std::io::stdout().lock();
     let mut at: Option<u64> = None;

@@ -504,7 +504,7 @@ impl Backends for ClusterBackends {
     /// Between two local service hosts (`None` and `localhost`) the disks
     /// stay where they are. Across servers the stopped host's COW and
     /// configuration disks go from the old server to the new one as one
-    /// checksummed stream, joined here ([`crate::agent::carry`]); the
+    /// checksummed stream, joined here (the agent's `carry`); the
     /// new server rebases the COW onto its template. The old server's
     /// files go only once the new server's copy is verified, so a move cut
     /// anywhere can be run again: a verified copy is not sent twice, a
@@ -574,9 +574,9 @@ impl Backends for ClusterBackends {
     /// Move running Xen guest `from` to `to`'s server as `xl migrate`
     /// does: libxl's migration stream from `mln agent migrate-send` on the
     /// old server to `migrate-receive` on the new one, joined here
-    /// ([`crate::agent::migrate`]). Only memory travels, so this is done
+    /// (the agent's `migrate`). Only memory travels, so this is done
     /// only when the new server sees the guest's disk file itself (shared
-    /// storage, proven with a mark: [`migrate::mark`]); otherwise, and
+    /// storage, proven with a mark: `migrate::mark`); otherwise, and
     /// when the stream fails with the guest still running on the old
     /// server, [`Error::Unsupported`] tells the executor to move it cold
     /// (stop, carry the disks, start).
