@@ -149,8 +149,7 @@ fn every_kernel_generation_names_interfaces_eth_pings_and_replugs() {
         assert!(log.contains("MLN-PING-yes"), "{}: {log}", k.version);
         let devs = log
             .lines()
-            .filter(|l| l.starts_with("MLN-NETDEVS:"))
-            .last()
+            .rfind(|l| l.starts_with("MLN-NETDEVS:"))
             .unwrap_or_default()
             .to_string();
         assert!(
