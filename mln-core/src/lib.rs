@@ -5,11 +5,17 @@
 //! `xen`) and User-Mode Linux (module `uml`). Virtual switches live in `net`,
 //! disk images in `disk`.
 //!
+//! `unsafe` code is denied everywhere but in module `xen`, the binding to
+//! libxl; every `unsafe` block there says why it is sound (`// SAFETY:`).
+//!
 //! ```
 //! use mln_core::{DomainSpec, Boot};
 //! let spec = DomainSpec::new("web1", 128 << 20, Boot::kernel("/boot/vmlinuz"));
 //! assert_eq!(spec.vcpus, 1);
 //! ```
+
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod bounded;
 pub mod disk;
@@ -22,6 +28,7 @@ pub mod net;
 pub mod template;
 pub mod uml;
 #[cfg(feature = "xen")]
+#[allow(unsafe_code)] // FFI to libxl: the one module allowed `unsafe`.
 pub mod xen;
 
 pub use domain::DomainSpec;

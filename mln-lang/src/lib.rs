@@ -4,6 +4,8 @@
 //! ([`syntax`]), `resolve` turns it into a [`model::Project`], `check`
 //! reports every problem as a [`Diagnostic`] with a stable [`Code`].
 
+#![forbid(unsafe_code)]
+
 pub mod diag;
 mod front;
 mod render;
