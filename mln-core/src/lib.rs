@@ -1,9 +1,10 @@
 //! Domain lifecycle for MLN.
 //!
 //! One backend-neutral API ([`DomainSpec`] in, [`Hypervisor`] does the work)
-//! with real backends: Xen through libxenlight (module `xen`, cargo feature
-//! `xen`) and User-Mode Linux (module `uml`). Virtual switches live in `net`,
-//! disk images in `disk`.
+//! with real backends: Xen through libxenlight (module `xen`, behind the
+//! cargo feature `xen`, off by default: it links Xen's libraries) and
+//! User-Mode Linux (module `uml`). Virtual switches live in `net`, disk
+//! images in `disk`.
 //!
 //! `unsafe` code is denied everywhere but in module `xen`, the binding to
 //! libxl; every `unsafe` block there says why it is sound (`// SAFETY:`).
