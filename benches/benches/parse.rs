@@ -6,6 +6,8 @@
 //! afterwards is left out of the timing (`iter_with_large_drop`), and is
 //! measured on its own in `parse_and_drop`.
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 use std::path::Path;
 

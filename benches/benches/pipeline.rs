@@ -4,6 +4,8 @@
 //! on one core. Measured in the thread's CPU time (see `parse.rs` for why)
 //! and in wall-clock time.
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 
 use benches::ThreadCpuTime;

@@ -8,6 +8,8 @@
 //! the thread's CPU time (`plan_cpu/...`), which a busy machine does not
 //! inflate.
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 
 use benches::ThreadCpuTime;

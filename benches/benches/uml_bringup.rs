@@ -35,6 +35,8 @@
 //!
 //!     cargo bench -p benches --bench uml_bringup
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs;

@@ -6,6 +6,8 @@
 //! `startup` list. Every tenth host has a second interface on a backbone
 //! switch, every seventh overrides its memory.
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Write;
 
 mod cpu_time;

@@ -3,6 +3,8 @@
 //! must keep (its span lies inside its file, on character boundaries, and
 //! it renders without panicking).
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

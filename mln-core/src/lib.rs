@@ -1,9 +1,13 @@
 //! Domain lifecycle for MLN.
 //!
 //! One backend-neutral API ([`DomainSpec`] in, [`Hypervisor`] does the work)
-//! with real backends: Xen through libxenlight (module `xen`, cargo feature
-//! `xen`) and User-Mode Linux (module `uml`). Virtual switches live in `net`,
-//! disk images in `disk`.
+//! with real backends: Xen through libxenlight (module `xen`, behind the
+//! cargo feature `xen`, off by default: it links Xen's libraries) and
+//! User-Mode Linux (module `uml`). Virtual switches live in `net`, disk
+//! images in `disk`.
+//!
+//! `unsafe` code is denied everywhere but in module `xen`, the binding to
+//! libxl; every `unsafe` block there says why it is sound (`// SAFETY:`).
 //!
 //! ```
 //! use mln_core::{DomainSpec, Boot};
@@ -12,6 +16,8 @@
 //! ```
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod bounded;
 pub mod disk;
@@ -24,6 +30,7 @@ pub mod net;
 pub mod template;
 pub mod uml;
 #[cfg(feature = "xen")]
+#[allow(unsafe_code)] // FFI to libxl: the one module allowed `unsafe`.
 pub mod xen;
 
 pub use domain::DomainSpec;

@@ -6,6 +6,7 @@
 //! stable [`Code`]; [`load`] does all three.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 /// The lifecycle library this crate plans for and drives: its types
 /// (`MacAddr`, `BackendKind`, `Hypervisor`, `DomainSpec`, ...) appear in

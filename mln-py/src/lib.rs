@@ -3,6 +3,8 @@
 //! Every function here only converts between Python and the library and
 //! maps its errors to exceptions; the meaning lives in mln-lang.
 
+#![forbid(unsafe_code)]
+
 mod convert;
 mod diagnostic;
 mod errors;

@@ -3,6 +3,8 @@
 //! make test servers (network namespaces running `sshd`) for projects
 //! across several servers.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -183,8 +183,7 @@ impl TestServers {
     pub fn start_with_env(names: &[&str], env: &[(&str, &OsStr)]) -> Result<TestServers, Skip> {
         check_names(names);
         let tools = Tools::find()?;
-        // SAFETY: geteuid(2) has no arguments and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if !rustix::process::geteuid().is_root() {
             return Err(Skip::new(
                 "test servers need root (network namespaces, sshd); run as root",
             ));
@@ -560,7 +559,7 @@ fn spawn_sshd(tools: &Tools, server: &Server) -> Child {
 
 /// SIGTERM (sshd removes its pid file), SIGKILL after 5 s; reaped.
 fn stop_child(mut child: Child) {
-    netns::signal(child.id(), libc::SIGTERM);
+    netns::signal(child.id(), rustix::process::Signal::TERM);
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if child.try_wait().ok().flatten().is_some() {

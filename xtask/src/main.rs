@@ -5,6 +5,8 @@
 //!   domain creation benchmark there instead).
 //! - `template`: build the default busybox guest template.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 mod template;

@@ -7,7 +7,8 @@
 //! 1. `apt-get download` the Debian packages of Xen, its tools, the QEMU
 //!    that serves guest disks and a kernel into `target/xen-test/debs`
 //!    (reused when present), `dpkg -x` them.
-//! 2. Build the test binaries (`cargo test --no-run --message-format=json`).
+//! 2. Build the test binaries (`cargo test --no-run --message-format=json`,
+//!    with the Xen backend's features, [`XEN_FEATURES`]).
 //! 3. Assemble dom0's initramfs: busybox, the Xen modules and daemons, what
 //!    guest disks need ([`storage`]) and project switches ([`network`]),
 //!    the test binaries and every library `ldd` lists, the guest kernel and
@@ -50,6 +51,11 @@ const TEST_TARGETS: &[(&str, &str)] = &[
     ("examples", "xen_move"),
     ("examples", "xen_bridge"),
 ];
+/// The cargo features the Xen tests and binaries are built with: the Xen
+/// backend is off by default in mln-core (each [`TEST_TARGETS`] entry
+/// requires it), so it is asked for by name rather than left to the
+/// examples package's defaults.
+const XEN_FEATURES: &str = "mln-core/xen,examples/xen";
 /// Xen tools dom0 needs, from `usr/lib/xen-4.17/bin`.
 const XEN_TOOLS: &[&str] = &[
     "xl",
@@ -194,6 +200,7 @@ fn build_test_binaries(root: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     for (package, test) in TEST_TARGETS {
         cmd.args(["-p", package, "--test", test]);
     }
+    cmd.args(["--features", XEN_FEATURES]);
     let out = run_checked(cmd.current_dir(root))?;
     let mut built: Vec<(String, PathBuf)> = Vec::new();
     for line in out.lines() {
@@ -227,6 +234,7 @@ fn build_example(root: &Path, bin: &str, release: bool) -> Result<PathBuf, Strin
     eprintln!("xen-test: building examples' {bin} ({profile})");
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "-p", "examples", "--bin", bin])
+        .args(["--features", XEN_FEATURES])
         .args(["--message-format=json-render-diagnostics"])
         .current_dir(root);
     if release {

@@ -12,6 +12,8 @@
 //! `cargo xtask xen-test --demo` runs it inside real Xen (QEMU TCG).
 //! Exit status: 0 when every step worked, 1 on an error, 2 on bad usage.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;

@@ -13,6 +13,8 @@
 //! the QEMU lab. Exit status: 0 when every measurement was made, 1 on an
 //! error, 2 when this is not a dom0 (or the binary lacks the `xen` feature).
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -120,8 +120,10 @@ impl Context {
         Ok(ctx)
     }
 
-    /// The raw context for libxl calls; valid while `self` lives.
-    pub fn raw(&self) -> *mut sys::libxl_ctx {
+    /// The raw context for libxl calls; valid while `self` lives. Not
+    /// public: `Drop` frees it, so a copy kept or freed elsewhere would be
+    /// used after free or freed twice.
+    pub(super) fn raw(&self) -> *mut sys::libxl_ctx {
         self.raw
     }
 

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 
 /// A `malloc`ed copy of `s`, as libxl's `_dispose` functions `free()` every
 /// string they find. `what` names the object for the error.
-pub fn c_string(s: &str, what: &str) -> Result<*mut c_char> {
+pub(super) fn c_string(s: &str, what: &str) -> Result<*mut c_char> {
     let c = CString::new(s).map_err(|_| Error::Backend {
         what: what.to_string(),
         message: format!("{s:?} contains a NUL byte"),
@@ -27,7 +27,29 @@ pub fn c_string(s: &str, what: &str) -> Result<*mut c_char> {
     Ok(p)
 }
 
-/// An owned `libxl_domain_config`.
+/// An owned `libxl_domain_config`: made by [`domain_config`] or
+/// [`XenHypervisor::domain_config`], rendered by [`DomainConfig::to_json`].
+///
+/// The C struct itself stays inside mln-core: `Drop` hands it to
+/// `libxl_domain_config_dispose`, which frees every pointer in it and walks
+/// every array by its count, so a caller able to change a field could make
+/// it free memory it does not own.
+///
+/// ```
+/// use mln_core::{Boot, DomainSpec};
+/// let spec = DomainSpec::new("web1", 128 << 20, Boot::kernel("/boot/vmlinuz"));
+/// let mut cfg = mln_core::xen::domain_config(&spec)?;
+/// assert!(cfg.to_json()?.contains("web1"));
+/// # Ok::<(), mln_core::Error>(())
+/// ```
+///
+/// ```compile_fail,E0624
+/// let mut cfg = mln_core::xen::DomainConfig::new();
+/// cfg.raw_mut().num_disks = 4; // the struct is not reachable from outside
+/// ```
+///
+/// [`domain_config`]: super::domain_config
+/// [`XenHypervisor::domain_config`]: super::XenHypervisor::domain_config
 pub struct DomainConfig {
     raw: sys::libxl_domain_config,
 }
@@ -42,13 +64,19 @@ impl DomainConfig {
         DomainConfig { raw }
     }
 
-    /// The struct, for filling in.
-    pub fn raw_mut(&mut self) -> &mut sys::libxl_domain_config {
+    /// The struct, for filling in or for libxl to fill.
+    ///
+    /// Whatever is stored must keep what `Drop` relies on: every pointer
+    /// NULL or allocated with `malloc`/`calloc` (see [`c_string`],
+    /// [`calloc_array`]) and owned by this config alone, every array's count
+    /// its number of initialised elements, `b_info` typed once. Hence not
+    /// public: a safe caller outside this module could break it.
+    pub(super) fn raw_mut(&mut self) -> &mut sys::libxl_domain_config {
         &mut self.raw
     }
 
     /// The struct, for reading.
-    pub fn raw(&self) -> &sys::libxl_domain_config {
+    pub(super) fn raw(&self) -> &sys::libxl_domain_config {
         &self.raw
     }
 
@@ -101,7 +129,10 @@ impl Drop for DomainConfig {
 ///
 /// # Safety
 /// `init` must be the libxl `_init` function of `T`.
-pub unsafe fn calloc_array<T>(n: usize, init: unsafe extern "C" fn(*mut T)) -> Result<*mut T> {
+pub(super) unsafe fn calloc_array<T>(
+    n: usize,
+    init: unsafe extern "C" fn(*mut T),
+) -> Result<*mut T> {
     if n == 0 {
         return Ok(ptr::null_mut());
     }
@@ -122,7 +153,7 @@ pub unsafe fn calloc_array<T>(n: usize, init: unsafe extern "C" fn(*mut T)) -> R
 
 /// A `libxl_bitmap` of `bits` bits with the first `set` bits set, allocated
 /// with `calloc` (libxl_bitmap_dispose frees it with `free()`).
-pub fn bitmap_first(bits: u32, set: u32) -> Result<sys::libxl_bitmap> {
+pub(super) fn bitmap_first(bits: u32, set: u32) -> Result<sys::libxl_bitmap> {
     let bytes = bits.div_ceil(8).max(1);
     // SAFETY: plain allocation, checked for NULL.
     let map = unsafe { libc::calloc(bytes as usize, 1) } as *mut u8;
@@ -140,8 +171,21 @@ pub fn bitmap_first(bits: u32, set: u32) -> Result<sys::libxl_bitmap> {
     Ok(bm)
 }
 
-/// An owned `libxl_bitmap`.
-pub struct Bitmap(pub sys::libxl_bitmap);
+/// An owned `libxl_bitmap`. The field is private so that only
+/// [`Bitmap::first`] makes one: `Drop` frees its map.
+pub(super) struct Bitmap(sys::libxl_bitmap);
+
+impl Bitmap {
+    /// [`bitmap_first`], owned.
+    pub(super) fn first(bits: u32, set: u32) -> Result<Self> {
+        bitmap_first(bits, set).map(Bitmap)
+    }
+
+    /// The struct, for libxl calls that read it.
+    pub(super) fn as_mut_ptr(&mut self) -> *mut sys::libxl_bitmap {
+        &mut self.0
+    }
+}
 
 impl Drop for Bitmap {
     fn drop(&mut self) {
@@ -150,16 +194,27 @@ impl Drop for Bitmap {
     }
 }
 
-/// An owned `libxl_dominfo`.
-pub struct DomInfo(pub sys::libxl_dominfo);
+/// An owned `libxl_dominfo`. The field is private so that only
+/// [`DomInfo::new`] makes one and only libxl fills it: `Drop` disposes it.
+pub(super) struct DomInfo(sys::libxl_dominfo);
 
 impl DomInfo {
     /// An initialised, empty dominfo.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let mut raw = sys::libxl_dominfo::default();
         // SAFETY: fresh struct, init once, dispose once in Drop.
         unsafe { sys::libxl_dominfo_init(&mut raw) };
         DomInfo(raw)
+    }
+
+    /// The struct, for reading.
+    pub(super) fn get(&self) -> &sys::libxl_dominfo {
+        &self.0
+    }
+
+    /// The struct, for libxl to fill (`libxl_domain_info`).
+    pub(super) fn as_mut_ptr(&mut self) -> *mut sys::libxl_dominfo {
+        &mut self.0
     }
 }
 
@@ -171,7 +226,7 @@ impl Drop for DomInfo {
 }
 
 /// The array `libxl_list_domain` returns, freed with `libxl_dominfo_list_free`.
-pub struct DomInfoList {
+pub(super) struct DomInfoList {
     ptr: *mut sys::libxl_dominfo,
     len: c_int,
 }
@@ -181,12 +236,12 @@ impl DomInfoList {
     ///
     /// # Safety
     /// `ptr`/`len` come from one `libxl_list_domain` call.
-    pub unsafe fn from_raw(ptr: *mut sys::libxl_dominfo, len: c_int) -> Self {
+    pub(super) unsafe fn from_raw(ptr: *mut sys::libxl_dominfo, len: c_int) -> Self {
         DomInfoList { ptr, len }
     }
 
     /// The entries.
-    pub fn as_slice(&self) -> &[sys::libxl_dominfo] {
+    pub(super) fn as_slice(&self) -> &[sys::libxl_dominfo] {
         if self.ptr.is_null() || self.len <= 0 {
             return &[];
         }
@@ -204,19 +259,25 @@ impl Drop for DomInfoList {
     }
 }
 
-/// An owned `libxl_domain_restore_params`.
-pub struct RestoreParams(pub sys::libxl_domain_restore_params);
+/// An owned `libxl_domain_restore_params`. The field is private so that
+/// only [`RestoreParams::new`] makes one: `Drop` disposes it.
+pub(super) struct RestoreParams(sys::libxl_domain_restore_params);
 
 impl RestoreParams {
     /// Initialised params for a stream written by `libxl_domain_suspend`
     /// (libxl's migration stream version 2, not checkpointed).
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let mut raw = sys::libxl_domain_restore_params::default();
         // SAFETY: fresh struct, init once, dispose once in Drop.
         unsafe { sys::libxl_domain_restore_params_init(&mut raw) };
         raw.checkpointed_stream = 0;
         raw.stream_version = 2;
         RestoreParams(raw)
+    }
+
+    /// The struct, for libxl calls that read it.
+    pub(super) fn get(&self) -> &sys::libxl_domain_restore_params {
+        &self.0
     }
 }
 
@@ -228,19 +289,19 @@ impl Drop for RestoreParams {
 }
 
 /// A string libxl `malloc`ed for us (e.g. from `libxl_domid_to_name`).
-pub struct MallocString(*mut c_char);
+pub(super) struct MallocString(*mut c_char);
 
 impl MallocString {
     /// Take ownership of `p` (may be NULL).
     ///
     /// # Safety
     /// `p` is NULL or a NUL-terminated string allocated with `malloc`.
-    pub unsafe fn from_raw(p: *mut c_char) -> Self {
+    pub(super) unsafe fn from_raw(p: *mut c_char) -> Self {
         MallocString(p)
     }
 
     /// The text, or `None` for NULL.
-    pub fn to_string_lossy(&self) -> Option<String> {
+    pub(super) fn to_string_lossy(&self) -> Option<String> {
         if self.0.is_null() {
             return None;
         }

@@ -44,7 +44,7 @@ pub use self::error::code_name;
 pub use self::idl::DomainConfig;
 
 use self::error::check;
-use self::idl::{bitmap_first, Bitmap, DomInfo, DomInfoList, MallocString, RestoreParams};
+use self::idl::{Bitmap, DomInfo, DomInfoList, MallocString, RestoreParams};
 use crate::domain::{BackendKind, DomainInfo, DomainSpec, DomainState, Hypervisor};
 use crate::error::{Error, Result};
 
@@ -141,7 +141,7 @@ impl XenHypervisor {
         let mut info = DomInfo::new();
         // SAFETY: live context; `info` is an initialised dominfo libxl fills
         // (disposing any previous content is libxl's job on success).
-        let rc = unsafe { sys::libxl_domain_info(self.ctx(), &mut info.0, domid) };
+        let rc = unsafe { sys::libxl_domain_info(self.ctx(), info.as_mut_ptr(), domid) };
         check(rc, "libxl_domain_info", name)?;
         Ok(info)
     }
@@ -253,7 +253,9 @@ impl XenHypervisor {
         let start = Instant::now();
         loop {
             match self.dominfo(domid, name) {
-                Ok(d) if d.0.shutdown || d.0.dying => return Ok(Some(d.0.shutdown_reason)),
+                Ok(d) if d.get().shutdown || d.get().dying => {
+                    return Ok(Some(d.get().shutdown_reason))
+                }
                 Ok(_) => {}
                 Err(Error::NotFound { .. }) => return Ok(None),
                 Err(e) => return Err(e),
@@ -285,7 +287,7 @@ impl XenHypervisor {
                 &mut domid,
                 fd,
                 -1,
-                &params.0,
+                params.get(),
                 ptr::null(),
                 ptr::null(),
             )
@@ -374,7 +376,7 @@ impl Hypervisor for XenHypervisor {
         // SAFETY: `c_info.uuid` is a plain 16-byte value inside our config.
         unsafe { sys::libxl_uuid_generate(&mut cfg.raw_mut().c_info.uuid) };
         let domid = self.create_from(&mut cfg, name)?;
-        Ok(self.report(domid, name, &self.dominfo(domid, name)?.0))
+        Ok(self.report(domid, name, self.dominfo(domid, name)?.get()))
     }
 
     /// `libxl_domain_unpause` of a freshly created domain.
@@ -386,7 +388,7 @@ impl Hypervisor for XenHypervisor {
     /// `libxl_domain_pause`.
     fn pause(&self, name: &str) -> Result<()> {
         let domid = self.domid(name)?;
-        let state = state_of(&self.dominfo(domid, name)?.0);
+        let state = state_of(self.dominfo(domid, name)?.get());
         if state != DomainState::Running {
             return Err(Error::WrongState {
                 domain: name.to_string(),
@@ -402,7 +404,7 @@ impl Hypervisor for XenHypervisor {
     /// `libxl_domain_unpause` of a paused domain.
     fn resume(&self, name: &str) -> Result<()> {
         let domid = self.domid(name)?;
-        let state = state_of(&self.dominfo(domid, name)?.0);
+        let state = state_of(self.dominfo(domid, name)?.get());
         if state != DomainState::Paused {
             return Err(Error::WrongState {
                 domain: name.to_string(),
@@ -488,7 +490,7 @@ impl Hypervisor for XenHypervisor {
     /// `libxl_domain_info`.
     fn info(&self, name: &str) -> Result<DomainInfo> {
         let domid = self.domid(name)?;
-        Ok(self.report(domid, name, &self.dominfo(domid, name)?.0))
+        Ok(self.report(domid, name, self.dominfo(domid, name)?.get()))
     }
 
     /// `libxl_list_domain`, without Domain-0.
@@ -535,16 +537,17 @@ impl Hypervisor for XenHypervisor {
     /// `libxl_set_vcpuonline` with the first `count` vCPUs online.
     fn set_vcpus(&self, name: &str, count: u32) -> Result<()> {
         let domid = self.domid(name)?;
-        let max = self.dominfo(domid, name)?.0.vcpu_max_id + 1;
+        let max = self.dominfo(domid, name)?.get().vcpu_max_id + 1;
         if count == 0 || count > max {
             return Err(Error::Backend {
                 what: name.to_string(),
                 message: format!("cannot set {count} vCPUs online: the domain has 1 to {max}"),
             });
         }
-        let mut map = Bitmap(bitmap_first(max, count)?);
+        let mut map = Bitmap::first(max, count)?;
         // SAFETY: live context; `map` is a valid bitmap of `max` bits.
-        let rc = unsafe { sys::libxl_set_vcpuonline(self.ctx(), domid, &mut map.0, ptr::null()) };
+        let rc =
+            unsafe { sys::libxl_set_vcpuonline(self.ctx(), domid, map.as_mut_ptr(), ptr::null()) };
         check(rc, "libxl_set_vcpuonline", name)
     }
 
@@ -582,7 +585,7 @@ impl Hypervisor for XenHypervisor {
         Self::check_stream_head(Some(&head[..got]), &path.display().to_string(), name)?;
         let domid = self.restore_fd(spec, name, file.as_raw_fd())?;
         self.unpause_domid(domid, name)?;
-        Ok(self.report(domid, name, &self.dominfo(domid, name)?.0))
+        Ok(self.report(domid, name, self.dominfo(domid, name)?.get()))
     }
 
     /// `libxl_domain_suspend` into `stream` (live unless turned off with
@@ -626,7 +629,7 @@ impl Hypervisor for XenHypervisor {
             return Err(e);
         }
         self.unpause_domid(domid, name)?;
-        Ok(self.report(domid, name, &self.dominfo(domid, name)?.0))
+        Ok(self.report(domid, name, self.dominfo(domid, name)?.get()))
     }
 }
 

@@ -19,11 +19,13 @@
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use rustix::fs::{flock, FlockOperation};
+use rustix::process::{Pid, Signal};
 
 /// What every name of every run starts with.
 const TAG: &str = "mlnt";
@@ -139,14 +141,11 @@ pub(super) fn pids_in(ip_path: &Path, ns: &str) -> Vec<u32> {
 }
 
 /// Sends `signal` to `pid`, ignoring a process already gone.
-pub(super) fn signal(pid: u32, signal: libc::c_int) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
+pub(super) fn signal(pid: u32, signal: Signal) {
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
         return;
     };
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-    unsafe {
-        libc::kill(pid, signal);
-    }
+    let _ = rustix::process::kill_process(pid, signal);
 }
 
 /// Kills every process in namespace `ns`, until none is left or 5 s pass
@@ -159,7 +158,7 @@ fn kill_namespace(ip_path: &Path, ns: &str) {
             return;
         }
         for pid in pids {
-            signal(pid, libc::SIGKILL);
+            signal(pid, Signal::KILL);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -185,7 +184,7 @@ pub(super) fn teardown(ip_path: &Path, prefix: &str) {
     }
     let dir = run_dir(prefix);
     for pid in crate::processes_under(&dir) {
-        signal(pid, libc::SIGKILL);
+        signal(pid, Signal::KILL);
     }
     for link in root_links(ip_path).into_iter().filter(|n| ours(n)) {
         let _ = ip(ip_path, &["link", "del", &link]);
@@ -240,14 +239,11 @@ impl MachineLock {
             .write(true)
             .open(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        // SAFETY: the descriptor is open for the whole call (owned by
-        // `file`); flock(2) touches no memory of ours.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc != 0 {
+        if let Err(e) = flock(&file, FlockOperation::LockExclusive) {
             return Err(format!(
                 "flock {}: {}",
                 path.display(),
-                std::io::Error::last_os_error()
+                std::io::Error::from(e)
             ));
         }
         Ok(MachineLock(file))

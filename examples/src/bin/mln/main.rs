@@ -3,6 +3,8 @@
 //! A thin front end: arguments are parsed here, all the work is done by
 //! `mln-lang` and `mln-core`.
 
+#![forbid(unsafe_code)]
+
 mod agent;
 mod backend;
 mod cli;
