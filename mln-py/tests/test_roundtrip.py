@@ -90,3 +90,18 @@ def test_bad_data_is_a_value_error() -> None:
         mln.Project.from_dict({"hosts": "not a list"})
     with pytest.raises(ValueError):
         mln.Project.from_json("{")
+
+
+def test_platforms_are_spelled_as_in_the_model_json() -> None:
+    # One spelling per value: the model's JSON, Host.platform and the MLN
+    # keyword are the same word (``hvm``, not ``xen_hvm``).
+    project = mln.parse(
+        "global { project spell }\nhost u { uml }\nhost x { xen; kernel /k }\n"
+        "host h { hvm }\nhost k { kvm }\n",
+        "spell.mln",
+        check=False,
+    )
+    data = project.to_dict()
+    by_name = {h["name"]: h["platform"] for h in data["hosts"]}
+    assert by_name == {h.name: h.platform for h in project.hosts}
+    assert sorted(by_name.values()) == ["hvm", "kvm", "uml", "xen"]
