@@ -25,7 +25,12 @@ fn platforms_are_spelled_the_same_everywhere() {
             .clone();
         let in_plan = planned["hosts"][host.name.as_str()]["platform"].clone();
         let shown = host.platform.to_string();
-        assert_eq!(in_model, serde_json::Value::String(shown.clone()), "{}", host.name);
+        assert_eq!(
+            in_model,
+            serde_json::Value::String(shown.clone()),
+            "{}",
+            host.name
+        );
         assert_eq!(in_plan, in_model, "{}", host.name);
         assert_eq!(shown.parse::<Platform>(), Ok(host.platform));
         seen.push(shown);
