@@ -335,7 +335,7 @@ impl Backends for LocalBackends {
         let vde = SwitchConfig {
             name: spec.name.clone(),
             hub: spec.hub,
-            ports: None,
+            ports: (spec.ports > 0).then_some(spec.ports),
             // A bridge takes the project's own tap; the switch's tap port
             // is then the join.
             tap: if bridged {

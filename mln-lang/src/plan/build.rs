@@ -613,7 +613,8 @@ impl<'a> Builder<'a> {
                 .or_else(|| obs.map(|o| o.service_host.clone()))
                 .flatten();
             if needed {
-                let changed = rec.is_some_and(|r| Some(&r.spec) != want);
+                let changed =
+                    rec.is_some_and(|r| want.is_some_and(|w| w.needs_recreate_from(&r.spec)));
                 if up && rec.is_some() && !changed {
                     continue;
                 }

@@ -115,6 +115,12 @@ impl DesiredProject {
             out.add_host(host_spec(&project.name, h));
         }
         for s in &project.switches {
+            let interfaces = project
+                .hosts
+                .iter()
+                .flat_map(|h| &h.interfaces)
+                .filter(|i| i.switch.as_deref() == Some(s.name.as_str()))
+                .count();
             out.add_switch(SwitchSpec {
                 name: s.name.clone(),
                 service_host: s.service_host.clone(),
@@ -122,6 +128,7 @@ impl DesiredProject {
                 bridge: s.bridge.clone(),
                 socket: s.socket.clone(),
                 tap: s.tap.clone(),
+                ports: SwitchSpec::ports_for(interfaces),
             });
         }
         for name in model::Hooks::NAMES {

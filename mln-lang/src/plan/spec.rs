@@ -155,6 +155,12 @@ pub struct SwitchSpec {
     pub socket: Option<String>,
     /// Plug this host tap interface into the switch.
     pub tap: Option<String>,
+    /// Ports the switch is started with: room for every interface the
+    /// project plugs into it, twice over (cables between servers, a tap
+    /// and hosts added later take ports too); 0 for the switch's own
+    /// default (32). See [`SwitchSpec::ports_for`].
+    #[serde(default)]
+    pub ports: u32,
 }
 
 impl SwitchSpec {
@@ -167,6 +173,41 @@ impl SwitchSpec {
             bridge: None,
             socket: None,
             tap: None,
+            ports: 0,
+        }
+    }
+
+    /// The ports a switch carrying `interfaces` interfaces is started
+    /// with: twice that, in steps of 16, never fewer than `vde_switch`'s
+    /// default of 32. (A `vde_switch` refuses a plug once its ports are
+    /// taken, and the guest then runs without a network.)
+    ///
+    /// ```
+    /// use mln_lang::plan::SwitchSpec;
+    /// assert_eq!(SwitchSpec::ports_for(3), 32);
+    /// assert_eq!(SwitchSpec::ports_for(50), 112);
+    /// ```
+    pub fn ports_for(interfaces: usize) -> u32 {
+        let want = u32::try_from(interfaces.saturating_mul(2)).unwrap_or(u32::MAX);
+        want.max(32).div_ceil(16).saturating_mul(16)
+    }
+
+    /// Whether a switch running as `running` must be made again to become
+    /// `self`: any setting differs, except that a switch with at least
+    /// the ports wanted keeps them.
+    pub fn needs_recreate_from(&self, running: &SwitchSpec) -> bool {
+        let same_but_ports = SwitchSpec {
+            ports: self.ports,
+            ..running.clone()
+        };
+        same_but_ports != *self || running.effective_ports() < self.effective_ports()
+    }
+
+    fn effective_ports(&self) -> u32 {
+        if self.ports == 0 {
+            32
+        } else {
+            self.ports
         }
     }
 }

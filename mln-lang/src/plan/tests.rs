@@ -488,3 +488,28 @@ fn after_a_crash_between_create_and_start_the_domain_is_started() {
     let plan = super::plan(&p, Some(&st), &obs, &PlanOptions::new(Goal::Up));
     assert!(plan.is_empty());
 }
+
+#[test]
+fn a_switch_is_sized_for_its_interfaces_and_made_again_only_when_too_small() {
+    let mut text = String::from("global { project big }\nswitch lan {\n}\n");
+    for i in 0..50 {
+        text.push_str(&format!("host h{i} {{ network eth0 {{ switch lan }} }}\n"));
+    }
+    let checked = crate::load_str("big.mln", &text).unwrap_or_else(|r| panic!("{r}"));
+    let desired = DesiredProject::from_project(checked.project());
+    let lan = &desired.switches["lan"];
+    assert_eq!(lan.ports, 112, "50 interfaces, twice over, in steps of 16");
+
+    // Recorded with vde_switch's default of 32 ports: too small, made again.
+    let mut small = lan.clone();
+    small.ports = 0;
+    assert!(lan.needs_recreate_from(&small));
+    // Recorded with more ports than needed, or exactly these: kept.
+    let mut roomy = lan.clone();
+    roomy.ports = 256;
+    assert!(!lan.needs_recreate_from(&roomy));
+    assert!(!lan.needs_recreate_from(lan));
+    // Another setting changed: made again whatever its ports.
+    roomy.hub = true;
+    assert!(lan.needs_recreate_from(&roomy));
+}
