@@ -89,14 +89,15 @@ pub struct Executor<'a> {
 pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 
 impl<'a> Executor<'a> {
-    /// An executor running up to 4 actions at once, reporting nothing.
+    /// An executor running up to [`super::default_parallelism`] actions at
+    /// once, reporting nothing.
     pub fn new(backends: &'a dyn Backends, store: &'a StateStore, lock: &'a ProjectLock) -> Self {
         Executor {
             backends,
             store,
             lock,
             progress: &NoProgress,
-            parallelism: 4,
+            parallelism: super::default_parallelism(),
             stop_timeout: Duration::from_secs(60),
             boot_timeout: DEFAULT_BOOT_TIMEOUT,
         }

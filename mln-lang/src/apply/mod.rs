@@ -31,8 +31,8 @@ pub use crate::machine::{Backends, LocalBackends};
 pub use cluster::{ClusterBackends, ServerMemory};
 pub use executor::{ApplyReport, Executor, Failure, DEFAULT_BOOT_TIMEOUT};
 pub use session::{
-    check_free_memory, observe, observe_servers, status, status_with, HostStatus, Outcome,
-    ProjectStatus, Run, RunOptions, ServerStatus, Session, SwitchStatusLine,
+    check_free_memory, default_parallelism, observe, observe_servers, status, status_with,
+    HostStatus, Outcome, ProjectStatus, Run, RunOptions, ServerStatus, Session, SwitchStatusLine,
 };
 
 #[cfg(doc)]

@@ -248,13 +248,25 @@ pub struct RunOptions {
     pub boot_timeout: std::time::Duration,
 }
 
+/// Actions run at once unless told: twice this machine's cores, between
+/// 2 and 16. Starting a guest holds a worker only until its kernel
+/// answers; its boot then goes on without one (see
+/// [`Executor::boot_timeout`]), so the guests booting at once are paced by
+/// how fast they can be started, not by this number alone.
+pub fn default_parallelism() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get().saturating_mul(2))
+        .clamp(2, 16)
+}
+
 impl RunOptions {
-    /// `goal` for every host, 4 actions at once, failing when locked.
+    /// `goal` for every host, [`default_parallelism`] actions at once,
+    /// failing when locked.
     pub fn new(goal: Goal) -> Self {
         RunOptions {
             goal,
             hosts: None,
-            parallelism: 4,
+            parallelism: default_parallelism(),
             dry_run: false,
             wait_for_lock: false,
             stop_timeout: std::time::Duration::from_secs(60),

@@ -214,7 +214,7 @@ pub struct LifecycleArgs {
     /// Wait for another `mln` working on the project instead of failing.
     #[arg(long)]
     pub wait: bool,
-    /// Actions run at once.
+    /// Actions run at once (default: twice the cores, 2 to 16).
     #[arg(short = 'j', long)]
     pub jobs: Option<usize>,
     /// Folder of project states (default: $XDG_STATE_HOME/mln, /var/lib/mln for root).

@@ -25,6 +25,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    raise_open_file_limit();
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or(if args.verbose { "info" } else { "warn" }),
     )
@@ -53,4 +54,18 @@ fn main() -> ExitCode {
         cli::Command::Doctor(a) => doctor::doctor(&a),
     };
     ExitCode::from(code)
+}
+
+/// Raise the soft limit on open files to the hard one: a project of
+/// hundreds of guests keeps a console log, a lock and a socket or two open
+/// per guest while it starts them, past the common soft limit of 1024.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            ::log::info!("could not raise the open file limit: {e}");
+        }
+    }
 }
