@@ -87,6 +87,9 @@ pub struct FetchedKernel {
 /// created); `scratch` holds apt's lists and the packages meanwhile and
 /// is removed afterwards. `say` hears each step.
 pub fn fetch_kernel(dir: &Path, source: &FetchSource, say: &dyn Fn(&str)) -> Result<FetchedKernel> {
+    // apt takes relative paths in its options as relative to /etc/apt, and
+    // the kernel's interpreter must be found from anywhere.
+    let dir = &std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
     let scratch = dir.join(format!(".fetch-{}", std::process::id()));
     let _ = fs::remove_dir_all(&scratch);
     let result = fetch_into(dir, &scratch, source, say);
@@ -227,9 +230,11 @@ struct Apt {
 impl Apt {
     fn new(scratch: &Path, source: &FetchSource) -> Result<Apt> {
         let lists = scratch.join("lists");
+        let parts = scratch.join("sources.list.d");
         let cache = scratch.join("cache");
         let debs = scratch.join("debs");
         for d in [
+            parts.clone(),
             lists.join("partial"),
             cache.join("archives/partial"),
             debs.clone(),
@@ -249,7 +254,7 @@ impl Apt {
         .map_err(|e| Error::io(&list, e))?;
         let mut options = vec![
             format!("Dir::Etc::sourcelist={}", list.display()),
-            "Dir::Etc::sourceparts=/nonexistent".to_string(),
+            format!("Dir::Etc::sourceparts={}", parts.display()),
             format!("Dir::State::Lists={}", lists.display()),
             format!("Dir::Cache={}", cache.display()),
             "Debug::NoLocking=true".to_string(),

@@ -116,9 +116,14 @@ pub struct KernelStore {
 }
 
 impl KernelStore {
-    /// The store in `dir` (created when something is written).
+    /// The store in `dir` (created when something is written), made
+    /// absolute: its paths end up on kernel command lines and in the
+    /// fetched kernel's ELF header, read from other folders.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        KernelStore { dir: dir.into() }
+        let dir: PathBuf = dir.into();
+        KernelStore {
+            dir: std::path::absolute(&dir).unwrap_or(dir),
+        }
     }
 
     /// The store's folder.

@@ -867,7 +867,12 @@ fn console_contains(path: &Path, offset: u64, needle: &str) -> bool {
 /// `Call Trace:`, `Stack:` and its hex words) is left out.
 pub(crate) fn last_lines(text: &str, n: usize) -> String {
     let is_dump = |l: &str| {
+        // A log level prefix (`<4>`) where the console shows one.
         let t = l.trim();
+        let t = match t.strip_prefix('<').and_then(|r| r.split_once('>')) {
+            Some((level, rest)) if level.bytes().all(|b| b.is_ascii_digit()) => rest.trim(),
+            _ => t,
+        };
         t.starts_with("[<")
             || t == "Call Trace:"
             || t == "Stack:"
@@ -957,7 +962,8 @@ mod tests {
                        Kernel panic - not syncing: Requested init /x failed (error -2).\n\
                        CPU: 0 PID: 1 Comm: swapper Not tainted 6.1.0\n\
                        Stack:\n 6093a2c0 6093a2c0 00000001 60b1f7c8\n\
-                       Call Trace:\n [<606931e5>] panic+0x197/0x376\n [<6002c0ae>] new_thread_handler+0x7f/0xb0\n";
+                       Call Trace:\n [<606931e5>] panic+0x197/0x376\n [<6002c0ae>] new_thread_handler+0x7f/0xb0\n\
+                       <4> [<607cff0b>] kernel_init+0x28/0x197\n";
         let excerpt = last_lines(console, 3);
         assert_eq!(
             excerpt.lines().collect::<Vec<_>>(),
