@@ -483,3 +483,65 @@ fn a_guest_that_crashes_at_boot_fails_up_naming_it_and_the_rest_stays_up() {
     assert!(!state.join("crashy").exists(), "state left behind");
     assert!(testkit::processes_under(dir.path()).is_empty());
 }
+
+/// A course script written for MLN 1.0.8's command line, unchanged: build
+/// with `-f` and `-r`, start, loop on `status | grep -q down` until
+/// nothing is down, then notice a host that went down, stop, remove.
+const MLN_SCRIPT: &str = r#"set -e
+mln build -f "$PROJECT_FILE" -r
+mln start -p scripted
+i=0
+while mln status -p scripted | grep -q down; do
+    i=$((i + 1)); [ "$i" -lt 120 ] || { echo "still down after 60 s"; exit 1; }
+    sleep 0.5
+done
+echo ALL-UP
+mln stop -p scripted -h two
+if mln status -p scripted | grep -q down; then echo NOTICED-DOWN; fi
+mln status -p scripted -h two && exit 1
+mln stop -p scripted ; mln remove -p scripted
+echo SCRIPT-DONE
+"#;
+
+#[test]
+fn a_script_written_for_mln_1_0_8_runs_unchanged() {
+    if !uml_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mln"), bin.join("mln")).unwrap();
+    let file = dir.path().join("scripted.mln");
+    std::fs::write(
+        &file,
+        "global { project scripted }\nswitch lan {\n}\n\
+         host one { memory 64M; network eth0 { switch lan; address 10.9.0.1/24 } }\n\
+         host two { memory 64M; network eth0 { switch lan; address 10.9.0.2/24 } }\n",
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .args(["-c", MLN_SCRIPT])
+        .env("PATH", path)
+        .env("PROJECT_FILE", &file)
+        .env("MLN_STATE_DIR", dir.path().join("state"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    for marker in ["ALL-UP", "NOTICED-DOWN", "SCRIPT-DONE"] {
+        assert!(
+            stdout.contains(marker),
+            "{marker} missing:\n{stdout}\n{stderr}"
+        );
+    }
+    assert!(testkit::processes_under(dir.path()).is_empty());
+}

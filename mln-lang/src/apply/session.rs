@@ -565,6 +565,14 @@ pub struct HostStatus {
     pub vcpus: u32,
 }
 
+impl HostStatus {
+    /// Whether the host is up in MLN's sense: its guest runs (or is
+    /// paused). Every other state is `down`.
+    pub fn is_up(&self) -> bool {
+        matches!(self.state.as_str(), "running" | "paused")
+    }
+}
+
 /// One switch in `mln status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwitchStatusLine {

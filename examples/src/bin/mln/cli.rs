@@ -199,9 +199,22 @@ pub struct LifecycleArgs {
     /// Only these hosts (MLN's `-h HOST`; repeatable).
     #[arg(short = 'h', long = "host")]
     pub hosts: Vec<String>,
-    /// Print the plan and change nothing.
-    #[arg(short = 'n', long)]
+    /// Print the plan and change nothing (MLN's `-s`, simulate, too).
+    #[arg(short = 'n', long, visible_short_alias = 's')]
     pub dry_run: bool,
+    /// Every recorded project (MLN's `start -a`, `stop -a`).
+    #[arg(short = 'a', long, conflicts_with_all = ["file", "file_flag", "project"])]
+    pub all: bool,
+    /// Go on without asking (MLN's `-r`: `upgrade` then needs no `--yes`).
+    #[arg(short = 'r')]
+    pub no_questions: bool,
+    /// Restart what a change needs restarted (MLN's `upgrade -S`; `mln`
+    /// always does).
+    #[arg(short = 'S', hide = true)]
+    pub restart_upgraded: bool,
+    /// Print only errors and the outcome (MLN's `-q`).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Print the plan before applying it.
     #[arg(long = "show-plan")]
     pub verbose_plan: bool,
@@ -237,6 +250,30 @@ pub struct LifecycleArgs {
 }
 
 impl LifecycleArgs {
+    /// The same options for the recorded project `name` (for `-a`).
+    pub fn for_project(&self, name: &str) -> LifecycleArgs {
+        LifecycleArgs {
+            file: None,
+            file_flag: None,
+            project: Some(name.to_string()),
+            hosts: self.hosts.clone(),
+            dry_run: self.dry_run,
+            all: false,
+            no_questions: self.no_questions,
+            restart_upgraded: self.restart_upgraded,
+            quiet: self.quiet,
+            verbose_plan: self.verbose_plan,
+            backend: self.backend,
+            wait: self.wait,
+            jobs: self.jobs,
+            state_dir: self.state_dir.clone(),
+            template_dir: self.template_dir.clone(),
+            uml_kernel: self.uml_kernel.clone(),
+            boot_timeout: self.boot_timeout,
+            help: None,
+        }
+    }
+
     /// Fold `-f FILE` into the positional file.
     pub fn normalized(mut self) -> Self {
         if self.file.is_none() {
@@ -299,10 +336,23 @@ pub enum TableFormat {
 
 /// `mln status`.
 #[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
 pub struct StatusArgs {
     /// Only this project.
     #[arg(short = 'p', long)]
     pub project: Option<String>,
+    /// Only these hosts (MLN's `-h HOST`; repeatable).
+    #[arg(short = 'h', long = "host")]
+    pub hosts: Vec<String>,
+    /// Only what is up (MLN's `-u`).
+    #[arg(short = 'u', long = "up", conflicts_with = "down_only")]
+    pub up_only: bool,
+    /// Only what is down (MLN's `-d`).
+    #[arg(short = 'd', long = "down")]
+    pub down_only: bool,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]
     format: TableFormat,

@@ -207,11 +207,13 @@ impl Prepared {
     }
 
     /// Lock, observe, plan and (unless a dry run) apply.
-    fn run(self, out: &Output) -> Result<apply::Outcome, u8> {
+    fn run(self, out: &Output, quiet: bool) -> Result<apply::Outcome, u8> {
         let progress = Lines::new(out);
+        let silent = apply::NoProgress;
+        let shown: &dyn apply::Progress = if quiet { &silent } else { &progress };
         let mut run = Run::new(self.store, &self.backends, self.options)
             .free_memory(&self.backends)
-            .progress(&progress);
+            .progress(shown);
         run = match (&self.project, &self.recorded) {
             (Some(p), _) => run.project(p),
             (None, Some(desired)) => run.desired(desired, None),
@@ -221,14 +223,17 @@ impl Prepared {
     }
 }
 
-/// Run one lifecycle verb.
+/// Run one lifecycle verb (on every recorded project with `-a`).
 pub fn run(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
+    if args.all {
+        return run_all(out, goal, args);
+    }
     let prepared = match Prepared::new(out, goal, args, true) {
         Ok(p) => p,
         Err(code) => return code,
     };
     let name = prepared.name.clone();
-    let outcome = match prepared.run(out) {
+    let outcome = match prepared.run(out, args.quiet) {
         Ok(o) => o,
         Err(code) => return code,
     };
@@ -239,6 +244,25 @@ pub fn run(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
         Some(report) => finish(&name, goal, &report),
         None => 0,
     }
+}
+
+/// MLN's `-a`: the verb on every recorded project, one after another;
+/// exit status 1 when any failed.
+fn run_all(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
+    let places = match Places::new(args.state_dir.as_deref(), args.template_dir.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let names = match StateStore::list(&places.state_root) {
+        Ok(n) => n,
+        Err(e) => return fail(e.to_string()),
+    };
+    let mut code = 0;
+    for name in names {
+        let one = args.for_project(&name);
+        code = code.max(run(out, goal, &one));
+    }
+    code
 }
 
 /// Say what a run did; its exit code.
@@ -278,7 +302,7 @@ pub fn upgrade(out: &Output, args: &UpgradeArgs) -> u8 {
         Err(code) => return code,
     };
     if target.dry_run {
-        return match prepared.run(out) {
+        return match prepared.run(out, target.quiet) {
             Ok(outcome) => {
                 print!("{}", outcome.plan.render_diff());
                 0
@@ -315,7 +339,7 @@ pub fn upgrade(out: &Output, args: &UpgradeArgs) -> u8 {
         println!("{}: nothing to change", prepared.name);
         return 0;
     }
-    if !args.yes {
+    if !(args.yes || target.no_questions) {
         match confirm(&prepared.name) {
             Ok(true) => {}
             Ok(false) => {
@@ -378,7 +402,7 @@ pub fn plan(out: &Output, args: &LifecycleArgs, format: PlanFormat) -> u8 {
         Err(code) => return code,
     };
     prepared.options.dry_run = true;
-    let outcome = match prepared.run(out) {
+    let outcome = match prepared.run(out, true) {
         Ok(o) => o,
         Err(code) => return code,
     };

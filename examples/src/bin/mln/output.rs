@@ -37,7 +37,9 @@ impl Output {
         }
         let code = match text {
             "running" | "up" => "32",
-            "built" | "paused" | "down" => "33",
+            "built" | "paused" | "down" | "up (paused)" | "down (built)" | "down (shutdown)" => {
+                "33"
+            }
             _ => "31",
         };
         format!("\x1b[{code}m{padded}\x1b[0m")

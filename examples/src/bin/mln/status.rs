@@ -42,7 +42,11 @@ fn statuses(places: &Places, names: Vec<String>) -> (Vec<ProjectStatus>, u8) {
     (all, code)
 }
 
-/// `mln status -p NAME` (or every recorded project).
+/// `mln status -p NAME` (or every recorded project), in MLN's words:
+/// every host and switch is `up` or `down`, a host that is down with why
+/// next to it. Exit status as MLN's: 0 when everything asked about is up;
+/// else 1 with `-p` or `-h`, and with `-u` (`-d`) 0 when something is
+/// (nothing is) up.
 pub fn status(out: &Output, args: &StatusArgs) -> u8 {
     let places = match Places::new(args.state_dir.as_deref(), None) {
         Ok(p) => p,
@@ -55,56 +59,117 @@ pub fn status(out: &Output, args: &StatusArgs) -> u8 {
             Err(e) => return fail(e),
         },
     };
-    let (all, code) = statuses(&places, names);
+    let (mut all, code) = statuses(&places, names);
+    for s in &mut all {
+        if !args.hosts.is_empty() {
+            s.hosts.retain(|h| args.hosts.contains(&h.host));
+            s.switches.clear();
+        }
+    }
+    let tally = Tally::of(&all);
+    if args.up_only || args.down_only {
+        let keep_up = args.up_only;
+        for s in &mut all {
+            s.hosts.retain(|h| h.is_up() == keep_up);
+            s.switches.retain(|sw| (sw.state == "up") == keep_up);
+        }
+    }
     if args.format() == TableFormat::Json {
         return match serde_json::to_string_pretty(&all) {
             Ok(s) => {
                 println!("{s}");
-                code
+                code.max(tally.exit_code(args))
             }
             Err(e) => fail(e),
         };
     }
     for s in &all {
-        println!("project {}", s.project);
+        print_project(out, s);
+    }
+    code.max(tally.exit_code(args))
+}
+
+/// How many hosts and switches were looked at, and how many are up.
+struct Tally {
+    tested: usize,
+    up: usize,
+}
+
+impl Tally {
+    fn of(all: &[ProjectStatus]) -> Tally {
+        let mut t = Tally { tested: 0, up: 0 };
+        for s in all {
+            t.tested += s.hosts.len() + s.switches.len();
+            t.up += s.hosts.iter().filter(|h| h.is_up()).count();
+            t.up += s.switches.iter().filter(|sw| sw.state == "up").count();
+        }
+        t
+    }
+
+    /// MLN 1.0.8's `printStatus` exit status.
+    fn exit_code(&self, args: &StatusArgs) -> u8 {
+        if self.tested == self.up {
+            0
+        } else if args.project.is_some() || !args.hosts.is_empty() {
+            1
+        } else if args.up_only {
+            u8::from(self.up == 0)
+        } else if args.down_only {
+            u8::from(self.up != 0)
+        } else {
+            0
+        }
+    }
+}
+
+/// A host's state in MLN's words: `up`, or `down (why)`.
+fn mln_state(h: &mln_lang::apply::HostStatus) -> String {
+    match (h.is_up(), h.state.as_str()) {
+        (true, "running") => "up".to_string(),
+        (true, why) | (false, why) => {
+            let word = if h.is_up() { "up" } else { "down" };
+            format!("{word} ({why})")
+        }
+    }
+}
+
+fn print_project(out: &Output, s: &ProjectStatus) {
+    println!("project {}", s.project);
+    println!(
+        "  {:<20} {:<18} {:<6} {:>8} {:>5}  SERVER",
+        "HOST", "STATE", "PLAT", "MEMORY", "VCPU"
+    );
+    for h in &s.hosts {
         println!(
-            "  {:<20} {:<10} {:<6} {:>8} {:>5}  SERVER",
-            "HOST", "STATE", "PLAT", "MEMORY", "VCPU"
+            "  {:<20} {} {:<6} {:>7}M {:>5}  {}",
+            h.host,
+            out.state(&mln_state(h), 18),
+            h.platform.keyword(),
+            h.memory >> 20,
+            h.vcpus,
+            h.service_host.as_deref().unwrap_or("local")
         );
-        for h in &s.hosts {
-            println!(
-                "  {:<20} {} {:<6} {:>7}M {:>5}  {}",
-                h.host,
-                out.state(&h.state, 10),
-                h.platform.keyword(),
-                h.memory >> 20,
-                h.vcpus,
-                h.service_host.as_deref().unwrap_or("local")
-            );
-        }
-        for sw in &s.switches {
-            println!("  switch {:<13} {}", sw.switch, out.state(&sw.state, 0));
-        }
-        for sv in &s.servers {
-            let name = sv.server.as_deref().unwrap_or("local");
-            match &sv.reason {
-                Some(why) => println!("  server {name:<13} {} {why}", out.state("unreachable", 0)),
-                None => {
-                    let mib =
-                        |b: Option<u64>| b.map_or("?".to_string(), |b| format!("{}M", b >> 20));
-                    println!(
-                        "  server {name:<13} {} {} vm(s), {}M used, {} free of {}",
-                        out.state("up", 0),
-                        sv.vms,
-                        sv.memory_used >> 20,
-                        mib(sv.memory_free),
-                        mib(sv.memory_total),
-                    );
-                }
+    }
+    for sw in &s.switches {
+        println!("  switch {:<13} {}", sw.switch, out.state(&sw.state, 0));
+    }
+    for sv in &s.servers {
+        let name = sv.server.as_deref().unwrap_or("local");
+        match &sv.reason {
+            Some(why) => println!("  server {name:<13} {} {why}", out.state("unreachable", 0)),
+            None => {
+                let mib = |b: Option<u64>| b.map_or("?".to_string(), |b| format!("{}M", b >> 20));
+                println!(
+                    "  server {name:<13} {} {} vm(s), {}M used, {} free of {}",
+                    out.state("up", 0),
+                    sv.vms,
+                    sv.memory_used >> 20,
+                    mib(sv.memory_free),
+                    mib(sv.memory_total),
+                );
             }
         }
     }
-    code
 }
 
 /// `mln list`: every recorded project, one line each.
