@@ -110,8 +110,10 @@ fn parse_queries_scalars_as_written_and_lists_by_line() {
             "service nginx start"
         ]
     );
+    // Nothing there: an empty line and success, as MLN answers.
     let o = mln(&["parse", "-f", &f, "-S", "/host/nosuch/memory"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "\n");
 }
 
 #[test]
@@ -283,4 +285,42 @@ fn help_documents_exit_codes_and_every_verb() {
             "{verb}: {help}"
         );
     }
+}
+
+/// The answers MLN 1.0.8 gives on the same file, each produced by
+/// `perl mln parse -f projects/lab.mln -S PATH` (MLN's own source,
+/// `kybeg/mln`, with a `~/.mln` naming `template_dir`, `projects` and
+/// `files`): every one printed the line shown and exited 0.
+#[test]
+fn parse_answers_as_mln_1_0_8_does() {
+    let lab = project("lab.mln");
+    for (path, mln_1_0_8) in [
+        ("/switch/left/hosts/router", "eth0\n"),
+        ("/switch/right/hosts/bob", "eth0\n"),
+        ("/switch/left/bridge", "\n"),
+        ("/switch/left/xen", "\n"),
+        ("/host/router/nonexistent", "\n"),
+        ("/host/alice/network/eth0/address", "192.168.1.10\n"),
+        ("/host/router/memory", "64M\n"),
+    ] {
+        let o = mln(&["parse", "-f", &lab, "-S", path]);
+        assert!(o.status.success(), "{path}: exit {:?}", o.status.code());
+        assert_eq!(stdout(&o), mln_1_0_8, "{path}");
+    }
+}
+
+#[test]
+fn parse_reads_the_project_from_standard_input() {
+    let text = std::fs::read(project("lab.mln")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mln"))
+        .args(["parse", "-f", "-", "-S", "/host/bob/memory"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "64M\n");
 }

@@ -16,7 +16,7 @@
 //! | `/host/NAME/network` | interface names |
 //! | `/host/NAME/network/IFACE/KEY` | `switch`, `address`, `netmask`, `mac`, ... |
 //! | `/host/NAME/BLOCK[/LABEL]/KEY...` | inside a generic block |
-//! | `/switch`, `/switch/NAME/KEY` | switch names; `service_host`, `hub`, `bridge`, ... `members` (`HOST IFACE` lines) |
+//! | `/switch`, `/switch/NAME/KEY` | switch names; `service_host`, `hub`, `bridge`, `xen` (`1` when a Xen guest plugs in), ... `members` and `hosts` (`HOST IFACE` lines), `hosts/HOST` (that host's interface) |
 //! | `/superclass`, `/superclass/NAME/KEY` | superclass names; a keyword as written in the superclass |
 //! | `/BLOCK[/LABEL]/KEY...` | inside a top-level generic block |
 
@@ -98,7 +98,7 @@ fn lookup(project: &Project, path: &str) -> Result<Node, QueryError> {
         ["switch"] => Some(Node::List(
             project.switches.iter().map(|s| s.name.clone()).collect(),
         )),
-        ["switch", name, rest @ ..] => project.switch(name).and_then(|s| switch(s, rest)),
+        ["switch", name, rest @ ..] => project.switch(name).and_then(|s| switch(project, s, rest)),
         ["superclass"] => Some(Node::List(
             project
                 .superclasses
@@ -310,9 +310,37 @@ fn interface(i: &Interface, rest: &[&str]) -> Option<Node> {
     }
 }
 
-fn switch(s: &Switch, rest: &[&str]) -> Option<Node> {
+fn switch(project: &Project, s: &Switch, rest: &[&str]) -> Option<Node> {
     match rest {
         [] => None,
+        // MLN's view of the members: `hosts` lists `HOST IFACE`, and
+        // `hosts/HOST` is the host's interface on the switch.
+        ["hosts"] => Some(Node::List(
+            s.members
+                .iter()
+                .map(|m| format!("{} {}", m.host, m.interface))
+                .collect(),
+        )),
+        ["hosts", host] => {
+            let ifaces: Vec<String> = s
+                .members
+                .iter()
+                .filter(|m| m.host == *host)
+                .map(|m| m.interface.clone())
+                .collect();
+            match ifaces.as_slice() {
+                [] => None,
+                [one] => scalar(one),
+                _ => Some(Node::List(ifaces)),
+            }
+        }
+        // Set when a Xen guest plugs into the switch (MLN then gives it a
+        // bridge).
+        ["xen"] => flag(s.members.iter().any(|m| {
+            project
+                .host(&m.host)
+                .is_some_and(|h| matches!(h.platform, Platform::Xen | Platform::Hvm))
+        })),
         ["service_host"] | ["location"] => opt(&s.service_host),
         ["hub"] => flag(s.hub),
         ["bridge"] => opt(&s.bridge),

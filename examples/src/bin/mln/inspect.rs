@@ -60,8 +60,21 @@ fn location(sources: &mln_lang::SourceMap, span: mln_lang::Span) -> serde_json::
 }
 
 /// Load a project, printing diagnostics; `None` when it has errors.
+/// The checked project in `file`, or from standard input when `file` is
+/// `-` (`#include`s then resolve from the current folder); a project
+/// with errors is reported and gives `None`.
 fn load_or_report(out: &Output, file: &std::path::Path) -> Option<mln_lang::Checked> {
-    match mln_lang::load(file) {
+    let loaded = if file == std::path::Path::new("-") {
+        let mut text = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+            eprintln!("error: standard input: {e}");
+            return None;
+        }
+        mln_lang::load_str("<stdin>", &text)
+    } else {
+        mln_lang::load(file)
+    };
+    match loaded {
         Ok(c) => Some(c),
         Err(report) => {
             out.report(&report);
@@ -139,6 +152,14 @@ pub fn parse(out: &Output, args: &ParseArgs) -> u8 {
         Ok(lines) => {
             for l in lines {
                 println!("{l}");
+            }
+            0
+        }
+        // As MLN answers a key nobody set: an empty line (`-S`) or
+        // nothing (`-A`), and success; scripts test for emptiness.
+        Err(mln_lang::query::QueryError::NotFound(_)) => {
+            if args.scalar.is_some() {
+                println!();
             }
             0
         }
