@@ -75,6 +75,7 @@ codes! {
     UnusedSwitch = "W0002", Warning, "switch nobody uses";
     NoInterface = "W0003", Warning, "host with no interface";
     UndefinedVariable = "W0004", Warning, "undefined variable";
+    DuplicateHost = "W0005", Warning, "host block written twice: the last counts";
 }
 
 impl std::fmt::Display for Code {

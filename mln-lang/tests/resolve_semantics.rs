@@ -108,13 +108,17 @@ host pc3 { network eth0 { address 10.9.9.9 } }
     assert!(r.origins.hosts["pc3"].duplicates.is_empty());
 }
 
+/// MLN 1.0.8 keeps the last of two blocks of one host: `perl mln parse
+/// -f F -S /host/a/nameserver` on `host a { memory 64M; nameserver
+/// 10.0.0.1 }` followed by `host a { memory 128M }` prints an empty line,
+/// and `-S /host/a/memory` prints `128M`.
 #[test]
-fn duplicate_hosts_merge_and_are_recorded() {
+fn a_host_written_twice_is_its_last_block_as_in_mln() {
     let r =
         resolved("global { project t }\nhost a { memory 1G; template x }\nhost a { memory 2G }\n");
     let a = r.project.host("a").unwrap();
     assert_eq!(a.memory, 2 << 30);
-    assert_eq!(a.template.as_deref(), Some("x"));
+    assert_eq!(a.template, None);
     assert_eq!(r.project.hosts.len(), 1);
     assert_eq!(r.origins.hosts["a"].duplicates.len(), 1);
 }

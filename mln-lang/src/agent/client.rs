@@ -262,16 +262,9 @@ impl StderrTail {
     }
 }
 
-/// A connection to one server's agent.
-///
-/// ```no_run
-/// use mln_lang::agent::{AgentClient, ServerAccess};
-/// use mln_lang::agent::protocol::{Capacity, Request};
-/// let client = AgentClient::connect("server-a", &ServerAccess::from_env())?;
-/// let cap: Capacity = client.call_as(&Request::Capacity)?;
-/// println!("{} bytes free on server-a", cap.free());
-/// # Ok::<(), mln_core::Error>(())
-/// ```
+/// A connection to one server's agent: `AgentClient::connect("server-a",
+/// &ServerAccess::from_env())`, then `client.call_as::<Capacity>(&Request::Capacity)`
+/// and the like, from several threads at once.
 pub struct AgentClient {
     server: String,
     hello: Hello,

@@ -4,13 +4,8 @@
 //! The agent speaks first with a [`Hello`]; then the client sends
 //! [`Envelope`]s (`{"id":N,"req":{"op":..,..}}`) and the agent answers each
 //! with a [`Response`] carrying the same id, `ok` or `err`, in whatever
-//! order the requests finish.
-//!
-//! ```
-//! use mln_lang::agent::protocol::{Envelope, Request};
-//! let line = serde_json::to_string(&Envelope { id: 7, req: Request::Capacity }).unwrap();
-//! assert_eq!(line, r#"{"id":7,"req":{"op":"capacity"}}"#);
-//! ```
+//! order the requests finish: `{"id":7,"req":{"op":"capacity"}}` (see the
+//! tests below).
 
 use std::collections::BTreeMap;
 
@@ -265,13 +260,6 @@ pub struct Underlay {
 impl Underlay {
     /// Read `SSH_CONNECTION` (`CLIENT_IP CLIENT_PORT SERVER_IP
     /// SERVER_PORT`); `None` when it is not that.
-    ///
-    /// ```
-    /// use mln_lang::agent::protocol::Underlay;
-    /// let u = Underlay::from_ssh_connection("192.0.2.1 50022 192.0.2.7 22").unwrap();
-    /// assert_eq!(u.server.to_string(), "192.0.2.7");
-    /// assert!(Underlay::from_ssh_connection("192.0.2.1 50022").is_none());
-    /// ```
     pub fn from_ssh_connection(value: &str) -> Option<Self> {
         let mut words = value.split_whitespace();
         let client = words.next()?;
@@ -470,6 +458,23 @@ impl ErrorBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_envelope_is_one_json_line() {
+        let line = serde_json::to_string(&Envelope {
+            id: 7,
+            req: Request::Capacity,
+        })
+        .unwrap();
+        assert_eq!(line, r#"{"id":7,"req":{"op":"capacity"}}"#);
+    }
+
+    #[test]
+    fn ssh_connection_gives_the_underlay() {
+        let u = Underlay::from_ssh_connection("192.0.2.1 50022 192.0.2.7 22").unwrap();
+        assert_eq!(u.server.to_string(), "192.0.2.7");
+        assert!(Underlay::from_ssh_connection("192.0.2.1 50022").is_none());
+    }
 
     #[test]
     fn requests_are_tagged_snake_case_objects() {

@@ -27,14 +27,27 @@ impl Kind {
     }
 }
 
-/// E0007: a second `host`, `switch` or `superclass` block with a name
-/// already taken. MLN merged such blocks silently; the resolver merges them
-/// too, and records the later names in [`Origins`] for us to report.
+/// W0005: a `host` block written twice: as in MLN 1.0.8, the last block
+/// is the host and the earlier ones are ignored (the resolver records
+/// them in [`Origins`]). E0007: a second `switch` or `superclass` block
+/// with a name already taken (the resolver merges them).
 pub(super) fn duplicates(origins: &Origins, out: &mut Diagnostics) {
-    let hosts = origins
-        .hosts
-        .iter()
-        .map(|(n, o)| (Kind::Host, n, o.name, &o.duplicates));
+    for (name, o) in &origins.hosts {
+        for earlier in &o.duplicates {
+            out.push(
+                Diagnostic::new(
+                    Code::DuplicateHost,
+                    Some(o.name),
+                    format!(
+                        "host `{name}` is written more than once: this last block is the host, \
+                         as in MLN"
+                    ),
+                )
+                .with_label(*earlier, "an earlier block, ignored")
+                .with_help("remove the earlier block, or give one of them another name"),
+            );
+        }
+    }
     let switches = origins
         .switches
         .iter()
@@ -43,7 +56,7 @@ pub(super) fn duplicates(origins: &Origins, out: &mut Diagnostics) {
         .superclasses
         .iter()
         .map(|(n, o)| (Kind::Superclass, n, o.name, &o.duplicates));
-    for (kind, name, first, again) in hosts.chain(switches).chain(superclasses) {
+    for (kind, name, first, again) in switches.chain(superclasses) {
         for span in again {
             out.push(
                 Diagnostic::new(

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::check_project;
-use crate::diag::Code;
+use crate::diag::{Code, Severity};
 use crate::model::{
     Address, BlockOrigin, GenericBlock, Host, HostOrigin, Interface, InterfaceOrigin, Origins,
     Project, Switch, VecMap,
@@ -228,13 +228,15 @@ fn duplicates_point_at_the_repeat_and_label_the_first() {
         .filter(|d| d.code == Code::DuplicateName)
         .map(|d| (d.span, d.labels[0].span))
         .collect();
-    assert_eq!(
-        dups,
-        [
-            (Some(span(5000)), span(1000)),
-            (Some(span(6000)), span(100_000))
-        ]
-    );
+    assert_eq!(dups, [(Some(span(6000)), span(100_000))]);
+    // A host written twice is a warning at the block that counts (the
+    // last), naming the earlier one.
+    let hosts: Vec<_> = diags
+        .iter()
+        .filter(|d| d.code == Code::DuplicateHost)
+        .map(|d| (d.span, d.labels[0].span, d.severity))
+        .collect();
+    assert_eq!(hosts, [(Some(span(1000)), span(5000), Severity::Warning)]);
 }
 
 #[test]

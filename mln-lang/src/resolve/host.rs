@@ -363,7 +363,9 @@ pub(crate) fn resolve_host<'s>(
     own.clear();
     let mut own_items = std::mem::take(spare_items);
     own_items.clear();
-    own_items.extend(entry.blocks.iter().flat_map(|b| b.items.iter()));
+    // A host written twice is its last block, as in MLN (the checker
+    // warns, naming both).
+    own_items.extend(entry.blocks.last().into_iter().flat_map(|b| b.items.iter()));
     let generated: Vec<Vec<&Item>> = entry
         .generated
         .iter()
@@ -409,17 +411,24 @@ pub(crate) fn resolve_host<'s>(
     let mut origin = HostOrigin {
         span: entry
             .blocks
-            .first()
+            .last()
             .map(|b| b.span)
             .or_else(|| entry.generated.first().map(|g| g.span))
             .unwrap_or(Span::new(crate::source::FileId(0), 0..0)),
         name: entry
             .blocks
-            .first()
+            .last()
             .map(|b| label_span(b))
             .or_else(|| entry.generated.first().map(|g| g.span))
             .unwrap_or(Span::new(crate::source::FileId(0), 0..0)),
-        duplicates: entry.blocks.iter().skip(1).map(|b| label_span(b)).collect(),
+        // The blocks the last one replaces.
+        duplicates: entry
+            .blocks
+            .iter()
+            .rev()
+            .skip(1)
+            .map(|b| label_span(b))
+            .collect(),
         generated: !entry.generated.is_empty(),
         keywords: VecMap::with_capacity(merged.scalars.len() + 4),
         interfaces: VecMap::with_capacity(merged.networks.len()),
