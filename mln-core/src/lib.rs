@@ -20,6 +20,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod bounded;
+mod console;
 pub mod disk;
 pub mod doctor;
 pub mod domain;
