@@ -1,0 +1,3 @@
+//! The QEMU backend (in progress): its QMP client.
+
+pub mod qmp;
