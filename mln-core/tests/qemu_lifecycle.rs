@@ -456,3 +456,40 @@ fn a_qemu_guest_and_a_uml_guest_ping_each_other_on_one_switch() {
         started.elapsed()
     );
 }
+
+#[test]
+fn the_doctor_probes_kvm_with_the_guest_kernel_and_names_what_guests_get() {
+    if let Some(why) = missing() {
+        return testkit::skip("the_doctor_probes_kvm_with_the_guest_kernel", &why);
+    }
+    let kernel = kernel();
+    let store = kernel.kernel.parent().unwrap().parent().unwrap();
+    let started = Instant::now();
+    let report = mln_core::doctor::diagnose(&mln_core::doctor::DoctorOptions::new(store));
+    let kvm = report.checks.iter().find(|c| c.subject == "kvm").unwrap();
+    let chosen = Qemu::new(tempfile::tempdir().unwrap().path())
+        .unwrap()
+        .with_guest_kernel(&kernel)
+        .chosen_acceleration();
+    assert_eq!(
+        kvm.summary,
+        format!("QEMU guests run here with {chosen} acceleration")
+    );
+    let probe_kernel = format!("probe kernel: {}", kernel.kernel.display());
+    assert!(kvm.details.contains(&probe_kernel), "{:?}", kvm.details);
+    if mln_core::qemu::accel::kvm_device_opens() {
+        assert!(
+            kvm.details
+                .iter()
+                .any(|d| d.starts_with("probe: a Linux guest under -accel kvm")),
+            "{:?}",
+            kvm.details
+        );
+    }
+    eprintln!(
+        "doctor: {} ({:?}): {:?}",
+        kvm.summary,
+        started.elapsed(),
+        kvm.details
+    );
+}
