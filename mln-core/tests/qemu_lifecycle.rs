@@ -492,4 +492,18 @@ fn the_doctor_probes_kvm_with_the_guest_kernel_and_names_what_guests_get() {
         started.elapsed(),
         kvm.details
     );
+    // The probe's own initramfs really says its marker (here under TCG),
+    // so a KVM that boots it is seen as one.
+    let out = std::process::Command::new("timeout")
+        .args(["60", "qemu-system-x86_64", "-accel", "tcg", "-m", "128"])
+        .args(["-display", "none", "-nodefaults", "-no-user-config"])
+        .args(["-serial", "stdio", "-no-reboot", "-kernel"])
+        .arg(&kernel.kernel)
+        .arg("-initrd")
+        .arg(&kernel.probe_initrd)
+        .args(["-append", "console=ttyS0 quiet panic=-1"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(mln_core::qemu::accel::PROBE_MARKER), "{said}");
 }
