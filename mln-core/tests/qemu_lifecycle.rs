@@ -507,3 +507,40 @@ fn the_doctor_probes_kvm_with_the_guest_kernel_and_names_what_guests_get() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains(mln_core::qemu::accel::PROBE_MARKER), "{said}");
 }
+
+#[test]
+fn a_guest_that_cannot_boot_fails_with_its_console() {
+    if let Some(why) = missing() {
+        return testkit::skip("a_guest_that_cannot_boot_fails_with_its_console", &why);
+    }
+    let mut lab = Lab::new();
+    let qemu = lab.backend("qemu");
+    let mut spec = lab.create(&qemu, "broken", 4, &[], &[]);
+    qemu.destroy("broken").unwrap();
+    // Its initramfs looks for a root disk it does not have.
+    spec.boot = kernel().boot("root=/dev/vdk rw quiet");
+    qemu.create(&spec).unwrap();
+    lab.guard(Box::new(qemu.clone()), "broken");
+    qemu.start("broken").unwrap();
+    let deadline = Instant::now() + WAIT;
+    let (state, console) = loop {
+        match qemu.boot_status("broken").unwrap() {
+            BootStatus::Failed { state, console, .. } => break (state, console),
+            BootStatus::Booted => panic!("booted without a root disk"),
+            BootStatus::Booting => {}
+        }
+        assert!(Instant::now() < deadline, "never failed");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(state, DomainState::Shutdown);
+    assert!(
+        console.contains("mln-initramfs: the root disk /dev/vdk never appeared"),
+        "{console}"
+    );
+    assert!(matches!(
+        qemu.wait_console("broken", BOOT_FINISHED, WAIT),
+        Err(Error::Backend { .. })
+    ));
+    qemu.destroy("broken").unwrap();
+    assert_eq!(processes_under(qemu.state_dir()), Vec::<u32>::new());
+}

@@ -317,6 +317,26 @@ mod tests {
     }
 
     #[test]
+    fn a_disk_boot_marks_the_first_disk_bootable_and_loads_no_kernel() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("debian.img");
+        std::fs::write(&image, [0u8; 512]).unwrap();
+        let mut spec = DomainSpec::new("deb", 512 << 20, Boot::Disk);
+        spec.vcpus = 2;
+        spec.disks.push(DiskSpec {
+            path: image,
+            target: "vda".into(),
+            readonly: false,
+        });
+        let a = words(&args(Path::new("/st/deb"), &spec, Acceleration::Tcg, false).unwrap());
+        let joined = a.join(" ");
+        assert!(joined.contains("format=raw"), "{joined}");
+        assert!(joined.contains("addr=0x4,bootindex=0"), "{joined}");
+        assert!(joined.contains("-smp 2,maxcpus=2"), "{joined}");
+        assert!(!joined.contains("-kernel") && !joined.contains("-append"));
+    }
+
+    #[test]
     fn targets_and_interfaces_are_checked() {
         assert_eq!(disk_index("vda").unwrap(), 0);
         assert_eq!(disk_index("vdc").unwrap(), 2);

@@ -44,7 +44,11 @@ impl Qemu {
             .open(path)
             .map_err(|e| Error::io(path, e))?;
         self.qmp(name)?.execute(&Stop)?;
-        self.send(name, file.as_fd())?;
+        if let Err(e) = self.send(name, file.as_fd()) {
+            // Not saved: the guest goes on as it was.
+            let _ = self.qmp(name).and_then(|mut q| q.execute(&Cont));
+            return Err(e);
+        }
         file.sync_all().map_err(|e| Error::io(path, e))
     }
 
