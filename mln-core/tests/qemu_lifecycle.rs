@@ -437,8 +437,12 @@ fn a_qemu_guest_and_a_uml_guest_ping_each_other_on_one_switch() {
     );
     uml.create(&spec).unwrap();
     lab.guard(Box::new(uml.clone()), "umlguest");
-    qemu.start("kvmguest").unwrap();
+    // UML first, and booted far enough to hold its disks (and a lock on
+    // the template both overlays share): QEMU must start all the same.
     uml.start("umlguest").unwrap();
+    uml.wait_console("umlguest", "mln: applying the guest configuration", WAIT)
+        .unwrap();
+    qemu.start("kvmguest").unwrap();
     let from_qemu = qemu.wait_console("kvmguest", BOOT_FINISHED, WAIT).unwrap();
     let from_uml = uml.wait_console("umlguest", BOOT_FINISHED, WAIT).unwrap();
     assert!(

@@ -33,18 +33,31 @@ const KERNEL_BASE_CMDLINE: &str = "console=ttyS0 panic=-1";
 /// A disk image's format, as its first bytes tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ImageFormat {
-    Qcow2,
+    /// qcow2; `backed` when it names a backing file (an overlay).
+    Qcow2 {
+        backed: bool,
+    },
     Raw,
 }
 
 impl ImageFormat {
     /// `qcow2` when the file starts with qcow2's magic, else `raw`.
     pub fn of(path: &Path) -> Result<ImageFormat> {
-        let mut magic = [0u8; 4];
+        let mut header = [0u8; 16];
         let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
-        let n = f.read(&mut magic).map_err(|e| Error::io(path, e))?;
-        Ok(if n == 4 && magic == *b"QFI\xfb" {
-            ImageFormat::Qcow2
+        let mut n = 0;
+        while n < header.len() {
+            match f.read(&mut header[n..]).map_err(|e| Error::io(path, e))? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        Ok(if n == 16 && header[..4] == *b"QFI\xfb" {
+            // Bytes 8..16: where the backing file's name is, 0 for none.
+            let backing = u64::from_be_bytes(header[8..16].try_into().unwrap_or_default());
+            ImageFormat::Qcow2 {
+                backed: backing != 0,
+            }
         } else {
             ImageFormat::Raw
         })
@@ -52,7 +65,7 @@ impl ImageFormat {
 
     fn name(self) -> &'static str {
         match self {
-            ImageFormat::Qcow2 => "qcow2",
+            ImageFormat::Qcow2 { .. } => "qcow2",
             ImageFormat::Raw => "raw",
         }
     }
@@ -156,11 +169,19 @@ fn disk_args(disk: &DiskSpec, spec: &DomainSpec, push: &mut impl FnMut(&[&str]))
     let index = disk_index(&disk.target)?;
     let format = ImageFormat::of(&disk.path)?;
     let ro = if disk.readonly { ",readonly=on" } else { "" };
+    // The template under an overlay is shared by every guest made over
+    // it and never written. QEMU's image locks read a UML guest's lock
+    // on it (a whole-file read lock) as a writer's, and refuse to start:
+    // no locks on the template, the overlay keeps its own.
+    let backing = match format {
+        ImageFormat::Qcow2 { backed: true } => ",backing.file.locking=off",
+        _ => "",
+    };
     let id = format!("disk-{}", disk.target);
     push(&[
         "-drive",
         &format!(
-            "file={},if=none,id={id},format={}{ro}",
+            "file={},if=none,id={id},format={}{ro}{backing}",
             value(&disk.path, "disk image")?,
             format.name()
         ),
@@ -259,6 +280,7 @@ mod tests {
         let root = dir.path().join("root,1.qcow2");
         let mut qcow = b"QFI\xfb".to_vec();
         qcow.resize(512, 0);
+        qcow[15] = 0x80; // a backing file's name at byte 128
         std::fs::write(&root, qcow).unwrap();
         let cfg = dir.path().join("config.tar");
         std::fs::write(&cfg, b"not a qcow").unwrap();
@@ -296,7 +318,7 @@ mod tests {
             "-smp 1,maxcpus=1",
             "-chardev file,id=console,path=/st/alice/console.log,append=on",
             "-qmp unix:/st/alice/qmp,server=on,wait=off",
-            ",if=none,id=disk-vda,format=qcow2 ",
+            ",if=none,id=disk-vda,format=qcow2,backing.file.locking=off ",
             "root,,1.qcow2",
             "virtio-blk-pci,drive=disk-vda,addr=0x4 ",
             "id=disk-vdb,format=raw,readonly=on",

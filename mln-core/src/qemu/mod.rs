@@ -59,6 +59,7 @@ mod lifecycle;
 mod migration;
 mod modinfo;
 pub mod qmp;
+mod spawn;
 
 use std::fs;
 use std::path::{Path, PathBuf};
