@@ -3,7 +3,10 @@
 //! answered by trying the real thing with a bound on its time (a probe
 //! boot of the UML kernel, a libxl context, a QEMU guest under KVM), never
 //! by the host's name. The probes run side by side: the whole takes about
-//! as long as the slowest, a UML boot of about a second.
+//! as long as the slowest, a UML boot of about a second, or the KVM probe's
+//! bound ([`crate::qemu::accel::PROBE_TIMEOUT`]) where KVM hangs. The kvm
+//! check says which accelerator QEMU guests get, by the backend's own rule
+//! ([`crate::qemu::accel::choose`]).
 //!
 //! ```no_run
 //! use mln_core::doctor::{diagnose, DoctorOptions};
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::output_within;
+use crate::qemu::accel::{choose, Acceleration, PROBE_TIMEOUT};
 use crate::template::BusyboxSource;
 use crate::uml::{cpu, KernelStore, ProbeOutcome, UmlKernel};
 
@@ -30,8 +34,10 @@ pub struct DoctorOptions {
     pub kernels: PathBuf,
     /// A UML kernel named explicitly (`--uml-kernel`), if any.
     pub uml_kernel: Option<PathBuf>,
-    /// A Linux kernel and initramfs to probe KVM with (a probe without
-    /// one only shows whether `/dev/kvm` opens).
+    /// A Linux kernel and initramfs to probe KVM with; without one, the
+    /// QEMU guest kernel fetched into `kernels` (see
+    /// [`crate::qemu::GuestKernel`]), and without that, the check only
+    /// shows whether `/dev/kvm` opens (and KVM is not trusted).
     pub kvm_probe: Option<(PathBuf, PathBuf)>,
 }
 
@@ -270,22 +276,36 @@ fn kvm(options: &DoctorOptions) -> Check {
         (true, false) => "/dev/kvm: present, not accessible to this user".to_string(),
         (true, true) => "/dev/kvm: present and accessible".to_string(),
     });
-    let accel = match (&options.kvm_probe, opens) {
+    // The kernel to probe with: the one named, else the guest kernel
+    // fetched into the kernels store (`qemu::GuestKernel`).
+    let fetched = crate::qemu::GuestKernel::find(&options.kernels);
+    let probe = options.kvm_probe.clone().or_else(|| {
+        fetched
+            .as_ref()
+            .map(|k| (k.kernel.clone(), k.probe_initrd.clone()))
+    });
+    match &probe {
+        Some((kernel, _)) => details.push(format!("probe kernel: {}", kernel.display())),
+        None => details.push(format!(
+            "no guest kernel in {} to probe KVM with",
+            options.kernels.display()
+        )),
+    }
+    let accel = match (&probe, opens) {
         (Some((kernel, initrd)), true) => {
-            let ok = kvm_runs_linux(kernel, initrd, Duration::from_secs(4));
+            let accel = choose(Some((kernel.as_path(), initrd.as_path())));
             details.push(format!(
                 "probe: a Linux guest under -accel kvm {}",
-                if ok {
-                    "booted"
+                if accel == Acceleration::Kvm {
+                    "booted".to_string()
                 } else {
-                    "did not boot within 4 s (nested hosts hang there)"
+                    format!(
+                        "did not boot within {} s (nested hosts hang there)",
+                        PROBE_TIMEOUT.as_secs()
+                    )
                 }
             ));
-            if ok {
-                "KVM"
-            } else {
-                "TCG"
-            }
+            accel
         }
         (None, true) => {
             details.push(
@@ -293,16 +313,20 @@ fn kvm(options: &DoctorOptions) -> Check {
                  (on nested hosts /dev/kvm opens and guests hang)"
                     .into(),
             );
-            "TCG"
+            Acceleration::Tcg
         }
-        (_, false) => "TCG",
+        (_, false) => Acceleration::Tcg,
     };
     Check {
         subject: "kvm".into(),
         works: true,
         summary: format!("QEMU guests run here with {accel} acceleration"),
         details,
-        fix: None,
+        fix: (probe.is_none() && opens).then(|| {
+            "fetch the QEMU guest kernel (mln_core::qemu::GuestKernel::fetch into the kernels \
+             store) so that KVM can be probed"
+                .to_string()
+        }),
     }
 }
 
@@ -339,5 +363,29 @@ fn privileges() -> Check {
         },
         details: Vec::new(),
         fix: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_guest_kernel_kvm_is_not_trusted_and_the_fix_says_why() {
+        if crate::uml::which("qemu-system-x86_64").is_none() {
+            eprintln!("SKIPPED: QEMU is not installed");
+            return;
+        }
+        let store = tempfile::tempdir().unwrap();
+        let check = kvm(&DoctorOptions::new(store.path()));
+        assert!(check.works);
+        assert_eq!(check.summary, "QEMU guests run here with TCG acceleration");
+        assert!(check
+            .details
+            .iter()
+            .any(|d| d.starts_with("no guest kernel in")));
+        if crate::qemu::accel::kvm_device_opens() {
+            assert!(check.fix.unwrap().contains("GuestKernel::fetch"));
+        }
     }
 }

@@ -20,6 +20,8 @@ pub enum BackendKind {
     Xen,
     /// User-Mode Linux processes.
     Uml,
+    /// QEMU full-system guests (KVM where it really runs guests, else TCG).
+    Qemu,
 }
 
 impl fmt::Display for BackendKind {
@@ -27,6 +29,7 @@ impl fmt::Display for BackendKind {
         f.write_str(match self {
             BackendKind::Xen => "xen",
             BackendKind::Uml => "uml",
+            BackendKind::Qemu => "qemu",
         })
     }
 }
@@ -35,7 +38,8 @@ impl fmt::Display for BackendKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Boot {
-    /// Paravirtualised (Xen PV) or UML: a kernel loaded directly.
+    /// Paravirtualised (Xen PV), UML or a QEMU guest: a kernel loaded
+    /// directly.
     Kernel {
         /// The kernel image (a `vmlinuz` for Xen, `linux.uml` for UML).
         kernel: PathBuf,
@@ -44,7 +48,8 @@ pub enum Boot {
         /// The kernel command line.
         cmdline: String,
     },
-    /// Fully virtualised (Xen HVM): boot from the first disk.
+    /// Fully virtualised (Xen HVM, QEMU): boot from the first disk, with
+    /// the boot loader on it.
     Disk,
 }
 
@@ -251,7 +256,7 @@ impl fmt::Display for DomainState {
 pub struct DomainInfo {
     /// Domain name.
     pub name: String,
-    /// Backend identity: the Xen domid, or the UML process id.
+    /// Backend identity: the Xen domid, or the UML or QEMU process id.
     pub id: u32,
     /// Which backend runs it.
     pub backend: BackendKind,
@@ -443,6 +448,22 @@ mod tests {
         assert!("00:16:3e:aa:bb:cc:dd".parse::<MacAddr>().is_err());
         assert!("0:16:3e:aa:bb:cc".parse::<MacAddr>().is_err());
         assert!("zz:16:3e:aa:bb:cc".parse::<MacAddr>().is_err());
+    }
+
+    #[test]
+    fn backend_kinds_have_one_spelling() {
+        for (kind, word) in [
+            (BackendKind::Xen, "xen"),
+            (BackendKind::Uml, "uml"),
+            (BackendKind::Qemu, "qemu"),
+        ] {
+            assert_eq!(kind.to_string(), word);
+            assert_eq!(serde_json::to_value(kind).unwrap(), word);
+            assert_eq!(
+                serde_json::from_value::<BackendKind>(word.into()).unwrap(),
+                kind
+            );
+        }
     }
 
     #[test]

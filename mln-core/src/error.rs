@@ -135,6 +135,17 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// A QEMU guest's QMP command failed, or QEMU answered outside the
+    /// protocol.
+    #[error("domain {domain}: QMP {command}: {message}")]
+    Qmp {
+        /// The domain.
+        domain: String,
+        /// The command (`migrate`, `query-status`, ...).
+        command: String,
+        /// QEMU's error class and description, or what was wrong.
+        message: String,
+    },
     /// A guest or switch process misbehaved (died, answered nonsense).
     #[error("{what}: {message}")]
     Backend {

@@ -3,8 +3,8 @@
 //! One backend-neutral API ([`DomainSpec`] in, [`Hypervisor`] does the work)
 //! with real backends: Xen through libxenlight (module `xen`, behind the
 //! cargo feature `xen`, off by default: it links Xen's libraries) and
-//! User-Mode Linux (module `uml`). Virtual switches live in `net`, disk
-//! images in `disk`.
+//! User-Mode Linux (module `uml`) and QEMU/KVM (module `qemu`). Virtual
+//! switches live in `net`, disk images in `disk`.
 //!
 //! `unsafe` code is denied everywhere but in module `xen`, the binding to
 //! libxl; every `unsafe` block there says why it is sound (`// SAFETY:`).
@@ -20,6 +20,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod bounded;
+mod console;
 pub mod disk;
 pub mod doctor;
 pub mod domain;
@@ -27,6 +28,7 @@ pub mod error;
 pub mod guest;
 pub mod name;
 pub mod net;
+pub mod qemu;
 pub mod template;
 pub mod uml;
 #[cfg(feature = "xen")]

@@ -19,6 +19,11 @@ for dev in /sys/class/net/vec*; do
 done
 [ -w /proc/sys/kernel/hotplug ] && echo /etc/mln/hotplug > /proc/sys/kernel/hotplug
 [ -f /etc/hostname ] && hostname -F /etc/hostname
+# A QEMU guest's clean shutdown is the ACPI power button: acpid runs
+# /etc/mln/powerbutton for it. UML guests have no input devices.
+if ls /dev/input/event* >/dev/null 2>&1; then
+    acpid -c /etc/mln -a /etc/mln/acpid.conf -p /run/acpid.pid -l /run/acpid.log
+fi
 
 # MLN's guest configuration is a tar archive on a disk: the kernel argument
 # mln.config=DEVICE names it, else the second disk is tried.

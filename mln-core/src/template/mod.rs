@@ -44,6 +44,13 @@ const HOTPLUG: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../templates/busybox/hotplug"
 ));
+const POWER_BUTTON: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../templates/busybox/powerbutton"
+));
+/// busybox acpid's action table: the power button runs `powerbutton`
+/// (relative to acpid's configuration folder, /etc/mln).
+const ACPID_CONF: &str = "PWRF powerbutton\n";
 
 /// What the busybox template's boot script prints on the console when boot,
 /// configuration and startup lines are done.
@@ -183,7 +190,7 @@ impl BusyboxTemplate {
         }
         // The recipe's own version: bump when `stage` or `make_ext4` change.
         h.feed(b"recipe 3");
-        for part in [INITTAB, RC_BOOT, RC_HALT, HOTPLUG] {
+        for part in [INITTAB, RC_BOOT, RC_HALT, HOTPLUG, POWER_BUTTON, ACPID_CONF] {
             h.feed(part.as_bytes());
         }
         h.feed(&self.size.to_le_bytes());
@@ -262,11 +269,13 @@ impl BusyboxTemplate {
         let init = root.join("sbin/init");
         let _ = fs::remove_file(&init);
         symlink("/bin/busybox", &init).map_err(|e| Error::io(&init, e))?;
-        let files: [(&str, &str, u32); 12] = [
+        let files: [(&str, &str, u32); 14] = [
             ("etc/inittab", INITTAB, 0o644),
             ("etc/mln/rc.boot", RC_BOOT, 0o755),
             ("etc/mln/rc.halt", RC_HALT, 0o755),
             ("etc/mln/hotplug", HOTPLUG, 0o755),
+            ("etc/mln/powerbutton", POWER_BUTTON, 0o755),
+            ("etc/mln/acpid.conf", ACPID_CONF, 0o644),
             ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644),
             ("etc/shadow", "root:*:19000:0:99999:7:::\n", 0o600),
             ("etc/group", "root:x:0:\n", 0o644),

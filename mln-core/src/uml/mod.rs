@@ -55,8 +55,7 @@ mod shutdown;
 mod sources;
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
+use std::fs::{self, OpenOptions};
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -76,6 +75,8 @@ pub use probe::ProbeOutcome;
 pub use process::processes_mentioning;
 use process::{write_atomic, Liveness, ProcessRecord};
 
+use crate::console::contains_from as console_contains;
+pub(crate) use crate::console::{last_lines, powered_off, tail};
 use crate::domain::{
     Attachment, BackendKind, Boot, BootStatus, DomainInfo, DomainSpec, DomainState, Hypervisor,
     MacAddr,
@@ -829,61 +830,6 @@ impl Hypervisor for Uml {
     }
 }
 
-/// Did the guest power itself off (rather than die)? The kernel's last words
-/// on a clean halt say so.
-fn powered_off(log_tail: &str) -> bool {
-    log_tail.contains("reboot: System halted") || log_tail.contains("reboot: Power down")
-}
-
-/// Does the file at `path`, from byte `offset` on, contain `needle`?
-/// Read in blocks, keeping an overlap so a needle across two blocks is
-/// found, without holding a long console log in memory.
-fn console_contains(path: &Path, offset: u64, needle: &str) -> bool {
-    let Ok(mut f) = File::open(path) else {
-        return false;
-    };
-    if f.seek(SeekFrom::Start(offset)).is_err() {
-        return false;
-    }
-    let needle = needle.as_bytes();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut carry: Vec<u8> = Vec::new();
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => n,
-        };
-        carry.extend_from_slice(&buf[..n]);
-        if carry.windows(needle.len()).any(|w| w == needle) {
-            return true;
-        }
-        let keep = needle.len().saturating_sub(1).min(carry.len());
-        carry.drain(..carry.len() - keep);
-    }
-}
-
-/// The last `n` lines of a console `text` that say something to a
-/// person: a kernel's stack dump (`[<6069304e>] panic+0x0/0x376`,
-/// `Call Trace:`, `Stack:` and its hex words) is left out.
-pub(crate) fn last_lines(text: &str, n: usize) -> String {
-    let is_dump = |l: &str| {
-        // A log level prefix (`<4>`) where the console shows one.
-        let t = l.trim();
-        let t = match t.strip_prefix('<').and_then(|r| r.split_once('>')) {
-            Some((level, rest)) if level.bytes().all(|b| b.is_ascii_digit()) => rest.trim(),
-            _ => t,
-        };
-        t.starts_with("[<")
-            || t == "Call Trace:"
-            || t == "Stack:"
-            || (!t.is_empty()
-                && t.split_whitespace()
-                    .all(|w| w.len() >= 8 && w.bytes().all(|b| b.is_ascii_hexdigit())))
-    };
-    let lines: Vec<&str> = text.lines().filter(|l| !is_dump(l)).collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 fn exists(path: &Path, what: &'static str) -> Result<()> {
     if path.exists() {
         Ok(())
@@ -893,22 +839,6 @@ fn exists(path: &Path, what: &'static str) -> Result<()> {
             path: path.to_path_buf(),
         })
     }
-}
-
-/// The last `max` bytes of a file, lossily decoded.
-pub(crate) fn tail(path: &Path, max: u64) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if f.seek(SeekFrom::Start(len.saturating_sub(max))).is_err() {
-        return String::new();
-    }
-    let mut buf = Vec::new();
-    if f.read_to_end(&mut buf).is_err() {
-        return String::new();
-    }
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// util-linux's programs that start a guest (see [`guest_command`]).
@@ -955,25 +885,6 @@ fn guest_command(kernel: &Path, args: &[OsString]) -> Command {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn console_excerpts_leave_stack_dumps_out() {
-        let console = "Run /sbin/init as init process\n\
-                       Kernel panic - not syncing: Requested init /x failed (error -2).\n\
-                       CPU: 0 PID: 1 Comm: swapper Not tainted 6.1.0\n\
-                       Stack:\n 6093a2c0 6093a2c0 00000001 60b1f7c8\n\
-                       Call Trace:\n [<606931e5>] panic+0x197/0x376\n [<6002c0ae>] new_thread_handler+0x7f/0xb0\n\
-                       <4> [<607cff0b>] kernel_init+0x28/0x197\n";
-        let excerpt = last_lines(console, 3);
-        assert_eq!(
-            excerpt.lines().collect::<Vec<_>>(),
-            [
-                "Run /sbin/init as init process",
-                "Kernel panic - not syncing: Requested init /x failed (error -2).",
-                "CPU: 0 PID: 1 Comm: swapper Not tainted 6.1.0"
-            ]
-        );
-    }
 
     #[test]
     fn missing_kernel_is_named() {
