@@ -319,9 +319,13 @@ mod tests {
     fn processes_mentioning_finds_live_ones_only() {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("marker");
+        // `read` is a builtin: the shell waits on its stdin without a
+        // child process, which for a moment after a fork would carry the
+        // marker too.
         let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30; :"])
+            .args(["-c", "read line"])
             .arg(&marker)
+            .stdin(std::process::Stdio::piped())
             .process_group(0)
             .spawn()
             .unwrap();
