@@ -83,6 +83,20 @@ impl GuestKernel {
         }
         fs::create_dir_all(store).map_err(|e| Error::io(store, e))?;
         let store = store.canonicalize().map_err(|e| Error::io(store, e))?;
+        // One fetch at a time (guests of a project are made in parallel,
+        // and several `mln` may run): the others wait, then find it.
+        let lock_path = store.join(".linux-fetch.lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io(&lock_path, e.into()))?;
+        if let Some(found) = Self::find(&store) {
+            return Ok(found);
+        }
         let BusyboxSource::Binary(busybox) = BusyboxSource::find(store.join("download"))?;
         let scratch = store.join(format!(".fetch-linux-{}", std::process::id()));
         let _ = fs::remove_dir_all(&scratch);

@@ -80,11 +80,23 @@ impl Qemu {
                 settled && self.queried_state(name).is_some()
             }
         };
+        if booted && record.balloon_pending {
+            self.balloon_after_boot(record)?;
+        }
         Ok(if booted {
             BootStatus::Booted
         } else {
             BootStatus::Booting
         })
+    }
+
+    /// The balloon target a guest booted without: set it now.
+    fn balloon_after_boot(&self, mut record: Record) -> Result<()> {
+        self.qmp(&record.spec.name)?.execute(&Balloon {
+            value: record.memory,
+        })?;
+        record.balloon_pending = false;
+        self.write_record(&record)
     }
 }
 
@@ -119,6 +131,7 @@ impl Hypervisor for Qemu {
             log_offset: 0,
             started_at: None,
             acceleration: None,
+            balloon_pending: false,
         })?;
         self.info(&spec.name)
     }

@@ -124,6 +124,12 @@ struct Record {
     /// The accelerator of the current run.
     #[serde(default)]
     acceleration: Option<Acceleration>,
+    /// The balloon is still to be set to `memory`: a guest with a boot
+    /// marker boots with its whole maximum (a kernel and initramfs need
+    /// more at boot than a small guest runs on afterwards) and is
+    /// ballooned down once it confirms its boot.
+    #[serde(default)]
+    balloon_pending: bool,
 }
 
 /// The spec of a QEMU host the way MLN lays one out: booted by `kernel`

@@ -146,15 +146,22 @@ impl Qemu {
     }
 
     /// Set the balloon to the record's memory (when below the maximum the
-    /// guest was started with) and let the guest run.
+    /// guest was started with) and let the guest run. A guest that
+    /// confirms its boot with a marker is ballooned once it has (see
+    /// [`Qemu::boot_status`]): it boots with its whole maximum.
     pub(super) fn balloon_and_run(&self, record: &mut Record) -> Result<()> {
         let name = record.spec.name.clone();
         let mut qmp = self.qmp(&name)?;
         let max = record.spec.effective_max_memory();
+        record.balloon_pending = false;
         if record.memory < max {
-            qmp.execute(&Balloon {
-                value: record.memory,
-            })?;
+            if record.spec.boot_marker.is_some() {
+                record.balloon_pending = true;
+            } else {
+                qmp.execute(&Balloon {
+                    value: record.memory,
+                })?;
+            }
         }
         qmp.execute(&Cont)?;
         record.phase = Phase::Running;

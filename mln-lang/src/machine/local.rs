@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::{
     GuestConfig, GuestFile, GuestGroup, GuestInterface, GuestUser, HostsEntry, InterfaceAddress,
 };
 use mln_core::net::{Switch, SwitchConfig, SwitchStatus, VdeSwitch};
+use mln_core::qemu::{GuestKernel, Qemu};
 use mln_core::template::Template;
 use mln_core::uml::{KernelStore, Uml};
 use mln_core::{Attachment, Boot, DiskSpec, DomainSpec, Error, Hypervisor, InterfaceSpec, Result};
@@ -37,6 +39,11 @@ pub struct LocalBackends {
     dir: PathBuf,
     uml: Uml,
     uml_kernel: PathBuf,
+    /// Where fetched kernels live (UML's and the QEMU guests').
+    kernels: PathBuf,
+    /// QEMU guests, made on first use: with the guest kernel's probe of
+    /// KVM when that kernel is there, else plain (TCG).
+    qemu: OnceLock<Qemu>,
     templates: BTreeMap<String, Template>,
     default_template: Option<Template>,
     xen: Option<Box<dyn Hypervisor>>,
@@ -54,6 +61,8 @@ impl LocalBackends {
         Ok(LocalBackends {
             uml: Uml::new(dir.join("uml"))?,
             uml_kernel: kernels.choose(None).path,
+            kernels: kernels.dir().to_path_buf(),
+            qemu: OnceLock::new(),
             dir,
             templates: BTreeMap::new(),
             default_template: None,
@@ -106,7 +115,30 @@ impl LocalBackends {
     /// The console log of `host` of `project` (`mln log -p PROJECT HOST`);
     /// it is kept while the host's domain exists.
     pub fn console_log(&self, project: &str, host: &str) -> Result<PathBuf> {
-        self.uml.console_log(&domain_name(project, host))
+        let name = domain_name(project, host);
+        let qemu = self.qemu()?.console_log(&name)?;
+        if qemu.exists() {
+            return Ok(qemu);
+        }
+        self.uml.console_log(&name)
+    }
+
+    /// The QEMU backend (KVM where a probe boot shows it works, else TCG).
+    pub fn qemu(&self) -> Result<&Qemu> {
+        if let Some(q) = self.qemu.get() {
+            return Ok(q);
+        }
+        let mut qemu = Qemu::new(self.dir.join("qemu"))?;
+        if let Some(kernel) = GuestKernel::find(&self.kernels) {
+            qemu = qemu.with_guest_kernel(&kernel);
+        }
+        Ok(self.qemu.get_or_init(|| qemu))
+    }
+
+    /// The kernel and initramfs QEMU guests boot the template with,
+    /// fetched into the kernels folder on first use.
+    fn guest_kernel(&self) -> Result<GuestKernel> {
+        GuestKernel::fetch(&self.kernels)
     }
 
     fn switch_dir(&self) -> PathBuf {
@@ -174,6 +206,59 @@ fn remove_file(path: &Path) -> Result<()> {
 }
 
 /// `10.0.0.1`, `10.0.0.1/24` (+ netmask) or `dhcp` as the guest sees it.
+/// How a host boots on its platform: kernel, ramdisk and command line,
+/// and the names its root and configuration disks have there.
+struct GuestBoot {
+    boot: Boot,
+    root: &'static str,
+    config: &'static str,
+}
+
+impl LocalBackends {
+    fn guest_boot(&self, host: &HostSpec, template: &Template) -> Result<GuestBoot> {
+        let (root, config, device) = match host.platform {
+            Platform::Uml => ("ubda", "ubdb", "/dev/ubda"),
+            Platform::Xen | Platform::Hvm => ("xvda", "xvdb", "/dev/xvda"),
+            Platform::Kvm => ("vda", "vdb", "/dev/vda"),
+        };
+        // The template names its root disk as UML sees it.
+        let mut cmdline = format!("{} quiet", template.cmdline.replace("/dev/ubda", device));
+        let (kernel, ramdisk) = match (host.platform, &host.kernel) {
+            (_, Some(k)) => (PathBuf::from(k), host.ramdisk.as_ref().map(PathBuf::from)),
+            (Platform::Uml, None) => {
+                // UML kernels with btrfs built in time their RAID6
+                // algorithms at boot: about 0.85 s of a 1.8 s boot, for a
+                // file system profile no guest uses.
+                cmdline.push_str(" initcall_blacklist=raid6_select_algo");
+                (self.uml_kernel.clone(), None)
+            }
+            (Platform::Kvm, None) => {
+                let k = self.guest_kernel()?;
+                (k.kernel, Some(k.initrd))
+            }
+            (Platform::Xen | Platform::Hvm, None) => {
+                return Err(Error::Backend {
+                    what: host.name.clone(),
+                    message: "a Xen guest needs `kernel`".into(),
+                })
+            }
+        };
+        if let Some(extra) = &host.cmdline {
+            cmdline.push(' ');
+            cmdline.push_str(extra);
+        }
+        Ok(GuestBoot {
+            boot: Boot::Kernel {
+                kernel,
+                ramdisk,
+                cmdline,
+            },
+            root,
+            config,
+        })
+    }
+}
+
 fn guest_address(host: &str, iface: &crate::plan::HostInterface) -> Result<InterfaceAddress> {
     let bad = |reason: String| Error::InvalidGuestConfig {
         host: host.to_string(),
@@ -297,10 +382,7 @@ impl Backends for LocalBackends {
                     reason: "no Xen hypervisor was configured for this project".into(),
                 }),
             },
-            Platform::Kvm => Err(Error::Unsupported {
-                backend: "local",
-                op: "KVM guests",
-            }),
+            Platform::Kvm => Ok(self.qemu()?),
         }
     }
 
@@ -311,6 +393,9 @@ impl Backends for LocalBackends {
         let mut out = vec![Platform::Uml];
         if self.xen.is_some() {
             out.push(Platform::Xen);
+        }
+        if self.dir.join("qemu").is_dir() {
+            out.push(Platform::Kvm);
         }
         out
     }
@@ -483,66 +568,28 @@ impl Backends for LocalBackends {
         switches: &BTreeMap<String, SwitchRecord>,
     ) -> Result<DomainSpec> {
         let template = self.template(host)?;
-        let xen = host.platform != Platform::Uml;
-        let kernel = match (&host.kernel, xen) {
-            (Some(k), _) => PathBuf::from(k),
-            (None, false) => self.uml_kernel.clone(),
-            (None, true) => {
-                return Err(Error::Backend {
-                    what: host.name.clone(),
-                    message: "a Xen guest needs `kernel`".into(),
-                })
-            }
-        };
-        // The template names its root disk as UML sees it; a Xen guest
-        // sees the same disk as xvda.
-        let root_arg = if xen {
-            template.cmdline.replace("/dev/ubda", "/dev/xvda")
-        } else {
-            template.cmdline.clone()
-        };
-        let mut cmdline = format!("{root_arg} quiet");
-        if !xen {
-            // UML kernels with btrfs built in time their RAID6 algorithms
-            // at boot: about 0.85 s of a 1.8 s boot, for a file system
-            // profile no guest uses.
-            cmdline.push_str(" initcall_blacklist=raid6_select_algo");
-        }
-        if let Some(extra) = &host.cmdline {
-            cmdline.push(' ');
-            cmdline.push_str(extra);
-        }
-        let mut spec = DomainSpec::new(
-            domain_name(project, &host.name),
-            host.memory,
-            Boot::Kernel {
-                kernel,
-                ramdisk: host.ramdisk.as_ref().map(PathBuf::from),
-                cmdline,
-            },
-        );
+        let boot = self.guest_boot(host, &template)?;
+        let mut spec = DomainSpec::new(domain_name(project, &host.name), host.memory, boot.boot);
         spec.vcpus = host.vcpus;
         spec.boot_marker = template.boot_marker.clone();
-        if xen {
+        if host.platform.live_resize() {
             // Room to grow live (see plan::HEADROOM).
             spec.max_memory = Some(host.memory.saturating_mul(HEADROOM));
+        }
+        if host.platform.live_vcpus() {
             spec.max_vcpus = Some(host.vcpus.saturating_mul(HEADROOM as u32));
         }
-        let (root, config) = if xen {
-            ("xvda", "xvdb")
-        } else {
-            ("ubda", "ubdb")
-        };
         spec.disks.push(DiskSpec {
             path: self.cow(host)?.0,
-            target: root.into(),
+            target: boot.root.into(),
             readonly: false,
         });
         spec.disks.push(DiskSpec {
             path: self.config_path(&host.name)?,
-            target: config.into(),
+            target: boot.config.into(),
             readonly: true,
         });
+        let xen = matches!(host.platform, Platform::Xen | Platform::Hvm);
         for iface in &host.interfaces {
             let attach = match (&iface.switch, &iface.bridge) {
                 (Some(sw), _) => {

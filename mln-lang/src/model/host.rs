@@ -246,12 +246,19 @@ impl Platform {
         match self {
             Platform::Uml => Some(mln_core::BackendKind::Uml),
             Platform::Xen | Platform::Hvm => Some(mln_core::BackendKind::Xen),
-            Platform::Kvm => None,
+            Platform::Kvm => Some(mln_core::BackendKind::Qemu),
         }
     }
 
-    /// True when memory and vCPUs can change on a running guest.
+    /// True when memory can change on a running guest (Xen's balloon,
+    /// QEMU's virtio balloon), up to the ceiling it was created with.
     pub fn live_resize(self) -> bool {
+        matches!(self, Platform::Xen | Platform::Hvm | Platform::Kvm)
+    }
+
+    /// True when vCPUs can be brought online or offline on a running
+    /// guest (Xen).
+    pub fn live_vcpus(self) -> bool {
         matches!(self, Platform::Xen | Platform::Hvm)
     }
 

@@ -95,11 +95,12 @@ pub(super) fn diff_host(a: &HostSpec, d: &HostSpec, run: Running) -> Vec<AttrCha
         push(&mut out, "memory", size(a.memory), size(d.memory), class);
     }
     if a.vcpus != d.vcpus {
-        let class = if run.live && same_platform && d.vcpus <= run.max_vcpus {
-            Live
-        } else {
-            Restart
-        };
+        let class =
+            if run.live && same_platform && d.platform.live_vcpus() && d.vcpus <= run.max_vcpus {
+                Live
+            } else {
+                Restart
+            };
         push(
             &mut out,
             "vcpus",

@@ -124,17 +124,15 @@ impl State {
             let mut r = HostRecord::new(h.clone());
             r.disk_ready = true;
             r.config_ready = true;
-            let headroom = if h.platform.live_resize() {
-                super::HEADROOM
-            } else {
-                1
-            };
+            let headroom = |live: bool| if live { super::HEADROOM } else { 1 };
             r.domain = Some(DomainRecord {
                 name: super::domain_name(&desired.name, &h.name),
                 backend: h.platform.backend().unwrap_or(BackendKind::Uml),
                 id: 0,
-                max_memory: h.memory.saturating_mul(headroom),
-                max_vcpus: h.vcpus.saturating_mul(headroom as u32),
+                max_memory: h.memory.saturating_mul(headroom(h.platform.live_resize())),
+                max_vcpus: h
+                    .vcpus
+                    .saturating_mul(headroom(h.platform.live_vcpus()) as u32),
                 started: true,
             });
             st.hosts.insert(h.name.clone(), r);

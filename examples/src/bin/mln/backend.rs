@@ -2,7 +2,7 @@
 //! project's platforms and the `--backend` override.
 
 use mln_lang::apply::LocalBackends;
-use mln_lang::model::{self, Project};
+use mln_lang::model::Project;
 use mln_lang::plan::{DesiredProject, Platform};
 
 use crate::cli::BackendChoice;
@@ -47,9 +47,13 @@ impl Machine {
         hosts: impl Iterator<Item = (&'a str, Platform)>,
         choice: Option<BackendChoice>,
     ) -> Result<Option<BackendChoice>, String> {
+        let qemu = qemu_installed();
         match (choice, &self.xen) {
             (Some(BackendChoice::Xen), Err(why)) => {
                 Err(format!("--backend xen: Xen cannot run here ({why})"))
+            }
+            (Some(BackendChoice::Kvm), _) if !qemu => {
+                Err("--backend kvm: QEMU is not installed (apt-get install qemu-system-x86)".into())
             }
             (Some(c), _) => Ok(Some(c)),
             (None, xen) => {
@@ -62,9 +66,10 @@ impl Machine {
                         .collect()
                 };
                 let kvm = named(|p| p == Platform::Kvm);
-                if !kvm.is_empty() {
+                if !kvm.is_empty() && !qemu {
                     return Err(format!(
-                        "project {project}: no backend runs kvm hosts ({}); add --backend {} to run them on {}",
+                        "project {project} asks for kvm hosts ({}), but QEMU is not installed \
+                         (apt-get install qemu-system-x86); or add --backend {} to run them on {}",
                         kvm.join(", "),
                         self.default_backend().name(),
                         self.default_backend().label(),
@@ -93,11 +98,7 @@ impl Machine {
         let hosts = project.hosts.iter().map(|h| (h.name.as_str(), h.platform));
         if let Some(to) = self.placement(&project.name, hosts, choice)? {
             for h in &mut project.hosts {
-                h.platform = match (to, h.platform) {
-                    (BackendChoice::Uml, _) => model::Platform::Uml,
-                    (BackendChoice::Xen, model::Platform::Hvm) => model::Platform::Hvm,
-                    (BackendChoice::Xen, _) => model::Platform::Xen,
-                };
+                h.platform = to.platform(h.platform);
             }
         }
         Ok(())
@@ -115,11 +116,7 @@ impl Machine {
             .map(|h| (h.name.as_str(), h.platform));
         if let Some(to) = self.placement(&project.name, hosts, choice)? {
             for h in project.hosts.values_mut() {
-                h.platform = match (to, h.platform) {
-                    (BackendChoice::Uml, _) => Platform::Uml,
-                    (BackendChoice::Xen, Platform::Hvm) => Platform::Hvm,
-                    (BackendChoice::Xen, _) => Platform::Xen,
-                };
+                h.platform = to.platform(h.platform);
             }
         }
         Ok(())
@@ -131,6 +128,7 @@ impl BackendChoice {
         match self {
             BackendChoice::Uml => "uml",
             BackendChoice::Xen => "xen",
+            BackendChoice::Kvm => "kvm",
         }
     }
 
@@ -138,8 +136,27 @@ impl BackendChoice {
         match self {
             BackendChoice::Uml => "User-Mode Linux",
             BackendChoice::Xen => "Xen",
+            BackendChoice::Kvm => "QEMU/KVM",
         }
     }
+
+    /// The platform a host written as `written` runs as on this backend
+    /// (an `hvm` host stays fully virtualised on Xen).
+    fn platform(self, written: Platform) -> Platform {
+        match (self, written) {
+            (BackendChoice::Uml, _) => Platform::Uml,
+            (BackendChoice::Xen, Platform::Hvm) => Platform::Hvm,
+            (BackendChoice::Xen, _) => Platform::Xen,
+            (BackendChoice::Kvm, _) => Platform::Kvm,
+        }
+    }
+}
+
+/// Whether QEMU can run guests here (`qemu-system-x86_64` on the PATH).
+fn qemu_installed() -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|d| d.join(mln_core::qemu::Qemu::PROGRAM).is_file())
+    })
 }
 
 #[cfg(feature = "xen")]

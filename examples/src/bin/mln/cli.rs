@@ -181,6 +181,8 @@ pub enum BackendChoice {
     Uml,
     /// Xen (paravirtualised; `hvm` hosts stay fully virtualised).
     Xen,
+    /// QEMU: KVM where it really runs guests, else QEMU's TCG.
+    Kvm,
 }
 
 /// Options of the lifecycle verbs.
