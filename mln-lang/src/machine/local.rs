@@ -568,7 +568,7 @@ impl Backends for LocalBackends {
         switches: &BTreeMap<String, SwitchRecord>,
     ) -> Result<DomainSpec> {
         let template = self.template(host)?;
-        let boot = self.guest_boot(host, &template)?;
+        let boot = self.guest_boot(host, template)?;
         let mut spec = DomainSpec::new(domain_name(project, &host.name), host.memory, boot.boot);
         spec.vcpus = host.vcpus;
         spec.boot_marker = template.boot_marker.clone();
