@@ -545,3 +545,85 @@ fn a_script_written_for_mln_1_0_8_runs_unchanged() {
     }
     assert!(testkit::processes_under(dir.path()).is_empty());
 }
+
+/// The sample lab with alice as a QEMU guest (`kvm`; TCG here) and the
+/// router and bob as UML guests, on shared switches.
+fn mixed_lab(alice_memory: &str) -> String {
+    format!(
+        "global {{ project mixed }}\nswitch left {{\n}}\nswitch right {{\n}}\n\
+         host router {{ memory 64M\n network eth0 {{ switch left; address 192.168.1.1/24 }}\n\
+         network eth1 {{ switch right; address 192.168.2.1/24 }}\n\
+         startup {{ echo 1 > /proc/sys/net/ipv4/ip_forward }} }}\n\
+         host alice {{ kvm; memory {alice_memory}\n\
+         network eth0 {{ switch left; address 192.168.1.10/24; gateway 192.168.1.1 }}\n\
+         startup {{ ok=no; for i in $(seq 60); do ping -c 1 -W 1 192.168.2.10 >/dev/null 2>&1 && ok=yes && break; done; echo MIXED-PING-$ok }} }}\n\
+         host bob {{ memory 64M\n network eth0 {{ switch right; address 192.168.2.10/24; gateway 192.168.2.1 }} }}\n"
+    )
+}
+
+fn host_field(status: &serde_json::Value, host: &str, field: &str) -> serde_json::Value {
+    status[0]["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .find(|h| h["host"] == host)
+        .unwrap_or_else(|| panic!("{host} missing from {status}"))[field]
+        .clone()
+}
+
+#[test]
+fn a_kvm_guest_and_uml_guests_share_switches_and_its_memory_changes_live() {
+    if !uml_available() {
+        return;
+    }
+    if let Some(why) = testkit::missing_tool(&["/usr/bin/qemu-system-x86_64"]) {
+        return testkit::skip("mixed lab", &why);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let v1 = dir.path().join("v1.mln");
+    let v2 = dir.path().join("v2.mln");
+    std::fs::write(&v1, mixed_lab("96M")).unwrap();
+    std::fs::write(&v2, mixed_lab("160M")).unwrap();
+    ok(&mln(&state, &["up", v1.to_str().unwrap()]));
+    let s = status(&state, "mixed");
+    assert_eq!(host_field(&s, "alice", "platform"), "kvm");
+    assert_eq!(host_field(&s, "bob", "platform"), "uml");
+    // alice (QEMU) reaches bob (UML) through the router (UML).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let log = loop {
+        let o = mln(&state, &["log", "-p", "mixed", "alice"]);
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        if text.contains("MIXED-PING-") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(log.contains("MIXED-PING-yes"), "{log}");
+
+    // More memory within the ceiling: live, through the balloon, the
+    // same QEMU process.
+    let pid = host_field(&s, "alice", "id");
+    let plan = mln(&state, &["plan", v2.to_str().unwrap()]);
+    ok(&plan);
+    let text = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(text.contains("memory: 96M → 160M (live)"), "{text}");
+    ok(&mln(&state, &["upgrade", "--yes", v2.to_str().unwrap()]));
+    let s = status(&state, "mixed");
+    assert_eq!(host_field(&s, "alice", "id"), pid, "alice was restarted");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status(&state, "mixed");
+        let mib = host_field(&s, "alice", "memory").as_u64().unwrap_or(0) >> 20;
+        if mib >= 150 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the balloon never reached 160M: {mib}M");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    ok(&mln(&state, &["remove", "-p", "mixed"]));
+    assert!(!state.join("mixed").exists(), "state left behind");
+    assert!(testkit::processes_under(dir.path()).is_empty());
+}
