@@ -619,7 +619,10 @@ fn a_kvm_guest_and_uml_guests_share_switches_and_its_memory_changes_live() {
         if mib >= 150 {
             break;
         }
-        assert!(Instant::now() < deadline, "the balloon never reached 160M: {mib}M");
+        assert!(
+            Instant::now() < deadline,
+            "the balloon never reached 160M: {mib}M"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 

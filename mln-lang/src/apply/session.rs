@@ -563,6 +563,10 @@ pub struct HostStatus {
     pub memory: u64,
     /// vCPUs.
     pub vcpus: u32,
+    /// For a QEMU guest, the accelerator it runs under (`KVM`, `TCG`),
+    /// when its backend tells (see `LocalBackends::qemu`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceleration: Option<String>,
 }
 
 impl HostStatus {
@@ -677,6 +681,7 @@ pub fn status_with(
                 id: obs.map(|o| o.info.id),
                 memory: obs.map_or(spec.memory, |o| o.info.memory),
                 vcpus: obs.map_or(spec.vcpus, |o| o.info.vcpus),
+                acceleration: None,
             },
         );
     }

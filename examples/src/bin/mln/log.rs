@@ -72,6 +72,17 @@ pub fn log(args: &LogArgs) -> u8 {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
+    if backend == Some(BackendKind::Qemu) {
+        // Which accelerator this QEMU guest runs under, on stderr: stdout
+        // stays the console alone.
+        let name = domain_name(&args.project, &args.host);
+        if let Ok(Some(accel)) = cluster.local().qemu().and_then(|q| q.acceleration(&name)) {
+            eprintln!(
+                "# {}: QEMU guest under {accel}; its serial console:",
+                args.host
+            );
+        }
+    }
     let mut file = match File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -2,6 +2,8 @@
 
 use mln_lang::agent::ServerAccess;
 use mln_lang::apply::{self, ClusterBackends, LocalBackends, ProjectStatus};
+use mln_lang::model::Platform;
+use mln_lang::plan::domain_name;
 use mln_lang::state::StateStore;
 
 use crate::backend::Machine;
@@ -29,7 +31,22 @@ fn statuses(places: &Places, names: Vec<String>) -> (Vec<ProjectStatus>, u8) {
             for why in backends.connect_all().values() {
                 eprintln!("warning: {why}");
             }
-            apply::status_with(&store, &backends, Some(&backends)).map_err(|e| e.to_string())
+            let mut status = apply::status_with(&store, &backends, Some(&backends))
+                .map_err(|e| e.to_string())?;
+            // Which accelerator each QEMU guest here got.
+            for h in &mut status.hosts {
+                if h.platform == Platform::Kvm && h.service_host.is_none() {
+                    let name = domain_name(&status.project, &h.host);
+                    h.acceleration = backends
+                        .local()
+                        .qemu()
+                        .and_then(|q| q.acceleration(&name))
+                        .ok()
+                        .flatten()
+                        .map(|a| a.to_string());
+                }
+            }
+            Ok(status)
         });
         match result {
             Ok(s) => all.push(s),
@@ -136,15 +153,18 @@ fn mln_state(h: &mln_lang::apply::HostStatus) -> String {
 fn print_project(out: &Output, s: &ProjectStatus) {
     println!("project {}", s.project);
     println!(
-        "  {:<20} {:<18} {:<6} {:>8} {:>5}  SERVER",
+        "  {:<20} {:<18} {:<7} {:>8} {:>5}  SERVER",
         "HOST", "STATE", "PLAT", "MEMORY", "VCPU"
     );
     for h in &s.hosts {
         println!(
-            "  {:<20} {} {:<6} {:>7}M {:>5}  {}",
+            "  {:<20} {} {:<7} {:>7}M {:>5}  {}",
             h.host,
             out.state(&mln_state(h), 18),
-            h.platform.keyword(),
+            match &h.acceleration {
+                Some(accel) => format!("{}/{}", h.platform, accel.to_lowercase()),
+                None => h.platform.to_string(),
+            },
             h.memory >> 20,
             h.vcpus,
             h.service_host.as_deref().unwrap_or("local")
