@@ -30,6 +30,7 @@ fn check_accepts_every_sample_project() {
         "multi-server.mln",
         "upgrade/v1.mln",
         "upgrade/v2.mln",
+        "kvm-lab.mln",
     ] {
         let o = mln(&["check", &project(name)]);
         assert!(

@@ -584,8 +584,8 @@ fn a_kvm_guest_and_uml_guests_share_switches_and_its_memory_changes_live() {
     let state = dir.path().join("state");
     let v1 = dir.path().join("v1.mln");
     let v2 = dir.path().join("v2.mln");
-    std::fs::write(&v1, mixed_lab("96M")).unwrap();
-    std::fs::write(&v2, mixed_lab("160M")).unwrap();
+    std::fs::write(&v1, mixed_lab("128M")).unwrap();
+    std::fs::write(&v2, mixed_lab("192M")).unwrap();
     ok(&mln(&state, &["up", v1.to_str().unwrap()]));
     let s = status(&state, "mixed");
     assert_eq!(host_field(&s, "alice", "platform"), "kvm");
@@ -608,7 +608,7 @@ fn a_kvm_guest_and_uml_guests_share_switches_and_its_memory_changes_live() {
     let plan = mln(&state, &["plan", v2.to_str().unwrap()]);
     ok(&plan);
     let text = String::from_utf8_lossy(&plan.stdout).into_owned();
-    assert!(text.contains("memory: 96M → 160M (live)"), "{text}");
+    assert!(text.contains("memory: 128M → 192M (live)"), "{text}");
     ok(&mln(&state, &["upgrade", "--yes", v2.to_str().unwrap()]));
     let s = status(&state, "mixed");
     assert_eq!(host_field(&s, "alice", "id"), pid, "alice was restarted");
@@ -616,17 +616,65 @@ fn a_kvm_guest_and_uml_guests_share_switches_and_its_memory_changes_live() {
     loop {
         let s = status(&state, "mixed");
         let mib = host_field(&s, "alice", "memory").as_u64().unwrap_or(0) >> 20;
-        if mib >= 150 {
+        if mib >= 180 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the balloon never reached 160M: {mib}M"
+            "the balloon never reached 192M: {mib}M"
         );
         std::thread::sleep(Duration::from_millis(500));
     }
 
     ok(&mln(&state, &["remove", "-p", "mixed"]));
     assert!(!state.join("mixed").exists(), "state left behind");
+    assert!(testkit::processes_under(dir.path()).is_empty());
+}
+
+#[test]
+fn the_kvm_lab_comes_up_as_qemu_guests_a_client_pings_across_and_remove_leaves_nothing() {
+    if let Some(why) =
+        testkit::missing_tool(&["/usr/bin/qemu-system-x86_64", "/usr/bin/vde_switch"])
+    {
+        return testkit::skip("kvm lab", &why);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../projects/kvm-lab.mln"
+    ))
+    .unwrap();
+    // alice pings bob on the other LAN, through the router.
+    let file = dir.path().join("kvm-lab.mln");
+    std::fs::write(
+        &file,
+        sample.replace(
+            "host alice { superclass pc;",
+            "host alice { superclass pc; startup { ok=no; for i in $(seq 60); do \
+             ping -c 1 -W 1 192.168.2.10 >/dev/null 2>&1 && ok=yes && break; done; \
+             echo KVM-PING-$ok }",
+        ),
+    )
+    .unwrap();
+    ok(&mln(&state, &["up", file.to_str().unwrap()]));
+    let s = status(&state, "kvmlab");
+    for h in ["router", "alice", "bob"] {
+        assert_eq!(host_state(&s, h).0, "running", "{h}: {s}");
+        assert_eq!(host_field(&s, h, "platform"), "kvm");
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let log = loop {
+        let o = mln(&state, &["log", "-p", "kvmlab", "alice"]);
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        if text.contains("KVM-PING-") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(log.contains("KVM-PING-yes"), "{log}");
+    ok(&mln(&state, &["remove", "-p", "kvmlab"]));
+    assert!(!state.join("kvmlab").exists(), "state left behind");
     assert!(testkit::processes_under(dir.path()).is_empty());
 }

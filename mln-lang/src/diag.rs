@@ -71,11 +71,13 @@ codes! {
     LimitExceeded = "E0021", Error, "limit exceeded";
     BadNumber = "E0022", Error, "malformed number";
     BadValue = "E0023", Error, "invalid value";
+    TooLittleMemory = "E0024", Error, "less memory than the platform boots with";
     UnknownKeyword = "W0001", Warning, "unknown keyword";
     UnusedSwitch = "W0002", Warning, "switch nobody uses";
     NoInterface = "W0003", Warning, "host with no interface";
     UndefinedVariable = "W0004", Warning, "undefined variable";
     DuplicateHost = "W0005", Warning, "host block written twice: the last counts";
+    TightMemory = "W0006", Warning, "memory that boots, but not reliably among many";
 }
 
 impl std::fmt::Display for Code {

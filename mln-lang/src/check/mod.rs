@@ -10,6 +10,7 @@
 mod addresses;
 mod capacity;
 mod links;
+mod memory;
 mod names;
 pub mod subnet;
 pub mod suggest;
@@ -17,6 +18,7 @@ pub mod suggest;
 mod tests;
 
 pub use capacity::{check_capacity, LOCAL_MACHINE};
+pub use memory::{minimum_memory, UML_RELIABLE_MEMORY};
 
 use std::collections::HashMap;
 
@@ -90,6 +92,7 @@ pub fn check_project(project: &Project, origins: &Origins) -> Diagnostics {
     addresses::check(project, origins, &mut out);
     links::unused_switches(project, origins, &suggested, &mut out);
     links::hosts_without_interface(project, origins, &mut out);
+    memory::check(project, origins, &mut out);
     collapse_repeats(&mut out);
     sort(&mut out);
     out

@@ -2,6 +2,7 @@
 //! project's platforms and the `--backend` override.
 
 use mln_lang::apply::LocalBackends;
+use mln_lang::check::minimum_memory;
 use mln_lang::model::Project;
 use mln_lang::plan::{DesiredProject, Platform};
 
@@ -101,7 +102,13 @@ impl Machine {
                 h.platform = to.platform(h.platform);
             }
         }
-        Ok(())
+        enough_memory(
+            &project.name,
+            project
+                .hosts
+                .iter()
+                .map(|h| (h.name.as_str(), h.platform, h.memory)),
+        )
     }
 
     /// [`Machine::place_project`] for a project as last applied.
@@ -119,7 +126,13 @@ impl Machine {
                 h.platform = to.platform(h.platform);
             }
         }
-        Ok(())
+        enough_memory(
+            &project.name,
+            project
+                .hosts
+                .values()
+                .map(|h| (h.name.as_str(), h.platform, h.memory)),
+        )
     }
 }
 
@@ -150,6 +163,32 @@ impl BackendChoice {
             (BackendChoice::Kvm, _) => Platform::Kvm,
         }
     }
+}
+
+/// Refuse hosts with less memory than their platform boots with (a
+/// project checked as UML hosts may run as QEMU guests with `--backend
+/// kvm`), naming them: nothing is made for a guest that cannot boot.
+fn enough_memory<'a>(
+    project: &str,
+    hosts: impl Iterator<Item = (&'a str, Platform, u64)>,
+) -> Result<(), String> {
+    let short: Vec<String> = hosts
+        .filter(|(_, platform, memory)| *memory < minimum_memory(*platform))
+        .map(|(name, platform, memory)| {
+            format!(
+                "{name} ({} MiB as a {platform} guest, which needs {} MiB)",
+                memory >> 20,
+                minimum_memory(platform) >> 20
+            )
+        })
+        .collect();
+    if short.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "project {project}: too little memory to boot: {}",
+        short.join(", ")
+    ))
 }
 
 /// Whether QEMU can run guests here (`qemu-system-x86_64` on the PATH).
