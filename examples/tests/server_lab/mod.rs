@@ -4,7 +4,9 @@
 //! binary is the agent, a managing state folder in this machine's root
 //! namespace, and the checks that nothing is left behind.
 //!
-//! Included by each such test file with `mod server_lab;`.
+//! Included by each such test file with `mod server_lab;`; each uses only
+//! part of it, hence `dead_code` is allowed here.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -99,12 +101,16 @@ impl Lab {
         let dir = tempfile::tempdir().unwrap();
         let templates = dir.path().join("templates");
         mln_core::template::Template::default_in(&templates).expect("build the template");
-        // The agents boot guests with the kernel this test would.
+        // The agents boot guests with the kernel this test would, and
+        // share one kernels folder: a server's namespace reaches no
+        // archive to fetch a QEMU guest kernel from.
         let kernel = testkit::uml_kernel();
+        let kernels = kernels_dir();
         let env = [
             ("MLN_AGENT", agent),
             ("MLN_TEMPLATE_DIR", templates.as_os_str()),
             (mln_core::uml::KERNEL_ENV, kernel.as_os_str()),
+            (mln_core::uml::KERNELS_DIR_ENV, kernels.as_os_str()),
         ];
         let servers = match TestServers::start_with_env(&SERVERS, &env) {
             Ok(s) => s,
@@ -128,6 +134,7 @@ impl Lab {
             .envs(self.servers.env())
             .env("MLN_AGENT", MLN)
             .env("MLN_STATE_DIR", &self.state)
+            .env(mln_core::uml::KERNELS_DIR_ENV, kernels_dir())
             .env("NO_COLOR", "1");
         run(&mut cmd, limit)
     }
@@ -146,10 +153,10 @@ impl Lab {
     }
 
     /// The project's status, the test failed with what `mln` said when it
-    /// cannot be had.
+    /// cannot be had. (`mln status -p` exits 1, as MLN's does, when
+    /// something is down: the JSON tells what.)
     pub fn status_ok(&self) -> serde_json::Value {
         let (o, status) = self.status();
-        ok(&o);
         status.unwrap_or_else(|| panic!("status JSON: {}", text(&o)))
     }
 
@@ -241,6 +248,12 @@ impl Drop for Lab {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
     }
+}
+
+/// The kernels folder the lab's servers and its managing side share
+/// (under the target folder, kept between runs).
+pub fn kernels_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("mln-kernels")
 }
 
 /// Process `pid`'s command line, arguments joined by spaces; empty when

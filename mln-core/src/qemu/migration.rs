@@ -26,6 +26,15 @@ use crate::error::{Error, Result};
 /// How long a migration (or save, or restore) may take.
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// What QEMU measured of a completed migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MigrationFigures {
+    /// How long the guest was stopped, milliseconds.
+    pub downtime_ms: Option<u64>,
+    /// How long the whole migration took, milliseconds.
+    pub total_ms: Option<u64>,
+}
+
 /// The name the descriptor gets inside QEMU.
 const FD_NAME: &str = "mln-migration";
 
@@ -44,7 +53,7 @@ impl Qemu {
             .open(path)
             .map_err(|e| Error::io(path, e))?;
         self.qmp(name)?.execute(&Stop)?;
-        if let Err(e) = self.send(name, file.as_fd()) {
+        if let Err(e) = self.send(name, file.as_fd(), false) {
             // Not saved: the guest goes on as it was.
             let _ = self.qmp(name).and_then(|mut q| q.execute(&Cont));
             return Err(e);
@@ -61,7 +70,21 @@ impl Qemu {
     /// Live-migrate `name` over `stream`, then end it here.
     pub(super) fn send_state(&self, name: &str, stream: BorrowedFd<'_>) -> Result<()> {
         self.require_live(name, "migrate")?;
-        self.send(name, stream)
+        self.send(name, stream, false).map(drop)
+    }
+
+    /// Live-migrate `name` over `stream` to a receiver that does not see
+    /// its disks: what its disks' top images hold travels in the stream
+    /// too (QEMU's incremental block migration), into overlays the
+    /// receiver made over its own copy of the same template. Returns what
+    /// QEMU measured; the guest is gone here once this returns `Ok`.
+    pub fn migrate_send_with_disks(
+        &self,
+        name: &str,
+        stream: BorrowedFd<'_>,
+    ) -> Result<MigrationFigures> {
+        self.require_live(name, "migrate")?;
+        self.send(name, stream, true)
     }
 
     /// A new guest from `spec` whose state comes over `stream`, running.
@@ -73,9 +96,9 @@ impl Qemu {
         self.receive(spec, stream)
     }
 
-    /// Send the guest's state into `fd`, wait for the end, end QEMU and
-    /// forget the guest.
-    fn send(&self, name: &str, fd: BorrowedFd<'_>) -> Result<()> {
+    /// Send the guest's state (and, with `disks`, its disks' top images)
+    /// into `fd`, wait for the end, end QEMU and forget the guest.
+    fn send(&self, name: &str, fd: BorrowedFd<'_>, disks: bool) -> Result<MigrationFigures> {
         let mut qmp = self.qmp(name)?;
         qmp.execute(&SetMaxBandwidth {
             max_bandwidth: MAX_BANDWIDTH,
@@ -88,15 +111,22 @@ impl Qemu {
         )?;
         qmp.execute(&Migrate {
             uri: format!("fd:{FD_NAME}"),
+            blk: disks,
+            inc: disks,
         })?;
         // Polled on fresh sessions, so other callers (info, list) get
         // their turn on the one QMP socket meanwhile.
         drop(qmp);
         let deadline = Instant::now() + MIGRATION_TIMEOUT;
-        loop {
+        let figures = loop {
             let info = self.qmp(name)?.execute(&QueryMigrate)?;
             match info.status.as_deref() {
-                Some("completed") => break,
+                Some("completed") => {
+                    break MigrationFigures {
+                        downtime_ms: info.downtime,
+                        total_ms: info.total_time,
+                    }
+                }
                 Some("failed") | Some("cancelled") => {
                     return Err(Error::Backend {
                         what: name.to_string(),
@@ -116,10 +146,14 @@ impl Qemu {
                 });
             }
             std::thread::sleep(Duration::from_millis(50));
+        };
+        if let (Some(down), Some(total)) = (figures.downtime_ms, figures.total_ms) {
+            log::info!("{name}: migrated in {total} ms, stopped for {down} ms");
         }
         // Its state is elsewhere now: this copy goes.
         let _ = self.qmp(name).and_then(|mut q| q.execute(&Quit));
-        self.destroy(name)
+        self.destroy(name)?;
+        Ok(figures)
     }
 
     /// Create `spec`, start QEMU waiting for its state, load it from `fd`

@@ -69,6 +69,7 @@ use serde::{Deserialize, Serialize};
 
 pub use accel::Acceleration;
 pub use kernel::GuestKernel;
+pub use migration::MigrationFigures;
 use qmp::QmpClient;
 
 use crate::console;

@@ -127,6 +127,14 @@ impl Command for GetFd {
 pub struct Migrate {
     /// Where to (`fd:NAME` for a descriptor given with `getfd`).
     pub uri: String,
+    /// Copy the disks in the stream too (QEMU's block migration), into
+    /// disks the receiving QEMU already has.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub blk: bool,
+    /// With `blk`: only what the top image holds, the receiver's backing
+    /// file (the template) being the same.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub inc: bool,
 }
 impl Command for Migrate {
     const NAME: &'static str = "migrate";
@@ -196,6 +204,12 @@ pub struct MigrationInfo {
     /// Why it failed, when it did.
     #[serde(default, rename = "error-desc")]
     pub error_desc: Option<String>,
+    /// Once completed: how long the guest was stopped, milliseconds.
+    #[serde(default)]
+    pub downtime: Option<u64>,
+    /// Once completed: how long the whole migration took, milliseconds.
+    #[serde(default, rename = "total-time")]
+    pub total_time: Option<u64>,
 }
 
 /// One QMP session with one guest's QEMU.

@@ -37,6 +37,18 @@ use crate::error::{Error, Result};
 /// The environment variable naming the UML kernel.
 pub const KERNEL_ENV: &str = "MLN_UML_KERNEL";
 
+/// The environment variable naming the kernels folder, for several state
+/// folders (or servers on one machine) sharing fetched kernels.
+pub const KERNELS_DIR_ENV: &str = "MLN_KERNELS_DIR";
+
+/// The kernels folder of the state folder `state_root`: `MLN_KERNELS_DIR`
+/// when set, else `STATE_ROOT/kernels`.
+pub fn kernels_dir(state_root: &Path) -> PathBuf {
+    std::env::var_os(KERNELS_DIR_ENV)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| state_root.join("kernels"), PathBuf::from)
+}
+
 const RECORD: &str = "record.json";
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -69,7 +69,10 @@ pub use crash::CrashCause;
 pub(crate) use fetch::which;
 pub use fetch::{FetchSource, FetchedKernel};
 pub use kernel::{NetDriver, UmlKernel};
-pub use kernels::{cpu, FetchReport, KernelChoice, KernelSource, KernelStore, KERNEL_ENV};
+pub use kernels::{
+    cpu, kernels_dir, FetchReport, KernelChoice, KernelSource, KernelStore, KERNELS_DIR_ENV,
+    KERNEL_ENV,
+};
 pub use mconsole::Mconsole;
 pub use probe::ProbeOutcome;
 pub use process::processes_mentioning;

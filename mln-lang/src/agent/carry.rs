@@ -207,7 +207,13 @@ impl Job {
 
     /// Wait for it (its stdin closed first); its failure with its last
     /// words.
-    pub(super) fn finish(mut self) -> Result<()> {
+    pub(super) fn finish(self) -> Result<()> {
+        self.finish_saying().map(drop)
+    }
+
+    /// [`Job::finish`], returning what the job printed on stderr when it
+    /// succeeded (a report worth passing on).
+    pub(super) fn finish_saying(mut self) -> Result<String> {
         drop(self.child.stdin.take());
         drop(self.child.stdout.take());
         let status = self.child.wait().map_err(|e| Error::Backend {
@@ -216,7 +222,7 @@ impl Job {
         })?;
         let said = self.said();
         if status.success() {
-            return Ok(());
+            return Ok(said);
         }
         let said = said.trim();
         Err(Error::Backend {

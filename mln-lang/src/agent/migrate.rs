@@ -1,6 +1,7 @@
-//! A running Xen guest moving between servers the way `xl migrate` moves
-//! it: libxl's migration stream from the old server's toolstack to the new
-//! one's, through the managing machine.
+//! A running guest moving between servers: a Xen guest the way `xl
+//! migrate` moves it (libxl's migration stream from the old server's
+//! toolstack to the new one's), a QEMU guest by QEMU's migration stream,
+//! through the managing machine.
 //!
 //! Each side is `mln agent migrate-send` / `migrate-receive` on its server
 //! (over ssh, argv only; the project, host and, for the receiver, the
@@ -10,14 +11,17 @@
 //! reads or writes (`Hypervisor::migrate_send` / `migrate_receive`); the
 //! managing machine copies the sender's stdout into the receiver's stdin.
 //!
-//! Only memory travels. The guest's disks must be files both servers see:
+//! Only memory travels when the guest's disks are files both servers see:
 //! the managing machine first proves that with a mark ([`mark`],
 //! [`marked`]): a random token written beside the disk on the old server
-//! must be read back beside the disk on the new one. Otherwise the move is
-//! cold (stop, carry the disks, start: [`super::carry`]).
+//! must be read back beside the disk on the new one. Otherwise a QEMU
+//! guest's disks travel in the stream too (`copy_disks`: what its overlay
+//! holds, into a fresh overlay the new server made over its own copy of
+//! the template), and a Xen guest moves cold (stop, carry the disks,
+//! start: [`super::carry`]).
 
 use std::io::{BufRead, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +48,10 @@ pub struct MigrateJob {
     /// mode) rather than suspend it for the whole transfer.
     #[serde(default)]
     pub live: bool,
+    /// For `migrate-send` of a QEMU guest: its disks' overlays travel in
+    /// the stream too (the new server does not see them).
+    #[serde(default)]
+    pub copy_disks: bool,
 }
 
 /// Read a migration job's first line.
@@ -61,12 +69,23 @@ pub fn read_job(input: &mut impl BufRead) -> Result<MigrateJob> {
 /// Send running domain `name` from `hv` to `out` (libxl's stream); the
 /// domain is gone here once this returns `Ok`, and runs on here under its
 /// name when it returns `Err`.
-pub fn send(hv: &dyn Hypervisor, name: &str, mut out: impl Write) -> Result<()> {
+pub fn send(hv: &dyn Hypervisor, name: &str, out: impl Write) -> Result<()> {
+    send_with(|fd| hv.migrate_send(name, fd), name, out)
+}
+
+/// [`send`] through `sender`, which writes the stream into the descriptor
+/// it is given (a hypervisor's `migrate_send`, or QEMU's migration with the
+/// disks).
+pub fn send_with(
+    sender: impl FnOnce(BorrowedFd<'_>) -> Result<()> + Send,
+    name: &str,
+    mut out: impl Write,
+) -> Result<()> {
     let (mut ours, theirs) =
         UnixStream::pair().map_err(|e| Error::io(Path::new("socketpair"), e))?;
     std::thread::scope(|s| {
         let sender = s.spawn(move || {
-            let sent = hv.migrate_send(name, theirs.as_fd());
+            let sent = sender(theirs.as_fd());
             // The end of the stream for the copy below.
             drop(theirs);
             sent
@@ -188,12 +207,40 @@ pub fn token() -> String {
 
 fn hypervisor<'a>(b: &'a LocalBackends, host: &HostSpec) -> Result<&'a dyn Hypervisor> {
     match host.platform {
-        Platform::Xen | Platform::Hvm => b.hypervisor(None, host.platform),
-        _ => Err(Error::Unsupported {
+        Platform::Xen | Platform::Hvm | Platform::Kvm => b.hypervisor(None, host.platform),
+        Platform::Uml => Err(Error::Unsupported {
             backend: "mln",
-            op: "migrating a guest that is not a Xen guest",
+            op: "migrating a UML guest",
         }),
     }
+}
+
+/// Send `host`'s guest `name` from this machine's backends `b` to `out`:
+/// through its hypervisor, or for a QEMU guest whose disks the receiver
+/// does not see (`copy_disks`), with what its overlays hold.
+pub fn send_from(
+    b: &LocalBackends,
+    host: &HostSpec,
+    name: &str,
+    copy_disks: bool,
+    out: impl Write,
+) -> Result<()> {
+    if copy_disks && host.platform == Platform::Kvm {
+        let qemu = b.qemu()?;
+        return send_with(
+            |fd| {
+                let figures = qemu.migrate_send_with_disks(name, fd)?;
+                if let (Some(down), Some(total)) = (figures.downtime_ms, figures.total_ms) {
+                    // Read back by the managing side (see `Sending::finish`).
+                    log::warn!("{MOVED} {name} in {total} ms, stopped for {down} ms");
+                }
+                Ok(())
+            },
+            name,
+            out,
+        );
+    }
+    send(hypervisor(b, host)?, name, out)
 }
 
 fn header(job: &MigrateJob) -> Result<Vec<u8>> {
@@ -214,6 +261,7 @@ pub fn migrate(
     (source, from): (Side<'_>, &HostSpec),
     (target, to, spec): (Side<'_>, &HostSpec, &DomainSpec),
     live: bool,
+    copy_disks: bool,
 ) -> Result<()> {
     let name = domain_name(project, &from.name);
     let job = |host: &HostSpec, spec: Option<&DomainSpec>| MigrateJob {
@@ -221,10 +269,14 @@ pub fn migrate(
         host: host.clone(),
         spec: spec.cloned(),
         live,
+        copy_disks,
     };
-    // In-process sides' hypervisors, before anything starts.
-    let send_hv = match source {
-        Side::Here(local) => Some(hypervisor(local, from)?),
+    // In-process sides' backends, checked before anything starts.
+    let send_here = match source {
+        Side::Here(local) => {
+            hypervisor(local, from)?;
+            Some(local)
+        }
         Side::Server(_) => None,
     };
     let receive_hv = match target {
@@ -252,12 +304,12 @@ pub fn migrate(
                 (Box::new(stdin), Receiving::Server(j))
             }
         };
-        let (output, sending): (Box<dyn Read + Send>, _) = match send_hv {
-            Some(hv) => {
+        let (output, sending): (Box<dyn Read + Send>, _) = match send_here {
+            Some(local) => {
                 let (ours, theirs) =
                     UnixStream::pair().map_err(|e| Error::io(Path::new("socketpair"), e))?;
                 let name = name.clone();
-                let h = s.spawn(move || send(hv, &name, theirs));
+                let h = s.spawn(move || send_from(local, from, &name, copy_disks, theirs));
                 (Box::new(ours), Sending::Here(h))
             }
             None => {
@@ -335,13 +387,25 @@ impl Receiving<'_> {
 }
 
 impl Sending<'_> {
+    /// The sender's end; a server's report of what QEMU measured (the
+    /// guest's stop, the whole move) is passed on to this process's log.
     fn finish(self) -> Result<()> {
         match self {
             Sending::Here(h) => joined(h),
-            Sending::Server(j) => j.finish(),
+            Sending::Server(j) => {
+                let said = j.finish_saying()?;
+                for line in said.lines().filter(|l| l.contains(MOVED)) {
+                    let report = line.split_once(MOVED).map_or(line, |(_, r)| r);
+                    log::warn!("moved live: {}", report.trim());
+                }
+                Ok(())
+            }
         }
     }
 }
+
+/// What a sender prints before its report of a completed live move.
+const MOVED: &str = "moved live:";
 
 #[cfg(test)]
 mod tests {

@@ -412,8 +412,12 @@ impl Agent {
         let b = self.backends(&job.project)?;
         let name = domain_name(&job.project, &job.host.name);
         match hypervisor {
-            Some(make) => migrate::send(make(job.live)?.as_ref(), &name, out),
-            None => migrate::send(Self::hypervisor(&b, job.host.platform)?, &name, out),
+            // A Xen guest: the toolstack the caller made for live or
+            // suspended sending.
+            Some(make) if job.host.platform != Platform::Kvm => {
+                migrate::send(make(job.live)?.as_ref(), &name, out)
+            }
+            _ => migrate::send_from(&b, &job.host, &name, job.copy_disks, out),
         }
     }
 

@@ -536,7 +536,7 @@ impl Ctx<'_, '_> {
                 // storage both servers see) leaves it running where it
                 // was: it then moves cold, below.
                 let migrated = match live {
-                    true => match b.migrate(project, &old, new) {
+                    true => match b.migrate(self.desired, &old, new) {
                         Err(CoreError::Unsupported { .. }) => false,
                         other => other.map(|()| true).map_err(be)?,
                     },

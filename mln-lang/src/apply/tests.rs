@@ -200,7 +200,7 @@ impl Backends for Fake {
                 }),
         }
     }
-    fn migrate(&self, _: &str, from: &HostSpec, to: &HostSpec) -> CoreResult<()> {
+    fn migrate(&self, _: &DesiredProject, from: &HostSpec, to: &HostSpec) -> CoreResult<()> {
         self.migrations.lock().unwrap().push(between(from, to));
         Err(self
             .migrate_error

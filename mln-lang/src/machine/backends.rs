@@ -87,8 +87,10 @@ pub trait Backends: Sync {
         })
     }
 
-    /// Migrate running `host` from its old service host to the new one.
-    fn migrate(&self, project: &str, from: &HostSpec, to: &HostSpec) -> Result<()> {
+    /// Migrate running `host` from its old service host to the new one
+    /// (`project` for what the new server must write of it, such as its
+    /// guest configuration, when its disks travel with it).
+    fn migrate(&self, project: &DesiredProject, from: &HostSpec, to: &HostSpec) -> Result<()> {
         let _ = (project, from, to);
         Err(Error::Unsupported {
             backend: "mln",

@@ -56,8 +56,9 @@ impl LocalBackends {
         let dir = dir.as_ref();
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
-        // The kernels store is the state folder's, beside the projects.
-        let kernels = KernelStore::new(dir.parent().unwrap_or(&dir).join("kernels"));
+        // The kernels store is the state folder's, beside the projects
+        // (or MLN_KERNELS_DIR's).
+        let kernels = KernelStore::new(mln_core::uml::kernels_dir(dir.parent().unwrap_or(&dir)));
         Ok(LocalBackends {
             uml: Uml::new(dir.join("uml"))?,
             uml_kernel: kernels.choose(None).path,

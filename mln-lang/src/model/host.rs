@@ -262,9 +262,10 @@ impl Platform {
         matches!(self, Platform::Xen | Platform::Hvm)
     }
 
-    /// True when a running guest can move between service hosts.
+    /// True when a running guest can move between service hosts (Xen's
+    /// and QEMU's migration streams).
     pub fn live_migration(self) -> bool {
-        matches!(self, Platform::Xen | Platform::Hvm)
+        matches!(self, Platform::Xen | Platform::Hvm | Platform::Kvm)
     }
 }
 

@@ -25,6 +25,9 @@ pub fn agent(args: &AgentArgs) -> u8 {
     if Machine::detect().default_backend() == crate::cli::BackendChoice::Xen {
         platforms.extend([Platform::Xen, Platform::Hvm]);
     }
+    if crate::backend::qemu_installed() {
+        platforms.push(Platform::Kvm);
+    }
     log::info!(
         "mln agent: projects under {}, templates in {}",
         places.state_root.display(),

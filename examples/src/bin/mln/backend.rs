@@ -192,7 +192,7 @@ fn enough_memory<'a>(
 }
 
 /// Whether QEMU can run guests here (`qemu-system-x86_64` on the PATH).
-fn qemu_installed() -> bool {
+pub fn qemu_installed() -> bool {
     std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path).any(|d| d.join(mln_core::qemu::Qemu::PROGRAM).is_file())
     })

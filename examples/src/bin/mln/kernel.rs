@@ -22,7 +22,9 @@ pub fn kernel(args: &KernelArgs) -> u8 {
 /// default one).
 pub fn store(state_dir: Option<&std::path::Path>) -> Result<KernelStore, String> {
     let places = Places::new(state_dir, None)?;
-    Ok(KernelStore::new(places.state_root.join("kernels")))
+    Ok(KernelStore::new(mln_core::uml::kernels_dir(
+        &places.state_root,
+    )))
 }
 
 fn run(args: &KernelArgs) -> Result<(), String> {

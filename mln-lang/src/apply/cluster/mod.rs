@@ -50,7 +50,7 @@ impl ServerLink {
     }
 }
 
-const PLATFORMS: [Platform; 3] = [Platform::Uml, Platform::Xen, Platform::Hvm];
+const PLATFORMS: [Platform; 4] = Platform::ALL;
 
 /// The backends of one project across servers.
 ///
@@ -571,21 +571,26 @@ impl Backends for ClusterBackends {
         Ok(())
     }
 
-    /// Move running Xen guest `from` to `to`'s server as `xl migrate`
-    /// does: libxl's migration stream from `mln agent migrate-send` on the
-    /// old server to `migrate-receive` on the new one, joined here
-    /// (the agent's `migrate`). Only memory travels, so this is done
-    /// only when the new server sees the guest's disk file itself (shared
-    /// storage, proven with a mark: `migrate::mark`); otherwise, and
-    /// when the stream fails with the guest still running on the old
-    /// server, [`Error::Unsupported`] tells the executor to move it cold
-    /// (stop, carry the disks, start).
+    /// Move running guest `from` to `to`'s server through its
+    /// hypervisor's migration stream, from `mln agent migrate-send` on the
+    /// old server to `migrate-receive` on the new one, joined here (the
+    /// agent's `migrate`).
     ///
-    /// Live mode is tried first; a Xen that refuses it (no log-dirty
-    /// paging for PV guests, as in the test lab) leaves the guest
-    /// running, and the stream is sent again with the guest suspended
-    /// for the transfer.
-    fn migrate(&self, project: &str, from: &HostSpec, to: &HostSpec) -> Result<()> {
+    /// A Xen guest moves as `xl migrate` moves it, and only when the new
+    /// server sees its disk file itself (shared storage, proven with a
+    /// mark: `migrate::mark`): live mode first; a Xen that refuses it (no
+    /// log-dirty paging for PV guests, as in the test lab) leaves the
+    /// guest running, and the stream is sent again with the guest
+    /// suspended for the transfer. A QEMU guest moves live either way:
+    /// without shared storage the new server first makes a fresh overlay
+    /// over its own copy of the template and the guest's configuration
+    /// disk, and what the old overlay holds travels in the stream (QEMU's
+    /// incremental block migration); the old server's disks are then
+    /// deleted. Otherwise, and when the stream fails with the guest still
+    /// running on the old server, [`Error::Unsupported`] tells the
+    /// executor to move it cold (stop, carry the disks, start).
+    fn migrate(&self, desired: &DesiredProject, from: &HostSpec, to: &HostSpec) -> Result<()> {
+        let project = desired.name.as_str();
         let (a, b) = (
             self.remote(from.service_host.as_deref()),
             self.remote(to.service_host.as_deref()),
@@ -597,19 +602,26 @@ impl Backends for ClusterBackends {
             log::info!("{}: moves cold: {why}", from.name);
             Err(Error::Unsupported {
                 backend: "mln",
-                op: "migrating a running guest whose disks the new server does not share",
+                op: "migrating this running guest",
             })
         };
         if !from.platform.live_migration() || from.platform != to.platform {
-            return cold("only Xen guests migrate, on the same platform".into());
+            return cold("only Xen and QEMU guests migrate, on the same platform".into());
         }
         let server = |at: Option<&str>| at.unwrap_or("this machine").to_string();
-        if !self.shares_disks(project, from, to)? {
+        let copy_disks = !self.shares_disks(project, from, to)?;
+        if copy_disks && from.platform != Platform::Kvm {
             return cold(format!(
                 "its disk on {} is not a file {} sees too",
                 server(a),
                 server(b)
             ));
+        }
+        if copy_disks {
+            // What the stream fills: an empty overlay over the new
+            // server's template, and the guest's configuration disk.
+            self.prepare_disk(project, to)?;
+            self.write_guest_config(desired, to)?;
         }
         let spec = self.receiving_spec(project, to)?;
         let name = spec.name.clone();
@@ -619,15 +631,27 @@ impl Backends for ClusterBackends {
                 .is_ok_and(|i| i.state == mln_core::DomainState::Running)
         };
         let mut last = None;
-        for live in [true, false] {
+        // QEMU migrates live only; Xen tries live, then suspended.
+        let modes: &[bool] = if from.platform == Platform::Kvm {
+            &[true]
+        } else {
+            &[true, false]
+        };
+        for &live in modes {
             match migrate::migrate(
                 &self.access,
                 project,
                 (self.side(a), from),
                 (self.side(b), to, &spec),
                 live,
+                copy_disks,
             ) {
                 Ok(()) => {
+                    if copy_disks {
+                        if let Err(e) = self.remove_disk(project, from) {
+                            log::warn!("{}: disks left on {}: {e}", from.name, server(a));
+                        }
+                    }
                     self.leave_server(project, from, a);
                     return Ok(());
                 }
@@ -641,6 +665,10 @@ impl Backends for ClusterBackends {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if copy_disks {
+            // The guest runs on where it was: the new server's copies go.
+            let _ = self.remove_disk(project, to);
         }
         cold(format!(
             "the migration stream failed: {}",
