@@ -454,6 +454,7 @@ mod tests {
             host: HostSpec::new("web"),
             spec: None,
             live: true,
+            copy_disks: true,
         };
         let line = header(&job).unwrap();
         assert!(line.ends_with(b"\n"));
