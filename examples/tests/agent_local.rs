@@ -201,7 +201,8 @@ fn a_host_on_server_a_comes_up_through_the_agent_shows_in_status_and_is_removed(
     .unwrap();
     std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
     let o = lab.mln_with(&broken, &["status", "--json", "-p", "faraway"]);
-    ok(&o);
+    // MLN's exit status: 1, a host being down (unreachable).
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let said = text(&o);
     assert!(
         said.contains(

@@ -280,7 +280,25 @@ fn kill_9_in_the_middle_of_up_then_up_converges() {
     let out = verb(root.path(), "lab", Some(&p), Goal::Up).unwrap();
     assert_success(&out);
     let st = status(&store, &b).unwrap();
-    assert!(st.hosts.iter().all(|h| h.state == "running"), "{st:#?}");
+    let consoles: String = st
+        .hosts
+        .iter()
+        .filter(|h| h.state != "running")
+        .map(|h| {
+            let log = b.console_log("lab", &h.host).unwrap();
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            format!(
+                "--- {} ---\n{}\n",
+                h.host,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        })
+        .collect();
+    assert!(
+        st.hosts.iter().all(|h| h.state == "running"),
+        "{st:#?}\n{consoles}"
+    );
     // No duplicates: exactly one guest per host, one switch per switch.
     use mln_core::Hypervisor;
     let guests: Vec<String> = b

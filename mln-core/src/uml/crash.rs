@@ -19,6 +19,10 @@ pub enum CrashCause {
     NoRootFileSystem,
     /// The root file system has no init program the kernel could run.
     NoInit,
+    /// Another process holds the lock on the guest's disk (`ubda: Can't
+    /// open ...: errno = 11`): an earlier run of the guest, or another
+    /// guest on the same disk file, still runs.
+    DiskInUse,
 }
 
 impl CrashCause {
@@ -27,6 +31,11 @@ impl CrashCause {
         let has = |s: &str| console.contains(s);
         if has("ptrace set fp regs failed") || has("ptrace set regs failed") {
             Some(CrashCause::HostCpuStateTooLarge)
+        } else if console
+            .lines()
+            .any(|l| l.contains("Can't open") && l.contains("errno = 11"))
+        {
+            Some(CrashCause::DiskInUse)
         } else if has("System is deadlocked on memory") || has("Out of memory and no killable") {
             Some(CrashCause::OutOfMemory)
         } else if has("Unable to mount root fs") {
@@ -49,6 +58,9 @@ impl CrashCause {
             CrashCause::NoRootFileSystem => {
                 "the root disk holds no file system the kernel can mount: check the template"
             }
+            CrashCause::DiskInUse => {
+                "find what else runs with this disk (`mln status`, `ps`) and stop it, then start again"
+            }
             CrashCause::NoInit => {
                 "the init program is missing: the template's /sbin/init, or what `init=` in `extra` names"
             }
@@ -66,6 +78,7 @@ impl fmt::Display for CrashCause {
             CrashCause::OutOfMemory => "the guest ran out of memory while booting",
             CrashCause::NoRootFileSystem => "the guest kernel could not mount its root disk",
             CrashCause::NoInit => "the guest kernel found no init program to run",
+            CrashCause::DiskInUse => "another process holds the lock on the guest's disk",
         })
     }
 }
@@ -95,6 +108,13 @@ mod tests {
                 "Kernel panic - not syncing: Requested init /x failed (error -2)."
             ),
             Some(CrashCause::NoInit)
+        );
+        assert_eq!(
+            CrashCause::diagnose(
+                "ubda: Can't open \"/s/lab/disks/alice.cow\": errno = 11\n\
+                 Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(98,0)"
+            ),
+            Some(CrashCause::DiskInUse)
         );
         assert_eq!(CrashCause::diagnose("mln: boot finished"), None);
     }

@@ -536,6 +536,33 @@ impl Uml {
         self.write_record(record)
     }
 
+    /// Kill every process of guest `name` (its command line carries the
+    /// guest's `uml_dir=` word exactly), recorded or not, and wait until
+    /// they are gone.
+    fn end_unrecorded(&self, name: &str) -> Result<()> {
+        let mut word = std::ffi::OsString::from(self.marker(name)?);
+        // A whole argument: `uml_dir=/s/lab.a` must not match `/s/lab.ab`.
+        word.push("\0");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = processes_mentioning(&word);
+            if left.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: name.to_string(),
+                    op: "ending the processes of an earlier run",
+                    after: Duration::from_secs(10),
+                });
+            }
+            for pid in left {
+                process::kill(pid, libc::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn remove(&self, name: &str) -> Result<()> {
         let dir = self.dir(name)?;
         match fs::remove_dir_all(&dir) {
@@ -608,6 +635,10 @@ impl Hypervisor for Uml {
         if let Some(old) = self.process(name)? {
             old.kill_group(&self.marker(name)?);
         }
+        // And one whose start was never recorded (its starter was killed
+        // between spawning it and writing its pid) still holds the lock
+        // on its disks: a new one could not open them.
+        self.end_unrecorded(name)?;
         self.spawn(&mut record)
     }
 
@@ -691,6 +722,7 @@ impl Hypervisor for Uml {
                 });
             }
         }
+        self.end_unrecorded(name)?;
         self.remove(name)
     }
 
