@@ -685,3 +685,53 @@ fn the_kvm_lab_comes_up_as_qemu_guests_a_client_pings_across_and_remove_leaves_n
     assert!(!state.join("kvmlab").exists(), "state left behind");
     assert!(testkit::processes_under(dir.path()).is_empty());
 }
+
+#[test]
+fn site_settings_give_defaults_and_mln_config_says_where_each_came_from() {
+    if !uml_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let projects = dir.path().join("projects");
+    // MLN 1.0.8's own ~/.mln keys.
+    std::fs::write(
+        home.join(".mln"),
+        format!("projects {}\ndefault_memory 96M\n", projects.display()),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mln"))
+            .args(args)
+            .env("HOME", &home)
+            .env_remove("MLN_STATE_DIR")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run mln")
+    };
+    let o = run(&["config"]);
+    ok(&o);
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        said.contains(&format!("state folder   {}", projects.display())) && said.contains(".mln:1"),
+        "{said}"
+    );
+    let file = dir.path().join("site.mln");
+    std::fs::write(
+        &file,
+        "global { project site }\nswitch lan {\n}\n\
+         host plain { network eth0 { switch lan; address 10.8.0.1/24 } }\n\
+         host sized { memory 128M; network eth0 { switch lan; address 10.8.0.2/24 } }\n",
+    )
+    .unwrap();
+    ok(&run(&["up", file.to_str().unwrap()]));
+    // The project lives where the site says; `plain` got the site's
+    // memory, `sized` kept its own.
+    let s = status(&projects, "site");
+    assert_eq!(host_state(&s, "plain").1 >> 20, 96, "{s}");
+    assert_eq!(host_state(&s, "sized").1 >> 20, 128, "{s}");
+    ok(&run(&["remove", "-p", "site"]));
+    assert!(!projects.join("site").exists());
+}

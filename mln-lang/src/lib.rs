@@ -43,4 +43,6 @@ pub mod apply;
 #[cfg(feature = "runtime")]
 pub mod machine;
 #[cfg(feature = "runtime")]
+pub mod site;
+#[cfg(feature = "runtime")]
 pub mod state;

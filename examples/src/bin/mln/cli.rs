@@ -79,6 +79,20 @@ pub enum Command {
     Kernel(KernelArgs),
     /// Check which backends work on this host, why not, and what fixes it.
     Doctor(DoctorArgs),
+    /// Print the settings in force (site files, environment, flags) and
+    /// where each came from.
+    Config(ConfigArgs),
+}
+
+/// `mln config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+    /// Folder of project states.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// `mln kernel`.

@@ -18,28 +18,49 @@ use mln_lang::state::StateStore;
 
 use crate::backend::Machine;
 use crate::cli::{LifecycleArgs, PlanFormat, UpgradeArgs};
+use crate::config::{apply_defaults, resolve_path};
 use crate::output::Output;
 use crate::progress::Lines;
+use mln_lang::site::SiteConfig;
 
-/// Where projects and templates live, as the user chose or by default.
+/// Where projects and templates live: as the user chose (flag or
+/// environment), else as the site settings say (`projects`, `templates`),
+/// else by default; each with where it came from.
 pub struct Places {
     pub state_root: PathBuf,
+    pub state_root_source: String,
     pub template_dir: PathBuf,
+    pub template_dir_source: String,
+    /// The site settings read.
+    pub site: SiteConfig,
 }
 
 impl Places {
     pub fn new(state_dir: Option<&Path>, template_dir: Option<&Path>) -> Result<Self, String> {
-        let state_root = match state_dir {
-            Some(d) => d.to_path_buf(),
-            None => StateStore::default_root().map_err(|e| e.to_string())?,
-        };
-        let template_dir = template_dir
+        let site = SiteConfig::load();
+        let (state_root, state_root_source) = resolve_path(
+            state_dir.map(Path::to_path_buf),
+            "--state-dir or MLN_STATE_DIR",
+            &site,
+            "projects",
+            || StateStore::default_root().map_err(|e| e.to_string()),
+        )?;
+        let given = template_dir
             .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("MLN_TEMPLATE_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| state_root.join("templates"));
+            .or_else(|| std::env::var_os("MLN_TEMPLATE_DIR").map(PathBuf::from));
+        let (template_dir, template_dir_source) = resolve_path(
+            given,
+            "--template-dir or MLN_TEMPLATE_DIR",
+            &site,
+            "templates",
+            || Ok(state_root.join("templates")),
+        )?;
         Ok(Places {
             state_root,
+            state_root_source,
             template_dir,
+            template_dir_source,
+            site,
         })
     }
 
@@ -143,6 +164,9 @@ impl Prepared {
         let places =
             Places::new(args.state_dir.as_deref(), args.template_dir.as_deref()).map_err(fail)?;
         let mut project = checked.map(|c| c.project().clone());
+        if let Some(p) = &mut project {
+            apply_defaults(p, &places.site).map_err(fail)?;
+        }
         let mut recorded = None;
         match &mut project {
             Some(p) => machine.place_project(p, args.backend).map_err(fail)?,
@@ -175,7 +199,17 @@ impl Prepared {
             &places,
             machine,
             templates,
-            args.uml_kernel.as_deref(),
+            // The flag, else MLN_UML_KERNEL (which the backends read), else
+            // the site's default_kernel.
+            args.uml_kernel
+                .clone()
+                .or_else(|| {
+                    std::env::var_os(mln_core::uml::KERNEL_ENV)
+                        .is_none()
+                        .then(|| places.site.path("default_kernel"))
+                        .flatten()
+                })
+                .as_deref(),
         )
         .map_err(fail)?;
         let state = store.load().map_err(|e| fail(e.to_string()))?;

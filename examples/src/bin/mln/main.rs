@@ -8,6 +8,7 @@
 mod agent;
 mod backend;
 mod cli;
+mod config;
 mod doctor;
 mod inspect;
 mod kernel;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         cli::Command::Agent(a) => agent::agent(&a),
         cli::Command::Kernel(a) => kernel::kernel(&a),
         cli::Command::Doctor(a) => doctor::doctor(&a),
+        cli::Command::Config(a) => config::config(&a),
     };
     ExitCode::from(code)
 }
