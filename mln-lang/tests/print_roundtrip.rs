@@ -130,10 +130,11 @@ other_top { key value; nested x { deeper { y } } }
     assert_eq!(w1.interfaces.len(), 4);
     assert_eq!(w1.interfaces[3].name, "eth10");
     assert_eq!(w1.xen_extra, ["vif = [ 'bridge=a' ]", "on_crash = destroy"]);
+    // base's line, expanded where it is written: base's `$role`.
     assert_eq!(
         w1.startup,
         [
-            "echo web on w1.example.org",
+            "echo generic on w1.example.org",
             "service nginx start",
             "echo \"w1 {special} #x\""
         ]

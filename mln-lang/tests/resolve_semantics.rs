@@ -108,6 +108,30 @@ host pc3 { network eth0 { address 10.9.9.9 } }
     assert!(r.origins.hosts["pc3"].duplicates.is_empty());
 }
 
+/// As MLN 1.0.8 answers (`perl mln parse -f F -S /host/a/template`): a
+/// value inherited from a superclass expands with that superclass's
+/// variables, then global's; a subclass's or the host's do not reach it
+/// (MLN printed `deb-etch.ext3`, `deb-etch.ext3`, `deb-$flavour-glob.ext3`
+/// and `deb-$flavour-glob.ext3` for the four hosts below).
+#[test]
+fn an_inherited_value_takes_the_variables_of_the_superclass_that_writes_it() {
+    let p = project(
+        "global { project v; $g = glob }
+         superclass base { $flavour = etch; template deb-$flavour.ext3 }
+         superclass sub { superclass base; $flavour = lenny }
+         superclass bare { template deb-$flavour-$g.ext3 }
+         host a { superclass sub; $flavour = sid }
+         host b { superclass base }
+         host c { superclass bare; $flavour = sid }
+         host d { superclass bare; $g = mine }",
+    );
+    let t = |h: &str| p.host(h).unwrap().template.clone().unwrap_or_default();
+    assert_eq!(t("a"), "deb-etch.ext3");
+    assert_eq!(t("b"), "deb-etch.ext3");
+    assert_eq!(t("c"), "deb-$flavour-glob.ext3");
+    assert_eq!(t("d"), "deb-$flavour-glob.ext3");
+}
+
 /// MLN 1.0.8 keeps the last of two blocks of one host: `perl mln parse
 /// -f F -S /host/a/nameserver` on `host a { memory 64M; nameserver
 /// 10.0.0.1 }` followed by `host a { memory 128M }` prints an empty line,
@@ -124,15 +148,17 @@ fn a_host_written_twice_is_its_last_block_as_in_mln() {
 }
 
 #[test]
-fn variables_nearest_first_and_inherited_values_expand_in_the_host() {
+fn variables_nearest_first_and_inherited_values_expand_where_written() {
     let p = project(
         "global { project proj; $role = global; $where = dc1 }
          superclass s { $role = super; startup { echo $role $where $hostname $project } }
-         host a { superclass s; $role = mine }
+         host a { superclass s; $role = mine; shutdown { echo $role } }
          host b { superclass s }
          host c { $hostname = fake; template $hostname.img }",
     );
-    assert_eq!(p.host("a").unwrap().startup, ["echo mine dc1 a proj"]);
+    // s's line takes s's `$role`, whatever a sets; a's own line takes a's.
+    assert_eq!(p.host("a").unwrap().startup, ["echo super dc1 a proj"]);
+    assert_eq!(p.host("a").unwrap().shutdown, ["echo mine"]);
     assert_eq!(p.host("b").unwrap().startup, ["echo super dc1 b proj"]);
     assert_eq!(p.host("c").unwrap().template.as_deref(), Some("c.img"));
     assert_eq!(p.host("a").unwrap().variables["role"], "mine");

@@ -220,6 +220,9 @@ struct Merged<'x> {
     /// `(interface, keyword, visit order, statement)`, by interface then
     /// keyword.
     net_statements: Vec<(&'x str, &'x str, usize, &'x Statement)>,
+    /// The visit order each layer starts at: which layer a statement
+    /// came from (see [`Merged::layer_of`]).
+    layer_starts: Vec<usize>,
 }
 
 impl<'x> Merged<'x> {
@@ -232,8 +235,10 @@ impl<'x> Merged<'x> {
         self.scalars.clear();
         self.networks.clear();
         self.net_statements.clear();
+        self.layer_starts.clear();
         let mut order = 0usize;
         for layer in layers {
+            self.layer_starts.push(order);
             for &(k, s) in &layer.scalars {
                 self.scalars.push((k, order, s));
                 order += 1;
@@ -264,6 +269,52 @@ impl<'x> Merged<'x> {
             .sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
         self.net_statements
             .dedup_by(|later, first| (later.0, later.1) == (first.0, first.1));
+    }
+}
+
+impl Merged<'_> {
+    /// The layer (0: the host's own, then what autoenum generated, then
+    /// its superclasses nearest first) of the statement visited at `order`.
+    fn layer_of(&self, order: usize) -> usize {
+        self.layer_starts
+            .partition_point(|&start| start <= order)
+            .saturating_sub(1)
+    }
+}
+
+/// Where the values of each layer are expanded. A value is expanded where
+/// it is written, as MLN does: the host's own and generated values with
+/// the host's variables, a superclass's with that superclass's variables
+/// (then those of the superclasses it inherits, then `global`'s), whatever
+/// the host or a nearer superclass sets.
+struct Scopes<'a> {
+    hostname: &'a str,
+    project: &'a str,
+    own: &'a BTreeMap<String, String>,
+    /// The host's layers before its superclasses (own and generated).
+    host_layers: usize,
+    chain: &'a [&'a BTreeMap<String, String>],
+    global: &'a BTreeMap<String, String>,
+}
+
+impl<'a> Scopes<'a> {
+    fn of_layer(&self, layer: usize) -> Scope<'a> {
+        match layer.checked_sub(self.host_layers) {
+            None => Scope {
+                hostname: Some(self.hostname),
+                project: self.project,
+                own: Some(self.own),
+                inherited: self.chain,
+                global: Some(self.global),
+            },
+            Some(i) => Scope {
+                hostname: Some(self.hostname),
+                project: self.project,
+                own: self.chain.get(i).copied(),
+                inherited: self.chain.get(i + 1..).unwrap_or(&[]),
+                global: Some(self.global),
+            },
+        }
     }
 }
 
@@ -397,13 +448,15 @@ pub(crate) fn resolve_host<'s>(
     if let Some(chain) = chain {
         host.superclasses = chain.names.iter().map(|n| n.to_string()).collect();
     }
-    let scope = Scope {
-        hostname: Some(&entry.name),
+    let scopes = Scopes {
+        hostname: &entry.name,
         project: global.project.as_deref().unwrap_or(""),
-        own: Some(&own_vars),
-        inherited: chain.map_or(&[], |c| c.variables.as_slice()),
-        global: Some(&global.variables),
+        own: &own_vars,
+        host_layers: 1 + generated.len(),
+        chain: chain.map_or(&[], |c| c.variables.as_slice()),
+        global: &global.variables,
     };
+    let scope = scopes.of_layer(0);
 
     let mut merged = std::mem::take(spare_merged);
     merged.fill(layers.iter());
@@ -435,8 +488,8 @@ pub(crate) fn resolve_host<'s>(
     };
 
     read_platform(ctx, layers, &mut host, &mut origin);
-    read_scalars(ctx, &scope, &merged, &mut host, &mut origin);
-    read_lists(ctx, &scope, layers, &mut host);
+    read_scalars(ctx, &scopes, &merged, &mut host, &mut origin);
+    read_lists(ctx, &scopes, layers, &mut host);
     // List block spans, the nearest layer's first.
     for layer in layers.iter() {
         for &(list, span) in &layer.list_spans {
@@ -445,7 +498,7 @@ pub(crate) fn resolve_host<'s>(
             }
         }
     }
-    read_interfaces(ctx, &scope, &merged, &mut host, &mut origin);
+    read_interfaces(ctx, &scopes, &merged, &mut host, &mut origin);
 
     // xen_extra: merged by first word, the nearer layer winning.
     let mut extra: Vec<String> = Vec::new();
@@ -557,12 +610,13 @@ fn read_platform(
 
 fn read_scalars(
     ctx: &mut Ctx<'_>,
-    scope: &Scope<'_>,
+    scopes: &Scopes<'_>,
     merged: &Merged<'_>,
     host: &mut Host,
     origin: &mut HostOrigin,
 ) {
-    for &(k, _, s) in &merged.scalars {
+    for &(k, order, s) in &merged.scalars {
+        let scope = &scopes.of_layer(merged.layer_of(order));
         if HOST_LISTS.contains(&k) || k == "xen_extra" || k == "network" {
             continue; // reported by the lint as a misuse
         }
@@ -633,7 +687,7 @@ fn read_scalars(
     }
 }
 
-fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, layers: Layers<'_, '_>, host: &mut Host) {
+fn read_lists(ctx: &mut Ctx<'_>, scopes: &Scopes<'_>, layers: Layers<'_, '_>, host: &mut Host) {
     for (index, list) in HOST_LISTS.iter().enumerate() {
         let lines_of = |layer: &Summary<'_>| layer.lists.get(index).map_or(0, Vec::len);
         let total: usize = layers.iter().map(lines_of).sum();
@@ -642,12 +696,15 @@ fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, layers: Layers<'_, '_>, host
         }
         // Layer by layer, the farthest first: repeats of inherited lines
         // dropped, repeats within one layer kept (see `lists`).
+        // (each layer's lines with the scope they expand in)
+        let count = layers.iter().count();
         let layer_lines = || {
             layers
                 .iter()
                 .rev()
-                .filter_map(move |layer| layer.lists.get(index))
-                .filter(|lines| !lines.is_empty())
+                .enumerate()
+                .filter_map(move |(k, layer)| layer.lists.get(index).map(|l| (count - 1 - k, l)))
+                .filter(|(_, lines)| !lines.is_empty())
         };
         let quiet = *list == "users";
         let mut merge = ListMerge::new(total);
@@ -661,7 +718,8 @@ fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, layers: Layers<'_, '_>, host
         };
         if let Some(out) = plain {
             out.reserve(total);
-            for layer in layer_lines() {
+            for (i, layer) in layer_lines() {
+                let scope = &scopes.of_layer(i);
                 merge.next_layer(out.iter().map(String::as_str));
                 for l in layer {
                     let text = ctx.expand_line(scope, l, quiet);
@@ -673,7 +731,8 @@ fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, layers: Layers<'_, '_>, host
             continue;
         }
         let mut lines: Vec<(String, Span)> = Vec::with_capacity(total);
-        for layer in layer_lines() {
+        for (i, layer) in layer_lines() {
+            let scope = &scopes.of_layer(i);
             merge.next_layer(lines.iter().map(|(t, _)| t.as_str()));
             for l in layer {
                 let text = ctx.expand_line(scope, l, quiet);
@@ -770,7 +829,7 @@ fn read_lists(ctx: &mut Ctx<'_>, scope: &Scope<'_>, layers: Layers<'_, '_>, host
 
 fn read_interfaces(
     ctx: &mut Ctx<'_>,
-    scope: &Scope<'_>,
+    scopes: &Scopes<'_>,
     merged: &Merged<'_>,
     host: &mut Host,
     origin: &mut HostOrigin,
@@ -789,7 +848,8 @@ fn read_interfaces(
             name: block.label.as_ref().map_or(block.name.span, |l| l.span),
             keywords: VecMap::with_capacity(mine.len()),
         };
-        for &(_, k, _, s) in mine {
+        for &(_, k, order, s) in mine {
+            let scope = &scopes.of_layer(merged.layer_of(order));
             let span = value_span(s);
             o.keywords.insert(keyword_key(k), span);
             let value: Cow<'_, str> = match &s.value {
