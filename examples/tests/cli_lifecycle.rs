@@ -735,3 +735,52 @@ fn site_settings_give_defaults_and_mln_config_says_where_each_came_from() {
     ok(&run(&["remove", "-p", "site"]));
     assert!(!projects.join("site").exists());
 }
+
+#[test]
+fn mln_exec_runs_commands_in_guests_and_returns_their_output_and_status() {
+    if !uml_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    ok(&mln(&state, &["up", &sample("lab.mln")]));
+    // (`--state-dir` before `--`: what follows is the guest's command.)
+    let exec = |host: &str, command: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mln"))
+            .args(["exec", "--state-dir"])
+            .arg(&state)
+            .args(["-p", "lab", host, "--"])
+            .args(command)
+            .output()
+            .expect("run mln exec")
+    };
+    // alice reaches bob through the router: no console read, no network
+    // from here.
+    let o = exec("alice", &["ping", "-c", "1", "-W", "5", "192.168.2.10"]);
+    ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("1 packets received"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // The status, stdout and stderr come back apart; words are passed as
+    // they are (a quote, a `$`, a `;` are not the host's shell's).
+    let o = exec(
+        "router",
+        &[
+            "sh",
+            "-c",
+            "echo out $0; echo err >&2; exit 7",
+            "it's $HOME; rm -rf /",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "out it's $HOME; rm -rf /\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    ok(&mln(&state, &["remove", "-p", "lab"]));
+    assert!(testkit::processes_under(dir.path()).is_empty());
+}

@@ -338,6 +338,22 @@ pub trait Hypervisor: Send + Sync {
         Ok(None)
     }
 
+    /// Run `argv` in running domain `name` (through its guest agent: see
+    /// [`crate::exec`]), waiting at most `timeout`; its exit status and
+    /// output.
+    fn exec(
+        &self,
+        name: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<crate::exec::ExecOutput> {
+        let _ = (name, argv, timeout);
+        Err(Error::Unsupported {
+            backend: "this backend",
+            op: "running a command in a guest",
+        })
+    }
+
     /// Has the started domain `name` finished booting (printed its spec's
     /// [`DomainSpec::boot_marker`])? A backend that cannot read the
     /// console counts a running domain as booted; this default does just

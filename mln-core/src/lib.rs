@@ -25,6 +25,7 @@ pub mod disk;
 pub mod doctor;
 pub mod domain;
 pub mod error;
+pub mod exec;
 pub mod guest;
 pub mod name;
 pub mod net;

@@ -46,4 +46,7 @@ if [ -n "$cfg" ] && [ -b "/dev/$cfg" ]; then
         echo "mln: /dev/$cfg holds no guest configuration"
     fi
 fi
+# `mln exec`'s agent on the second serial line, before the marker: a
+# guest that says it booted answers commands.
+[ -c /dev/ttyS1 ] && /etc/mln/agent /dev/ttyS1 &
 echo "mln: boot finished"

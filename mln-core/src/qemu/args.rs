@@ -104,6 +104,13 @@ pub(super) fn args(
         &format!("file,id=console,path={console},append=on"),
     ]);
     push(&["-serial", "chardev:console"]);
+    // The second serial port: `mln exec`'s channel to the guest's agent.
+    let agent = value(&dir.join(super::AGENT_SOCKET), "agent socket")?;
+    push(&[
+        "-chardev",
+        &format!("socket,id=agent,path={agent},server=on,wait=off"),
+    ]);
+    push(&["-serial", "chardev:agent"]);
     let qmp = value(&dir.join(QMP), "QMP socket")?;
     push(&["-qmp", &format!("unix:{qmp},server=on,wait=off")]);
     push(&[

@@ -349,6 +349,25 @@ impl Hypervisor for Qemu {
         Qemu::boot_status(self, name)
     }
 
+    fn exec(
+        &self,
+        name: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<crate::exec::ExecOutput> {
+        self.require_live(name, "run a command")?;
+        let dir = self.dir(name)?;
+        let socket = dir.join(super::AGENT_SOCKET);
+        crate::exec::locked(&dir.join("exec.lock"), || {
+            let stream = std::os::unix::net::UnixStream::connect(&socket)
+                .map_err(|e| Error::io(&socket, e))?;
+            stream
+                .set_nonblocking(true)
+                .map_err(|e| Error::io(&socket, e))?;
+            crate::exec::run(name, stream, argv, timeout)
+        })
+    }
+
     fn save(&self, name: &str, path: &Path) -> Result<()> {
         self.save_to_file(name, path)
     }

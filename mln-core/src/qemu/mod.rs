@@ -79,6 +79,9 @@ use crate::name::SafeName;
 use crate::uml::process::{write_atomic, Liveness, ProcessRecord};
 
 const BACKEND: &str = "qemu";
+/// The unix socket of the guest's second serial port, where its agent
+/// answers `mln exec` (see [`crate::exec`]).
+const AGENT_SOCKET: &str = "agent";
 const RECORD: &str = "domain.json";
 const PID: &str = "pid";
 const CONSOLE: &str = "console.log";

@@ -44,6 +44,10 @@ const HOTPLUG: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../templates/busybox/hotplug"
 ));
+const AGENT: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../templates/busybox/agent"
+));
 const POWER_BUTTON: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../templates/busybox/powerbutton"
@@ -190,7 +194,15 @@ impl BusyboxTemplate {
         }
         // The recipe's own version: bump when `stage` or `make_ext4` change.
         h.feed(b"recipe 3");
-        for part in [INITTAB, RC_BOOT, RC_HALT, HOTPLUG, POWER_BUTTON, ACPID_CONF] {
+        for part in [
+            INITTAB,
+            RC_BOOT,
+            RC_HALT,
+            HOTPLUG,
+            POWER_BUTTON,
+            ACPID_CONF,
+            AGENT,
+        ] {
             h.feed(part.as_bytes());
         }
         h.feed(&self.size.to_le_bytes());
@@ -269,8 +281,9 @@ impl BusyboxTemplate {
         let init = root.join("sbin/init");
         let _ = fs::remove_file(&init);
         symlink("/bin/busybox", &init).map_err(|e| Error::io(&init, e))?;
-        let files: [(&str, &str, u32); 14] = [
+        let files: [(&str, &str, u32); 15] = [
             ("etc/inittab", INITTAB, 0o644),
+            ("etc/mln/agent", AGENT, 0o755),
             ("etc/mln/rc.boot", RC_BOOT, 0o755),
             ("etc/mln/rc.halt", RC_HALT, 0o755),
             ("etc/mln/hotplug", HOTPLUG, 0o755),

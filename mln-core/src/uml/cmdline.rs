@@ -32,7 +32,9 @@ pub(super) fn args(
     args.push(format!("mem={}K", max / 1024));
     args.push(format!("umid={UMID}"));
     args.push(format!("uml_dir={}", cmdline_path(dir, "state folder")?));
-    args.extend(["con=null", "con0=null,fd:1", "ssl=null"].map(String::from));
+    // The second serial line on a host pseudo-terminal: `mln exec`'s
+    // channel to the guest's agent (see `crate::exec`).
+    args.extend(["con=null", "con0=null,fd:1", "ssl=null", "ssl1=pts"].map(String::from));
     for disk in &spec.disks {
         let letter = disk
             .target

@@ -836,6 +836,25 @@ impl Hypervisor for Uml {
         Uml::boot_status(self, name)
     }
 
+    fn exec(
+        &self,
+        name: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<crate::exec::ExecOutput> {
+        let (_, proc) = self.require_live(name, "run a command")?;
+        let pts = agent_pts(proc.pid).ok_or_else(|| Error::Backend {
+            what: name.to_string(),
+            message: "its agent's serial line is not open (a template without MLN's agent, \
+                      or a guest still booting)"
+                .into(),
+        })?;
+        let lock = self.dir(name)?.join("exec.lock");
+        crate::exec::locked(&lock, || {
+            crate::exec::run(name, crate::exec::open_pts(&pts)?, argv, timeout)
+        })
+    }
+
     fn save(&self, _name: &str, _path: &Path) -> Result<()> {
         Err(Error::Unsupported {
             backend: BACKEND,
@@ -915,6 +934,32 @@ fn guest_command(kernel: &Path, args: &[OsString]) -> Command {
         .arg(kernel)
         .args(args);
     cmd
+}
+
+/// The host pseudo-terminal of a UML guest's second serial line
+/// (`ssl1=pts`, where its agent listens): the pty master the guest's main
+/// process holds, by its `tty-index` in `/proc/PID/fdinfo`.
+fn agent_pts(pid: u32) -> Option<PathBuf> {
+    let fds = fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    for fd in fds.flatten() {
+        let Ok(target) = fs::read_link(fd.path()) else {
+            continue;
+        };
+        if target != Path::new("/dev/ptmx") && target != Path::new("/dev/pts/ptmx") {
+            continue;
+        }
+        let info = fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        ))
+        .ok()?;
+        let index = info
+            .lines()
+            .find_map(|l| l.strip_prefix("tty-index:"))
+            .map(str::trim)?;
+        return Some(PathBuf::from(format!("/dev/pts/{index}")));
+    }
+    None
 }
 
 #[cfg(test)]

@@ -140,6 +140,15 @@ pub enum Request {
         platform: Platform,
         name: String,
     },
+    /// [`mln_core::Hypervisor::exec`], waiting `timeout_ms`; answers an
+    /// [`mln_core::exec::ExecOutput`].
+    Exec {
+        project: String,
+        platform: Platform,
+        name: String,
+        argv: Vec<String>,
+        timeout_ms: u64,
+    },
     /// [`mln_core::Hypervisor::list`]; answers `[DomainInfo]`.
     List { project: String, platform: Platform },
     /// [`mln_core::Hypervisor::set_memory`].
@@ -289,6 +298,7 @@ pub const KNOWN_OPS: &[&str] = &[
     "destroy",
     "info",
     "boot_status",
+    "exec",
     "list",
     "set_memory",
     "set_vcpus",

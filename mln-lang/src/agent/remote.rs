@@ -139,6 +139,22 @@ impl Hypervisor for RemoteHypervisor {
         })
     }
 
+    fn exec(
+        &self,
+        name: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<mln_core::exec::ExecOutput> {
+        let (project, platform, name) = self.named(name);
+        self.conn.client()?.call_as(&Request::Exec {
+            project,
+            platform,
+            name,
+            argv: argv.to_vec(),
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
     fn list(&self) -> Result<Vec<DomainInfo>> {
         self.conn.client()?.call_as(&Request::List {
             project: self.project.clone(),

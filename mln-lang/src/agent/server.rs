@@ -182,6 +182,17 @@ impl Agent {
                 let b = self.backends(&project)?;
                 json(Self::hypervisor(&b, platform)?.boot_status(&name)?)
             }
+            Request::Exec {
+                project,
+                platform,
+                name,
+                argv,
+                timeout_ms,
+            } => {
+                let b = self.backends(&project)?;
+                let timeout = Duration::from_millis(timeout_ms);
+                json(Self::hypervisor(&b, platform)?.exec(&name, &argv, timeout)?)
+            }
             Request::List { project, platform } => {
                 if !self.root.join(SafeName::new(&project)?.as_str()).exists() {
                     return json(Vec::<()>::new());

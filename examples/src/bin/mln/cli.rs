@@ -82,6 +82,28 @@ pub enum Command {
     /// Print the settings in force (site files, environment, flags) and
     /// where each came from.
     Config(ConfigArgs),
+    /// Run a command in a running guest (through its agent: no network,
+    /// no root) and exit with its status.
+    Exec(ExecArgs),
+}
+
+/// `mln exec -p PROJECT HOST -- COMMAND...`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The project, by name.
+    #[arg(short = 'p', long)]
+    pub project: String,
+    /// The host.
+    pub host: String,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+    /// Seconds the command may take.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Folder of project states.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// `mln config`.

@@ -10,6 +10,7 @@ mod backend;
 mod cli;
 mod config;
 mod doctor;
+mod exec;
 mod inspect;
 mod kernel;
 mod lifecycle;
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
         cli::Command::Kernel(a) => kernel::kernel(&a),
         cli::Command::Doctor(a) => doctor::doctor(&a),
         cli::Command::Config(a) => config::config(&a),
+        cli::Command::Exec(a) => exec::exec(&a),
     };
     ExitCode::from(code)
 }
