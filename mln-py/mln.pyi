@@ -364,6 +364,29 @@ class Plan:
     def to_json(self, indent: Optional[int] = None) -> str: ...
     def __len__(self) -> int: ...
 
+@final
+class ExecResult:
+    """What a command run in a guest did."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def stdout(self) -> bytes: ...
+    @property
+    def stderr(self) -> bytes: ...
+
+def exec(
+    project: Union[Project, str],
+    host: str,
+    command: List[str],
+    *,
+    state_dir: Optional[_Path] = None,
+    timeout: float = 60.0,
+) -> ExecResult:
+    """Run ``command`` (words passed as they are) in the running guest of
+    ``host``, through its agent: no network, no root. Raises
+    ``mln.BackendError`` when it cannot run."""
+
 def plan(
     old: Optional[Project],
     new: Project,

@@ -36,6 +36,8 @@ fn mln(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lifecycle::status, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::projects, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::console_log, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::exec, m)?)?;
+    m.add_class::<lifecycle::ExecResult>()?;
     m.add_class::<project::Project>()?;
     m.add_class::<model::Host>()?;
     m.add_class::<model::Interface>()?;

@@ -545,8 +545,80 @@ pub fn console_log(
     };
     let store = store(state_dir, &name)?;
     LocalBackends::new(store.dir())
-        .and_then(|b| b.uml().console_log(&domain_name(&name, host)))
+        .and_then(|b| b.console_log(&name, host))
         .map_err(|e| BackendError::new_err(e.to_string()))
+}
+
+/// What a command run in a guest did: ``status`` (its exit status),
+/// ``stdout`` and ``stderr`` (bytes).
+#[pyclass(frozen, module = "mln")]
+#[derive(Debug, Clone)]
+pub struct ExecResult {
+    /// The exit status.
+    #[pyo3(get)]
+    status: i32,
+    /// What it wrote on stdout.
+    #[pyo3(get)]
+    stdout: Vec<u8>,
+    /// What it wrote on stderr.
+    #[pyo3(get)]
+    stderr: Vec<u8>,
+}
+
+#[pymethods]
+impl ExecResult {
+    fn __repr__(&self) -> String {
+        format!(
+            "<ExecResult status={} stdout={} bytes stderr={} bytes>",
+            self.status,
+            self.stdout.len(),
+            self.stderr.len()
+        )
+    }
+}
+
+/// Run ``command`` (a list of words, passed as they are) in the running
+/// guest of ``host`` of ``project`` (an ``mln.Project`` or a project name),
+/// through its agent: no network, no root. Waits at most ``timeout``
+/// seconds, without the GIL. Raises ``mln.BackendError`` when it cannot
+/// run; a command that fails is an ``ExecResult`` with its status.
+#[pyfunction]
+#[pyo3(signature = (project, host, command, *, state_dir=None, timeout=60.0))]
+pub fn exec(
+    py: Python<'_>,
+    project: Bound<'_, PyAny>,
+    host: &str,
+    command: Vec<String>,
+    state_dir: Option<PathBuf>,
+    timeout: f64,
+) -> PyResult<ExecResult> {
+    let name = match target(py, &project, true)? {
+        Target::Project(p) => p.model().name.clone(),
+        Target::Name(n) => n,
+    };
+    let store = store(state_dir, &name)?;
+    let spec = store
+        .load()
+        .map_err(|e| StateError::new_err(e.to_string()))?
+        .and_then(|s| s.hosts.get(host).map(|r| r.spec.clone()))
+        .ok_or_else(|| PlanError::new_err(format!("project {name} has no host {host}")))?;
+    let local = LocalBackends::new(store.dir()).map_err(|e| BackendError::new_err(e.to_string()))?;
+    let backends = cluster(&name, &store, local, None)?;
+    let timeout = std::time::Duration::from_secs_f64(timeout.max(0.0));
+    let domain = domain_name(&name, host);
+    let out = py
+        .detach(|| {
+            use mln_lang::apply::Backends;
+            backends
+                .hypervisor(spec.service_host.as_deref(), spec.platform)
+                .and_then(|hv| hv.exec(&domain, &command, timeout))
+        })
+        .map_err(|e| BackendError::new_err(format!("{host}: {e}")))?;
+    Ok(ExecResult {
+        status: out.status,
+        stdout: out.stdout,
+        stderr: out.stderr,
+    })
 }
 
 /// Names of the projects recorded under ``state_dir`` (the default root

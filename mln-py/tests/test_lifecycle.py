@@ -244,3 +244,18 @@ def test_upgrade_adds_a_host_next_to_a_running_one(
 
     assert mln.remove(v2, state_dir=state_dir).succeeded
     assert mln.projects(state_dir) == []
+
+
+def test_exec_runs_a_command_in_a_guest(template: mln.Template, state_dir: Path) -> None:
+    project = mln.parse(SOLO, "solo.mln")
+    mln.up(project, state_dir=state_dir, template=template)
+    done = mln.exec(project, "solo", ["sh", "-c", "hostname; echo oops >&2; exit 4"],
+                    state_dir=state_dir)
+    assert done.status == 4
+    assert done.stdout == b"solo\n"
+    assert done.stderr == b"oops\n"
+    ok = mln.exec("pysolo", "solo", ["cat", "/proc/sys/kernel/hostname"], state_dir=state_dir)
+    assert (ok.status, ok.stdout) == (0, b"solo\n")
+    with pytest.raises(mln.BackendError):
+        mln.exec("pysolo", "solo", ["true"], state_dir=state_dir, timeout=0.0)
+    assert mln.remove(project, state_dir=state_dir).succeeded
