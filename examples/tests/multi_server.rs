@@ -118,6 +118,18 @@ fn spread_comes_up_on_two_servers_pings_across_survives_an_unreachable_server_mo
     let first_boot = ping_boots(&log, "10.9.0.1")[0].clone();
     eprintln!("pinged across in {:?}", started.elapsed());
 
+    // app2's console, on server-b, through ssh to its agent: its login
+    // prompt comes back, and Ctrl-] ends the session (and ssh).
+    let mut console = testkit::Dialog::spawn(&mut lab.command(&["console", "-p", PROJECT, "app2"]))
+        .expect("run mln console");
+    console.send(b"\n").unwrap();
+    console
+        .expect("app2 login:", Duration::from_secs(60))
+        .unwrap();
+    console.send(&[0x1d]).unwrap();
+    let ended = console.wait(Duration::from_secs(30)).unwrap();
+    assert!(ended.success(), "{ended}");
+
     // server-b's sshd down: status says so and still reports server-a,
     // whose guests run on. (app2 itself runs on too: only sshd is down.)
     lab.servers.stop_sshd("server-b");

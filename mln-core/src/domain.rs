@@ -354,6 +354,16 @@ pub trait Hypervisor: Send + Sync {
         })
     }
 
+    /// Where the interactive console of running domain `name` is reached
+    /// (see [`crate::attach`]).
+    fn console(&self, name: &str) -> Result<crate::attach::ConsoleEndpoint> {
+        let _ = name;
+        Err(Error::Unsupported {
+            backend: "this backend",
+            op: "an interactive console",
+        })
+    }
+
     /// Has the started domain `name` finished booting (printed its spec's
     /// [`DomainSpec::boot_marker`])? A backend that cannot read the
     /// console counts a running domain as booted; this default does just

@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod attach;
 mod bounded;
 mod console;
 pub mod disk;

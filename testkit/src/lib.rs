@@ -8,8 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod dialog;
 mod servers;
 
+pub use dialog::Dialog;
 pub use servers::{Skip, TestServers};
 
 /// Pids of live processes (not this one) whose command line mentions

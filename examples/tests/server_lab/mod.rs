@@ -127,8 +127,8 @@ impl Lab {
         })
     }
 
-    /// Runs `mln ARGS` as the managing side, within `limit`.
-    pub fn mln(&self, args: &[&str], limit: Duration) -> Output {
+    /// `mln ARGS` as the managing side, not yet run.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(MLN);
         cmd.args(args)
             .envs(self.servers.env())
@@ -136,7 +136,12 @@ impl Lab {
             .env("MLN_STATE_DIR", &self.state)
             .env(mln_core::uml::KERNELS_DIR_ENV, kernels_dir())
             .env("NO_COLOR", "1");
-        run(&mut cmd, limit)
+        cmd
+    }
+
+    /// Runs `mln ARGS` as the managing side, within `limit`.
+    pub fn mln(&self, args: &[&str], limit: Duration) -> Output {
+        run(&mut self.command(args), limit)
     }
 
     /// `mln status --format json`: the output, and the project's status

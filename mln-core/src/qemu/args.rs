@@ -27,8 +27,10 @@ const FIRST_NIC_SLOT: u32 = 16;
 const MAX_NICS: u32 = 16;
 
 /// What the guest kernel always gets: its console on the first serial
-/// port (the console log), and a panic ends the guest instead of hanging.
-const KERNEL_BASE_CMDLINE: &str = "console=ttyS0 panic=-1";
+/// port (the console log), the template's login prompt there too
+/// (`mln.console`, see [`crate::attach`]), and a panic ends the guest
+/// instead of hanging.
+const KERNEL_BASE_CMDLINE: &str = "console=ttyS0 mln.console=ttyS0 panic=-1";
 
 /// A disk image's format, as its first bytes tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,10 +100,18 @@ pub(super) fn args(
     // from inside) ends QEMU, so a crash at boot shows as one instead of
     // a boot loop; `Hypervisor::reboot` lifts this for its own reset.
     push(&["-action", "reboot=shutdown"]);
+    // The first serial line: the kernel's console and the template's
+    // login prompt, served on a socket for `mln console` and logged (all
+    // of it, whether anyone is attached or not) for boot checks and
+    // `mln log`.
     let console = value(&dir.join(CONSOLE), "console log")?;
+    let console_socket = value(&dir.join(super::CONSOLE_SOCKET), "console socket")?;
     push(&[
         "-chardev",
-        &format!("file,id=console,path={console},append=on"),
+        &format!(
+            "socket,id=console,path={console_socket},server=on,wait=off,\
+             logfile={console},logappend=on"
+        ),
     ]);
     push(&["-serial", "chardev:console"]);
     // The second serial port: `mln exec`'s channel to the guest's agent.
@@ -323,7 +333,7 @@ mod tests {
             "-accel tcg",
             "-m 128M",
             "-smp 1,maxcpus=1",
-            "-chardev file,id=console,path=/st/alice/console.log,append=on",
+            "-chardev socket,id=console,path=/st/alice/console,server=on,wait=off,logfile=/st/alice/console.log,logappend=on",
             "-qmp unix:/st/alice/qmp,server=on,wait=off",
             ",if=none,id=disk-vda,format=qcow2,backing.file.locking=off ",
             "root,,1.qcow2",
@@ -337,7 +347,10 @@ mod tests {
             assert!(joined.contains(want), "{want:?} not in {joined}");
         }
         let append = a.iter().position(|w| w == "-append").unwrap();
-        assert_eq!(a[append + 1], "console=ttyS0 panic=-1 root=/dev/vda rw");
+        assert_eq!(
+            a[append + 1],
+            "console=ttyS0 mln.console=ttyS0 panic=-1 root=/dev/vda rw"
+        );
         assert!(!joined.contains("-incoming"));
         let incoming =
             words(&args(Path::new("/st/alice"), &spec, Acceleration::Kvm, true).unwrap());

@@ -368,6 +368,13 @@ impl Hypervisor for Qemu {
         })
     }
 
+    fn console(&self, name: &str) -> Result<crate::attach::ConsoleEndpoint> {
+        self.require_live(name, "attach to its console")?;
+        Ok(crate::attach::ConsoleEndpoint::Socket(
+            self.dir(name)?.join(super::CONSOLE_SOCKET),
+        ))
+    }
+
     fn save(&self, name: &str, path: &Path) -> Result<()> {
         self.save_to_file(name, path)
     }

@@ -85,6 +85,9 @@ const AGENT_SOCKET: &str = "agent";
 const RECORD: &str = "domain.json";
 const PID: &str = "pid";
 const CONSOLE: &str = "console.log";
+/// The unix socket of the guest's first serial port, where `mln console`
+/// attaches (see [`crate::attach`]).
+const CONSOLE_SOCKET: &str = "console";
 const QMP: &str = "qmp";
 
 /// The QEMU backend over one state folder.

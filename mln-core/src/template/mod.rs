@@ -48,6 +48,10 @@ const AGENT: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../templates/busybox/agent"
 ));
+const GETTY: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../templates/busybox/getty"
+));
 const POWER_BUTTON: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../templates/busybox/powerbutton"
@@ -202,6 +206,7 @@ impl BusyboxTemplate {
             POWER_BUTTON,
             ACPID_CONF,
             AGENT,
+            GETTY,
         ] {
             h.feed(part.as_bytes());
         }
@@ -281,9 +286,10 @@ impl BusyboxTemplate {
         let init = root.join("sbin/init");
         let _ = fs::remove_file(&init);
         symlink("/bin/busybox", &init).map_err(|e| Error::io(&init, e))?;
-        let files: [(&str, &str, u32); 15] = [
+        let files: [(&str, &str, u32); 16] = [
             ("etc/inittab", INITTAB, 0o644),
             ("etc/mln/agent", AGENT, 0o755),
+            ("etc/mln/getty", GETTY, 0o755),
             ("etc/mln/rc.boot", RC_BOOT, 0o755),
             ("etc/mln/rc.halt", RC_HALT, 0o755),
             ("etc/mln/hotplug", HOTPLUG, 0o755),

@@ -9,6 +9,10 @@ use super::{NetDriver, Uml, BACKEND, PAGE, UMID};
 use crate::domain::{Attachment, Boot, DomainSpec};
 use crate::error::{Error, Result};
 
+/// The guest line the template's login prompt runs on: UML's second
+/// console, `con1`.
+pub(super) const CONSOLE_LINE: &str = "tty1";
+
 /// The program and arguments that run `spec` with its state in `dir`, on
 /// a kernel whose network driver is `net`.
 pub(super) fn args(
@@ -32,9 +36,23 @@ pub(super) fn args(
     args.push(format!("mem={}K", max / 1024));
     args.push(format!("umid={UMID}"));
     args.push(format!("uml_dir={}", cmdline_path(dir, "state folder")?));
-    // The second serial line on a host pseudo-terminal: `mln exec`'s
+    // The kernel's console to the log (stderr). The second console on
+    // stdin, a host pseudo-terminal whose other side is stdout (see
+    // `ConsoleTerminal`), with the template's login prompt on it
+    // (`mln.console=tty1`): where `mln console` attaches. The second
+    // serial line on a pseudo-terminal of UML's own making: `mln exec`'s
     // channel to the guest's agent (see `crate::exec`).
-    args.extend(["con=null", "con0=null,fd:1", "ssl=null", "ssl1=pts"].map(String::from));
+    args.extend(
+        [
+            "con=null",
+            "con0=null,fd:2",
+            "con1=fd:0",
+            "ssl=null",
+            "ssl1=pts",
+        ]
+        .map(String::from),
+    );
+    args.push(crate::attach::console_word(CONSOLE_LINE));
     for disk in &spec.disks {
         let letter = disk
             .target

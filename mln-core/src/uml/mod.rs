@@ -58,7 +58,7 @@ use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -466,14 +466,14 @@ impl Uml {
             .append(true)
             .open(&log_path)
             .map_err(|e| Error::io(&log_path, e))?;
-        let log2 = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
         record.log_offset = log.metadata().map_or(0, |m| m.len());
         record.started_at = Some(SystemTime::now());
+        let terminal = ConsoleTerminal::open()?;
         let mut cmd = guest_command(&kernel, &args);
         cmd.current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
+            .stdin(terminal.master)
+            .stdout(terminal.slave)
+            .stderr(log);
         let child = cmd.spawn().map_err(|e| Error::Spawn {
             program: format!("{SETSID} (to run {})", kernel.display()),
             source: e,
@@ -836,6 +836,17 @@ impl Hypervisor for Uml {
         Uml::boot_status(self, name)
     }
 
+    fn console(&self, name: &str) -> Result<crate::attach::ConsoleEndpoint> {
+        let (_, proc) = self.require_live(name, "attach to its console")?;
+        let pts = pts_of(proc.pid, "0").ok_or_else(|| Error::Backend {
+            what: name.to_string(),
+            message: "it has no console terminal (started by an mln older than \
+                      `mln console`: restart it)"
+                .into(),
+        })?;
+        Ok(crate::attach::ConsoleEndpoint::Pty(pts))
+    }
+
     fn exec(
         &self,
         name: &str,
@@ -937,29 +948,68 @@ fn guest_command(kernel: &Path, args: &[OsString]) -> Command {
 }
 
 /// The host pseudo-terminal of a UML guest's second serial line
-/// (`ssl1=pts`, where its agent listens): the pty master the guest's main
-/// process holds, by its `tty-index` in `/proc/PID/fdinfo`.
+/// (`ssl1=pts`, where its agent listens): the one pty master the guest's
+/// main process opened itself (fd 0 is its console's, see
+/// [`ConsoleTerminal`]), by its `tty-index` in `/proc/PID/fdinfo`.
 fn agent_pts(pid: u32) -> Option<PathBuf> {
     let fds = fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    for fd in fds.flatten() {
-        let Ok(target) = fs::read_link(fd.path()) else {
-            continue;
-        };
-        if target != Path::new("/dev/ptmx") && target != Path::new("/dev/pts/ptmx") {
-            continue;
-        }
-        let info = fs::read_to_string(format!(
-            "/proc/{pid}/fdinfo/{}",
-            fd.file_name().to_string_lossy()
-        ))
-        .ok()?;
-        let index = info
-            .lines()
-            .find_map(|l| l.strip_prefix("tty-index:"))
-            .map(str::trim)?;
-        return Some(PathBuf::from(format!("/dev/pts/{index}")));
+    fds.flatten()
+        .filter(|fd| fd.file_name() != "0")
+        .find_map(|fd| pts_of(pid, &fd.file_name().to_string_lossy()))
+}
+
+/// The slave `/dev/pts/N` of the pty master that is `fd` of process
+/// `pid`; `None` when that descriptor is not a pty master.
+fn pts_of(pid: u32, fd: &str) -> Option<PathBuf> {
+    let target = fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
+    if target != Path::new("/dev/ptmx") && target != Path::new("/dev/pts/ptmx") {
+        return None;
     }
-    None
+    let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    let index = info
+        .lines()
+        .find_map(|l| l.strip_prefix("tty-index:"))
+        .map(str::trim)?;
+    Some(PathBuf::from(format!("/dev/pts/{index}")))
+}
+
+/// A new pseudo-terminal for a guest's interactive console, both ends
+/// given to the guest: the master as its standard input, which its second
+/// console uses both ways (`con1=fd:0`), the slave as its standard output,
+/// only held. `mln console` opens the slave again, found from the guest's
+/// fd 0 ([`pts_of`]).
+///
+/// Why the guest holds its own slave: once every holder of a slave has
+/// closed it, a read of the master fails (EIO), and UML answers that by
+/// closing the line for good and hanging up the guest's side. A session
+/// ends by closing the slave; with the guest holding it too, the master
+/// just finds nothing to read, and the next session finds the line as the
+/// last one left it (logged in or at the prompt, as with `xl console`).
+/// The kernel's console therefore writes to stderr (`con0=null,fd:2`),
+/// the console log; UML writes nothing to stdout once the console is on
+/// stderr.
+struct ConsoleTerminal {
+    master: std::os::fd::OwnedFd,
+    slave: std::os::fd::OwnedFd,
+}
+
+impl ConsoleTerminal {
+    fn open() -> Result<Self> {
+        use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+        let fail = |e: rustix::io::Errno| Error::io("/dev/ptmx", e.into());
+        let master =
+            openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).map_err(fail)?;
+        grantpt(&master).map_err(fail)?;
+        unlockpt(&master).map_err(fail)?;
+        let path = ptsname(&master, Vec::new()).map_err(fail)?;
+        let slave = rustix::fs::open(
+            path.as_c_str(),
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| Error::io(path.to_string_lossy().as_ref(), e.into()))?;
+        Ok(ConsoleTerminal { master, slave })
+    }
 }
 
 #[cfg(test)]
@@ -1009,7 +1059,7 @@ mod tests {
             .map(OsString::from)
             .collect();
         let child = guest_command(Path::new("/bin/sh"), &args)
-            .stdin(Stdio::null())
+            .stdin(std::process::Stdio::null())
             .spawn()
             .unwrap();
         let pid = child.id();

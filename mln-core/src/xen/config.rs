@@ -69,9 +69,10 @@ pub fn domain_config(spec: &DomainSpec) -> Result<DomainConfig> {
             if let Some(rd) = ramdisk {
                 raw.b_info.ramdisk = c_string(path_str(rd, name)?, name)?;
             }
-            if !cmdline.is_empty() {
-                raw.b_info.cmdline = c_string(cmdline, name)?;
-            }
+            // The template's login prompt goes on the PV console, where
+            // `xl console` attaches (see `crate::attach`).
+            let cmdline = format!("{cmdline} {}", crate::attach::console_word("hvc0"));
+            raw.b_info.cmdline = c_string(cmdline.trim_start(), name)?;
         }
         Boot::Disk => {
             // The build info was typed HVM above, so `u.hvm` is the active
@@ -170,7 +171,7 @@ mod tests {
                 "max_memkb": 196608,
                 "target_memkb": 131072,
                 "kernel": "/vmlinuz",
-                "cmdline": "console=hvc0 quiet",
+                "cmdline": "console=hvc0 quiet mln.console=hvc0",
                 "ramdisk": "/guest.cpio.gz",
                 "sched_params": {},
                 "arch_arm": {},

@@ -360,6 +360,17 @@ impl Hypervisor for XenHypervisor {
         self.free_memory_bytes().map(Some)
     }
 
+    /// `xl console NAME`: Xen's console daemon serves the PV console, and
+    /// `xl` attaches the caller's terminal to it (Ctrl-] detaches).
+    fn console(&self, name: &str) -> Result<crate::attach::ConsoleEndpoint> {
+        self.info(name)?;
+        Ok(crate::attach::ConsoleEndpoint::Program(vec![
+            "xl".into(),
+            "console".into(),
+            name.into(),
+        ]))
+    }
+
     /// `libxl_domain_create_new`: builds the domain and leaves it paused.
     fn create(&self, spec: &DomainSpec) -> Result<DomainInfo> {
         let name = spec.name.as_str();

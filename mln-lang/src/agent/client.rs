@@ -159,6 +159,31 @@ impl ServerAccess {
     /// `agent` (e.g. `plug PROJECT SWITCH`), each checked like the agent
     /// words.
     pub fn argv(&self, server: &str, extra: &[&str]) -> Result<Vec<OsString>, AgentError> {
+        self.argv_with(server, &[], extra)
+    }
+
+    /// The argv that attaches this terminal to the console of `host` (a
+    /// `platform` guest of `project`) on `server`:
+    /// `ssh -t ... agent console PROJECT PLATFORM HOST`, with a terminal
+    /// on the server when `terminal` (this side has one), else `-T`.
+    pub fn console_argv(
+        &self,
+        server: &str,
+        project: &str,
+        platform: &str,
+        host: &str,
+        terminal: bool,
+    ) -> Result<Vec<OsString>, AgentError> {
+        let tty = if terminal { "-t" } else { "-T" };
+        self.argv_with(server, &[tty], &["console", project, platform, host])
+    }
+
+    fn argv_with(
+        &self,
+        server: &str,
+        ssh_options: &[&str],
+        extra: &[&str],
+    ) -> Result<Vec<OsString>, AgentError> {
         check_server(server)?;
         let words = self
             .agent
@@ -177,6 +202,7 @@ impl ServerAccess {
             argv.push("-F".into());
             argv.push(cfg.clone().into_os_string());
         }
+        argv.extend(ssh_options.iter().map(OsString::from));
         for w in ["-o", "BatchMode=yes", "--", server] {
             argv.push(w.into());
         }

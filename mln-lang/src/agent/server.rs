@@ -81,6 +81,19 @@ impl Agent {
         b.hypervisor(None, platform)
     }
 
+    /// Where the console of `project`'s `host` (a `platform` guest here)
+    /// is reached: for `mln agent console`, which a managing `mln console`
+    /// runs over `ssh -t`.
+    pub fn console(
+        &self,
+        project: &str,
+        platform: Platform,
+        host: &str,
+    ) -> mln_core::Result<mln_core::attach::ConsoleEndpoint> {
+        let b = self.backends(project)?;
+        Self::hypervisor(&b, platform)?.console(&crate::plan::domain_name(project, host))
+    }
+
     /// Answer one request (already parsed).
     pub fn handle(&self, req: Request) -> Result<Value, ErrorBody> {
         let prune = match &req {

@@ -93,6 +93,21 @@ pub fn agent(args: &AgentArgs) -> u8 {
             }
             Err(e) => fail(format!("migrate-receive: {e}")),
         },
+        Some(AgentJob::Console {
+            project,
+            platform,
+            host,
+        }) => {
+            drop(stdin);
+            let endpoint = platform
+                .parse::<Platform>()
+                .map_err(|e| e.to_string())
+                .and_then(|p| agent.console(project, p, host).map_err(|e| e.to_string()));
+            match endpoint {
+                Ok(e) => crate::console::session(&format!("{project}.{host}"), &e),
+                Err(e) => fail(format!("{project}.{host}: {e}")),
+            }
+        }
         _ => match agent.serve(stdin, stdout) {
             Ok(()) => 0,
             Err(e) => fail(format!("agent: {e}")),

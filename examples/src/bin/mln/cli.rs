@@ -85,6 +85,22 @@ pub enum Command {
     /// Run a command in a running guest (through its agent: no network,
     /// no root) and exit with its status.
     Exec(ExecArgs),
+    /// This terminal on a running guest's console (a login prompt);
+    /// Ctrl-] leaves it.
+    Console(ConsoleArgs),
+}
+
+/// `mln console -p PROJECT HOST`.
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// The project, by name.
+    #[arg(short = 'p', long)]
+    pub project: String,
+    /// The host.
+    pub host: String,
+    /// Folder of project states.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// `mln exec -p PROJECT HOST -- COMMAND...`.
@@ -208,6 +224,16 @@ pub enum AgentJob {
     /// Restore a guest from such a stream on stdin after that line (which
     /// also carries the domain spec) and run it here.
     MigrateReceive,
+    /// Attach stdin/stdout to a guest's console here (for a managing
+    /// `mln console`, over `ssh -t`).
+    Console {
+        /// The project.
+        project: String,
+        /// The guest's platform (uml, xen, hvm, kvm).
+        platform: String,
+        /// The host.
+        host: String,
+    },
 }
 
 /// Which backend runs the hosts.

@@ -9,6 +9,7 @@ mod agent;
 mod backend;
 mod cli;
 mod config;
+mod console;
 mod doctor;
 mod exec;
 mod inspect;
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
         cli::Command::Doctor(a) => doctor::doctor(&a),
         cli::Command::Config(a) => config::config(&a),
         cli::Command::Exec(a) => exec::exec(&a),
+        cli::Command::Console(a) => console::console(&a),
     };
     ExitCode::from(code)
 }

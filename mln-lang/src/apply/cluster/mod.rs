@@ -274,6 +274,35 @@ impl ClusterBackends {
         }
     }
 
+    /// Where `host`'s interactive console is reached, wherever it runs
+    /// (`service_host`): on this machine from its backend; on another
+    /// server through `ssh` to its agent (`terminal`: this side is a
+    /// terminal, so ssh gives the server side one).
+    pub fn console(
+        &self,
+        service_host: Option<&str>,
+        platform: Platform,
+        host: &str,
+        terminal: bool,
+    ) -> Result<mln_core::attach::ConsoleEndpoint> {
+        match self.remote(service_host) {
+            None => self
+                .local
+                .hypervisor(None, platform)?
+                .console(&crate::plan::domain_name(&self.project, host)),
+            Some(server) => {
+                let argv = self
+                    .access
+                    .console_argv(server, &self.project, &platform.to_string(), host, terminal)
+                    .map_err(|e| Error::Backend {
+                        what: server.to_string(),
+                        message: e.to_string(),
+                    })?;
+                Ok(mln_core::attach::ConsoleEndpoint::Program(argv))
+            }
+        }
+    }
+
     /// What `server` runs, every project.
     pub fn server_projects(&self, server: &str) -> Result<Vec<ServerProject>> {
         self.link(server)?.call(&Request::Projects)
