@@ -17,6 +17,7 @@ mod log;
 mod output;
 mod progress;
 mod status;
+mod template;
 
 use mln_lang::plan::Goal;
 
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
         cli::Command::Kernel(a) => kernel::kernel(&a),
         cli::Command::Doctor(a) => doctor::doctor(&a),
         cli::Command::Config(a) => config::config(&a),
+        cli::Command::Template(a) => template::template(&a),
     };
     ExitCode::from(code)
 }
