@@ -233,6 +233,10 @@ impl Agent {
                 let b = self.backends(&project.name)?;
                 json(b.write_guest_config(&project, &here_host(host))?)
             }
+            Request::FitDisks { project, host } => {
+                let b = self.backends(&project)?;
+                json(b.fit_disks(&project, &here_host(host))?)
+            }
             Request::RemoveDisk { project, host } => {
                 if !self.root.join(SafeName::new(&project)?.as_str()).exists() {
                     return json(());
