@@ -212,7 +212,15 @@ impl DebianTemplate {
         let image = out_dir.join(&name);
         let link = out_dir.join(self.link_name());
         let mut mode = None;
-        let reused = image.exists();
+        let mut reused = image.exists();
+        // One build at a time in a folder (several `mln`, tests in
+        // parallel): the others wait for it (mmdebstrap's own time is
+        // bounded), then find its image.
+        let _lock = match reused {
+            true => None,
+            false => Some(build_lock(&out_dir)?),
+        };
+        reused |= image.exists();
         if !reused {
             let scratch = out_dir.join(format!(".{name}.build-{}", std::process::id()));
             let tmp_image = out_dir.join(format!(".{name}.part-{}", std::process::id()));
@@ -367,6 +375,21 @@ fn tar_to_ext4(tar: &Path, staging: &Path, image: &Path, size: u64, as_root: boo
     let _ = fs::remove_file(&fake_db);
     remove_tree(staging);
     made.map(drop)
+}
+
+/// An exclusive lock on the folder's `.debian-build.lock`, held until the
+/// file is dropped.
+fn build_lock(out_dir: &Path) -> Result<fs::File> {
+    let path = out_dir.join(".debian-build.lock");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| Error::io(&path, e.into()))?;
+    Ok(lock)
 }
 
 /// Point the link `link` at `target` (a name in the same folder),
