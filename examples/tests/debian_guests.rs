@@ -423,8 +423,66 @@ fn plain_debian_image() -> PathBuf {
     image
 }
 
+/// A bare busybox root made the plain way, without MLN: busybox and its
+/// applet links, an inittab of its own, `/dev/console`; `mkfs.ext4 -d`.
+fn plain_busybox_image(dir: &Path) -> PathBuf {
+    let root = dir.join("busybox-root");
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "proc", "sys", "run", "tmp",
+    ] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    let list = testkit::run_ok(&["/bin/busybox", "--list-full"]);
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        let link = root.join(applet.trim());
+        if !applet.trim().is_empty() && !link.exists() && !link.is_symlink() {
+            std::os::unix::fs::symlink("/bin/busybox", &link).unwrap();
+        }
+    }
+    for (path, text) in [
+        (
+            "etc/inittab",
+            "::sysinit:/bin/mount -o remount,rw /\n::shutdown:/bin/umount -a -r\n",
+        ),
+        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+        ("etc/shadow", "root:*:19000:0:99999:7:::\n"),
+        ("etc/group", "root:x:0:\n"),
+    ] {
+        std::fs::write(root.join(path), text).unwrap();
+    }
+    testkit::run_ok(&[
+        "mknod",
+        root.join("dev/console").to_str().unwrap(),
+        "c",
+        "5",
+        "1",
+    ]);
+    let image = dir.join("plain-busybox.ext4");
+    testkit::run_ok(&[
+        "mkfs.ext4",
+        "-q",
+        "-F",
+        "-d",
+        root.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "64M",
+    ]);
+    image
+}
+
 const FOREIGN: &str = r#"global { project foreign }
 switch lan { }
+host tiny {
+    template tiny.ext4
+    memory 64M
+    network eth0 { switch lan; address 10.0.5.6; netmask 255.255.255.0 }
+    users { visitor $6$mlnsalt$n5IgoQ/ptpISVdj7/ZUybyrK/eBCuAGhX/8rlJ32uum8FPwYKBV8Ii9iVMtykbZsIosxF53FD6zvtEDWKFFrR/ }
+    startup {
+        ip -4 -o addr show eth0
+        id visitor
+    }
+}
 host guest {
     template plain.ext4
     memory 160M
@@ -472,6 +530,14 @@ fn an_image_mln_never_built_is_imported_listed_and_boots_with_its_address_and_us
     );
     assert!(!again.status.success());
 
+    let tiny = plain_busybox_image(dir.path());
+    let out = ok(&mln(
+        &["template", "import", tiny.to_str().unwrap(), "tiny.ext4"],
+        &state,
+        Some(&templates),
+    ));
+    assert!(out.contains("busybox"), "{out}");
+
     let list = ok(&mln(
         &["template", "list", "--format", "json"],
         &state,
@@ -502,5 +568,9 @@ fn an_image_mln_never_built_is_imported_listed_and_boots_with_its_address_and_us
     assert!(c.contains("inet 10.0.5.5/24"), "{c}");
     assert!(c.contains("uid=1000(visitor)"), "{c}");
     assert!(c.contains("\nguest\n"), "{c}");
+    // The busybox one too, through its inittab.
+    let tiny = console(&state, "foreign", "tiny");
+    assert!(tiny.contains("inet 10.0.5.6/24"), "{tiny}");
+    assert!(tiny.contains("uid=1000(visitor)"), "{tiny}");
     ok(&mln(&["down", "-p", "foreign"], &state, None));
 }
