@@ -31,7 +31,7 @@ mod step;
 pub use busybox::{BusyboxSource, BusyboxTemplate};
 pub use catalog::{list, TemplateFile};
 pub use debian::{DebianBuild, DebianTemplate, DEFAULT_SUITE, PACKAGES as DEBIAN_PACKAGES};
-pub use image::Ext4Image;
+pub use image::{Edit, Entry, Ext4Image};
 pub use import::{import, Imported};
 pub use step::{GuestStep, InitSystem};
 

@@ -506,6 +506,10 @@ mod tests {
         let samples = [
             Request::Capacity,
             Request::Projects,
+            Request::FitDisks {
+                project: "p".into(),
+                host: HostSpec::new("h"),
+            },
             Request::ListSwitches {
                 project: "p".into(),
             },
