@@ -177,10 +177,17 @@ impl LocalBackends {
         Ok(self.disk_dir().join(format!("{name}.swap")))
     }
 
-    /// The root disk size `host` asks for over its template, if any.
+    /// The root disk size `host` asks for over its template, if any (the
+    /// template is looked at only for `free_space`).
     fn root_size(&self, host: &HostSpec, template: &Template) -> Result<Option<u64>> {
+        if host.disk_size.is_none() && host.free_space().is_none() {
+            return Ok(None);
+        }
         let len = fs::metadata(&template.image)
-            .map_err(|e| Error::io(&template.image, e))?
+            .map_err(|_| Error::MissingFile {
+                what: "template",
+                path: template.image.clone(),
+            })?
             .len();
         Ok(wanted_root_size(host, len))
     }
