@@ -111,7 +111,10 @@ fn debian_template() -> &'static Path {
             if built["reused"] == true {
                 "reused".to_string()
             } else {
-                format!("built, mmdebstrap mode {}", built["mode"])
+                format!(
+                    "built, mmdebstrap mode {}",
+                    built["mode"].as_str().unwrap_or("?")
+                )
             },
             built["seconds"].as_f64().unwrap_or(0.0)
         );
