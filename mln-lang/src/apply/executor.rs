@@ -659,6 +659,11 @@ impl Ctx<'_, '_> {
     }
 
     fn create(&self, action: &Action, spec: &HostSpec) -> Result<(), ApplyError> {
+        // The domain is not running: its disks can change size now.
+        self.exec
+            .backends
+            .fit_disks(self.project(), spec)
+            .map_err(|e| backend(action, e))?;
         let switches = self.read(|st| st.switches.clone());
         let dspec = self
             .exec

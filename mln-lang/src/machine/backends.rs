@@ -46,6 +46,15 @@ pub trait Backends: Sync {
     /// Write the guest configuration of `host` (its view of `project`).
     fn write_guest_config(&self, project: &DesiredProject, host: &HostSpec) -> Result<()>;
 
+    /// Bring the disks of `host`, which is not running, to what its spec
+    /// asks before its domain is made: a root disk grown to its `size` (or
+    /// template plus `free_space`), the swap disk made again at its size or
+    /// removed. Called before every domain is made from a spec.
+    fn fit_disks(&self, project: &str, host: &HostSpec) -> Result<()> {
+        let _ = (project, host);
+        Ok(())
+    }
+
     /// Delete the disks and configuration of `host`; nothing to do is not
     /// an error.
     fn remove_disk(&self, project: &str, host: &HostSpec) -> Result<()>;

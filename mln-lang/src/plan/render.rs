@@ -128,6 +128,13 @@ impl Plan {
                     c.class.as_str()
                 );
             }
+            if h.kind == HostChangeKind::Rebuild {
+                let _ = writeln!(
+                    out,
+                    "      warning: its disk is made anew from the template: \
+                     what the guest wrote on it is lost"
+                );
+            }
             for l in &h.links {
                 let _ = writeln!(
                     out,

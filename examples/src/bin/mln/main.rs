@@ -19,6 +19,7 @@ mod log;
 mod output;
 mod progress;
 mod status;
+mod template;
 
 use mln_lang::plan::Goal;
 
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         cli::Command::Config(a) => config::config(&a),
         cli::Command::Exec(a) => exec::exec(&a),
         cli::Command::Console(a) => console::console(&a),
+        cli::Command::Template(a) => template::template(&a),
     };
     ExitCode::from(code)
 }

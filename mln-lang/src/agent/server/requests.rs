@@ -230,6 +230,10 @@ impl Agent {
                 let b = self.backends(&project.name)?;
                 json(b.write_guest_config(&project, &here_host(host))?)
             }
+            R::FitDisks { project, host } => {
+                let b = self.backends(&project)?;
+                json(b.fit_disks(&project, &here_host(host))?)
+            }
             R::RemoveDisk { project, host } => match self.existing(&project)? {
                 Some(b) => {
                     disks::clear(&b, &host)?;

@@ -452,6 +452,19 @@ impl Backends for ClusterBackends {
         }
     }
 
+    fn fit_disks(&self, project: &str, host: &HostSpec) -> Result<()> {
+        match self.remote(host.service_host.as_deref()) {
+            None => self.local.fit_disks(project, &Self::here_host(host)),
+            Some(server) => self
+                .link(server)?
+                .call::<serde_json::Value>(&Request::FitDisks {
+                    project: project.to_string(),
+                    host: host.clone(),
+                })
+                .map(drop),
+        }
+    }
+
     fn remove_disk(&self, project: &str, host: &HostSpec) -> Result<()> {
         match self.remote(host.service_host.as_deref()) {
             None => {
