@@ -104,7 +104,7 @@ fn a_systemd_image_gets_the_units_and_their_wants_links() {
     assert!(stat(&img, &format!("{wants}/ssh.service")).contains("symlink"));
     assert!(read(
         &img,
-        "/etc/systemd/system/getty@tty0.service.d/mln-uml.conf"
+        "/etc/systemd/system/getty@tty1.service.d/mln-uml.conf"
     )
     .contains("ConditionVirtualization=uml"));
     assert!(read(&img, "/etc/udev/rules.d/70-mln-vector-net.rules").contains("vec*"));
