@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::boot::{BootWatch, Verdict};
 use super::hooks::run_hook;
 use super::{ApplyError, Backends, NoProgress, Progress};
-use crate::plan::{domain_name, Action, ActionId, DesiredProject, HostSpec, Op, Plan, SwitchSpec};
+use crate::plan::{
+    domain_name, Action, ActionId, DesiredProject, HostSpec, Op, Plan, StaleCopy, SwitchSpec,
+};
 use crate::state::{DomainRecord, HostRecord, ProjectLock, State, StateStore};
 
 /// One action that failed.
@@ -525,6 +527,13 @@ impl Ctx<'_, '_> {
             }
             Op::Move {
                 host,
+                start,
+                lost: true,
+                ..
+            } => self.recover(action, host, *start),
+            Op::ClearStale { server, host } => self.clear_stale(action, server, host),
+            Op::Move {
+                host,
                 live,
                 start,
                 rebuild,
@@ -629,6 +638,68 @@ impl Ctx<'_, '_> {
                 run_hook(project, *point, lines, self.exec.progress)
             }
         }
+    }
+
+    /// A host whose server is lost, made afresh where it goes: what the
+    /// lost server keeps of it is recorded as stale first (so that a run
+    /// killed halfway never forgets it), then disks, configuration and
+    /// domain are made as for a new host.
+    fn recover(&self, action: &Action, host: &str, start: bool) -> Result<(), ApplyError> {
+        let old = self.current(action, host)?;
+        let new = self.wanted(action, host)?;
+        if let Some(server) = old.service_host.clone() {
+            self.record(|st| {
+                let copy = StaleCopy {
+                    server,
+                    spec: old.clone(),
+                };
+                if !st.stale.contains(&copy) {
+                    st.stale.push(copy);
+                }
+                if let Some(r) = st.hosts.get_mut(host) {
+                    r.domain = None;
+                }
+            })?;
+        }
+        self.prepare(action, new)?;
+        self.exec
+            .backends
+            .write_guest_config(self.desired, new)
+            .map_err(|e| backend(action, e))?;
+        self.record(|st| {
+            if let Some(r) = st.hosts.get_mut(host) {
+                r.config_ready = true;
+            }
+        })?;
+        if start {
+            self.create(action, new)?;
+            self.start(action, new)?;
+        }
+        Ok(())
+    }
+
+    /// Remove what `server` kept of `host` while it was lost (its domain
+    /// and disks); forget it once gone.
+    fn clear_stale(&self, action: &Action, server: &str, host: &str) -> Result<(), ApplyError> {
+        let found = self.read(|st| {
+            st.stale
+                .iter()
+                .find(|c| c.server == server && c.spec.name == host)
+                .cloned()
+        });
+        let Some(copy) = found else {
+            return Ok(());
+        };
+        let hv = self.hypervisor(action, &copy.spec)?;
+        match hv.destroy(&domain_name(self.project(), host)) {
+            Ok(()) | Err(CoreError::NotFound { .. }) => {}
+            Err(e) => return Err(backend(action, e)),
+        }
+        self.exec
+            .backends
+            .remove_stale(self.project(), &copy.spec)
+            .map_err(|e| backend(action, e))?;
+        self.record(|st| st.stale.retain(|c| *c != copy))
     }
 
     fn prepare(&self, action: &Action, spec: &HostSpec) -> Result<(), ApplyError> {

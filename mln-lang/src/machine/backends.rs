@@ -59,6 +59,14 @@ pub trait Backends: Sync {
     /// an error.
     fn remove_disk(&self, project: &str, host: &HostSpec) -> Result<()>;
 
+    /// Remove what a server kept of `host` while it was lost (see
+    /// [`crate::plan::StaleCopy`]): its disks and, where nothing else
+    /// there uses them, its switches' instances. Its domain is destroyed
+    /// first, through its hypervisor.
+    fn remove_stale(&self, project: &str, host: &HostSpec) -> Result<()> {
+        self.remove_disk(project, host)
+    }
+
     /// The domain that runs `host`, attached to `switches`.
     fn domain_spec(
         &self,

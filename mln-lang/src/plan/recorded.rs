@@ -89,6 +89,21 @@ pub struct State {
     pub hosts: BTreeMap<String, HostRecord>,
     /// Switches by name.
     pub switches: BTreeMap<String, SwitchRecord>,
+    /// What was left on servers that could not be reached when their
+    /// hosts were placed elsewhere (`mln evacuate`): removed there once
+    /// they answer again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stale: Vec<StaleCopy>,
+}
+
+/// A host's domain and disks left behind on a lost server when the host
+/// was made afresh elsewhere (`mln evacuate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleCopy {
+    /// The server it is on.
+    pub server: String,
+    /// The host as it was made there.
+    pub spec: HostSpec,
 }
 
 impl State {
@@ -101,6 +116,7 @@ impl State {
             desired: None,
             hosts: BTreeMap::new(),
             switches: BTreeMap::new(),
+            stale: Vec::new(),
         }
     }
 
@@ -152,8 +168,9 @@ impl State {
         st
     }
 
-    /// True when nothing is recorded for any host or switch.
+    /// True when nothing is recorded for any host or switch, and nothing
+    /// is left to remove on a lost server.
     pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty() && self.switches.is_empty()
+        self.hosts.is_empty() && self.switches.is_empty() && self.stale.is_empty()
     }
 }

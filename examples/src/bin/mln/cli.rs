@@ -56,6 +56,10 @@ pub enum Command {
     /// Show the plan of a changed project file, ask, and apply it to the
     /// running project.
     Upgrade(UpgradeArgs),
+    /// Place a server's hosts on the project's other servers; a server
+    /// that does not answer is given up for lost and its hosts are made
+    /// afresh.
+    Evacuate(EvacuateArgs),
     /// Stop and delete everything the project made.
     Remove(LifecycleArgs),
     /// Show what `upgrade` would do, without doing it.
@@ -446,6 +450,22 @@ pub struct UpgradeArgs {
     /// Apply without asking (needed when stdin is not a terminal).
     #[arg(short = 'y', long)]
     pub yes: bool,
+}
+
+/// `mln evacuate SERVER -p PROJECT`.
+#[derive(Debug, Args)]
+pub struct EvacuateArgs {
+    /// The server to empty.
+    pub server: String,
+    /// Other places for its hosts besides the project's other servers
+    /// (`local`: this machine); repeatable.
+    #[arg(long = "to", value_name = "SERVER")]
+    pub to: Vec<String>,
+    /// Apply without asking (needed when stdin is not a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub target: LifecycleArgs,
 }
 
 /// `mln diff OLD NEW`.

@@ -170,20 +170,25 @@ fn target(args: &LifecycleArgs, out: &Output) -> Result<(String, Option<mln_lang
 }
 
 /// Everything a lifecycle verb needs, ready to run.
-struct Prepared {
-    name: String,
-    store: StateStore,
-    backends: ClusterBackends,
+pub(crate) struct Prepared {
+    pub(crate) name: String,
+    pub(crate) store: StateStore,
+    pub(crate) backends: ClusterBackends,
     /// The project from the file, its hosts on the backends they run on.
     project: Option<Project>,
     /// The project as last applied, re-placed by `--backend`.
     recorded: Option<DesiredProject>,
-    options: RunOptions,
+    pub(crate) options: RunOptions,
 }
 
 impl Prepared {
     /// `templates`: whether the run may need them (not for planning).
-    fn new(out: &Output, goal: Goal, args: &LifecycleArgs, templates: bool) -> Result<Self, u8> {
+    pub(crate) fn new(
+        out: &Output,
+        goal: Goal,
+        args: &LifecycleArgs,
+        templates: bool,
+    ) -> Result<Self, u8> {
         let (name, checked) = target(args, out)?;
         let machine = Machine::detect();
         let places =
@@ -325,7 +330,7 @@ fn run_all(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
 }
 
 /// Say what a run did; its exit code.
-fn finish(name: &str, goal: Goal, report: &ApplyReport) -> u8 {
+pub(crate) fn finish(name: &str, goal: Goal, report: &ApplyReport) -> u8 {
     for f in &report.failed {
         eprintln!("error: {}", failure_line(&f.description, &f.error));
     }
@@ -386,8 +391,8 @@ pub fn upgrade(out: &Output, args: &UpgradeArgs) -> u8 {
     let plan = match session.plan(
         &desired,
         &PlanOptions {
-            goal: Goal::Upgrade,
             hosts: prepared.options.hosts.clone(),
+            ..PlanOptions::new(Goal::Upgrade)
         },
     ) {
         Ok(p) => p,
@@ -429,7 +434,7 @@ pub fn upgrade(out: &Output, args: &UpgradeArgs) -> u8 {
 
 /// Ask on the terminal whether to apply; `Err` when there is no terminal
 /// to ask on.
-fn confirm(project: &str) -> Result<bool, String> {
+pub(crate) fn confirm(project: &str) -> Result<bool, String> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(format!(

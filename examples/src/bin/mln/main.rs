@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod console;
 mod doctor;
+mod evacuate;
 mod exec;
 mod inspect;
 mod kernel;
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         cli::Command::Doctor(a) => doctor::doctor(&a),
         cli::Command::Config(a) => config::config(&a),
         cli::Command::Exec(a) => exec::exec(&a),
+        cli::Command::Evacuate(a) => evacuate::evacuate(&out, &a),
         cli::Command::Console(a) => console::console(&a),
         cli::Command::Template(a) => template::template(&a),
     };

@@ -228,14 +228,17 @@ impl<'a> Builder<'a> {
     ) {
         let name = here.name;
         let sh = spec.service_host.clone();
-        let live = cleared.alive
+        // Nothing is asked of a lost server: the host is made afresh.
+        let lost = here.server.as_ref().is_some_and(|s| self.lost.contains(s));
+        let live = !lost
+            && cleared.alive
             && run
             && spec.platform.live_migration()
             && changes
                 .iter()
                 .all(|c| matches!(c.class, ChangeClass::Live | ChangeClass::Move));
         let built = record.disk_ready && record.config_ready;
-        let rebuild = changes.iter().any(|c| c.class == ChangeClass::Rebuild) || !built;
+        let rebuild = lost || changes.iter().any(|c| c.class == ChangeClass::Rebuild) || !built;
         let m = self.push(
             Op::Move {
                 host: name.to_string(),
@@ -244,6 +247,7 @@ impl<'a> Builder<'a> {
                 live,
                 start: run,
                 rebuild,
+                lost,
             },
             sh.clone(),
             &cleared.first,

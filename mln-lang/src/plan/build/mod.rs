@@ -22,12 +22,29 @@ pub struct PlanOptions {
     pub goal: Goal,
     /// Only these hosts (`-h HOST`); `None` for every host.
     pub hosts: Option<BTreeSet<String>>,
+    /// Servers given up for lost (`mln evacuate`): hosts leaving them are
+    /// made afresh where they go, nothing is asked of them, and what they
+    /// keep is recorded as stale.
+    pub lost: BTreeSet<String>,
+    /// Servers that did not answer: what they keep as stale waits.
+    pub unreachable: BTreeSet<String>,
 }
 
 impl PlanOptions {
     /// Plan `goal` for every host.
     pub fn new(goal: Goal) -> Self {
-        PlanOptions { goal, hosts: None }
+        PlanOptions {
+            goal,
+            hosts: None,
+            lost: BTreeSet::new(),
+            unreachable: BTreeSet::new(),
+        }
+    }
+
+    /// Give `servers` up for lost.
+    pub fn lost<I: IntoIterator<Item = S>, S: Into<String>>(mut self, servers: I) -> Self {
+        self.lost = servers.into_iter().map(Into::into).collect();
+        self
     }
 
     /// Restrict the plan to `hosts`.
@@ -70,6 +87,7 @@ pub fn plan(
         recorded,
         observed,
         goal: options.goal,
+        lost: &options.lost,
         actions: Vec::new(),
         hosts: Vec::new(),
         switches: Vec::new(),
@@ -113,6 +131,7 @@ pub fn plan(
             b.will_run.insert(name, true);
         }
     }
+    b.stale(&options.unreachable);
     b.switches(options.hosts.is_some());
     b.order();
     b.hooks();
@@ -137,6 +156,8 @@ struct Builder<'a> {
     recorded: Option<&'a State>,
     observed: &'a Observed,
     goal: Goal,
+    /// Servers given up for lost ([`PlanOptions::lost`]).
+    lost: &'a BTreeSet<String>,
     actions: Vec<Action>,
     hosts: Vec<HostChange>,
     switches: Vec<SwitchChange>,
@@ -457,6 +478,27 @@ impl<'a> Builder<'a> {
                     .collect();
                 self.actions[r.0].after.extend(ids);
             }
+        }
+    }
+
+    /// Remove what servers kept while they were lost, first thing, where
+    /// they answer again.
+    fn stale(&mut self, unreachable: &BTreeSet<String>) {
+        let Some(recorded) = self.recorded else {
+            return;
+        };
+        for copy in &recorded.stale {
+            if unreachable.contains(&copy.server) || self.lost.contains(&copy.server) {
+                continue;
+            }
+            self.push(
+                Op::ClearStale {
+                    server: copy.server.clone(),
+                    host: copy.spec.name.clone(),
+                },
+                Some(copy.server.clone()),
+                &[],
+            );
         }
     }
 
