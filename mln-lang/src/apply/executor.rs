@@ -169,6 +169,13 @@ impl<'a> Executor<'a> {
             }
         }
         state.desired = Some(desired.clone());
+        // What the plan means each host it touches to end as, recorded
+        // before anything is done (see `HostRecord::should_run`).
+        for h in &plan.hosts {
+            if let Some(r) = state.hosts.get_mut(&h.host) {
+                r.should_run = plan.running.contains(&h.host);
+            }
+        }
         self.store.save(self.lock, &state)?;
         let ready = (0..n).filter(|&i| waiting_for[i] == 0).collect();
         let shared = Mutex::new(Shared {
@@ -238,6 +245,7 @@ impl<'a> Executor<'a> {
             let ctx = Ctx {
                 exec: self,
                 desired,
+                running: &plan.running,
                 shared,
                 started: RefCell::new(Vec::new()),
             };
@@ -369,6 +377,8 @@ fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 struct Ctx<'e, 'a> {
     exec: &'e Executor<'a>,
     desired: &'e DesiredProject,
+    /// The hosts that run once the plan is applied.
+    running: &'e std::collections::BTreeSet<String>,
     shared: &'e Mutex<Shared>,
     /// Hosts this action started: it is done once they confirm their boot.
     started: RefCell<Vec<HostSpec>>,
@@ -704,6 +714,7 @@ impl Ctx<'_, '_> {
 
     fn prepare(&self, action: &Action, spec: &HostSpec) -> Result<(), ApplyError> {
         let host = &spec.name;
+        let plan_running = self.running.contains(host);
         // Record the intent first: a crash while the disk is being made
         // leaves a record that says "not ready", so the next run makes it
         // again (and remove finds it) instead of leaking it.
@@ -715,6 +726,7 @@ impl Ctx<'_, '_> {
             r.disk_ready = false;
             r.config_ready = false;
             r.spec = spec.clone();
+            r.should_run = plan_running;
         })?;
         let disks = self
             .exec

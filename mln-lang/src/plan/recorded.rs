@@ -45,6 +45,12 @@ pub struct HostRecord {
     pub disks: Vec<PathBuf>,
     /// Its domain, while one exists.
     pub domain: Option<DomainRecord>,
+    /// The last plan applied to it left it running (or meant to): a run
+    /// interrupted after stopping it for a restart, or before starting
+    /// it, leaves this set, so the next `upgrade` starts it again instead
+    /// of taking it for a host someone stopped.
+    #[serde(default)]
+    pub should_run: bool,
 }
 
 impl HostRecord {
@@ -56,6 +62,7 @@ impl HostRecord {
             config_ready: false,
             disks: Vec::new(),
             domain: None,
+            should_run: false,
         }
     }
 }
@@ -151,6 +158,7 @@ impl State {
                     .saturating_mul(headroom(h.platform.live_vcpus()) as u32),
                 started: true,
             });
+            r.should_run = true;
             st.hosts.insert(h.name.clone(), r);
         }
         for s in desired.switches.values() {

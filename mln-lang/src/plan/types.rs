@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use mln_core::DomainInfo;
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::spec::HookPoint;
@@ -543,6 +545,9 @@ pub struct Plan {
     pub hosts: Vec<HostChange>,
     /// Per switch, what happens.
     pub switches: Vec<SwitchChange>,
+    /// The hosts that run once the plan is applied.
+    #[serde(default)]
+    pub running: BTreeSet<String>,
 }
 
 impl Plan {

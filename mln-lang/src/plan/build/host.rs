@@ -87,6 +87,8 @@ impl<'a> Builder<'a> {
             (Some(_), Goal::Stop) if !rec => Phase::Absent,
             (Some(_), Goal::Stop) => Phase::Built,
             (Some(_), Goal::Upgrade) if alive => Phase::Running,
+            // Stopped or not yet started by a run that meant to run it.
+            (Some(_), Goal::Upgrade) if here.record.is_some_and(|r| r.should_run) => Phase::Running,
             (Some(_), Goal::Upgrade) if rec => Phase::Built,
             (Some(_), Goal::Upgrade) if project_running => Phase::Running,
             (Some(_), Goal::Upgrade) => Phase::Built,

@@ -135,12 +135,19 @@ pub fn plan(
     b.switches(options.hosts.is_some());
     b.order();
     b.hooks();
+    let running = b
+        .will_run
+        .iter()
+        .filter(|(_, runs)| **runs)
+        .map(|(h, _)| h.to_string())
+        .collect();
     Plan {
         project: desired.name.clone(),
         goal: options.goal,
         actions: b.actions,
         hosts: b.hosts,
         switches: b.switches,
+        running,
     }
 }
 
