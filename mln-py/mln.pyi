@@ -503,7 +503,8 @@ def build(
     ``project`` is a :class:`Project` or the path of a project file. State
     lives under ``state_dir`` (default ``/var/lib/mln`` for root, else
     ``$XDG_STATE_HOME/mln``). ``template`` is the template of hosts without
-    ``template``; ``templates`` names the others. Raises
+    ``template``; ``templates`` names the others. ``parallelism`` is how
+    many actions run at once on each server (this machine is one). Raises
     :class:`ApplyError` when some actions fail, :class:`StateError`,
     :class:`BackendError` or :class:`PlanError` when the run cannot start.
     The GIL is released while it runs.

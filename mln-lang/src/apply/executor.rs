@@ -2,7 +2,7 @@
 //! threads, dependencies respected, the state recorded after every action.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,8 @@ struct Shared {
     halted: Option<String>,
     /// Actions whose guests are booting.
     booting: Vec<BootWatch>,
+    /// Actions a worker is executing, by the server they run on.
+    busy: BTreeMap<Option<String>, usize>,
 }
 
 /// Applies plans to one project through its [`Backends`], recording every
@@ -117,7 +119,9 @@ impl<'a> Executor<'a> {
         self
     }
 
-    /// Run at most `n` actions at once (at least 1).
+    /// Run at most `n` actions at once on each server (at least 1): the
+    /// local machine is one server, and a plan over 25 servers runs up to
+    /// 25 × `n` at once, each server's share at most `n`.
     pub fn parallelism(mut self, n: usize) -> Self {
         self.parallelism = n.max(1);
         self
@@ -188,9 +192,16 @@ impl<'a> Executor<'a> {
             failed: Vec::new(),
             halted: None,
             booting: Vec::new(),
+            busy: BTreeMap::new(),
         });
         let wake = Condvar::new();
-        let workers = self.parallelism.min(n.max(1));
+        // Up to `parallelism` at once on each server the plan touches.
+        let servers: BTreeSet<&Option<String>> =
+            plan.actions.iter().map(|a| &a.service_host).collect();
+        let workers = self
+            .parallelism
+            .saturating_mul(servers.len().max(1))
+            .min(n.max(1));
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| self.worker(plan, desired, &dependents, &shared, &wake));
@@ -229,9 +240,22 @@ impl<'a> Executor<'a> {
                     if g.halted.is_some() {
                         return;
                     }
-                    if let Some(id) = g.ready.pop_front() {
+                    // The first ready action whose server has room.
+                    let room = |i: &usize| {
+                        let server = &plan.actions[*i].service_host;
+                        g.busy.get(server).copied().unwrap_or(0) < self.parallelism
+                    };
+                    if let Some(id) = g
+                        .ready
+                        .iter()
+                        .position(room)
+                        .and_then(|p| g.ready.remove(p))
+                    {
                         g.running += 1;
                         g.status[id] = Status::Running;
+                        *g.busy
+                            .entry(plan.actions[id].service_host.clone())
+                            .or_default() += 1;
                         break id;
                     }
                     if g.running == 0 {
@@ -252,6 +276,9 @@ impl<'a> Executor<'a> {
             let result = ctx.execute(action);
             let started = ctx.started.into_inner();
             let mut g = lock(shared);
+            if let Some(b) = g.busy.get_mut(&action.service_host) {
+                *b = b.saturating_sub(1);
+            }
             if result.is_ok() && !started.is_empty() && g.halted.is_none() {
                 // Done when its guests confirm their boot (watch_boots).
                 g.status[id] = Status::Booting;

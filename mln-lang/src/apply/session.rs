@@ -234,7 +234,7 @@ pub struct RunOptions {
     pub goal: Goal,
     /// Only these hosts (`-h HOST`).
     pub hosts: Option<BTreeSet<String>>,
-    /// Actions run at once.
+    /// Actions run at once on each server (see [`Executor::parallelism`]).
     pub parallelism: usize,
     /// Plan only; change nothing.
     pub dry_run: bool,
@@ -248,8 +248,9 @@ pub struct RunOptions {
     pub boot_timeout: std::time::Duration,
 }
 
-/// Actions run at once unless told: twice this machine's cores, between
-/// 2 and 16. Starting a guest holds a worker only until its kernel
+/// Actions run at once on each server unless told: twice this machine's
+/// cores, between 2 and 16 (a plan over several servers runs that many on
+/// each, see [`Executor::parallelism`]). Starting a guest holds a worker only until its kernel
 /// answers; its boot then goes on without one (see
 /// [`Executor::boot_timeout`]), so the guests booting at once are paced by
 /// how fast they can be started, not by this number alone.

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use mln_core::{
@@ -26,8 +26,11 @@ struct FakeHv {
     fail_create: Mutex<BTreeSet<String>>,
     /// What `boot_status` says of a domain (default: booted once running).
     boot: Mutex<BTreeMap<String, BootStatus>>,
-    /// When set, `create` waits until this many creates are in flight.
-    rendezvous: Option<(Mutex<usize>, Condvar, usize)>,
+    /// When set, `create` waits until this many creates are in flight
+    /// (shared between servers' hypervisors to count across them).
+    rendezvous: Option<Arc<(Mutex<usize>, Condvar, usize)>>,
+    /// Creates in flight now, and the most ever at once.
+    in_flight: Mutex<(usize, usize)>,
 }
 
 impl FakeHv {
@@ -47,7 +50,8 @@ impl Hypervisor for FakeHv {
         BackendKind::Uml
     }
     fn create(&self, spec: &DomainSpec) -> CoreResult<DomainInfo> {
-        if let Some((count, cv, want)) = &self.rendezvous {
+        if let Some(r) = &self.rendezvous {
+            let (count, cv, want) = &**r;
             let mut n = count.lock().unwrap();
             *n += 1;
             cv.notify_all();
@@ -57,6 +61,14 @@ impl Hypervisor for FakeHv {
                 .unwrap();
             assert!(*n >= *want, "creates did not run in parallel");
         }
+        {
+            let mut f = self.in_flight.lock().unwrap();
+            f.0 += 1;
+            f.1 = f.1.max(f.0);
+        }
+        // Long enough for creates that may overlap to overlap.
+        std::thread::sleep(Duration::from_millis(30));
+        self.in_flight.lock().unwrap().0 -= 1;
         if self.fail_create.lock().unwrap().contains(&spec.name) {
             return Err(Error::Backend {
                 what: spec.name.clone(),
@@ -517,13 +529,78 @@ fn independent_actions_run_in_parallel() {
     let store = StateStore::open(root.path(), "lab").unwrap();
     let fake = Fake {
         hv: FakeHv {
-            rendezvous: Some((Mutex::new(0), Condvar::new(), 3)),
+            rendezvous: Some(Arc::new((Mutex::new(0), Condvar::new(), 3))),
             ..Default::default()
         },
         ..Default::default()
     };
     let out = up(&store, &fake, &lab(3), Goal::Up).unwrap();
     assert!(out.report.unwrap().is_success());
+}
+
+/// `lab(n)` with host i on server `servers[i % len]`.
+fn spread(n: usize, servers: &[&str]) -> DesiredProject {
+    let mut p = lab(n);
+    for (i, h) in p.hosts.values_mut().enumerate() {
+        h.service_host = Some(servers[i % servers.len()].to_string());
+    }
+    p
+}
+
+fn one_at_a_time(goal: Goal) -> RunOptions {
+    RunOptions {
+        parallelism: 1,
+        ..RunOptions::new(goal)
+    }
+}
+
+#[test]
+fn parallelism_is_per_server_so_servers_work_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    // One create on each of three servers, each server allowed one action
+    // at a time: the three still meet, so they ran at once.
+    let meet = Arc::new((Mutex::new(0), Condvar::new(), 3));
+    let hv = || FakeHv {
+        rendezvous: Some(meet.clone()),
+        ..Default::default()
+    };
+    let fake = Fake {
+        servers: BTreeMap::from([("a".into(), hv()), ("b".into(), hv()), ("c".into(), hv())]),
+        ..Default::default()
+    };
+    let out = Run::new(store.clone(), &fake, one_at_a_time(Goal::Up))
+        .desired(&spread(3, &["a", "b", "c"]), None)
+        .run()
+        .unwrap();
+    assert!(out.report.unwrap().is_success());
+}
+
+#[test]
+fn no_server_runs_more_than_its_share_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake {
+        servers: BTreeMap::from([
+            ("a".into(), FakeHv::default()),
+            ("b".into(), FakeHv::default()),
+        ]),
+        ..Default::default()
+    };
+    let out = Run::new(store.clone(), &fake, one_at_a_time(Goal::Up))
+        .desired(&spread(6, &["a", "b"]), None)
+        .run()
+        .unwrap();
+    assert!(out.report.unwrap().is_success());
+    for s in ["a", "b"] {
+        let hv = &fake.servers[s];
+        assert_eq!(hv.names().len(), 3, "{s}");
+        assert_eq!(
+            hv.in_flight.lock().unwrap().1,
+            1,
+            "{s} created more than one at once"
+        );
+    }
 }
 
 #[test]

@@ -366,7 +366,9 @@ pub struct LifecycleArgs {
     /// Wait for another `mln` working on the project instead of failing.
     #[arg(long)]
     pub wait: bool,
-    /// Actions run at once (default: twice the cores, 2 to 16).
+    /// Actions run at once on each server, this machine being one
+    /// (default: twice its cores, 2 to 16); a project over 25 servers runs
+    /// up to 25 times as many in all.
     #[arg(short = 'j', long)]
     pub jobs: Option<usize>,
     /// Folder of project states (default: $XDG_STATE_HOME/mln, /var/lib/mln for root).
