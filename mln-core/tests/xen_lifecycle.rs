@@ -458,9 +458,11 @@ fn our_config_matches_what_xl_builds_from_the_same_xl_cfg() {
     else {
         unreachable!()
     };
+    // mln names the guest's console line for `mln console` (issue #13):
+    // an xl user writing the same guest adds that word to `extra`.
     let cfg = format!(
         "name = \"twin-cfg\"\ntype = \"pv\"\nkernel = \"{}\"\nramdisk = \"{}\"\n\
-         extra = \"{cmdline}\"\nmemory = 128\nmaxmem = 192\nvcpus = 1\nmaxvcpus = 2\n",
+         extra = \"{cmdline} mln.console=hvc0\"\nmemory = 128\nmaxmem = 192\nvcpus = 1\nmaxvcpus = 2\n",
         kernel.display(),
         ramdisk.display()
     );

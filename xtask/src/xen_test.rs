@@ -17,8 +17,9 @@
 //! 4. Boot the two servers in parallel and run the phases ([`lab`]); QEMU
 //!    is killed by its pid on every path. Fail unless every phase passed.
 //!
-//! Usage: `cargo xtask xen-test [--demo | --bench] [--timeout SECS] [-- ARGS...]`
-//! (ARGS go to each test binary, e.g. a test name filter;
+//! Usage: `cargo xtask xen-test [--demo | --bench | --figures] [--timeout SECS] [-- ARGS...]`
+//! (`--figures` also times `xl migrate` beside `mln`'s live move, for
+//! `benches/README.md`; ARGS go to each test binary, e.g. a test name filter;
 //! `MLN_XEN_TEST_LOG=debug` shows libxl's log in dom0;
 //! `MLN_XEN_LAB_ACCEL=kvm|tcg` overrides the accelerator choice).
 //!
@@ -127,15 +128,20 @@ impl Mode {
 
 struct Options {
     mode: Mode,
+    /// Also time `xl migrate` between the two servers beside `mln`'s move
+    /// (`--figures`: for `benches/README.md`; not in CI).
+    figures: bool,
     timeout: Duration,
     test_args: Vec<String>,
 }
 
-const USAGE: &str = "usage: cargo xtask xen-test [--demo | --bench] [--timeout SECS] [-- ARGS]";
+const USAGE: &str =
+    "usage: cargo xtask xen-test [--demo | --bench | --figures] [--timeout SECS] [-- ARGS]";
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         mode: Mode::Tests,
+        figures: false,
         timeout: Duration::from_secs(2400),
         test_args: Vec::new(),
     };
@@ -159,6 +165,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                     Mode::Bench
                 };
             }
+            "--figures" => o.figures = true,
             "--" => {
                 o.test_args = it.by_ref().cloned().collect();
             }
@@ -339,7 +346,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut p = payload(Mode::Tests, in_dom0, Some(&mln), &opts.test_args);
     p.servers = Some((setup.servers.clone(), setup.keys.clone()));
     dom0::assemble(&root, &pkgs, &xen, &lab, &p)?;
-    lab::run(&setup, &host_test.1, &mln, &opts.test_args)
+    lab::run(&setup, &host_test.1, &mln, &opts.test_args, opts.figures)
 }
 
 #[cfg(test)]

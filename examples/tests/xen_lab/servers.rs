@@ -149,12 +149,14 @@ impl Servers {
 
     /// The names of the domains `server`'s Xen runs (`xl list`).
     pub fn domains(&self, server: &str) -> Vec<String> {
-        self.ssh_ok(server, &["xl", "list"])
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-            .filter(|n| n != "Domain-0")
-            .collect()
+        names(&self.ssh_ok(server, &["xl", "list"]))
+    }
+
+    /// [`Servers::domains`], or none when the server cannot say (for
+    /// cleaning up after a failure, where a dead server is no error).
+    pub fn domains_quietly(&self, server: &str) -> Vec<String> {
+        let o = self.ssh(server, &["xl", "list"]);
+        names(&String::from_utf8_lossy(&o.stdout))
     }
 
     /// Record a figure for `benches/README.md` (and print it).
@@ -181,6 +183,16 @@ impl Servers {
             std::thread::sleep(Duration::from_millis(500));
         }
     }
+}
+
+/// The domain names in `xl list` output, without Domain-0.
+fn names(xl_list: &str) -> Vec<String> {
+    xl_list
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|n| n != "Domain-0")
+        .collect()
 }
 
 /// The sequence numbers of the ping replies in console text.

@@ -175,7 +175,13 @@ fn phase(
 }
 
 /// Boot the lab and run the phases; `Ok` only when every phase passed.
-pub fn run(lab: &Lab, host_test: &Path, mln: &Path, test_args: &[String]) -> Result<(), String> {
+pub fn run(
+    lab: &Lab,
+    host_test: &Path,
+    mln: &Path,
+    test_args: &[String],
+    compare_xl: bool,
+) -> Result<(), String> {
     let started = Instant::now();
     let lan = Lan(
         VdeSwitch::start(&SwitchConfig::new("lan"), lab.dir.join("switches"))
@@ -199,6 +205,9 @@ pub fn run(lab: &Lab, host_test: &Path, mln: &Path, test_args: &[String]) -> Res
             .env("MLN_XEN_LAB_MLN", mln)
             .env("CI", "true")
             .args(["--nocapture", "--test-threads=1"]);
+        if compare_xl {
+            cmd.env("MLN_XEN_LAB_COMPARE_XL", "1");
+        }
     };
     let mut phases = Vec::new();
     let mut moves = Command::new(host_test);
