@@ -409,10 +409,19 @@ class Template:
     @staticmethod
     def busybox(out_dir: _Path) -> Template:
         """The busybox template, built into ``out_dir`` (or reused)."""
+    @staticmethod
+    def debian(out_dir: _Path, suite: str = "bookworm") -> Template:
+        """The Debian template (mmdebstrap), built into ``out_dir`` (or
+        reused)."""
+    @staticmethod
+    def inspect(image: _Path) -> Template:
+        """An image as it says it boots (its boot marker)."""
     @property
     def image(self) -> Path: ...
     @property
     def cmdline(self) -> str: ...
+    @property
+    def boot_marker(self) -> Optional[str]: ...
 
 @final
 class Outcome:

@@ -26,7 +26,7 @@ pub const DETACH_KEY: u8 = 0x1d;
 
 /// The kernel argument that names the line the template runs its login
 /// prompt on (`tty1`, `ttyS0`, `hvc0`).
-pub(crate) fn console_word(line: &str) -> String {
+pub fn console_word(line: &str) -> String {
     format!("mln.console={line}")
 }
 

@@ -146,6 +146,22 @@ pub enum Error {
         /// QEMU's error class and description, or what was wrong.
         message: String,
     },
+    /// A template image that cannot be built, imported or used as asked.
+    #[error("template {path}: {reason}")]
+    Template {
+        /// The image (or, while building, the folder it is built in).
+        path: PathBuf,
+        /// What is wrong, and what to do about it where that is known.
+        reason: String,
+    },
+    /// A host's disk cannot take the size asked for.
+    #[error("disk {path}: {reason}")]
+    DiskSize {
+        /// The disk (overlay, swap file).
+        path: PathBuf,
+        /// Why, with the sizes.
+        reason: String,
+    },
     /// A guest or switch process misbehaved (died, answered nonsense).
     #[error("{what}: {message}")]
     Backend {

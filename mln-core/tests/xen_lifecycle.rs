@@ -458,11 +458,12 @@ fn our_config_matches_what_xl_builds_from_the_same_xl_cfg() {
     else {
         unreachable!()
     };
-    // mln names the guest's console line for `mln console` (issue #13):
-    // an xl user writing the same guest adds that word to `extra`.
+    // Ours appends the word that tells the guest's getty where `mln
+    // console` attaches; xl is given the same command line.
+    let console = mln_core::attach::console_word("hvc0");
     let cfg = format!(
         "name = \"twin-cfg\"\ntype = \"pv\"\nkernel = \"{}\"\nramdisk = \"{}\"\n\
-         extra = \"{cmdline} mln.console=hvc0\"\nmemory = 128\nmaxmem = 192\nvcpus = 1\nmaxvcpus = 2\n",
+         extra = \"{cmdline} {console}\"\nmemory = 128\nmaxmem = 192\nvcpus = 1\nmaxvcpus = 2\n",
         kernel.display(),
         ramdisk.display()
     );

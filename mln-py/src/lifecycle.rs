@@ -46,6 +46,28 @@ impl Template {
             .map_err(|e| BackendError::new_err(e.to_string()))
     }
 
+    /// The Debian template (Debian 12 unless ``suite`` names another),
+    /// built with mmdebstrap into ``out_dir`` (or reused when built there
+    /// from the same inputs; a first build takes a minute or two), its
+    /// name ``debian-12.ext4`` a link to the image. Raises
+    /// ``mln.BackendError`` when it cannot be built (no mmdebstrap; as a
+    /// normal user, no subordinate ids for a user namespace).
+    #[staticmethod]
+    #[pyo3(signature = (out_dir, suite="bookworm"))]
+    fn debian(py: Python<'_>, out_dir: PathBuf, suite: &str) -> PyResult<Self> {
+        let builder = mln_core::template::DebianTemplate::new().suite(suite);
+        py.detach(|| builder.build(&out_dir, &|_| {}))
+            .map(|built| Template(built.template))
+            .map_err(|e| BackendError::new_err(e.to_string()))
+    }
+
+    /// An image in a templates folder, as the image says it boots (the
+    /// boot marker of MLN's templates and imported images).
+    #[staticmethod]
+    fn inspect(py: Python<'_>, image: PathBuf) -> Self {
+        Template(py.detach(|| mln_core::template::Template::inspect(image)))
+    }
+
     /// The image file.
     #[getter]
     fn image(&self) -> PathBuf {
@@ -56,6 +78,13 @@ impl Template {
     #[getter]
     fn cmdline(&self) -> &str {
         &self.0.cmdline
+    }
+
+    /// The line its guests print on the console once booted (``None``:
+    /// they print none, and count as booted once they stay up).
+    #[getter]
+    fn boot_marker(&self) -> Option<&str> {
+        self.0.boot_marker.as_deref()
     }
 
     fn __repr__(&self) -> String {

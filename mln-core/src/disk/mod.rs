@@ -22,7 +22,12 @@
 //! # Ok::<(), mln_core::Error>(())
 //! ```
 
+mod sized;
+mod swap;
 pub mod transfer;
+
+pub use sized::{remove_unused_bases, BASES};
+pub use swap::make_swap;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};

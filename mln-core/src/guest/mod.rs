@@ -13,7 +13,10 @@
 //!   name, writes `/etc/hosts` and `/etc/resolv.conf`, configures every
 //!   interface with `ip` (or `udhcpc` for DHCP), adds the default route,
 //!   creates groups and users in `/etc/group`, `/etc/passwd` and
-//!   `/etc/shadow`, sets root's password and copies the `files`;
+//!   `/etc/shadow`, sets root's password and copies the `files`; first of
+//!   all it grows the root file system to fill a larger root disk and
+//!   turns swap on, and once the network is up it mounts the project's
+//!   file systems;
 //! - `/run/mln/startup`: the project's `startup` lines;
 //!
 //! and at halt, `/run/mln/shutdown`: the `shutdown` lines. Every value that
@@ -31,9 +34,11 @@
 //! ```
 
 mod password;
+mod storage;
 mod tar;
 
 pub use password::{is_crypt_hash, password_hash};
+pub use storage::GuestMount;
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
@@ -69,6 +74,16 @@ pub struct GuestConfig {
     pub shutdown: Vec<String>,
     /// crypt(3) hash for root's password (none: unchanged).
     pub root_password_hash: Option<String>,
+    /// Grow the root file system to fill its disk at boot (the host's
+    /// root disk was made larger than its template).
+    #[serde(default)]
+    pub grow_root: bool,
+    /// The swap device to turn on at boot (`/dev/ubdc`).
+    #[serde(default)]
+    pub swap: Option<String>,
+    /// File systems to mount at boot, in order.
+    #[serde(default)]
+    pub mounts: Vec<GuestMount>,
 }
 
 /// One interface inside the guest.
@@ -246,6 +261,7 @@ impl GuestConfig {
         if let Some(h) = &self.root_password_hash {
             check_field(h).map_err(|r| self.invalid("root password", r))?;
         }
+        self.validate_storage()?;
         for f in &self.files {
             if !f.dest.starts_with('/') || f.dest.contains('\0') || f.dest.contains('\n') {
                 return Err(self.invalid(
@@ -276,6 +292,8 @@ impl GuestConfig {
     pub fn apply_script(&self) -> Result<String> {
         self.validate()?;
         let mut s = String::from(APPLY_PRELUDE);
+        s.push_str(storage::PRELUDE);
+        self.disk_lines(&mut s);
         let _ = writeln!(s, "hostname {}", quote(&self.hostname));
         let _ = writeln!(s, "echo {} > /etc/hostname", quote(&self.hostname));
         s.push_str("cat /run/mln/hosts > /etc/hosts\n");
@@ -328,6 +346,7 @@ impl GuestConfig {
                 );
             }
         }
+        self.mount_lines(&mut s);
         for g in &self.groups {
             let _ = writeln!(s, "mln_group {}", quote(&g.name));
         }

@@ -1,17 +1,18 @@
 //! Guest templates: the root file system every host's copy-on-write disk is
-//! made over.
+//! made over, and how MLN's guest configuration gets into it.
 //!
-//! The default template is a small busybox root, built here without root
-//! privileges from Debian's `busybox-static` package: the files are staged
-//! in a folder, `mkfs.ext4 -d` (e2fsprogs) turns the folder into an ext4
-//! image, and `debugfs -w` gives every file to root and adds the device
-//! nodes that an unprivileged user cannot create. Its init is busybox
-//! `init` with the scripts in the repository's `templates/busybox/`, which
-//! read MLN's guest configuration (see [`crate::guest`]) at boot, apply it
-//! and run the shutdown lines at halt.
+//! - [`BusyboxTemplate`]: the default, a small busybox root built without
+//!   root privileges from Debian's `busybox-static` (module `busybox`).
+//! - [`DebianTemplate`]: Debian (12 by default) with systemd, OpenSSH and
+//!   iproute2, bootstrapped by `mmdebstrap` (module `debian`).
+//! - [`import`]: any other ext2/3/4 root image (an old MLN template, a
+//!   distribution's image), copied and given MLN's guest-configuration
+//!   step ([`GuestStep`]) with `debugfs`, without root.
+//! - [`list`]: what a templates folder holds, with sizes and checksums.
 //!
-//! Any other ext4 image (or a root file system made into one with
-//! `mkfs.ext4 -d`) can serve as a template: see `templates/README.md`.
+//! Every template MLN makes or imports carries `/etc/mln/template`, which
+//! names its boot marker; [`Template::inspect`] reads it back from the
+//! image.
 //!
 //! ```no_run
 //! use mln_core::template::{BusyboxSource, BusyboxTemplate};
@@ -20,47 +21,39 @@
 //! # Ok::<(), mln_core::Error>(())
 //! ```
 
-use std::fs;
-use std::io::Read;
-use std::os::unix::fs::{symlink, PermissionsExt};
+mod busybox;
+mod catalog;
+mod debian;
+mod image;
+mod import;
+mod step;
+
+pub use busybox::{BusyboxSource, BusyboxTemplate};
+pub use catalog::{list, TemplateFile};
+pub use debian::{DebianBuild, DebianTemplate, DEFAULT_SUITE, PACKAGES as DEBIAN_PACKAGES};
+pub use image::{Edit, Entry, Ext4Image};
+pub use import::{import, Imported};
+pub use step::{GuestStep, InitSystem};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
 
-const INITTAB: &str = include_str!(concat!(
+/// `/etc/mln/template` in every template MLN makes or imports: what MLN
+/// reads back from the image ([`Template::inspect`]).
+const TEMPLATE_CONF: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../templates/busybox/inittab"
+    "/../templates/guest-step/template"
 ));
-const RC_BOOT: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../templates/busybox/rc.boot"
-));
-const RC_HALT: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../templates/busybox/rc.halt"
-));
-const HOTPLUG: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../templates/busybox/hotplug"
-));
-const AGENT: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../templates/busybox/agent"
-));
-const GETTY: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../templates/busybox/getty"
-));
-const POWER_BUTTON: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../templates/busybox/powerbutton"
-));
-/// busybox acpid's action table: the power button runs `powerbutton`
-/// (relative to acpid's configuration folder, /etc/mln).
-const ACPID_CONF: &str = "PWRF powerbutton\n";
 
-/// What the busybox template's boot script prints on the console when boot,
+/// Where a template says what MLN needs to know about it.
+pub const TEMPLATE_CONF_PATH: &str = "/etc/mln/template";
+
+/// The kernel arguments a template boots with as a UML guest's first disk.
+pub const ROOT_CMDLINE: &str = "root=/dev/ubda rw";
+
+/// What MLN's templates (busybox, Debian, imported) print on the console when boot,
 /// configuration and startup lines are done.
 pub const BOOT_FINISHED: &str = "mln: boot finished";
 
@@ -91,6 +84,23 @@ impl Template {
         }
     }
 
+    /// The image at `image` as a template, booted with [`ROOT_CMDLINE`],
+    /// with the boot marker its `/etc/mln/template` names (read with
+    /// `debugfs`, no root needed); an image without that file, or that is
+    /// no ext2/3/4 image, prints none.
+    pub fn inspect(image: impl Into<PathBuf>) -> Self {
+        let image = image.into();
+        let boot_marker = Ext4Image::open(&image)
+            .ok()
+            .and_then(|i| i.read(TEMPLATE_CONF_PATH).ok().flatten())
+            .and_then(|text| boot_marker(&String::from_utf8_lossy(&text)));
+        Template {
+            image,
+            cmdline: ROOT_CMDLINE.to_string(),
+            boot_marker,
+        }
+    }
+
     /// The default busybox template kept in `dir`, built there on first use
     /// (an unchanged template is not rebuilt); busybox comes from
     /// `/bin/busybox` or is fetched into `dir/download`.
@@ -101,268 +111,13 @@ impl Template {
     }
 }
 
-/// Where the busybox binary comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BusyboxSource {
-    /// A statically linked busybox already on this machine (Debian's
-    /// `busybox-static` installs `/bin/busybox`).
-    Binary(PathBuf),
-}
-
-impl BusyboxSource {
-    /// `/bin/busybox` when it is installed and static; otherwise Debian's
-    /// `busybox-static` package, fetched with `apt-get download` into
-    /// `scratch` and unpacked there with `dpkg -x` (no root needed).
-    pub fn find(scratch: impl AsRef<Path>) -> Result<Self> {
-        let installed = Path::new("/bin/busybox");
-        if is_static_elf(installed) {
-            return Ok(BusyboxSource::Binary(installed.to_path_buf()));
-        }
-        Self::download(scratch)
-    }
-
-    /// Fetch and unpack Debian's `busybox-static` into `scratch`.
-    pub fn download(scratch: impl AsRef<Path>) -> Result<Self> {
-        let scratch = scratch.as_ref();
-        fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
-        run(Command::new("apt-get")
-            .args(["download", "busybox-static"])
-            .current_dir(scratch))?;
-        let deb = fs::read_dir(scratch)
-            .map_err(|e| Error::io(scratch, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("busybox-static_") && n.ends_with(".deb"))
-            })
-            .ok_or_else(|| Error::MissingFile {
-                what: "downloaded busybox-static package",
-                path: scratch.join("busybox-static_*.deb"),
-            })?;
-        let root = scratch.join("busybox-static");
-        run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
-        let bin = root.join("bin/busybox");
-        if !is_static_elf(&bin) {
-            return Err(Error::MissingFile {
-                what: "static busybox in the package",
-                path: bin,
-            });
-        }
-        Ok(BusyboxSource::Binary(bin))
-    }
-
-    fn path(&self) -> &Path {
-        match self {
-            BusyboxSource::Binary(p) => p,
-        }
-    }
-}
-
-/// Builder of the default busybox template.
-#[derive(Debug, Clone)]
-pub struct BusyboxTemplate {
-    source: BusyboxSource,
-    size: u64,
-}
-
-impl BusyboxTemplate {
-    /// A builder using busybox from `source`; the image is 64 MiB (sparse).
-    pub fn new(source: BusyboxSource) -> Self {
-        BusyboxTemplate {
-            source,
-            size: 64 << 20,
-        }
-    }
-
-    /// Set the image size, bytes (the free space guests see on `/`).
-    pub fn size(mut self, bytes: u64) -> Self {
-        self.size = bytes;
-        self
-    }
-
-    /// The file name the image gets in the output folder: it carries a hash
-    /// of everything the image is made of, so a changed busybox or init
-    /// script never reuses a stale image and an unchanged one is reused.
-    pub fn image_name(&self) -> Result<String> {
-        let mut h = Fnv::new();
-        let bb = self.source.path();
-        let mut f = fs::File::open(bb).map_err(|e| Error::io(bb, e))?;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = f.read(&mut buf).map_err(|e| Error::io(bb, e))?;
-            if n == 0 {
-                break;
-            }
-            h.feed(&buf[..n]);
-        }
-        // The recipe's own version: bump when `stage` or `make_ext4` change.
-        h.feed(b"recipe 3");
-        for part in [
-            INITTAB,
-            RC_BOOT,
-            RC_HALT,
-            HOTPLUG,
-            POWER_BUTTON,
-            ACPID_CONF,
-            AGENT,
-            GETTY,
-        ] {
-            h.feed(part.as_bytes());
-        }
-        h.feed(&self.size.to_le_bytes());
-        Ok(format!("busybox-{:016x}.ext4", h.0))
-    }
-
-    /// Build the template into `out_dir`, or reuse the image already built
-    /// there from the same inputs. The image appears atomically (built
-    /// under a temporary name, then renamed).
-    pub fn build(&self, out_dir: impl AsRef<Path>) -> Result<Template> {
-        let out_dir = out_dir.as_ref();
-        fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
-        let out_dir = out_dir.canonicalize().map_err(|e| Error::io(out_dir, e))?;
-        let image = out_dir.join(self.image_name()?);
-        let template = Template {
-            image: image.clone(),
-            cmdline: "root=/dev/ubda rw".to_string(),
-            boot_marker: Some(BOOT_FINISHED.to_string()),
-        };
-        if image.exists() {
-            return Ok(template);
-        }
-        let unique = format!(
-            ".build-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        )
-        .replace(
-            |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '.',
-            "",
-        );
-        let staging = out_dir.join(format!("{unique}.root"));
-        let tmp_image = out_dir.join(format!("{unique}.ext4"));
-        let result = self
-            .stage(&staging)
-            .and_then(|()| make_ext4(&staging, &tmp_image, self.size))
-            .and_then(|()| fs::rename(&tmp_image, &image).map_err(|e| Error::io(&image, e)));
-        let _ = fs::remove_dir_all(&staging);
-        let _ = fs::remove_file(&tmp_image);
-        result.map(|()| template)
-    }
-
-    /// Lay the root file system out in `root`.
-    fn stage(&self, root: &Path) -> Result<()> {
-        let _ = fs::remove_dir_all(root);
-        for d in [
-            "bin", "sbin", "usr/bin", "usr/sbin", "etc/mln", "proc", "sys", "dev", "run", "tmp",
-            "root", "home", "mnt", "var/log",
-        ] {
-            let p = root.join(d);
-            fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
-        }
-        set_mode(&root.join("tmp"), 0o1777)?;
-        set_mode(&root.join("root"), 0o700)?;
-        let bb = root.join("bin/busybox");
-        fs::copy(self.source.path(), &bb).map_err(|e| Error::io(&bb, e))?;
-        set_mode(&bb, 0o755)?;
-        // `--list-full` names every applet with its usual folder.
-        let out = run(Command::new(self.source.path()).arg("--list-full"))?;
-        for applet in out.lines().map(str::trim) {
-            if applet.is_empty()
-                || applet == "bin/busybox"
-                || applet.starts_with('/')
-                || applet.split('/').any(|c| c.is_empty() || c == "..")
-            {
-                continue;
-            }
-            let link = root.join(applet);
-            if let Some(parent) = link.parent() {
-                fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-            }
-            if !link.exists() {
-                symlink("/bin/busybox", &link).map_err(|e| Error::io(&link, e))?;
-            }
-        }
-        let init = root.join("sbin/init");
-        let _ = fs::remove_file(&init);
-        symlink("/bin/busybox", &init).map_err(|e| Error::io(&init, e))?;
-        let files: [(&str, &str, u32); 16] = [
-            ("etc/inittab", INITTAB, 0o644),
-            ("etc/mln/agent", AGENT, 0o755),
-            ("etc/mln/getty", GETTY, 0o755),
-            ("etc/mln/rc.boot", RC_BOOT, 0o755),
-            ("etc/mln/rc.halt", RC_HALT, 0o755),
-            ("etc/mln/hotplug", HOTPLUG, 0o755),
-            ("etc/mln/powerbutton", POWER_BUTTON, 0o755),
-            ("etc/mln/acpid.conf", ACPID_CONF, 0o644),
-            ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644),
-            ("etc/shadow", "root:*:19000:0:99999:7:::\n", 0o600),
-            ("etc/group", "root:x:0:\n", 0o644),
-            ("etc/hosts", "127.0.0.1\tlocalhost\n", 0o644),
-            ("etc/hostname", "mln\n", 0o644),
-            ("etc/resolv.conf", "", 0o644),
-            ("etc/fstab", "", 0o644),
-            ("etc/shells", "/bin/sh\n/bin/ash\n", 0o644),
-        ];
-        for (path, text, mode) in files {
-            let p = root.join(path);
-            fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
-            set_mode(&p, mode)?;
-        }
-        Ok(())
-    }
-}
-
-/// `mkfs.ext4 -d staging` into a sparse image of `size` bytes, then
-/// `debugfs -w` to hand every file to root and add `/dev/console` and
-/// `/dev/null`.
-fn make_ext4(staging: &Path, image: &Path, size: u64) -> Result<()> {
-    let _ = fs::remove_file(image);
-    run(Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-L", "mln-root", "-E", "root_owner=0:0", "-d"])
-        .arg(staging)
-        .arg(image)
-        .arg(format!("{}k", size / 1024)))?;
-    // debugfs's mknod links the name as given into the current folder and
-    // leaves the permission bits clear: change into /dev, then set them.
-    let mut script = String::from(
-        "cd /dev\nmknod console c 5 1\nsif console mode 020600\n\
-         mknod null c 1 3\nsif null mode 020666\ncd /\n",
-    );
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = staging.join(&rel);
-        for entry in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            let entry = entry.map_err(|e| Error::io(&dir, e))?;
-            let kind = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
-            let rel = rel.join(entry.file_name());
-            if kind.is_symlink() {
-                continue;
-            }
-            let Some(guest_path) = rel.to_str() else {
-                continue;
-            };
-            script.push_str(&format!(
-                "sif /{guest_path} uid 0\nsif /{guest_path} gid 0\n"
-            ));
-            if kind.is_dir() {
-                stack.push(rel);
-            }
-        }
-    }
-    let cmds = image.with_extension("debugfs");
-    fs::write(&cmds, script).map_err(|e| Error::io(&cmds, e))?;
-    let r = run(Command::new("debugfs")
-        .arg("-w")
-        .arg("-f")
-        .arg(&cmds)
-        .arg(image));
-    let _ = fs::remove_file(&cmds);
-    r.map(drop)
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))
+/// The `boot_marker=` line of a template's `/etc/mln/template`.
+fn boot_marker(conf: &str) -> Option<String> {
+    conf.lines()
+        .filter_map(|l| l.trim().strip_prefix("boot_marker="))
+        .map(str::trim)
+        .find(|m| !m.is_empty())
+        .map(str::to_string)
 }
 
 /// Run a command (argv, no shell), return its stdout, or an error with the
@@ -391,26 +146,6 @@ pub(crate) fn run(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// True for an x86-64/any ELF file without a `PT_INTERP` program header,
-/// i.e. one that runs without a dynamic loader (inside any guest root).
-fn is_static_elf(path: &Path) -> bool {
-    let Ok(bytes) = fs::read(path) else {
-        return false;
-    };
-    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
-        return false;
-    }
-    let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]) as usize;
-    let phoff = u64::from_le_bytes(bytes[0x20..0x28].try_into().unwrap_or([0; 8])) as usize;
-    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
-    (0..phnum).all(|i| {
-        let at = phoff + i * phentsize;
-        bytes
-            .get(at..at + 4)
-            .is_some_and(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) != 3)
-    })
-}
-
 /// FNV-1a, 64 bit: a stable hash for cache names.
 struct Fnv(u64);
 
@@ -432,11 +167,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tells_static_from_dynamic_binaries() {
-        assert!(!is_static_elf(Path::new("/bin/sh")));
-        assert!(!is_static_elf(Path::new("/etc/hostname")));
-        if Path::new("/bin/busybox").exists() {
-            assert!(is_static_elf(Path::new("/bin/busybox")));
-        }
+    fn the_boot_marker_comes_from_the_template_file() {
+        assert_eq!(boot_marker(TEMPLATE_CONF).as_deref(), Some(BOOT_FINISHED));
+        assert_eq!(boot_marker("# nothing\nboot_marker=\n"), None);
     }
 }

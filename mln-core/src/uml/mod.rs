@@ -91,6 +91,9 @@ const BACKEND: &str = "uml";
 const RECORD: &str = "domain.json";
 const PID: &str = "pid";
 const CONSOLE: &str = "console.log";
+/// How long `exec` waits for the guest's agent to open its line again
+/// (see [`Uml::exec`]'s comment).
+const AGENT_LINE_WAIT: Duration = Duration::from_secs(5);
 const UMID: &str = "uml";
 const PAGE: u64 = 4096;
 /// Below this (bytes), UML guests may run out of memory while booting.
@@ -854,12 +857,24 @@ impl Hypervisor for Uml {
         timeout: Duration,
     ) -> Result<crate::exec::ExecOutput> {
         let (_, proc) = self.require_live(name, "run a command")?;
-        let pts = agent_pts(proc.pid).ok_or_else(|| Error::Backend {
-            what: name.to_string(),
-            message: "its agent's serial line is not open (a template without MLN's agent, \
-                      or a guest still booting)"
-                .into(),
-        })?;
+        // UML closes a serial line for good when a read of its pty master
+        // fails, which it can after the last session closed the slave;
+        // the agent then opens the line again (a new pty) within a moment.
+        let deadline = Instant::now() + AGENT_LINE_WAIT.min(timeout);
+        let pts = loop {
+            if let Some(pts) = agent_pts(proc.pid) {
+                break pts;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Backend {
+                    what: name.to_string(),
+                    message: "its agent's serial line is not open (a template without \
+                              MLN's agent, or a guest still booting)"
+                        .into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         let lock = self.dir(name)?.join("exec.lock");
         crate::exec::locked(&lock, || {
             crate::exec::run(name, crate::exec::open_pts(&pts)?, argv, timeout)

@@ -180,6 +180,9 @@ pub enum Request {
     },
     /// Delete a host's disks and configuration.
     RemoveDisk { project: String, host: HostSpec },
+    /// Bring a stopped host's disks to its spec before its domain is made
+    /// (a root disk grown, swap made or removed).
+    FitDisks { project: String, host: HostSpec },
     /// The domain that runs `host` on the server, attached to the server's
     /// instances of `switches`; answers a [`DomainSpec`].
     DomainSpec {
@@ -308,6 +311,7 @@ pub const KNOWN_OPS: &[&str] = &[
     "prepare_disk",
     "write_guest_config",
     "remove_disk",
+    "fit_disks",
     "domain_spec",
     "replug",
     "capacity",
@@ -512,6 +516,10 @@ mod tests {
         let samples = [
             Request::Capacity,
             Request::Projects,
+            Request::FitDisks {
+                project: "p".into(),
+                host: HostSpec::new("h"),
+            },
             Request::ListSwitches {
                 project: "p".into(),
             },

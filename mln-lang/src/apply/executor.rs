@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::boot::{BootWatch, Verdict};
 use super::hooks::run_hook;
 use super::{ApplyError, Backends, NoProgress, Progress};
-use crate::plan::{domain_name, Action, ActionId, DesiredProject, HostSpec, Op, Plan, SwitchSpec};
+use crate::plan::{
+    domain_name, Action, ActionId, DesiredProject, HostSpec, Op, Plan, StaleCopy, SwitchSpec,
+};
 use crate::state::{DomainRecord, HostRecord, ProjectLock, State, StateStore};
 
 /// One action that failed.
@@ -167,6 +169,13 @@ impl<'a> Executor<'a> {
             }
         }
         state.desired = Some(desired.clone());
+        // What the plan means each host it touches to end as, recorded
+        // before anything is done (see `HostRecord::should_run`).
+        for h in &plan.hosts {
+            if let Some(r) = state.hosts.get_mut(&h.host) {
+                r.should_run = plan.running.contains(&h.host);
+            }
+        }
         self.store.save(self.lock, &state)?;
         let ready = (0..n).filter(|&i| waiting_for[i] == 0).collect();
         let shared = Mutex::new(Shared {
@@ -236,6 +245,7 @@ impl<'a> Executor<'a> {
             let ctx = Ctx {
                 exec: self,
                 desired,
+                running: &plan.running,
                 shared,
                 started: RefCell::new(Vec::new()),
             };
@@ -367,6 +377,8 @@ fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 struct Ctx<'e, 'a> {
     exec: &'e Executor<'a>,
     desired: &'e DesiredProject,
+    /// The hosts that run once the plan is applied.
+    running: &'e std::collections::BTreeSet<String>,
     shared: &'e Mutex<Shared>,
     /// Hosts this action started: it is done once they confirm their boot.
     started: RefCell<Vec<HostSpec>>,
@@ -525,6 +537,13 @@ impl Ctx<'_, '_> {
             }
             Op::Move {
                 host,
+                start,
+                lost: true,
+                ..
+            } => self.recover(action, host, *start),
+            Op::ClearStale { server, host } => self.clear_stale(action, server, host),
+            Op::Move {
+                host,
                 live,
                 start,
                 rebuild,
@@ -631,8 +650,71 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// A host whose server is lost, made afresh where it goes: what the
+    /// lost server keeps of it is recorded as stale first (so that a run
+    /// killed halfway never forgets it), then disks, configuration and
+    /// domain are made as for a new host.
+    fn recover(&self, action: &Action, host: &str, start: bool) -> Result<(), ApplyError> {
+        let old = self.current(action, host)?;
+        let new = self.wanted(action, host)?;
+        if let Some(server) = old.service_host.clone() {
+            self.record(|st| {
+                let copy = StaleCopy {
+                    server,
+                    spec: old.clone(),
+                };
+                if !st.stale.contains(&copy) {
+                    st.stale.push(copy);
+                }
+                if let Some(r) = st.hosts.get_mut(host) {
+                    r.domain = None;
+                }
+            })?;
+        }
+        self.prepare(action, new)?;
+        self.exec
+            .backends
+            .write_guest_config(self.desired, new)
+            .map_err(|e| backend(action, e))?;
+        self.record(|st| {
+            if let Some(r) = st.hosts.get_mut(host) {
+                r.config_ready = true;
+            }
+        })?;
+        if start {
+            self.create(action, new)?;
+            self.start(action, new)?;
+        }
+        Ok(())
+    }
+
+    /// Remove what `server` kept of `host` while it was lost (its domain
+    /// and disks); forget it once gone.
+    fn clear_stale(&self, action: &Action, server: &str, host: &str) -> Result<(), ApplyError> {
+        let found = self.read(|st| {
+            st.stale
+                .iter()
+                .find(|c| c.server == server && c.spec.name == host)
+                .cloned()
+        });
+        let Some(copy) = found else {
+            return Ok(());
+        };
+        let hv = self.hypervisor(action, &copy.spec)?;
+        match hv.destroy(&domain_name(self.project(), host)) {
+            Ok(()) | Err(CoreError::NotFound { .. }) => {}
+            Err(e) => return Err(backend(action, e)),
+        }
+        self.exec
+            .backends
+            .remove_stale(self.project(), &copy.spec)
+            .map_err(|e| backend(action, e))?;
+        self.record(|st| st.stale.retain(|c| *c != copy))
+    }
+
     fn prepare(&self, action: &Action, spec: &HostSpec) -> Result<(), ApplyError> {
         let host = &spec.name;
+        let plan_running = self.running.contains(host);
         // Record the intent first: a crash while the disk is being made
         // leaves a record that says "not ready", so the next run makes it
         // again (and remove finds it) instead of leaking it.
@@ -644,6 +726,7 @@ impl Ctx<'_, '_> {
             r.disk_ready = false;
             r.config_ready = false;
             r.spec = spec.clone();
+            r.should_run = plan_running;
         })?;
         let disks = self
             .exec
@@ -659,6 +742,11 @@ impl Ctx<'_, '_> {
     }
 
     fn create(&self, action: &Action, spec: &HostSpec) -> Result<(), ApplyError> {
+        // The domain is not running: its disks can change size now.
+        self.exec
+            .backends
+            .fit_disks(self.project(), spec)
+            .map_err(|e| backend(action, e))?;
         let switches = self.read(|st| st.switches.clone());
         let dspec = self
             .exec

@@ -20,6 +20,7 @@
 
 mod boot;
 mod cluster;
+pub mod evacuate;
 mod executor;
 mod hooks;
 mod session;

@@ -369,8 +369,8 @@ impl<'a> Run<'a> {
         let plan = session.plan(
             &desired,
             &PlanOptions {
-                goal: options.goal,
                 hosts: options.hosts.clone(),
+                ..PlanOptions::new(options.goal)
             },
         )?;
         if options.dry_run {
@@ -481,8 +481,12 @@ impl<'b> Session<'b> {
             Some(desired),
             self.recorded.as_ref(),
         )?;
+        let mut options = options.clone();
+        options
+            .unreachable
+            .extend(unreachable.keys().map(String::clone));
         self.unreachable = unreachable;
-        Ok(plan(desired, self.recorded.as_ref(), &observed, options))
+        Ok(plan(desired, self.recorded.as_ref(), &observed, &options))
     }
 
     /// Apply `plan` (made by [`Session::plan`] for `desired`), recording

@@ -46,9 +46,26 @@ pub trait Backends: Sync {
     /// Write the guest configuration of `host` (its view of `project`).
     fn write_guest_config(&self, project: &DesiredProject, host: &HostSpec) -> Result<()>;
 
+    /// Bring the disks of `host`, which is not running, to what its spec
+    /// asks before its domain is made: a root disk grown to its `size` (or
+    /// template plus `free_space`), the swap disk made again at its size or
+    /// removed. Called before every domain is made from a spec.
+    fn fit_disks(&self, project: &str, host: &HostSpec) -> Result<()> {
+        let _ = (project, host);
+        Ok(())
+    }
+
     /// Delete the disks and configuration of `host`; nothing to do is not
     /// an error.
     fn remove_disk(&self, project: &str, host: &HostSpec) -> Result<()>;
+
+    /// Remove what a server kept of `host` while it was lost (see
+    /// [`crate::plan::StaleCopy`]): its disks and, where nothing else
+    /// there uses them, its switches' instances. Its domain is destroyed
+    /// first, through its hypervisor.
+    fn remove_stale(&self, project: &str, host: &HostSpec) -> Result<()> {
+        self.remove_disk(project, host)
+    }
 
     /// The domain that runs `host`, attached to `switches`.
     fn domain_spec(

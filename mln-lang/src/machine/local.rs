@@ -18,6 +18,7 @@ use mln_core::template::Template;
 use mln_core::uml::{KernelStore, Uml};
 use mln_core::{Attachment, Boot, DiskSpec, DomainSpec, Error, Hypervisor, InterfaceSpec, Result};
 
+use super::disks::{self, wanted_root_size};
 use super::Backends;
 use crate::plan::SwitchRecord;
 use crate::plan::{domain_name, DesiredProject, HostSpec, Platform, SwitchSpec, HEADROOM};
@@ -30,6 +31,9 @@ use crate::plan::{domain_name, DesiredProject, HostSpec, Platform, SwitchSpec, H
 /// DIR/switches/NAME/      vde switches (see mln_core::net)
 /// DIR/disks/HOST.cow      copy-on-write root disks
 /// DIR/disks/HOST.config   configuration disks
+/// DIR/disks/HOST.swap     swap disks
+/// DIR/disks/bases/        padded templates under UML disks larger than
+///                         their template (mln_core::disk)
 /// ```
 ///
 /// Other service hosts are reached over SSH by a later layer; here they
@@ -168,6 +172,26 @@ impl LocalBackends {
         Ok(self.disk_dir().join(format!("{name}.config")))
     }
 
+    fn swap_path(&self, host: &str) -> Result<PathBuf> {
+        let name = mln_core::SafeName::new(host)?;
+        Ok(self.disk_dir().join(format!("{name}.swap")))
+    }
+
+    /// The root disk size `host` asks for over its template, if any (the
+    /// template is looked at only for `free_space`).
+    fn root_size(&self, host: &HostSpec, template: &Template) -> Result<Option<u64>> {
+        if host.disk_size.is_none() && host.free_space().is_none() {
+            return Ok(None);
+        }
+        let len = fs::metadata(&template.image)
+            .map_err(|_| Error::MissingFile {
+                what: "template",
+                path: template.image.clone(),
+            })?
+            .len();
+        Ok(wanted_root_size(host, len))
+    }
+
     /// Refuse work for `what` (a host or switch) on another server, saying
     /// which server and why.
     fn local(service_host: Option<&str>, what: &str, op: &'static str) -> Result<()> {
@@ -300,8 +324,9 @@ fn guest_address(host: &str, iface: &crate::plan::HostInterface) -> Result<Inter
     })
 }
 
-fn guest_config(project: &DesiredProject, host: &HostSpec) -> Result<GuestConfig> {
+fn guest_config(project: &DesiredProject, host: &HostSpec, swap: &Path) -> Result<GuestConfig> {
     let mut cfg = GuestConfig::new(&host.name);
+    (cfg.grow_root, cfg.swap, cfg.mounts) = disks::guest_disks(host, swap)?;
     for iface in &host.interfaces {
         cfg.interfaces.push(GuestInterface {
             name: iface.name.clone(),
@@ -543,14 +568,41 @@ impl Backends for LocalBackends {
         // Only planned when no finished disk is recorded: whatever is
         // there is a leftover of an interrupted attempt.
         remove_file(&cow)?;
-        let overlay = Overlay::create(&template.image, &cow, format)?;
+        let overlay = match self.root_size(host, template)? {
+            Some(size) => Overlay::create_sized(&template.image, &cow, format, size)?,
+            None => Overlay::create(&template.image, &cow, format)?,
+        };
         Ok(vec![overlay.path, config])
+    }
+
+    /// Grows the root overlay (see `mln_core::disk::Overlay::grow`), makes
+    /// the swap disk afresh (or removes it), and checks that the images
+    /// `mount` lines attach are there.
+    fn fit_disks(&self, _project: &str, host: &HostSpec) -> Result<()> {
+        Self::local(host.service_host.as_deref(), &host.name, "disks")?;
+        let template = self.template(host)?;
+        let (cow, format) = self.cow(host)?;
+        if let Some(size) = self.root_size(host, template)? {
+            let overlay = Overlay::open_as(&cow, format)?;
+            if size != overlay.size {
+                overlay.grow(&template.image, size)?;
+                if format == CowFormat::Uml {
+                    mln_core::disk::remove_unused_bases(&self.disk_dir())?;
+                }
+            }
+        }
+        let swap = self.swap_path(&host.name)?;
+        match host.swap {
+            Some(size) => mln_core::disk::make_swap(&swap, size)?,
+            None => remove_file(&swap)?,
+        }
+        disks::check_mount_images(host)
     }
 
     fn write_guest_config(&self, project: &DesiredProject, host: &HostSpec) -> Result<()> {
         Self::local(host.service_host.as_deref(), &host.name, "disks")?;
         let path = self.config_path(&host.name)?;
-        let config = guest_config(project, host)?;
+        let config = guest_config(project, host, &self.swap_path(&host.name)?)?;
         let dir = self.disk_dir();
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         config.write_disk(&path)
@@ -559,7 +611,9 @@ impl Backends for LocalBackends {
     fn remove_disk(&self, _project: &str, host: &HostSpec) -> Result<()> {
         Self::local(host.service_host.as_deref(), &host.name, "disks")?;
         remove_file(&self.cow(host)?.0)?;
-        remove_file(&self.config_path(&host.name)?)
+        remove_file(&self.swap_path(&host.name)?)?;
+        remove_file(&self.config_path(&host.name)?)?;
+        mln_core::disk::remove_unused_bases(&self.disk_dir())
     }
 
     fn domain_spec(
@@ -590,6 +644,13 @@ impl Backends for LocalBackends {
             target: boot.config.into(),
             readonly: true,
         });
+        for extra in disks::extra_disks(host, &self.swap_path(&host.name)?)? {
+            spec.disks.push(DiskSpec {
+                path: extra.path,
+                target: extra.target,
+                readonly: extra.readonly,
+            });
+        }
         let xen = matches!(host.platform, Platform::Xen | Platform::Hvm);
         for iface in &host.interfaces {
             let attach = match (&iface.switch, &iface.bridge) {

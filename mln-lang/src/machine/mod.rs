@@ -6,6 +6,7 @@
 //! server's agent ([`crate::agent`]) build on these.
 
 mod backends;
+mod disks;
 mod local;
 
 pub use backends::Backends;

@@ -64,19 +64,38 @@ pub(super) fn diff_host(a: &HostSpec, d: &HostSpec, run: Running) -> Vec<AttrCha
         );
     }
     let osize = |v: Option<u64>| v.map_or_else(|| "-".to_string(), size);
+    // A root disk grows in place while the guest is down (a restart); a
+    // smaller one is made anew (a rebuild: what the guest wrote is lost).
+    let growth = |from: Option<u64>, to: Option<u64>| match (from, to) {
+        (Some(f), Some(t)) if t > f => Restart,
+        (None, Some(_)) => Restart,
+        _ => Rebuild,
+    };
     if a.disk_size != d.disk_size {
         push(
             &mut out,
             "size",
             osize(a.disk_size),
             osize(d.disk_size),
-            Rebuild,
+            growth(a.disk_size, d.disk_size),
         );
     }
-    if a.swap != d.swap {
-        push(&mut out, "swap", osize(a.swap), osize(d.swap), Rebuild);
+    // `free_space` only counts where `size` is not given.
+    let (af, df) = (a.free_space(), d.free_space());
+    if af != df && d.disk_size.is_none() {
+        let class = match a.disk_size {
+            // From a fixed size to template + free space: how they compare
+            // is only known on the disk's server; a new disk is sure.
+            Some(_) => Rebuild,
+            None => growth(af, df),
+        };
+        push(&mut out, "free_space", osize(af), osize(df), class);
     }
-    if a.disk != d.disk {
+    if a.swap != d.swap {
+        // Swap is made again at every start: nothing in it outlives a run.
+        push(&mut out, "swap", osize(a.swap), osize(d.swap), Restart);
+    }
+    if a.placement() != d.placement() {
         push(
             &mut out,
             "disk",
@@ -254,9 +273,65 @@ mod tests {
         let c = diff_host(&a, &d, RUNNING);
         let class = |attr: &str| c.iter().find(|x| x.attr == attr).unwrap().class;
         assert_eq!(class("template"), ChangeClass::Rebuild);
-        assert_eq!(class("size"), ChangeClass::Rebuild);
+        assert_eq!(class("size"), ChangeClass::Restart);
         assert_eq!(class("platform"), ChangeClass::Rebuild);
         assert_eq!(class("service_host"), ChangeClass::Move);
+    }
+
+    #[test]
+    fn a_growing_disk_is_a_restart_a_shrinking_one_a_rebuild() {
+        let sized = |size: Option<u64>, free: Option<u64>, swap: Option<u64>| {
+            let mut h = xen(128);
+            h.disk_size = size;
+            h.swap = swap;
+            h.disk = format!(
+                r#"{{"free_space":{},"lvm":false}}"#,
+                free.map_or("null".to_string(), |f| f.to_string())
+            );
+            h
+        };
+        let class = |a: &HostSpec, d: &HostSpec| {
+            let c = diff_host(a, d, RUNNING);
+            assert_eq!(c.len(), 1, "{c:?}");
+            (c[0].attr.clone(), c[0].class)
+        };
+        let g = 1 << 30;
+        let one = |attr: &str, class| (attr.to_string(), class);
+        assert_eq!(
+            class(&sized(Some(g), None, None), &sized(Some(2 * g), None, None)),
+            one("size", ChangeClass::Restart)
+        );
+        assert_eq!(
+            class(&sized(Some(2 * g), None, None), &sized(Some(g), None, None)),
+            one("size", ChangeClass::Rebuild)
+        );
+        assert_eq!(
+            class(&sized(Some(g), None, None), &sized(None, None, None)),
+            one("size", ChangeClass::Rebuild)
+        );
+        assert_eq!(
+            class(&sized(None, Some(g), None), &sized(None, Some(2 * g), None)),
+            one("free_space", ChangeClass::Restart)
+        );
+        assert_eq!(
+            class(&sized(None, Some(2 * g), None), &sized(None, None, None)),
+            one("free_space", ChangeClass::Rebuild)
+        );
+        assert_eq!(
+            class(&sized(None, None, Some(g)), &sized(None, None, None)),
+            one("swap", ChangeClass::Restart)
+        );
+        // free_space under a fixed size changes nothing.
+        assert!(diff_host(
+            &sized(Some(g), None, None),
+            &sized(Some(g), Some(g), None),
+            RUNNING
+        )
+        .is_empty());
+        // A recorded placement without free_space is the same placement.
+        let mut old = sized(None, None, None);
+        old.disk = r#"{"lvm":false}"#.into();
+        assert!(diff_host(&old, &sized(None, None, None), RUNNING).is_empty());
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod versions;
 
 pub use build::{plan, PlanOptions, HEADROOM};
 pub use from_model::{root_password, with_hashed_passwords};
-pub use recorded::{DomainRecord, HostRecord, State, SwitchRecord};
+pub use recorded::{DomainRecord, HostRecord, StaleCopy, State, SwitchRecord};
 pub use render::Counts;
 pub use spec::{
     derived_mac, domain_name, DesiredProject, GuestSpec, HookPoint, HostInterface, HostSpec,

@@ -45,6 +45,12 @@ pub struct HostRecord {
     pub disks: Vec<PathBuf>,
     /// Its domain, while one exists.
     pub domain: Option<DomainRecord>,
+    /// The last plan applied to it left it running (or meant to): a run
+    /// interrupted after stopping it for a restart, or before starting
+    /// it, leaves this set, so the next `upgrade` starts it again instead
+    /// of taking it for a host someone stopped.
+    #[serde(default)]
+    pub should_run: bool,
 }
 
 impl HostRecord {
@@ -56,6 +62,7 @@ impl HostRecord {
             config_ready: false,
             disks: Vec::new(),
             domain: None,
+            should_run: false,
         }
     }
 }
@@ -89,6 +96,21 @@ pub struct State {
     pub hosts: BTreeMap<String, HostRecord>,
     /// Switches by name.
     pub switches: BTreeMap<String, SwitchRecord>,
+    /// What was left on servers that could not be reached when their
+    /// hosts were placed elsewhere (`mln evacuate`): removed there once
+    /// they answer again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stale: Vec<StaleCopy>,
+}
+
+/// A host's domain and disks left behind on a lost server when the host
+/// was made afresh elsewhere (`mln evacuate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleCopy {
+    /// The server it is on.
+    pub server: String,
+    /// The host as it was made there.
+    pub spec: HostSpec,
 }
 
 impl State {
@@ -101,6 +123,7 @@ impl State {
             desired: None,
             hosts: BTreeMap::new(),
             switches: BTreeMap::new(),
+            stale: Vec::new(),
         }
     }
 
@@ -135,6 +158,7 @@ impl State {
                     .saturating_mul(headroom(h.platform.live_vcpus()) as u32),
                 started: true,
             });
+            r.should_run = true;
             st.hosts.insert(h.name.clone(), r);
         }
         for s in desired.switches.values() {
@@ -152,8 +176,9 @@ impl State {
         st
     }
 
-    /// True when nothing is recorded for any host or switch.
+    /// True when nothing is recorded for any host or switch, and nothing
+    /// is left to remove on a lost server.
     pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty() && self.switches.is_empty()
+        self.hosts.is_empty() && self.switches.is_empty() && self.stale.is_empty()
     }
 }

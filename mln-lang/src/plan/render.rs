@@ -101,15 +101,25 @@ impl Plan {
                 }
                 HostChangeKind::Rebuild => format!("-/+ host {} rebuild", h.host),
                 HostChangeKind::Move => {
-                    let live = self.actions.iter().any(
-                        |a| matches!(&a.op, Op::Move { host, live: true, .. } if *host == h.host),
-                    );
+                    let how = self
+                        .actions
+                        .iter()
+                        .find_map(|a| match &a.op {
+                            Op::Move {
+                                host, live, lost, ..
+                            } if *host == h.host => Some(match (live, lost) {
+                                (_, true) => "made afresh: its server is lost",
+                                (true, _) => "live",
+                                _ => "cold",
+                            }),
+                            _ => None,
+                        })
+                        .unwrap_or("cold");
                     format!(
-                        "→ host {} move {} → {} ({})",
+                        "→ host {} move {} → {} ({how})",
                         h.host,
                         server(&h.from),
                         server(&h.to),
-                        if live { "live" } else { "cold" }
                     )
                 }
                 HostChangeKind::Destroy => format!("- host {} destroy", h.host),
@@ -126,6 +136,13 @@ impl Plan {
                     c.from,
                     c.to,
                     c.class.as_str()
+                );
+            }
+            if h.kind == HostChangeKind::Rebuild {
+                let _ = writeln!(
+                    out,
+                    "      warning: its disk is made anew from the template: \
+                     what the guest wrote on it is lost"
                 );
             }
             for l in &h.links {

@@ -105,6 +105,35 @@ impl HostSpec {
         }
     }
 
+    /// `free_space`, bytes: what the root disk gets beyond its template's
+    /// size when `size` is not given (kept in the disk placement, where it
+    /// has always been recorded).
+    ///
+    /// ```
+    /// use mln_lang::plan::HostSpec;
+    /// let mut h = HostSpec::new("web");
+    /// h.disk = r#"{"free_space":1073741824,"lvm":false}"#.into();
+    /// assert_eq!(h.free_space(), Some(1 << 30));
+    /// assert_eq!(HostSpec::new("db").free_space(), None);
+    /// ```
+    pub fn free_space(&self) -> Option<u64> {
+        serde_json::from_str::<serde_json::Value>(&self.disk)
+            .ok()?
+            .get("free_space")?
+            .as_u64()
+    }
+
+    /// The disk placement without `free_space`, which grows a disk rather
+    /// than placing it.
+    pub(crate) fn placement(&self) -> serde_json::Value {
+        let mut v = serde_json::from_str::<serde_json::Value>(&self.disk)
+            .unwrap_or_else(|_| serde_json::Value::String(self.disk.clone()));
+        if let Some(map) = v.as_object_mut() {
+            map.remove("free_space");
+        }
+        v
+    }
+
     /// The project switches this host plugs into, in interface order.
     pub fn switches(&self) -> impl Iterator<Item = &str> {
         self.interfaces.iter().filter_map(|i| i.switch.as_deref())

@@ -214,10 +214,45 @@ fn rebuild_carries_link_effects_and_keeps_macs() {
     assert_eq!(front.kind, HostChangeKind::Rebuild);
     assert_eq!(front.links[0].peers, vec!["api", "batch"]);
     assert_eq!(ops(&plan), vec!["rebuild front"]);
+    assert!(
+        plan.render_diff()
+            .contains("what the guest wrote on it is lost"),
+        "{}",
+        plan.render_diff()
+    );
     // The rebuilt host keeps its MAC: it comes from the spec, not the run.
     assert_eq!(
         p.hosts["front"].interfaces[0].mac,
         st.hosts["front"].spec.interfaces[0].mac
+    );
+}
+
+#[test]
+fn a_larger_disk_restarts_the_host_a_smaller_one_rebuilds_it_and_says_so() {
+    let (st, obs) = running(&shop_v1());
+    let mut p = shop_v1();
+    p.hosts.get_mut("front").unwrap().disk_size = Some(2 << 30);
+    let grow = plan(&p, Some(&st), &obs, &PlanOptions::new(Goal::Upgrade));
+    assert_eq!(
+        grow.host("front").unwrap().kind,
+        HostChangeKind::Update(ChangeClass::Restart)
+    );
+    assert!(!grow.render_diff().contains("is lost"));
+    let (st2, obs2) = running(&p);
+    let mut smaller = p.clone();
+    smaller.hosts.get_mut("front").unwrap().disk_size = Some(1 << 30);
+    let shrink = plan(
+        &smaller,
+        Some(&st2),
+        &obs2,
+        &PlanOptions::new(Goal::Upgrade),
+    );
+    assert_eq!(shrink.host("front").unwrap().kind, HostChangeKind::Rebuild);
+    let text = shrink.render_diff();
+    assert!(text.contains("size: 2G → 1G (rebuild)"), "{text}");
+    assert!(
+        text.contains("what the guest wrote on it is lost"),
+        "{text}"
     );
 }
 

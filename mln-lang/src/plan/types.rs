@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use mln_core::DomainInfo;
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::spec::HookPoint;
@@ -135,6 +137,13 @@ pub enum ObjectRef {
     Switch(String),
     /// The project as a whole (hooks).
     Project,
+    /// What a lost server kept of a host.
+    Stale {
+        /// The server.
+        server: String,
+        /// The host.
+        host: String,
+    },
 }
 
 /// What an action does.
@@ -214,6 +223,20 @@ pub enum Op {
         /// Make fresh disks at the destination (rebuild-class changes came
         /// with the move) instead of carrying the old ones over.
         rebuild: bool,
+        /// The old server is lost (`mln evacuate` of a server that does
+        /// not answer): nothing is stopped or removed there, the host is
+        /// made afresh at the destination, and what stays behind is
+        /// recorded as a [`crate::plan::StaleCopy`].
+        #[serde(default)]
+        lost: bool,
+    },
+    /// Remove a host's domain and disks left on a server while it was
+    /// lost, now that it answers again.
+    ClearStale {
+        /// The server.
+        server: String,
+        /// The host.
+        host: String,
     },
     /// Shut the guest down cleanly (destroyed after a timeout).
     Stop {
@@ -260,6 +283,10 @@ impl Op {
             Op::CreateSwitch { switch } | Op::RemoveSwitch { switch } => {
                 ObjectRef::Switch(switch.clone())
             }
+            Op::ClearStale { server, host } => ObjectRef::Stale {
+                server: server.clone(),
+                host: host.clone(),
+            },
             Op::RunHook { .. } => ObjectRef::Project,
             Op::PrepareDisk { host }
             | Op::WriteGuestConfig { host }
@@ -280,7 +307,10 @@ impl Op {
     /// The host the action is about, if any.
     pub fn host(&self) -> Option<&str> {
         match self {
-            Op::CreateSwitch { .. } | Op::RemoveSwitch { .. } | Op::RunHook { .. } => None,
+            Op::CreateSwitch { .. }
+            | Op::RemoveSwitch { .. }
+            | Op::ClearStale { .. }
+            | Op::RunHook { .. } => None,
             Op::PrepareDisk { host }
             | Op::WriteGuestConfig { host }
             | Op::CreateDomain { host }
@@ -312,11 +342,23 @@ impl Op {
             Op::SetVcpus { host, to, .. } => format!("set vCPUs of {host} to {to}"),
             Op::Restart { host } => format!("restart {host}"),
             Op::Rebuild { host, .. } => format!("rebuild {host}"),
+            Op::Move {
+                host,
+                to,
+                lost: true,
+                ..
+            } => format!(
+                "make {host} afresh on {} (its server is lost)",
+                super::render::server(to)
+            ),
             Op::Move { host, to, live, .. } => format!(
                 "move {host} to {} ({})",
                 super::render::server(to),
                 if *live { "live" } else { "cold" }
             ),
+            Op::ClearStale { server, host } => {
+                format!("remove what {server} kept of {host} while it was lost")
+            }
             Op::Stop { host } => format!("stop {host}"),
             Op::Destroy { host } => format!("destroy domain {host}"),
             Op::RemoveDisk { host } => format!("remove disk of {host}"),
@@ -503,6 +545,9 @@ pub struct Plan {
     pub hosts: Vec<HostChange>,
     /// Per switch, what happens.
     pub switches: Vec<SwitchChange>,
+    /// The hosts that run once the plan is applied.
+    #[serde(default)]
+    pub running: BTreeSet<String>,
 }
 
 impl Plan {

@@ -56,6 +56,10 @@ pub enum Command {
     /// Show the plan of a changed project file, ask, and apply it to the
     /// running project.
     Upgrade(UpgradeArgs),
+    /// Place a server's hosts on the project's other servers; a server
+    /// that does not answer is given up for lost and its hosts are made
+    /// afresh.
+    Evacuate(EvacuateArgs),
     /// Stop and delete everything the project made.
     Remove(LifecycleArgs),
     /// Show what `upgrade` would do, without doing it.
@@ -88,6 +92,8 @@ pub enum Command {
     /// This terminal on a running guest's console (a login prompt);
     /// Ctrl-] leaves it.
     Console(ConsoleArgs),
+    /// Build, import and list guest templates (the templates folder).
+    Template(TemplateArgs),
 }
 
 /// `mln console -p PROJECT HOST`.
@@ -120,6 +126,75 @@ pub struct ExecArgs {
     /// Folder of project states.
     #[arg(long, env = "MLN_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+/// `mln template`.
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    #[command(subcommand)]
+    pub action: TemplateAction,
+    /// Folder of project states (the templates folder is its `templates`
+    /// unless the site or --template-dir says otherwise).
+    #[arg(long, env = "MLN_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// Folder of templates (default: STATE_DIR/templates).
+    #[arg(long, global = true)]
+    pub template_dir: Option<PathBuf>,
+}
+
+/// A template `mln template build` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TemplateKind {
+    /// Debian (12 unless --suite) with systemd and OpenSSH, by mmdebstrap.
+    Debian,
+    /// The small busybox root hosts get by default.
+    Busybox,
+}
+
+/// What `mln template` does.
+#[derive(Debug, Subcommand)]
+pub enum TemplateAction {
+    /// Build a template into the templates folder (an unchanged one is not
+    /// built again).
+    Build {
+        /// Which template.
+        #[arg(value_enum)]
+        kind: TemplateKind,
+        /// Build into this folder instead of the templates folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The Debian suite (`bookworm` is Debian 12).
+        #[arg(long, default_value = mln_core::template::DEFAULT_SUITE)]
+        suite: String,
+        /// More Debian packages to install (repeatable).
+        #[arg(long = "package", value_name = "NAME")]
+        packages: Vec<String>,
+        /// The image's size (`1G`, `512M`): what a host's root disk holds
+        /// unless it asks for more with `size`.
+        #[arg(long)]
+        size: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+    },
+    /// Copy an ext2/3/4 root image into the templates folder and give the
+    /// copy MLN's guest-configuration step (the image itself is left as it
+    /// is).
+    Import {
+        /// The image.
+        image: PathBuf,
+        /// The template's name (default: the image's file name).
+        name: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+    },
+    /// The templates in the templates folder, with sizes and SHA-256.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+    },
 }
 
 /// `mln config`.
@@ -375,6 +450,22 @@ pub struct UpgradeArgs {
     /// Apply without asking (needed when stdin is not a terminal).
     #[arg(short = 'y', long)]
     pub yes: bool,
+}
+
+/// `mln evacuate SERVER -p PROJECT`.
+#[derive(Debug, Args)]
+pub struct EvacuateArgs {
+    /// The server to empty.
+    pub server: String,
+    /// Other places for its hosts besides the project's other servers
+    /// (`local`: this machine); repeatable.
+    #[arg(long = "to", value_name = "SERVER")]
+    pub to: Vec<String>,
+    /// Apply without asking (needed when stdin is not a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub target: LifecycleArgs,
 }
 
 /// `mln diff OLD NEW`.

@@ -97,21 +97,46 @@ pub fn local_backends(
     }
     let default = default_template(&places.template_dir)?;
     let mut backends = backends.with_default_template(default);
-    if let Ok(entries) = std::fs::read_dir(&places.template_dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            if path.is_file() {
-                backends = backends.with_template(
-                    name.to_string(),
-                    Template::image(path.clone(), "root=/dev/ubda rw"),
-                );
-            }
-        }
+    for (name, template) in folder_templates(&places.template_dir) {
+        backends = backends.with_template(name, template);
     }
     Ok(machine.attach(backends))
+}
+
+/// The templates in `dir`: every regular file (or link to one) by its
+/// file name, each as the image says it boots (`Template::inspect`: the
+/// boot marker of MLN's templates and imports); also by its name without
+/// the extension (`debian-12` for `debian-12.ext4`) where no other file
+/// has that stem. Hidden files (a build or import under way) are not
+/// templates.
+fn folder_templates(dir: &Path) -> Vec<(String, Template)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !name.starts_with('.') && path.is_file() {
+            found.push((name.to_string(), Template::inspect(&path)));
+        }
+    }
+    let stems: Vec<(String, Template)> = found
+        .iter()
+        .filter_map(|(name, t)| {
+            let (stem, _) = name.rsplit_once('.')?;
+            let unique = found
+                .iter()
+                .filter(|(n, _)| n == stem || n.rsplit_once('.').is_some_and(|(s, _)| s == stem))
+                .count()
+                == 1;
+            (unique && !stem.is_empty()).then(|| (stem.to_string(), t.clone()))
+        })
+        .collect();
+    found.extend(stems);
+    found
 }
 
 fn default_template(dir: &Path) -> Result<Template, String> {
@@ -145,20 +170,25 @@ fn target(args: &LifecycleArgs, out: &Output) -> Result<(String, Option<mln_lang
 }
 
 /// Everything a lifecycle verb needs, ready to run.
-struct Prepared {
-    name: String,
-    store: StateStore,
-    backends: ClusterBackends,
+pub(crate) struct Prepared {
+    pub(crate) name: String,
+    pub(crate) store: StateStore,
+    pub(crate) backends: ClusterBackends,
     /// The project from the file, its hosts on the backends they run on.
     project: Option<Project>,
     /// The project as last applied, re-placed by `--backend`.
     recorded: Option<DesiredProject>,
-    options: RunOptions,
+    pub(crate) options: RunOptions,
 }
 
 impl Prepared {
     /// `templates`: whether the run may need them (not for planning).
-    fn new(out: &Output, goal: Goal, args: &LifecycleArgs, templates: bool) -> Result<Self, u8> {
+    pub(crate) fn new(
+        out: &Output,
+        goal: Goal,
+        args: &LifecycleArgs,
+        templates: bool,
+    ) -> Result<Self, u8> {
         let (name, checked) = target(args, out)?;
         let machine = Machine::detect();
         let places =
@@ -300,7 +330,7 @@ fn run_all(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
 }
 
 /// Say what a run did; its exit code.
-fn finish(name: &str, goal: Goal, report: &ApplyReport) -> u8 {
+pub(crate) fn finish(name: &str, goal: Goal, report: &ApplyReport) -> u8 {
     for f in &report.failed {
         eprintln!("error: {}", failure_line(&f.description, &f.error));
     }
@@ -361,8 +391,8 @@ pub fn upgrade(out: &Output, args: &UpgradeArgs) -> u8 {
     let plan = match session.plan(
         &desired,
         &PlanOptions {
-            goal: Goal::Upgrade,
             hosts: prepared.options.hosts.clone(),
+            ..PlanOptions::new(Goal::Upgrade)
         },
     ) {
         Ok(p) => p,
@@ -404,7 +434,7 @@ pub fn upgrade(out: &Output, args: &UpgradeArgs) -> u8 {
 
 /// Ask on the terminal whether to apply; `Err` when there is no terminal
 /// to ask on.
-fn confirm(project: &str) -> Result<bool, String> {
+pub(crate) fn confirm(project: &str) -> Result<bool, String> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(format!(

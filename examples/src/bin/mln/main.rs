@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod console;
 mod doctor;
+mod evacuate;
 mod exec;
 mod inspect;
 mod kernel;
@@ -19,6 +20,7 @@ mod log;
 mod output;
 mod progress;
 mod status;
+mod template;
 
 use mln_lang::plan::Goal;
 
@@ -57,7 +59,9 @@ fn main() -> ExitCode {
         cli::Command::Doctor(a) => doctor::doctor(&a),
         cli::Command::Config(a) => config::config(&a),
         cli::Command::Exec(a) => exec::exec(&a),
+        cli::Command::Evacuate(a) => evacuate::evacuate(&out, &a),
         cli::Command::Console(a) => console::console(&a),
+        cli::Command::Template(a) => template::template(&a),
     };
     ExitCode::from(code)
 }

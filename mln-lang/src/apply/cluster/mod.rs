@@ -91,6 +91,9 @@ pub struct ClusterBackends {
     /// The home instances this process started or adopted, by switch:
     /// whether they are Linux bridges decides how others join them.
     home_records: Mutex<BTreeMap<String, SwitchRecord>>,
+    /// Servers given up for lost (`mln evacuate`): switch instances there
+    /// are neither asked for nor made.
+    lost: BTreeSet<String>,
 }
 
 impl ClusterBackends {
@@ -115,7 +118,23 @@ impl ClusterBackends {
             ensured: Mutex::new(BTreeSet::new()),
             adopted: Mutex::new(BTreeSet::new()),
             home_records: Mutex::new(BTreeMap::new()),
+            lost: BTreeSet::new(),
         }
+    }
+
+    /// Give `server` up for lost: switches stop spanning it (their
+    /// instances there are left alone, their local cable ends stopped).
+    pub fn give_up(&mut self, server: &str) {
+        self.lost.insert(server.to_string());
+    }
+
+    /// The servers `switch` spans, less the lost ones.
+    fn live_spans(&self, switch: &str) -> impl Iterator<Item = &Option<String>> {
+        self.spans
+            .get(switch)
+            .into_iter()
+            .flatten()
+            .filter(|s| s.as_ref().map_or(true, |s| !self.lost.contains(s)))
     }
 
     /// Get ready for every server `desired` and `recorded` mention (no
@@ -171,6 +190,12 @@ impl ClusterBackends {
                 self.spans.entry(sw).or_default().insert(sh);
             }
         }
+        // Servers that kept hosts while lost, to be cleared when they answer.
+        servers.extend(
+            recorded
+                .into_iter()
+                .flat_map(|r| r.stale.iter().map(|c| c.server.clone())),
+        );
         for server in servers {
             self.add_server(&server);
         }
@@ -361,13 +386,19 @@ impl Backends for ClusterBackends {
         }
     }
 
+    fn remove_stale(&self, project: &str, host: &HostSpec) -> Result<()> {
+        self.remove_disk(project, host)?;
+        self.leave_server(project, host, self.remote(host.service_host.as_deref()));
+        Ok(())
+    }
+
     fn create_switch(&self, project: &str, spec: &SwitchSpec) -> Result<SwitchRecord> {
         let home = self.remote(spec.service_host.as_deref());
         let rec = self.ensure_instance(project, spec, home)?;
         lock(&self.home_records).insert(spec.name.clone(), rec.clone());
         // Members on other servers plug into their own server's instance,
         // joined to this one.
-        for other in self.spans.get(&spec.name).into_iter().flatten() {
+        for other in self.live_spans(&spec.name) {
             let other_rec = self.ensure_instance(project, spec, other.as_deref())?;
             self.join(
                 project,
@@ -384,7 +415,7 @@ impl Backends for ClusterBackends {
     fn remove_switch(&self, project: &str, spec: &SwitchSpec) -> Result<()> {
         let home = self.remote(spec.service_host.as_deref());
         let mut first_error = None;
-        for other in self.spans.get(&spec.name).into_iter().flatten() {
+        for other in self.live_spans(&spec.name) {
             let done = self
                 .unjoin(project, &spec.name, other.as_deref())
                 .and_then(|()| self.remove_instance(project, spec, other.as_deref()));
@@ -446,6 +477,19 @@ impl Backends for ClusterBackends {
                 .link(server)?
                 .call::<serde_json::Value>(&Request::WriteGuestConfig {
                     project: project.clone(),
+                    host: host.clone(),
+                })
+                .map(drop),
+        }
+    }
+
+    fn fit_disks(&self, project: &str, host: &HostSpec) -> Result<()> {
+        match self.remote(host.service_host.as_deref()) {
+            None => self.local.fit_disks(project, &Self::here_host(host)),
+            Some(server) => self
+                .link(server)?
+                .call::<serde_json::Value>(&Request::FitDisks {
+                    project: project.to_string(),
                     host: host.clone(),
                 })
                 .map(drop),

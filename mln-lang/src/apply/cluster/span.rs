@@ -325,6 +325,7 @@ impl ClusterBackends {
             .get(switch)
             .into_iter()
             .flatten()
+            .filter(|s| s.as_ref().map_or(true, |s| !self.lost.contains(s)))
             .all(|other| self.joined(switch, other.as_deref()))
     }
 
@@ -371,9 +372,13 @@ impl ClusterBackends {
             if home.as_deref() == at || still_used {
                 continue;
             }
-            let done = self
-                .unjoin(project, sw, at)
-                .and_then(|()| self.remove_instance(project, spec, at));
+            // A lost server is not asked: only this machine's cable end
+            // stops.
+            let lost = at.is_some_and(|s| self.lost.contains(s));
+            let done = self.unjoin(project, sw, at).and_then(|()| match lost {
+                true => Ok(()),
+                false => self.remove_instance(project, spec, at),
+            });
             match done {
                 Ok(()) => {
                     lock(&self.ensured).remove(&(sw.clone(), at.map(str::to_string)));

@@ -2,11 +2,12 @@
 //! observation), where it must be (desired project + goal), and the actions
 //! between the two, wired by dependencies.
 
+mod host;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use mln_core::DomainState;
 
-use super::attrs::{diff_host, Running};
 use super::recorded::{HostRecord, State};
 use super::spec::{DesiredProject, HookPoint, HostSpec};
 use super::types::{
@@ -21,12 +22,29 @@ pub struct PlanOptions {
     pub goal: Goal,
     /// Only these hosts (`-h HOST`); `None` for every host.
     pub hosts: Option<BTreeSet<String>>,
+    /// Servers given up for lost (`mln evacuate`): hosts leaving them are
+    /// made afresh where they go, nothing is asked of them, and what they
+    /// keep is recorded as stale.
+    pub lost: BTreeSet<String>,
+    /// Servers that did not answer: what they keep as stale waits.
+    pub unreachable: BTreeSet<String>,
 }
 
 impl PlanOptions {
     /// Plan `goal` for every host.
     pub fn new(goal: Goal) -> Self {
-        PlanOptions { goal, hosts: None }
+        PlanOptions {
+            goal,
+            hosts: None,
+            lost: BTreeSet::new(),
+            unreachable: BTreeSet::new(),
+        }
+    }
+
+    /// Give `servers` up for lost.
+    pub fn lost<I: IntoIterator<Item = S>, S: Into<String>>(mut self, servers: I) -> Self {
+        self.lost = servers.into_iter().map(Into::into).collect();
+        self
     }
 
     /// Restrict the plan to `hosts`.
@@ -69,6 +87,7 @@ pub fn plan(
         recorded,
         observed,
         goal: options.goal,
+        lost: &options.lost,
         actions: Vec::new(),
         hosts: Vec::new(),
         switches: Vec::new(),
@@ -112,15 +131,23 @@ pub fn plan(
             b.will_run.insert(name, true);
         }
     }
+    b.stale(&options.unreachable);
     b.switches(options.hosts.is_some());
     b.order();
     b.hooks();
+    let running = b
+        .will_run
+        .iter()
+        .filter(|(_, runs)| **runs)
+        .map(|(h, _)| h.to_string())
+        .collect();
     Plan {
         project: desired.name.clone(),
         goal: options.goal,
         actions: b.actions,
         hosts: b.hosts,
         switches: b.switches,
+        running,
     }
 }
 
@@ -136,6 +163,8 @@ struct Builder<'a> {
     recorded: Option<&'a State>,
     observed: &'a Observed,
     goal: Goal,
+    /// Servers given up for lost ([`PlanOptions::lost`]).
+    lost: &'a BTreeSet<String>,
     actions: Vec<Action>,
     hosts: Vec<HostChange>,
     switches: Vec<SwitchChange>,
@@ -263,275 +292,6 @@ impl<'a> Builder<'a> {
         self.stops.push((rec.map_or(0, |r| r.spec.boot_order), id));
         self.detaches.push((id, name));
         id
-    }
-
-    fn host(&mut self, name: &'a str, project_running: bool) {
-        let want_spec = self.desired.hosts.get(name);
-        let rec = self.recorded.and_then(|r| r.hosts.get(name));
-        let obs = self.observed.domains.get(name);
-        let is_alive = obs.is_some_and(|o| alive(o.info.state));
-        let built = rec.is_some_and(|r| r.disk_ready && r.config_ready);
-        let cur_server = obs
-            .map(|o| o.service_host.clone())
-            .or_else(|| rec.map(|r| r.spec.service_host.clone()))
-            .flatten();
-
-        let want = match (want_spec, self.goal) {
-            (None, _) | (_, Goal::Remove) => Phase::Absent,
-            (Some(_), Goal::Up) => Phase::Running,
-            (Some(_), Goal::Build) if is_alive => Phase::Running,
-            (Some(_), Goal::Build) => Phase::Built,
-            (Some(_), Goal::Stop) if rec.is_none() && obs.is_none() => return,
-            // Only a leftover domain to clean up.
-            (Some(_), Goal::Stop) if rec.is_none() => Phase::Absent,
-            (Some(_), Goal::Stop) => Phase::Built,
-            (Some(_), Goal::Upgrade) if is_alive => Phase::Running,
-            (Some(_), Goal::Upgrade) if rec.is_some() => Phase::Built,
-            (Some(_), Goal::Upgrade) if project_running => Phase::Running,
-            (Some(_), Goal::Upgrade) => Phase::Built,
-        };
-        self.will_run.insert(name, want == Phase::Running);
-
-        // Leftovers first: a dead domain, or one no record accounts for
-        // (made by someone else or by a run that died before recording it).
-        let mut first: Vec<ActionId> = Vec::new();
-        let mut repaired = false;
-        let mut is_alive = is_alive;
-        if obs.is_some() && (!is_alive || rec.is_none()) {
-            let d = self.push(
-                Op::Destroy {
-                    host: name.to_string(),
-                },
-                cur_server.clone(),
-                &[],
-            );
-            self.detaches.push((d, name));
-            first.push(d);
-            repaired = true;
-            is_alive = false;
-        }
-
-        let Some(spec) = want_spec.filter(|_| want != Phase::Absent) else {
-            // Going away.
-            let mut last = first.clone();
-            if is_alive {
-                last = vec![self.stop(name, rec, cur_server.clone(), &first)];
-            }
-            if rec.is_some() {
-                let r = self.push(
-                    Op::RemoveDisk {
-                        host: name.to_string(),
-                    },
-                    cur_server.clone(),
-                    &last,
-                );
-                self.detaches.push((r, name));
-            }
-            let kind = if rec.is_some() {
-                HostChangeKind::Destroy
-            } else {
-                HostChangeKind::Repair
-            };
-            if rec.is_some() || repaired {
-                self.summary(name, kind, cur_server, None, Vec::new(), Vec::new());
-            }
-            return;
-        };
-        let sh = spec.service_host.clone();
-        let run = want == Phase::Running;
-
-        let Some(rec) = rec else {
-            // New host.
-            let d = self.push(
-                Op::PrepareDisk {
-                    host: name.to_string(),
-                },
-                sh.clone(),
-                &first,
-            );
-            let c = self.push(
-                Op::WriteGuestConfig {
-                    host: name.to_string(),
-                },
-                sh.clone(),
-                &[d],
-            );
-            if run {
-                self.bring_up(spec, &[c]);
-            }
-            self.summary(
-                name,
-                HostChangeKind::Create,
-                None,
-                sh,
-                Vec::new(),
-                Vec::new(),
-            );
-            return;
-        };
-
-        let (max_memory, max_vcpus) = match (rec.domain.as_ref(), obs) {
-            (_, Some(o)) if o.info.max_memory > 0 => (
-                o.info.max_memory,
-                rec.domain.as_ref().map_or(o.info.vcpus, |d| d.max_vcpus),
-            ),
-            (Some(d), _) => (d.max_memory, d.max_vcpus),
-            _ => (rec.spec.memory, rec.spec.vcpus),
-        };
-        let changes = diff_host(
-            &rec.spec,
-            spec,
-            Running {
-                live: is_alive && run,
-                max_memory,
-                max_vcpus,
-            },
-        );
-        let strongest = changes.iter().map(|c| c.class).max();
-        let has = |class: ChangeClass| changes.iter().any(|c| c.class == class);
-
-        if has(ChangeClass::Move) {
-            let live = is_alive
-                && run
-                && spec.platform.live_migration()
-                && changes
-                    .iter()
-                    .all(|c| matches!(c.class, ChangeClass::Live | ChangeClass::Move));
-            let m = self.push(
-                Op::Move {
-                    host: name.to_string(),
-                    from: cur_server.clone(),
-                    to: sh.clone(),
-                    live,
-                    start: run,
-                    rebuild: has(ChangeClass::Rebuild) || !built,
-                },
-                sh.clone(),
-                &first,
-            );
-            self.needs_switches.push((m, spec));
-            self.detaches.push((m, name));
-            if live {
-                self.live_changes(spec, &changes, m);
-            } else {
-                self.recreated.insert(name.to_string());
-            }
-            let links = self.links(spec);
-            self.summary(name, HostChangeKind::Move, cur_server, sh, changes, links);
-            return;
-        }
-
-        if has(ChangeClass::Rebuild) {
-            let r = self.push(
-                Op::Rebuild {
-                    host: name.to_string(),
-                    start: run,
-                },
-                sh.clone(),
-                &first,
-            );
-            self.needs_switches.push((r, spec));
-            self.detaches.push((r, name));
-            self.recreated.insert(name.to_string());
-            if run {
-                self.starts.push((spec.boot_order, r));
-            }
-            let links = self.links(spec);
-            self.summary(
-                name,
-                HostChangeKind::Rebuild,
-                cur_server,
-                sh,
-                changes,
-                links,
-            );
-            return;
-        }
-
-        // Same place, same disks: finish what an interrupted run left, apply
-        // the changes, then reach the wanted run state.
-        let mut last = first;
-        if !rec.disk_ready {
-            last = vec![self.push(
-                Op::PrepareDisk {
-                    host: name.to_string(),
-                },
-                sh.clone(),
-                &last,
-            )];
-            repaired = true;
-        }
-        let restart_class = has(ChangeClass::Restart);
-        if !rec.config_ready || restart_class {
-            repaired |= !rec.config_ready;
-            last = vec![self.push(
-                Op::WriteGuestConfig {
-                    host: name.to_string(),
-                },
-                sh.clone(),
-                &last,
-            )];
-        }
-        // Created by a run that died before letting it run: a paused domain
-        // the record does not know as started.
-        let created_unstarted = is_alive
-            && obs.is_some_and(|o| o.info.state == DomainState::Paused)
-            && !matches!(&rec.domain, Some(d) if d.started);
-        let mut kind = match strongest {
-            Some(class) => Some(HostChangeKind::Update(class)),
-            None if repaired || created_unstarted => Some(HostChangeKind::Repair),
-            None => None,
-        };
-        match (is_alive, run) {
-            (true, true) => {
-                if restart_class {
-                    let r = self.push(
-                        Op::Restart {
-                            host: name.to_string(),
-                        },
-                        sh.clone(),
-                        &last,
-                    );
-                    self.needs_switches.push((r, spec));
-                    self.detaches.push((r, name));
-                    self.recreated.insert(name.to_string());
-                } else {
-                    if created_unstarted {
-                        // Created by a run that died before starting it.
-                        let s = self.push(
-                            Op::Start {
-                                host: name.to_string(),
-                            },
-                            sh.clone(),
-                            &last,
-                        );
-                        self.starts.push((spec.boot_order, s));
-                        last = vec![s];
-                    }
-                    if let Some(&l) = last.last() {
-                        self.live_changes(spec, &changes, l);
-                    } else {
-                        self.live_changes_root(spec, &changes);
-                    }
-                }
-            }
-            (true, false) => {
-                self.stop(name, Some(rec), cur_server.clone(), &last);
-                if kind.is_none() {
-                    kind = Some(HostChangeKind::Stop);
-                }
-            }
-            (false, true) => {
-                self.bring_up(spec, &last);
-                if kind.is_none() || kind == Some(HostChangeKind::Repair) && !repaired {
-                    kind = Some(HostChangeKind::Start);
-                }
-            }
-            (false, false) => {}
-        }
-        if let Some(kind) = kind {
-            self.summary(name, kind, cur_server, sh, changes, Vec::new());
-        }
     }
 
     fn live_changes(&mut self, spec: &HostSpec, changes: &[AttrChange], after: ActionId) {
@@ -725,6 +485,27 @@ impl<'a> Builder<'a> {
                     .collect();
                 self.actions[r.0].after.extend(ids);
             }
+        }
+    }
+
+    /// Remove what servers kept while they were lost, first thing, where
+    /// they answer again.
+    fn stale(&mut self, unreachable: &BTreeSet<String>) {
+        let Some(recorded) = self.recorded else {
+            return;
+        };
+        for copy in &recorded.stale {
+            if unreachable.contains(&copy.server) || self.lost.contains(&copy.server) {
+                continue;
+            }
+            self.push(
+                Op::ClearStale {
+                    server: copy.server.clone(),
+                    host: copy.spec.name.clone(),
+                },
+                Some(copy.server.clone()),
+                &[],
+            );
         }
     }
 

@@ -1,0 +1,119 @@
+//! `mln evacuate SERVER -p PROJECT`: the project's hosts on SERVER placed
+//! on its other servers (as much as each has free memory), then planned
+//! and applied like an upgrade. A server that answers has its hosts moved
+//! (live where they can be); one that does not is given up for lost: its
+//! hosts are made afresh from their templates and configuration where
+//! they go, and what it keeps is removed when it answers again.
+
+use mln_lang::apply::evacuate::{self, Placement};
+use mln_lang::apply::Session;
+use mln_lang::plan::{Goal, PlanOptions};
+
+use crate::cli::EvacuateArgs;
+use crate::lifecycle::{confirm, fail, finish, Prepared};
+use crate::output::Output;
+use crate::progress::Lines;
+
+/// Run `mln evacuate`.
+pub fn evacuate(out: &Output, args: &EvacuateArgs) -> u8 {
+    let mut prepared = match Prepared::new(out, Goal::Upgrade, &args.target, true) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let server = args.server.as_str();
+    let unreachable = prepared.backends.connect_all();
+    let lost = unreachable.get(server).cloned();
+    match &lost {
+        Some(why) => {
+            eprintln!("{server} does not answer ({why}): its hosts are made afresh elsewhere");
+            prepared.backends.give_up(server);
+        }
+        None => eprintln!("{server} answers: its hosts move as in an upgrade"),
+    }
+    let mut session = match Session::open(
+        prepared.store.clone(),
+        &prepared.backends,
+        prepared.options.wait_for_lock,
+    ) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    session.memory = Some(&prepared.backends);
+    let desired = match session.desired(None) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let named: Vec<Option<String>> = args
+        .to
+        .iter()
+        .map(|t| (t != "local").then(|| t.clone()))
+        .collect();
+    let candidates: Vec<Option<String>> = evacuate::candidates(&desired, server, &named)
+        .into_iter()
+        .filter(|c| c.as_ref().map_or(true, |c| !unreachable.contains_key(c)))
+        .collect();
+    let room = evacuate::room(&prepared.backends, &candidates);
+    let evacuation = match evacuate::place(&desired, server, &room) {
+        Ok(e) => e,
+        Err(e) => return fail(e),
+    };
+    let options = PlanOptions::new(Goal::Upgrade).lost(lost.as_ref().map(|_| server.to_string()));
+    let plan = match session.plan(&evacuation.desired, &options) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    print!("{}", plan.render_diff());
+    for p in &evacuation.placements {
+        println!("  {}", placement_line(p, lost.is_some()));
+    }
+    if args.target.dry_run {
+        return 0;
+    }
+    if !(args.yes || args.target.no_questions) {
+        match confirm(&prepared.name) {
+            Ok(true) => {}
+            Ok(false) => {
+                eprintln!("Not applied.");
+                return 1;
+            }
+            Err(message) => return fail(message),
+        }
+    }
+    let progress = Lines::new(out);
+    match session.apply(
+        &plan,
+        &evacuation.desired,
+        None,
+        prepared.options.parallelism,
+        &progress,
+    ) {
+        Ok(report) => {
+            drop(progress);
+            let code = finish(&prepared.name, Goal::Upgrade, &report);
+            if code == 0 && lost.is_some() {
+                println!(
+                    "{}: what {server} keeps of its hosts is removed when it answers again \
+                     (any mln run of the project does it); the project file still places \
+                     them on {server}: edit it, or `mln upgrade` moves them back",
+                    prepared.name
+                );
+            }
+            code
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// One line per host: where it goes and what it loses.
+fn placement_line(p: &Placement, lost: bool) -> String {
+    let to = p.to.as_deref().unwrap_or("this machine");
+    if lost {
+        format!(
+            "{}: {} → {to}, made afresh from its template and configuration: \
+             what changed inside it on {} since it was built is lost",
+            p.host, p.from, p.from
+        )
+    } else {
+        format!("{}: {} → {to}", p.host, p.from)
+    }
+}

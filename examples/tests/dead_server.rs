@@ -1,0 +1,108 @@
+//! A server dies under a running project (issue #18): its sshd stopped
+//! and its guests killed. `status` says so within a bounded time, `up`
+//! fails naming it while the other server's guests stay up, `mln
+//! evacuate` makes its host afresh on the other server (where it reaches
+//! its peers again), and once the server answers again the next run
+//! removes what it kept; `remove` then leaves nothing anywhere.
+
+mod server_lab;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use server_lab::{host, ok, text, Lab};
+
+const PROJECT: &str = "spread";
+const PING_OK: &str = "MLN-MULTI-PING-OK";
+
+/// The boot ids app2 reported reaching `peer` from.
+fn ping_boots(log: &str, peer: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.split_once(PING_OK).map(|(_, rest)| rest.trim()))
+        .filter_map(|rest| rest.strip_prefix(peer))
+        .map(|rest| rest.trim().trim_start_matches("boot").trim().to_string())
+        .collect()
+}
+
+fn kill(pids: &[u32]) {
+    for pid in pids {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+}
+
+#[test]
+fn a_dead_server_is_reported_refused_evacuated_and_cleared_when_it_returns() {
+    let Some(mut lab) = Lab::new(PROJECT) else {
+        return;
+    };
+    let file = server_lab::sample("multi-server-uml.mln");
+    ok(&lab.mln(&["up", file.to_str().unwrap()], Duration::from_secs(300)));
+    let log = lab.console_until("app2", |l| !ping_boots(l, "10.9.0.1").is_empty());
+    let first_boot = ping_boots(&log, "10.9.0.1")[0].clone();
+
+    // server-b dies: no sshd, its guests and switch instance killed.
+    lab.servers.stop_sshd("server-b");
+    kill(&lab.processes_on("server-b", ""));
+    assert!(lab.processes_on("server-b", "spread.app2").is_empty());
+
+    // status answers in bounded time, naming the server.
+    let t = Instant::now();
+    let (o, status) = lab.status();
+    assert!(t.elapsed() < Duration::from_secs(45), "{:?}", t.elapsed());
+    let said = text(&o);
+    assert!(
+        said.contains("server-b") && said.contains("unreachable"),
+        "{said}"
+    );
+    let status = status.unwrap_or_else(|| panic!("status JSON: {said}"));
+    assert_eq!(host(&status, "db")["state"], "running", "{status}");
+    assert_ne!(host(&status, "app2")["state"], "running", "{status}");
+
+    // up fails naming server-b; server-a's guests stay up.
+    let o = lab.mln(&["up", "-p", PROJECT], Duration::from_secs(180));
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("server-b"), "{}", text(&o));
+    let status = lab.status_ok();
+    assert_eq!(host(&status, "db")["state"], "running", "{status}");
+    assert_eq!(host(&status, "app1")["state"], "running", "{status}");
+
+    // Evacuated: app2 made afresh on server-a, where it reaches its peers.
+    let o = lab.mln(
+        &["evacuate", "server-b", "-p", PROJECT, "--yes"],
+        Duration::from_secs(300),
+    );
+    let said = text(&o);
+    assert!(o.status.success(), "{said}");
+    assert!(said.contains("app2: server-b → server-a"), "{said}");
+    assert!(said.contains("is lost"), "{said}");
+    let status = lab.status_ok();
+    let app2 = host(&status, "app2");
+    assert_eq!(app2["state"], "running", "{status}");
+    assert_eq!(app2["service_host"], "server-a", "{status}");
+    assert!(!lab.processes_on("server-a", "spread.app2").is_empty());
+    let log = lab.console_until("app2", |l| {
+        ping_boots(l, "10.9.0.1").iter().any(|b| *b != first_boot)
+    });
+    assert!(
+        ping_boots(&log, "10.9.0.2")
+            .iter()
+            .any(|b| *b != first_boot),
+        "{log}"
+    );
+
+    // server-b answers again: the next run clears what it kept of app2.
+    lab.servers.start_sshd("server-b");
+    let kept = lab.servers.state_dir("server-b").join(PROJECT);
+    assert!(kept.join("disks").exists(), "server-b kept no disks?");
+    let o = lab.mln(&["up", "-p", PROJECT], Duration::from_secs(180));
+    let said = text(&o);
+    assert!(o.status.success(), "{said}");
+    assert!(said.contains("kept of app2"), "{said}");
+    let left: Vec<_> = std::fs::read_dir(kept.join("disks"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "server-b still keeps {left:?}");
+
+    ok(&lab.mln(&["remove", "-p", PROJECT], Duration::from_secs(300)));
+    lab.assert_nothing_left();
+}
