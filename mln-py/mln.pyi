@@ -15,6 +15,7 @@ __all__ = [
     "AttrChange",
     "BackendError",
     "Diagnostic",
+    "ExecResult",
     "Host",
     "HostChange",
     "HostStatus",
@@ -34,6 +35,7 @@ __all__ = [
     "__version__",
     "build",
     "console_log",
+    "exec",
     "load",
     "parse",
     "plan",
@@ -285,7 +287,7 @@ class Action:
         """Where it runs; ``None`` for the local machine."""
     @property
     def touches(self) -> List[str]:
-        """``"host:NAME"``, ``"switch:NAME"`` or ``"project"``."""
+        """``"host:NAME"``, ``"switch:NAME"``, ``"project"`` or ``"stale:SERVER/HOST"``."""
     @property
     def after(self) -> List[int]:
         """Ids of the actions that must finish first."""
@@ -461,6 +463,9 @@ class HostStatus:
     def memory(self) -> int: ...
     @property
     def vcpus(self) -> int: ...
+    @property
+    def acceleration(self) -> Optional[str]:
+        """For a QEMU guest, ``"KVM"`` or ``"TCG"``; ``None`` otherwise."""
 
 @final
 class Status:

@@ -185,9 +185,11 @@ host alice {
     superclass debian
     network eth0 { switch left; address 192.168.1.10; netmask 255.255.255.0; gateway 192.168.1.1 }
     users { student $6$mlnsalt$n5IgoQ/ptpISVdj7/ZUybyrK/eBCuAGhX/8rlJ32uum8FPwYKBV8Ii9iVMtykbZsIosxF53FD6zvtEDWKFFrR/ }
+    files { @KEYFILE@ /root/.ssh/id_ed25519 0600 }
     startup {
         for i in $(seq 60); do ping -c 1 -W 1 192.168.2.10 >/dev/null 2>&1 && break; sleep 1; done
         ping -c 2 -W 2 192.168.2.10 && echo "alice reached bob across the router"
+        for i in $(seq 30); do ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=5 root@192.168.2.10 'echo "alice logged into $(hostname) as $(id -un) with a key"' && break; sleep 1; done
         echo "alice's root password: $(grep '^root:' /etc/shadow | cut -d: -f2)"
         id student
     }
@@ -195,6 +197,7 @@ host alice {
 host bob {
     superclass debian
     network eth0 { switch right; address 192.168.2.10; netmask 255.255.255.0; gateway 192.168.2.1 }
+    sshkey { root @KEY@ }
     startup {
         echo "bob's sshd: $(systemctl is-active ssh)"
         ip -4 -o addr show eth0
@@ -212,8 +215,26 @@ fn a_router_lab_of_debian_guests_routes_pings_and_runs_sshd() {
     let dir = tempfile::tempdir().unwrap();
     let _cleanup = Cleanup::new(dir.path(), "deblab");
     let state = dir.path().join("state");
+    // alice gets a private key (`files`), bob the public one (`sshkey`).
+    let key = dir.path().join("alice-key");
+    testkit::run_ok(&[
+        "ssh-keygen",
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        "alice@deblab",
+        "-f",
+        key.to_str().unwrap(),
+    ]);
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let lab = LAB
+        .replace("@KEYFILE@", key.to_str().unwrap())
+        .replace("@KEY@", public.trim());
     let file = dir.path().join("deblab.mln");
-    std::fs::write(&file, LAB).unwrap();
+    std::fs::write(&file, lab).unwrap();
     // Where a newer UML kernel was fetched (CI does), the lab runs on it:
     // its vector driver names interfaces vecN, which the template's udev
     // rule renames to MLN's ethN.
@@ -232,6 +253,10 @@ fn a_router_lab_of_debian_guests_routes_pings_and_runs_sshd() {
         "{alice}"
     );
     assert!(alice.contains("2 received"), "{alice}");
+    assert!(
+        alice.contains("alice logged into bob as root with a key"),
+        "{alice}"
+    );
     // No root_passwd: root's password stays locked.
     assert!(alice.contains("alice's root password: *\n"), "{alice}");
     assert!(alice.contains("uid=1000(student)"), "{alice}");

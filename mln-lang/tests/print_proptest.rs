@@ -66,6 +66,28 @@ fn dedup(mut v: Vec<String>) -> Vec<String> {
 }
 
 /// Lines of a list block: the first word must not start a declaration.
+/// `sshkey` lines: a user and a key (the checker refuses any other).
+fn sshkey_lines() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(
+        (
+            "[a-z][a-z0-9_]{0,5}",
+            "[A-Za-z0-9+/]{4,12}",
+            opt("[a-z]{1,5}@[a-z]{1,5}"),
+        ),
+        0..3,
+    )
+    .prop_map(|v| {
+        dedup(
+            v.into_iter()
+                .map(|(user, data, comment)| match comment {
+                    Some(c) => format!("{user} ssh-ed25519 {data} {c}"),
+                    None => format!("{user} ssh-ed25519 {data}"),
+                })
+                .collect(),
+        )
+    })
+}
+
 fn lines() -> impl Strategy<Value = Vec<String>> {
     prop::collection::vec(("[a-z][a-z0-9_]{0,5}", opt(value())), 0..4).prop_map(|v| {
         dedup(
@@ -234,7 +256,8 @@ prop_compose! {
         groups in prop::collection::vec((name(), prop::collection::vec(name(), 0..3)), 0..3),
         files in prop::collection::vec((word(), word(), opt("0[0-7]{3}")), 0..3),
         mounts in prop::collection::vec((word(), word(), name(), opt(value())), 0..2),
-        lists in prop::collection::vec(lines(), 4),
+        lists in prop::collection::vec(lines(), 3),
+        sshkeys in sshkey_lines(),
         xen_extra in prop::collection::btree_map("[a-z_]{1,8}", value(), 0..3),
         n_interfaces in 0usize..4,
         interfaces in prop::collection::vec(interface(0), 4),
@@ -288,7 +311,7 @@ prop_compose! {
         h.modules = l.next().unwrap_or_default();
         h.startup = l.next().unwrap_or_default();
         h.shutdown = l.next().unwrap_or_default();
-        h.sshkey = l.next().unwrap_or_default();
+        h.sshkey = sshkeys;
         h.xen_extra = xen_extra.into_iter().map(|(k, v)| format!("{k} {v}")).collect();
         h.interfaces = interfaces
             .into_iter()

@@ -87,7 +87,7 @@ superclass base {
     modules { e1000 }
     startup { echo $role on $hostname.$domain }
     shutdown { sync }
-    sshkey { ssh-ed25519 AAAA key@host }
+    sshkey { root ssh-ed25519 AAAA key@host }
     xen_extra { on_crash = restart; vif = [ 'bridge=a' ] }
     network eth0 { switch lan; netmask 255.255.255.0; gateway 10.1.0.254 }
     backup { when nightly; keep 7 }

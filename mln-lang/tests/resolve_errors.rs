@@ -448,3 +448,16 @@ fn large_generic_blocks_merge_in_linear_time() {
     let plugin = &p.hosts[0].blocks[0];
     assert_eq!(plugin.items.len(), 2 * n);
 }
+
+#[test]
+fn sshkey_lines_need_a_user_then_a_key() {
+    let text = format!(
+        "{G}host h {{\n  sshkey {{\n    root ssh-ed25519 AAAAC3Nza you@desk\n    ssh-ed25519 AAAAC3Nza you@desk\n  }}\n}}\n"
+    );
+    let d = one(&text, Code::BadValue, "ssh-ed25519 AAAAC3Nza you@desk");
+    assert!(d.message.contains("not `USER KEY`"), "{d:?}");
+    assert!(is_error(&text));
+    let good =
+        format!("{G}host h {{\n  sshkey {{\n    root ssh-ed25519 AAAAC3Nza you@desk\n  }}\n}}\n");
+    assert!(!is_error(&good));
+}

@@ -218,6 +218,13 @@ impl HostStatus {
         self.0.vcpus
     }
 
+    /// For a QEMU guest, the accelerator it runs under (`"KVM"`, `"TCG"`);
+    /// `None` for the other platforms.
+    #[getter]
+    fn acceleration(&self) -> Option<&str> {
+        self.0.acceleration.as_deref()
+    }
+
     fn __repr__(&self) -> String {
         format!("<HostStatus {} {}>", self.0.host, self.0.state)
     }
@@ -631,7 +638,8 @@ pub fn exec(
         .map_err(|e| StateError::new_err(e.to_string()))?
         .and_then(|s| s.hosts.get(host).map(|r| r.spec.clone()))
         .ok_or_else(|| PlanError::new_err(format!("project {name} has no host {host}")))?;
-    let local = LocalBackends::new(store.dir()).map_err(|e| BackendError::new_err(e.to_string()))?;
+    let local =
+        LocalBackends::new(store.dir()).map_err(|e| BackendError::new_err(e.to_string()))?;
     let backends = cluster(&name, &store, local, None)?;
     let timeout = std::time::Duration::from_secs_f64(timeout.max(0.0));
     let domain = domain_name(&name, host);

@@ -147,6 +147,7 @@ fn object_name(o: &ObjectRef) -> String {
         ObjectRef::Host(h) => format!("host:{h}"),
         ObjectRef::Switch(s) => format!("switch:{s}"),
         ObjectRef::Project => "project".to_string(),
+        ObjectRef::Stale { server, host } => format!("stale:{server}/{host}"),
     }
 }
 
@@ -190,7 +191,8 @@ impl Action {
     }
 
     /// Every object it reads or changes: ``"host:NAME"``,
-    /// ``"switch:NAME"`` or ``"project"``.
+    /// ``"switch:NAME"``, ``"project"``, or ``"stale:SERVER/HOST"`` (what a
+    /// server given up for lost still keeps of a host).
     #[getter]
     fn touches(&self) -> Vec<String> {
         self.0.touches.iter().map(object_name).collect()

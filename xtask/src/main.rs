@@ -4,11 +4,17 @@
 //!   tests in its dom0 (`--demo`, `--bench`: run the lifecycle demo or the
 //!   domain creation benchmark there instead).
 //! - `template`: build the default busybox guest template.
+//! - `scale`: N UML guests (50, 100, 200) up, pinged, stopped and
+//!   removed, against a plain loop and the CPU floor (issue #18).
+//! - `servers N`: N servers on this machine (network namespaces with sshd
+//!   and `mln agent`) to try multi-server projects on, until Enter.
 
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
+mod scale;
+mod servers;
 mod template;
 mod xen_test;
 
@@ -21,8 +27,10 @@ fn main() -> ExitCode {
     let result = match task {
         "xen-test" => xen_test::run(rest),
         "template" => template::run(rest),
+        "servers" => servers::run(rest),
+        "scale" => scale::run(rest),
         _ => {
-            eprintln!("usage: cargo xtask <xen-test|template> [options]");
+            eprintln!("usage: cargo xtask <xen-test|template|servers|scale> [options]");
             return ExitCode::from(2);
         }
     };

@@ -61,10 +61,10 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Output {
     }
 }
 
-/// The servers every lab has.
+/// The servers a lab has unless it names its own.
 const SERVERS: [&str; 2] = ["server-a", "server-b"];
 
-/// Two test servers, a managing state folder, and cleanup on every way
+/// Test servers (two unless named), a managing state folder, and cleanup on every way
 /// out: `mln remove`, then whatever still runs under the state folder; the
 /// servers' own teardown then kills what runs in their namespaces.
 pub struct Lab {
@@ -73,8 +73,10 @@ pub struct Lab {
     /// The managing side's `MLN_STATE_DIR`; its parent is a scratch folder
     /// the test may write project files to.
     pub state: PathBuf,
-    /// server-a and server-b.
+    /// server-a and server-b, or those [`Lab::with_servers`] named.
     pub servers: TestServers,
+    /// The servers' names.
+    pub names: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -82,6 +84,11 @@ impl Lab {
     /// The lab for `project`, or `None` (with the reason printed) where it
     /// cannot run.
     pub fn new(project: &'static str) -> Option<Lab> {
+        Lab::with_servers(project, &SERVERS)
+    }
+
+    /// The lab for `project` on the servers `names`.
+    pub fn with_servers(project: &'static str, names: &[&str]) -> Option<Lab> {
         let kernel = testkit::uml_kernel();
         let uml = [
             kernel.to_str().unwrap_or("/usr/bin/linux.uml"),
@@ -112,7 +119,7 @@ impl Lab {
             (mln_core::uml::KERNEL_ENV, kernel.as_os_str()),
             (mln_core::uml::KERNELS_DIR_ENV, kernels.as_os_str()),
         ];
-        let servers = match TestServers::start_with_env(&SERVERS, &env) {
+        let servers = match TestServers::start_with_env(names, &env) {
             Ok(s) => s,
             Err(skip) => {
                 testkit::skip(project, &skip.to_string());
@@ -123,6 +130,7 @@ impl Lab {
             project,
             state: dir.path().join("state"),
             servers,
+            names: names.iter().map(|n| n.to_string()).collect(),
             _dir: dir,
         })
     }
@@ -210,7 +218,7 @@ impl Lab {
             !self.state.join(self.project).exists(),
             "managing state left behind"
         );
-        for name in SERVERS {
+        for name in self.names.iter().map(String::as_str) {
             let left: Vec<_> = std::fs::read_dir(self.servers.state_dir(name))
                 .map(|d| d.flatten().map(|e| e.file_name()).collect())
                 .unwrap_or_default();
@@ -243,7 +251,7 @@ impl Drop for Lab {
             // A panic here would abort the test run: catch it, and let the
             // servers' teardown kill what is left.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                for name in SERVERS {
+                for name in &self.names {
                     self.servers.start_sshd(name);
                 }
                 self.mln(&["remove", "-p", self.project], Duration::from_secs(120))

@@ -84,6 +84,40 @@ pub struct GuestConfig {
     /// File systems to mount at boot, in order.
     #[serde(default)]
     pub mounts: Vec<GuestMount>,
+    /// Public keys added to users' `~/.ssh/authorized_keys` (MLN's
+    /// `sshkey`), after the accounts are made.
+    #[serde(default)]
+    pub ssh_keys: Vec<GuestSshKey>,
+}
+
+/// One public key that logs a user in over SSH.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestSshKey {
+    /// The account (`root` or one of the guest's users).
+    pub user: String,
+    /// The key as OpenSSH writes it: `TYPE BASE64 [COMMENT]`.
+    pub key: String,
+}
+
+impl GuestSshKey {
+    /// An MLN `sshkey` line, `USER TYPE BASE64 [COMMENT]`; `None` when it
+    /// has no user before the key.
+    pub fn from_line(line: &str) -> Option<GuestSshKey> {
+        let (user, key) = line.trim().split_once(char::is_whitespace)?;
+        let key = key.trim();
+        (!user.is_empty() && !key.is_empty()).then(|| GuestSshKey {
+            user: user.to_string(),
+            key: key.to_string(),
+        })
+    }
+}
+
+/// Whether `word` names an OpenSSH public key type (`ssh-ed25519`,
+/// `ecdsa-sha2-nistp256`, `sk-ssh-ed25519@openssh.com`, ...).
+pub fn is_ssh_key_type(word: &str) -> bool {
+    ["ssh-", "ecdsa-", "sk-"]
+        .iter()
+        .any(|p| word.starts_with(p) && word.len() > p.len())
 }
 
 /// One interface inside the guest.
@@ -261,6 +295,17 @@ impl GuestConfig {
         if let Some(h) = &self.root_password_hash {
             check_field(h).map_err(|r| self.invalid("root password", r))?;
         }
+        for k in &self.ssh_keys {
+            let field = format!("sshkey for {}", k.user);
+            check_account_name(&k.user).map_err(|r| self.invalid(&field, r))?;
+            let key_type = k.key.split_whitespace().next().unwrap_or_default();
+            if !is_ssh_key_type(key_type) || k.key.split_whitespace().count() < 2 {
+                return Err(self.invalid(field, "not a public key: write `TYPE BASE64 [COMMENT]`"));
+            }
+            if k.key.contains(['\n', '\r', '\0']) {
+                return Err(self.invalid(field, "the key must be on one line"));
+            }
+        }
         self.validate_storage()?;
         for f in &self.files {
             if !f.dest.starts_with('/') || f.dest.contains('\0') || f.dest.contains('\n') {
@@ -379,6 +424,9 @@ impl GuestConfig {
         if let Some(h) = &self.root_password_hash {
             let _ = writeln!(s, "mln_password root {}", quote(h));
         }
+        for k in &self.ssh_keys {
+            let _ = writeln!(s, "mln_sshkey {} {}", quote(&k.user), quote(&k.key));
+        }
         for (i, f) in self.files.iter().enumerate() {
             let mode = format!("{:o}", f.mode.unwrap_or(0o644));
             let _ = writeln!(s, "mln_file /run/mln/files/{i} {} {mode}", quote(&f.dest));
@@ -464,6 +512,14 @@ mln_password() { # NAME HASH
     line=$(grep "^$1:" /etc/shadow) || line="$1:x:19000:0:99999:7:::"
     rest=${line#*:}; rest=${rest#*:}
     mln_drop /etc/shadow "$1"; echo "$1:$2:$rest" >> /etc/shadow
+}
+mln_sshkey() { # USER KEY: added once to USER's authorized_keys
+    line=$(grep "^$1:" /etc/passwd) || { echo "mln: sshkey: no user $1"; return 0; }
+    home=$(echo "$line" | cut -d: -f6); owner=$(echo "$line" | cut -d: -f3,4)
+    mkdir -p "$home/.ssh" && touch "$home/.ssh/authorized_keys" || return 0
+    grep -qxF "$2" "$home/.ssh/authorized_keys" || echo "$2" >> "$home/.ssh/authorized_keys"
+    chmod 700 "$home/.ssh"; chmod 600 "$home/.ssh/authorized_keys"
+    chown -R "$owner" "$home/.ssh"
 }
 mln_file() { # SOURCE DEST MODE
     mkdir -p "$(dirname "$2")" && cp "$1" "$2" && chmod "$3" "$2"
@@ -572,6 +628,33 @@ mod tests {
         let mut c = sample();
         c.interfaces[0].name = "wlan0".into();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn ssh_keys_are_added_after_the_accounts_and_checked() {
+        let mut c = sample();
+        let line = "alice ssh-ed25519 AAAAC3Nza alice@desk";
+        c.ssh_keys.push(GuestSshKey::from_line(line).unwrap());
+        let s = c.apply_script().unwrap();
+        let add = "mln_sshkey 'alice' 'ssh-ed25519 AAAAC3Nza alice@desk'";
+        let (user, key) = (s.find("mln_user 'alice'").unwrap(), s.find(add).unwrap());
+        assert!(user < key, "{s}");
+        // No user before the key, a key that is not one, a hostile user.
+        assert_eq!(GuestSshKey::from_line("ssh-ed25519"), None);
+        for (user, key) in [
+            ("ssh-ed25519", "AAAAC3Nza alice@desk"),
+            ("alice", "AAAAC3Nza"),
+            ("alice", "ssh-ed25519"),
+            ("root:0", "ssh-ed25519 AAAA"),
+            ("alice", "ssh-ed25519 AAAA\nroot"),
+        ] {
+            let mut c = sample();
+            c.ssh_keys.push(GuestSshKey {
+                user: user.into(),
+                key: key.into(),
+            });
+            assert!(c.validate().is_err(), "{user} {key:?} accepted");
+        }
     }
 
     #[test]

@@ -675,6 +675,14 @@ pub fn status_with(
             (None, Some(_)) => "partial".to_string(),
             (None, None) => "absent".to_string(),
         };
+        // Which accelerator a QEMU guest got.
+        let acceleration = match (obs, spec.platform) {
+            (Some(_), Platform::Kvm) => backends.acceleration(
+                server.as_deref(),
+                &crate::plan::domain_name(&recorded.project, &spec.name),
+            ),
+            _ => None,
+        };
         hosts.insert(
             spec.name.clone(),
             HostStatus {
@@ -685,7 +693,7 @@ pub fn status_with(
                 id: obs.map(|o| o.info.id),
                 memory: obs.map_or(spec.memory, |o| o.info.memory),
                 vcpus: obs.map_or(spec.vcpus, |o| o.info.vcpus),
-                acceleration: None,
+                acceleration,
             },
         );
     }

@@ -24,6 +24,14 @@ pub trait Backends: Sync {
     /// observing; unreachable ones are simply left out.
     fn platforms(&self, service_host: Option<&str>) -> Vec<Platform>;
 
+    /// For a QEMU guest `domain` running on `service_host`, the
+    /// accelerator its current run got (`KVM`, `TCG`); `None` when it is
+    /// not known there (another platform, not running, a remote server).
+    fn acceleration(&self, service_host: Option<&str>, domain: &str) -> Option<String> {
+        let _ = (service_host, domain);
+        None
+    }
+
     /// Start project switch `spec`; a switch of that name left over and
     /// still running is adopted.
     fn create_switch(&self, project: &str, spec: &SwitchSpec) -> Result<SwitchRecord>;

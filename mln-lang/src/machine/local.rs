@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 
 use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::{
-    GuestConfig, GuestFile, GuestGroup, GuestInterface, GuestUser, HostsEntry, InterfaceAddress,
+    GuestConfig, GuestFile, GuestGroup, GuestInterface, GuestSshKey, GuestUser, HostsEntry,
+    InterfaceAddress,
 };
 use mln_core::net::{Switch, SwitchConfig, SwitchStatus, VdeSwitch};
 use mln_core::qemu::{GuestKernel, Qemu};
@@ -355,6 +356,12 @@ fn guest_config(project: &DesiredProject, host: &HostSpec, swap: &Path) -> Resul
         .filter_map(|n| n.parse().ok())
         .collect();
     cfg.root_password_hash = g.root_passwd.clone();
+    // `USER KEY` lines; the checker reported any other (see `resolve`).
+    cfg.ssh_keys = g
+        .sshkeys
+        .iter()
+        .filter_map(|l| GuestSshKey::from_line(l))
+        .collect();
     cfg.users = g
         .users
         .iter()
@@ -392,6 +399,14 @@ fn guest_config(project: &DesiredProject, host: &HostSpec, swap: &Path) -> Resul
 }
 
 impl Backends for LocalBackends {
+    fn acceleration(&self, service_host: Option<&str>, domain: &str) -> Option<String> {
+        if service_host.is_some() {
+            return None;
+        }
+        let accel = self.qemu().and_then(|q| q.acceleration(domain));
+        accel.ok().flatten().map(|a| a.to_string())
+    }
+
     fn hypervisor(
         &self,
         service_host: Option<&str>,

@@ -161,7 +161,8 @@ pub struct GuestSpec {
     pub startup: Vec<String>,
     /// Lines run at halt.
     pub shutdown: Vec<String>,
-    /// Public keys for root.
+    /// `sshkey` lines: `USER KEY`, the key added to that user's
+    /// `authorized_keys`.
     pub sshkeys: Vec<String>,
     /// The console (`screen`, `xterm`, `none`).
     pub term: Option<String>,

@@ -723,6 +723,20 @@ fn read_lists(ctx: &mut Ctx<'_>, scopes: &Scopes<'_>, layers: Layers<'_, '_>, ho
                 merge.next_layer(out.iter().map(String::as_str));
                 for l in layer {
                     let text = ctx.expand_line(scope, l, quiet);
+                    if *list == "sshkey" && !sshkey_line_ok(&text) {
+                        ctx.report(
+                            Diagnostic::new(
+                                Code::BadValue,
+                                Some(l.span),
+                                format!("`sshkey` line `{text}` is not `USER KEY`"),
+                            )
+                            .with_help(
+                                "write the user, then the public key as OpenSSH writes it: \
+                                 `root ssh-ed25519 AAAA... you@desk`",
+                            ),
+                        );
+                        continue;
+                    }
                     if !merge.repeats(out.iter().map(String::as_str), &text) {
                         out.push(text);
                     }
@@ -896,4 +910,14 @@ fn read_interfaces(
             &b.name,
         ))
     });
+}
+
+/// An `sshkey` line as MLN reads it: a user, then a public key
+/// (`TYPE BASE64 [COMMENT]`).
+fn sshkey_line_ok(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    let (user, key_type, data) = (words.next(), words.next(), words.next());
+    user.is_some_and(|u| !mln_core::guest::is_ssh_key_type(u))
+        && key_type.is_some_and(mln_core::guest::is_ssh_key_type)
+        && data.is_some()
 }

@@ -2,8 +2,6 @@
 
 use mln_lang::agent::ServerAccess;
 use mln_lang::apply::{self, ClusterBackends, LocalBackends, ProjectStatus};
-use mln_lang::model::Platform;
-use mln_lang::plan::domain_name;
 use mln_lang::state::StateStore;
 
 use crate::backend::Machine;
@@ -31,21 +29,8 @@ fn statuses(places: &Places, names: Vec<String>) -> (Vec<ProjectStatus>, u8) {
             for why in backends.connect_all().values() {
                 eprintln!("warning: {why}");
             }
-            let mut status = apply::status_with(&store, &backends, Some(&backends))
+            let status = apply::status_with(&store, &backends, Some(&backends))
                 .map_err(|e| e.to_string())?;
-            // Which accelerator each QEMU guest here got.
-            for h in &mut status.hosts {
-                if h.platform == Platform::Kvm && h.service_host.is_none() {
-                    let name = domain_name(&status.project, &h.host);
-                    h.acceleration = backends
-                        .local()
-                        .qemu()
-                        .and_then(|q| q.acceleration(&name))
-                        .ok()
-                        .flatten()
-                        .map(|a| a.to_string());
-                }
-            }
             Ok(status)
         });
         match result {

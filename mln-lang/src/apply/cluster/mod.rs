@@ -357,6 +357,13 @@ impl ServerMemory for ClusterBackends {
 }
 
 impl Backends for ClusterBackends {
+    fn acceleration(&self, service_host: Option<&str>, domain: &str) -> Option<String> {
+        match service_host {
+            None => self.local.acceleration(None, domain),
+            Some(_) => None,
+        }
+    }
+
     fn hypervisor(
         &self,
         service_host: Option<&str>,
