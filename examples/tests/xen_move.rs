@@ -201,7 +201,7 @@ fn upgrade_moves_a_running_xen_guest_live_between_two_servers() {
         &["status", "-p", project_name, "--format", "json"],
     );
     let status: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
-    let host = status["hosts"]
+    let host = status[0]["hosts"]
         .as_array()
         .and_then(|h| h.iter().find(|h| h["host"] == "web"))
         .cloned()
@@ -358,6 +358,42 @@ fn status_reports_a_dead_servers_guests_unreachable() {
     lab.figure(&format!(
         "mln status with server-a dead: {:.1} s",
         took.as_secs_f64()
+    ));
+
+    // Evacuated: web made again on server-b from the template and its
+    // configuration (the templates are on the storage both servers see),
+    // under its name, running.
+    let start = Instant::now();
+    let out = lab.mln_ok(
+        &desk.state(),
+        &["evacuate", A, "-p", "xendead", "--to", B, "--yes"],
+    );
+    eprintln!("{out}");
+    assert!(out.contains(&format!("web: {A} → {B}")), "{out}");
+    let web = "xendead.web";
+    assert!(
+        lab.domains(B).iter().any(|d| d == web),
+        "web runs on server-b after the evacuation"
+    );
+    lab.eventually("web boots on server-b", || {
+        lab.console(B, web).contains("GUEST-ALIVE")
+    });
+    let status = lab.mln_within(
+        &desk.state(),
+        &["status", "-p", "xendead", "--format", "json"],
+        bound,
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let host = status[0]["hosts"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["host"] == "web"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(host["service_host"], B, "{status:#}");
+    assert_eq!(host["state"], "running", "{status:#}");
+    lab.figure(&format!(
+        "mln evacuate of dead server-a: {:.1} s until web runs on server-b",
+        start.elapsed().as_secs_f64()
     ));
 }
 

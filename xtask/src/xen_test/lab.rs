@@ -9,9 +9,10 @@
 //! 1. [`HOST_TEST`] on this machine, every test but [`FAILOVER_TEST`]:
 //!    `mln` reaching both servers through real `ssh` with the lab's key
 //!    (`MLN_XEN_LAB_SSH_CONFIG` names the configuration);
-//! 2. the in-dom0 tests on server-b (`/run-tests` over ssh);
-//! 3. [`FAILOVER_TEST`], which kills server-a's QEMU (its pid in
-//!    `MLN_XEN_LAB_KILL`).
+//! 2. [`FAILOVER_TEST`], which kills server-a's QEMU (its pid in
+//!    `MLN_XEN_LAB_KILL`);
+//! 3. the in-dom0 tests on server-b (`/run-tests` over ssh), with the
+//!    machine's CPUs no longer shared with server-a.
 //!
 //! QEMU, the switch and the lab's processes are ended on every path.
 
@@ -220,18 +221,6 @@ pub fn run(
         Duration::from_secs(900),
     )?;
 
-    let mut in_dom0 = Command::new("ssh");
-    in_dom0
-        .arg("-F")
-        .arg(&lab.ssh_config)
-        .args(["server-b", "/run-tests"]);
-    phase(
-        &mut phases,
-        "in dom0",
-        &mut in_dom0,
-        Duration::from_secs(900),
-    )?;
-
     let kill = machines
         .iter()
         .find(|m| m.name() == "server-a")
@@ -247,6 +236,18 @@ pub fn run(
         "failover",
         &mut failover,
         Duration::from_secs(600),
+    )?;
+
+    let mut in_dom0 = Command::new("ssh");
+    in_dom0
+        .arg("-F")
+        .arg(&lab.ssh_config)
+        .args(["server-b", "/run-tests"]);
+    phase(
+        &mut phases,
+        "in dom0",
+        &mut in_dom0,
+        Duration::from_secs(900),
     )?;
 
     for m in &mut machines {
