@@ -1,309 +1,413 @@
-//! `upgrade` moving a running Xen guest to another server, on real Xen,
-//! through the real executor, `ClusterBackends` and the real agent code
-//! (`mln_lang::agent::Agent`, its JSON lines and its `export-disks`,
-//! `import-disks`, `migrate-send`, `migrate-receive` jobs), no double.
+//! Moving running Xen guests between two real Xen servers with `mln
+//! upgrade`, and a server that dies, through the real `mln` on this
+//! machine and `mln agent` on each server, reached with real `ssh` and a
+//! key: the lab of `cargo xtask xen-test` (two Xen 4.17 machines under
+//! QEMU on one LAN, `xenbr0` in each dom0, shared storage at
+//! `/srv/shared`). Outside that lab these tests say why they are skipped
+//! (and fail under CI).
 //!
-//! Runs inside the dom0 that `cargo xtask xen-test` boots under QEMU; on
-//! any other machine it says why it is skipped and passes.
-//!
-//! Two "servers" on the one dom0, each with its own state folder, reached
-//! through a stand-in for ssh that runs the agent, which is this test
-//! binary itself (`agent_process`; see `xen_lab::StandIn`).
-//!
-//! Where the servers' disks are separate files, the move is cold (the
-//! mark of `ClusterBackends::migrate` is not seen on the new server): the
-//! guest stops, its qcow2 overlay and configuration disk are carried and
-//! rebased, and it boots again on server-b under the same name. Its
-//! console shows the second boot.
-//!
-//! Where both servers' disk folders are one folder (shared storage, as an
-//! NFS mount on two servers would be: here two symlinks), the mark is
-//! seen and the guest moves as `xl migrate` moves it: libxl's migration
-//! stream from the agent's `migrate-send` on server-a to `migrate-receive`
-//! on server-b, joined by the managing side. Live mode is tried first;
-//! in the lab it fails (libxl: "domain did not respond to suspend
-//! request", `ERROR_GUEST_TIMEDOUT`) with the guest left running, and
-//! `ClusterBackends::migrate` sends the stream again with the guest
-//! suspended for the transfer (`MLN_XEN_TEST_LOG=info` shows "live
-//! migration refused, the guest runs on").
-//! Both "servers" are the one dom0, so this is the save-and-restore
-//! across the same dom0 variant of a migration (the lab has one Xen), not
-//! one between two dom0s. The guest does not boot again.
+//! The guests are the lab's busybox PV guest (`xtask/xen-lab/guest-init`):
+//! it prints its boot id every 5 s, and `web` pings `db` 5 times a
+//! second, each reply a console line with its sequence number.
 
 #![cfg(feature = "xen")]
 
 mod xen_lab;
 
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mln_core::{DomainState, Hypervisor};
-use mln_lang::apply::{ClusterBackends, LocalBackends, Outcome, Run, RunOptions};
-use mln_lang::model::Project;
-use mln_lang::plan::{Goal, Op};
-use mln_lang::state::StateStore;
-use xen_lab::{applied, console_log, domains_of, eventually, xen, Cleanup, StandIn};
+use xen_lab::servers::{boot_ids, last_uptime, lost_between, ping_replies, text, Servers};
 
-/// The project whose disks the servers do not share (cold move).
-const PROJECT: &str = "xenmv";
-const DOMAIN: &str = "xenmv.web";
-/// The project whose disks both servers see (migration stream); its own
-/// name, as both tests run at once on the one Xen.
-const SHARED: &str = "xenmvs";
-const SHARED_DOMAIN: &str = "xenmvs.web";
+const A: &str = "server-a";
+const B: &str = "server-b";
+/// Ping replies a live move may lose (at 5 a second).
+const MAX_LOST: u64 = 2;
 
-/// Not a test: the agent, when the stand-in ssh runs this binary as one.
-#[test]
-fn agent_process() {
-    xen_lab::serve_agent_if_asked();
+/// A project of the lab's guests: `web` on `web_server`, and with
+/// `db_server` a `db` there; `web` and `db` ping each other (`web`'s
+/// replies are what the guest sees of its move; `db`'s, what the rest of
+/// the network sees: a suspended guest's clock stands still, so it sends
+/// nothing while it is stopped).
+fn project(name: &str, web_server: &str, db_server: Option<&str>, net: u8) -> String {
+    let mut text = format!(
+        "global {{\n    project {name}\n}}\n\
+         superclass guest {{\n    xen\n    memory 96M\n    kernel /vmlinuz\n    \
+         ramdisk /guest.cpio\n}}\n"
+    );
+    let ping = db_server.map_or(String::new(), |_| {
+        format!(" mln.lab.ping=10.77.0.{}", net + 1)
+    });
+    text.push_str(&format!(
+        "host web {{\n    superclass guest\n    \
+         extra console=hvc0 mln.lab.ip=10.77.0.{net}/24{ping}\n    \
+         service_host {web_server}\n    network eth0 {{\n        bridge xenbr0\n    }}\n}}\n"
+    ));
+    if let Some(db) = db_server {
+        text.push_str(&format!(
+            "host db {{\n    superclass guest\n    \
+             extra console=hvc0 mln.lab.ip=10.77.0.{}/24 mln.lab.ping=10.77.0.{net}\n    \
+             service_host {db}\n    network eth0 {{\n        bridge xenbr0\n    }}\n}}\n",
+            net + 1
+        ));
+    }
+    text
 }
 
-struct Lab(StandIn, &'static str);
+/// A scratch folder with the managing side's state and project files;
+/// dropped, it ends whatever domains of its project either server still
+/// runs (a failed test must not leave guests eating the lab's CPU).
+struct Desk<'a> {
+    dir: tempfile::TempDir,
+    lab: &'a Servers,
+    project: &'static str,
+}
 
-impl Lab {
-    fn new(project: &'static str) -> Lab {
-        Lab(StandIn::new(), project)
-    }
-
-    /// The lab with one folder of disks for `project` on every server:
-    /// each server's `PROJECT/disks` is a symlink to `DIR/shared-disks`.
-    fn with_shared_disks(project: &'static str, servers: &[&str]) -> Lab {
-        let lab = Lab::new(project);
-        let shared = lab.0.dir.path().join("shared-disks");
-        std::fs::create_dir_all(&shared).expect("shared disks folder");
-        for server in servers {
-            let dir = lab.0.project_dir(server, project);
-            std::fs::create_dir_all(&dir).expect("server's project folder");
-            std::os::unix::fs::symlink(&shared, dir.join("disks"))
-                .expect("symlink to the shared disks");
-        }
-        lab
-    }
-
-    fn project(&self, server: &str) -> Project {
-        let kernel = xen_lab::guest_kernel();
-        let ramdisk = xen_lab::guest_ramdisk();
-        let text = format!(
-            "global {{\n    project {PROJECT}\n}}\n\
-             host web {{\n    xen\n    memory 128M\n    kernel {kernel}\n    \
-             ramdisk {ramdisk}\n    extra console=hvc0\n    service_host {server}\n}}\n",
-            PROJECT = self.1
-        );
-        mln_lang::load_str("xen_move.mln", &text)
-            .unwrap_or_else(|r| panic!("{}", r.render(false)))
-            .project()
-            .clone()
-    }
-
-    /// Plan and apply `goal` towards `project` as `mln` would, over
-    /// `ClusterBackends`.
-    fn apply(&self, goal: Goal, project: Option<&Project>) -> Outcome {
-        let store = StateStore::open(self.0.dir.path().join("state"), self.1).expect("state");
-        let local = LocalBackends::new(store.dir())
-            .expect("local backends")
-            .with_default_template(self.0.template.clone());
-        let desired = project.map(mln_lang::plan::DesiredProject::from_project);
-        let recorded = store.load().ok().flatten();
-        let b = ClusterBackends::new(self.1, local, self.0.access.clone())
-            .with_servers(desired.as_ref(), recorded.as_ref());
-        let mut o = RunOptions::new(goal);
-        o.stop_timeout = Duration::from_secs(60);
-        let out = {
-            let run = Run::new(store, &b, o.clone());
-            match project {
-                Some(p) => run.project(p),
-                None => run,
+impl Drop for Desk<'_> {
+    fn drop(&mut self) {
+        for server in [A, B] {
+            for d in self.lab.domains_quietly(server) {
+                if d.starts_with(&format!("{}.", self.project)) {
+                    let _ = self.lab.ssh(server, &["xl", "destroy", &d]);
+                }
             }
-            .run()
         }
-        .expect("apply");
-        applied(&out);
-        out
-    }
-
-    fn disk(&self, server: &str) -> PathBuf {
-        self.0.project_dir(server, self.1).join("disks/web.qcow2")
     }
 }
 
-/// `upgrade` with web's `service_host` changed to server-b: the plan has
-/// one move, planned live, and the recorded state names server-b after.
-fn upgrade_to_server_b(lab: &Lab) -> Outcome {
-    let out = lab.apply(Goal::Upgrade, Some(&lab.project("server-b")));
-    let moves: Vec<&Op> = out
-        .plan
-        .actions
-        .iter()
-        .map(|a| &a.op)
-        .filter(|op| matches!(op, Op::Move { .. }))
-        .collect();
-    assert!(
-        matches!(moves[..], [Op::Move { live: true, .. }]),
-        "{}",
-        out.plan.render_actions()
-    );
-    let report = out.report.as_ref().expect("applied");
-    assert_eq!(
-        report.state.hosts["web"].spec.service_host.as_deref(),
-        Some("server-b")
-    );
-    out
+impl<'a> Desk<'a> {
+    fn new(lab: &'a Servers, project: &'static str) -> Desk<'a> {
+        Desk {
+            dir: tempfile::tempdir().expect("temporary folder"),
+            lab,
+            project,
+        }
+    }
+
+    fn state(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("project file");
+        path.to_string_lossy().into_owned()
+    }
 }
 
-/// The names the web guest of `project` has, before, during and after a
-/// move.
-fn domains(domain: &str) -> [String; 3] {
-    [
-        domain.to_string(),
-        format!("{domain}--incoming"),
-        format!("{domain}--migratedaway"),
-    ]
+/// Give project `project` on both servers one folder of disks on the
+/// shared storage, as an administrator mounting one NFS export on both
+/// would: `/var/lib/mln/PROJECT/disks` is `/srv/shared/PROJECT-disks`.
+fn share_disks(lab: &Servers, project: &str) {
+    let folder = format!("{project}-disks");
+    std::fs::create_dir_all(lab.shared.join(&folder)).expect("shared disks folder");
+    for server in [A, B] {
+        let dir = format!("/var/lib/mln/{project}");
+        lab.ssh_ok(server, &["mkdir", "-p", &dir]);
+        let link = format!("{dir}/disks");
+        lab.ssh_ok(
+            server,
+            &["ln", "-sfn", &format!("/srv/shared/{folder}"), &link],
+        );
+    }
+}
+
+/// The largest ping sequence number in `console`, once there are at
+/// least `n` replies.
+fn wait_replies(lab: &Servers, server: &str, domain: &str, n: usize) -> u64 {
+    let mut last = 0;
+    lab.eventually(
+        &format!("{n} ping replies on {domain}'s console on {server}"),
+        || {
+            let seqs = ping_replies(&lab.console(server, domain));
+            last = seqs.last().copied().unwrap_or(0);
+            seqs.len() >= n
+        },
+    );
+    last
+}
+
+/// Every reply `web` printed, on both servers.
+fn all_replies(lab: &Servers, domain: &str) -> std::collections::BTreeSet<u64> {
+    let mut seqs = ping_replies(&lab.console(A, domain));
+    seqs.extend(ping_replies(&lab.console(B, domain)));
+    seqs
+}
+
+/// Wait until `web` has answered `ahead` pings after `seq` on `server`;
+/// the replies lost from `seq` to the last one.
+fn lost_since(lab: &Servers, server: &str, domain: &str, seq: u64, ahead: u64) -> (u64, u64) {
+    let mut last = seq;
+    lab.eventually(&format!("{domain} pings on from {server}"), || {
+        last = ping_replies(&lab.console(server, domain))
+            .last()
+            .copied()
+            .unwrap_or(0);
+        last >= seq + ahead
+    });
+    let seqs = all_replies(lab, domain);
+    (lost_between(&seqs, seq, last), last)
 }
 
 #[test]
-fn upgrade_moves_a_running_xen_guest_to_another_server_cold_when_disks_are_not_shared() {
-    let Some(x) = xen("upgrade_moves_a_running_xen_guest_to_another_server") else {
-        return;
-    };
-    let names = domains(DOMAIN);
-    let _cleanup = Cleanup::new(&x, &names.each_ref().map(String::as_str));
-    let started = Instant::now();
-    let lab = Lab::new(PROJECT);
-
-    let out = lab.apply(Goal::Up, Some(&lab.project("server-a")));
-    assert_eq!(
-        out.report
-            .as_ref()
-            .map(|r| r.state.hosts["web"].spec.service_host.clone()),
-        Some(Some("server-a".to_string()))
-    );
-    eventually("web prints GUEST-ALIVE", || {
-        console_log(DOMAIN).contains("GUEST-ALIVE")
-    });
-    let before = x.info(DOMAIN).expect("web runs");
-    assert_eq!(before.state, DomainState::Running);
-    assert!(lab.disk("server-a").exists());
-    eprintln!("[{:.0?}] up on server-a: {before:?}", started.elapsed());
-
-    let out = upgrade_to_server_b(&lab);
-    let report = out.report.as_ref().expect("applied");
-    let after = x.info(DOMAIN).expect("web runs after the move");
-    eprintln!("[{:.0?}] moved to server-b: {after:?}", started.elapsed());
-    assert_eq!(after.state, DomainState::Running);
-    assert_ne!(after.id, before.id);
-    // Cold: the disks were carried and the old server's copy is gone.
-    assert!(lab.disk("server-b").exists());
-    assert!(!lab.disk("server-a").exists());
-    let recorded = report.state.hosts["web"].domain.as_ref().map(|d| d.id);
-    assert_eq!(recorded, Some(after.id));
-    // The guest booted again (a cold move), and runs.
-    eventually("web boots again on server-b", || {
-        console_log(DOMAIN).matches("GUEST-ALIVE").count() >= 2
-    });
-    let t = x.info(DOMAIN).expect("info").cpu_time;
-    eventually("web runs on server-b", || {
-        x.info(DOMAIN).is_ok_and(|i| i.cpu_time > t)
-    });
-
-    lab.apply(Goal::Remove, None);
-    let left = domains_of(&x, PROJECT);
-    assert!(left.is_empty(), "domains left after remove: {left:?}");
-    assert!(!lab.disk("server-b").exists());
-    eprintln!("[{:.0?}] removed", started.elapsed());
-}
-
-/// How many times the guest's init said it was alive, over every name the
-/// guest has had (a restored guest's console may be logged under its
-/// incoming name).
-fn boots(domain: &str) -> usize {
-    domains(domain)
-        .iter()
-        .map(|d| console_log(d).matches("GUEST-ALIVE").count())
-        .sum()
-}
-
-#[test]
-fn upgrade_migrates_a_running_xen_guest_to_a_server_that_shares_its_disks() {
-    let Some(x) = xen("upgrade_migrates_a_running_xen_guest_to_a_server_that_shares_its_disks")
+fn upgrade_moves_a_running_xen_guest_live_between_two_servers() {
+    let Some(lab) = Servers::from_env("upgrade_moves_a_running_xen_guest_live_between_two_servers")
     else {
         return;
     };
-    let names = domains(SHARED_DOMAIN);
-    let _cleanup = Cleanup::new(&x, &names.each_ref().map(String::as_str));
-    let started = Instant::now();
-    let lab = Lab::with_shared_disks(SHARED, &["server-a", "server-b"]);
+    let (project_name, web, db) = ("xenlive", "xenlive.web", "xenlive.db");
+    let desk = Desk::new(&lab, project_name);
+    share_disks(&lab, project_name);
+    let on_a = desk.file("on-a.mln", &project(project_name, A, Some(B), 21));
+    let on_b = desk.file("on-b.mln", &project(project_name, B, Some(B), 21));
+    lab.mln_ok(&desk.state(), &["up", &on_a]);
+    // web on server-a reaches db on server-b across the LAN, and back.
+    let before = wait_replies(&lab, A, web, 10);
+    let db_before = wait_replies(&lab, B, db, 10);
+    let console_a = lab.console(A, web);
+    let id = boot_ids(&console_a);
+    assert_eq!(id.len(), 1, "web's boot id: {console_a}");
 
-    lab.apply(Goal::Up, Some(&lab.project("server-a")));
-    let up = Instant::now();
-    eventually("web prints GUEST-ALIVE", || boots(SHARED_DOMAIN) >= 1);
-    // How long a boot takes to show its marker here and now: a guest that
-    // booted again after the move would have shown its second by twice that.
-    let boot_time = up.elapsed();
-    let before = x.info(SHARED_DOMAIN).expect("web runs");
-    assert_eq!(before.state, DomainState::Running);
-    let disk = lab.disk("server-a");
-    let inode = std::fs::metadata(&disk).expect("web's disk").ino();
-    assert_eq!(
-        std::fs::metadata(lab.disk("server-b"))
-            .map(|m| m.ino())
-            .ok(),
-        Some(inode),
-        "server-b sees web's disk file itself"
+    let plan = lab.mln_ok(&desk.state(), &["plan", &on_b]);
+    assert!(
+        plan.contains("live"),
+        "the plan says the move is live:\n{plan}"
     );
-    eprintln!(
-        "[{:.0?}] up on server-a: {before:?}, marker after {boot_time:.0?}",
-        started.elapsed()
+    let start = Instant::now();
+    let out = lab.mln_ok(&desk.state(), &["upgrade", "-f", &on_b, "--yes"]);
+    let took = start.elapsed();
+    eprintln!("{out}");
+    assert!(
+        out.contains("moved live"),
+        "upgrade says the guest moved live:\n{out}"
+    );
+    assert!(
+        !out.contains("moved suspended"),
+        "upgrade fell back to the suspended stream:\n{out}"
     );
 
-    let out = upgrade_to_server_b(&lab);
-    let moved = Instant::now();
-    let report = out.report.as_ref().expect("applied");
-    let after = x.info(SHARED_DOMAIN).expect("web runs after the move");
-    eprintln!(
-        "[{:.0?}] migrated to server-b: {after:?}",
-        started.elapsed()
+    // Under its name on server-b, nothing on server-a.
+    assert!(
+        lab.domains(B).iter().any(|d| d == web),
+        "web runs on server-b"
     );
-    assert_eq!(after.state, DomainState::Running);
-    assert_ne!(after.id, before.id, "a migrated guest is a new domain");
-    let recorded = report.state.hosts["web"].domain.as_ref().map(|d| d.id);
-    assert_eq!(recorded, Some(after.id));
-    for name in &names[1..] {
-        assert!(x.info(name).is_err(), "{name} is left over");
-    }
-    // Only memory travelled: the disk is the same file, not a copy.
-    assert_eq!(
-        std::fs::metadata(lab.disk("server-b"))
-            .map(|m| m.ino())
-            .ok(),
-        Some(inode),
-        "web's disk was replaced"
+    let left: Vec<String> = lab
+        .domains(A)
+        .into_iter()
+        .filter(|d| d.starts_with("xenlive."))
+        .collect();
+    assert!(left.is_empty(), "left on server-a: {left:?}");
+    let status = lab.mln_ok(
+        &desk.state(),
+        &["status", "-p", project_name, "--format", "json"],
     );
-    // The guest runs on in its memory: no second boot, not even after
-    // twice the time its first boot took to show.
-    let t = after.cpu_time;
-    eventually("web runs on server-b", || {
-        x.info(SHARED_DOMAIN).is_ok_and(|i| i.cpu_time > t)
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    let host = status[0]["hosts"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["host"] == "web"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(host["service_host"], B, "{status:#}");
+
+    // It pinged on through the move, and never booted again.
+    let (lost, last) = lost_since(&lab, B, web, before, 25);
+    let console_b = lab.console(B, web);
+    assert!(
+        !console_b.contains("GUEST-ALIVE"),
+        "web booted again on server-b:\n{console_b}"
+    );
+    lab.eventually("web ticks on server-b", || {
+        last_uptime(&lab.console(B, web)).is_some()
     });
-    let quiet = (2 * boot_time).max(Duration::from_secs(20));
-    while moved.elapsed() < quiet {
-        assert_eq!(boots(SHARED_DOMAIN), 1, "web booted again after the move");
-        std::thread::sleep(Duration::from_millis(500));
+    let both = format!("{console_a}{}", lab.console(B, web));
+    assert_eq!(boot_ids(&both), id, "web's boot id changed");
+    assert!(
+        lost <= MAX_LOST,
+        "{lost} ping replies lost between seq {before} and {last} (at most {MAX_LOST})"
+    );
+    let (db_lost, _) = lost_since(&lab, B, db, db_before, 25);
+    lab.figure(&format!(
+        "mln upgrade, live move server-a -> server-b: {:.1} s in all; replies lost: \
+         {lost} of web's pings, {db_lost} of db's pings to web (5/s each)",
+        took.as_secs_f64()
+    ));
+    for line in out.lines().filter(|l| l.contains("moved live")) {
+        lab.figure(&format!("  {}", line.trim()));
     }
-    assert_eq!(boots(SHARED_DOMAIN), 1, "web booted again after the move");
-    assert_eq!(
-        x.info(SHARED_DOMAIN).map(|i| i.id).ok(),
-        Some(after.id),
-        "web was restarted"
-    );
-    eprintln!(
-        "[{:.0?}] still one boot {quiet:.0?} after the move",
-        started.elapsed()
-    );
 
-    lab.apply(Goal::Remove, None);
-    let left = domains_of(&x, SHARED);
-    assert!(left.is_empty(), "domains left after remove: {left:?}");
-    assert!(!disk.exists(), "{} left after remove", disk.display());
-    eprintln!("[{:.0?}] removed", started.elapsed());
+    // `xl migrate` between the same two dom0s, for the figures
+    // (`cargo xtask xen-test --figures`).
+    if std::env::var_os("MLN_XEN_LAB_COMPARE_XL").is_some() {
+        compare_xl_migrate(&lab, web, db);
+    }
+    lab.mln_ok(&desk.state(), &["remove", "-p", project_name]);
+    for server in [A, B] {
+        let left: Vec<String> = lab
+            .domains(server)
+            .into_iter()
+            .filter(|d| d.starts_with("xenlive."))
+            .collect();
+        assert!(left.is_empty(), "left on {server}: {left:?}");
+    }
+}
+
+/// `xl migrate` of `web` from server-b to server-a and back, with the
+/// same figures as `mln`'s move.
+fn compare_xl_migrate(lab: &Servers, web: &str, db: &str) {
+    let seq = all_replies(&lab, web).last().copied().unwrap_or(0);
+    let db_seq = all_replies(&lab, db).last().copied().unwrap_or(0);
+    let start = Instant::now();
+    let xl = lab.ssh(B, &["xl", "migrate", web, A]);
+    let xl_took = start.elapsed();
+    assert!(xl.status.success(), "xl migrate: {}", text(&xl));
+    let (xl_lost, _) = lost_since(&lab, A, web, seq, 25);
+    let (xl_db_lost, _) = lost_since(&lab, B, db, db_seq, 25);
+    lab.figure(&format!(
+        "xl migrate server-b -> server-a: {:.1} s in all; replies lost: \
+         {xl_lost} of web's pings, {xl_db_lost} of db's pings to web (5/s each)",
+        xl_took.as_secs_f64()
+    ));
+
+    // Back where mln has it, with xl too.
+    let back = lab.ssh(A, &["xl", "migrate", web, B]);
+    assert!(back.status.success(), "xl migrate back: {}", text(&back));
+}
+
+#[test]
+fn upgrade_moves_a_xen_guest_whose_disks_are_not_shared_and_says_how() {
+    let Some(lab) =
+        Servers::from_env("upgrade_moves_a_xen_guest_whose_disks_are_not_shared_and_says_how")
+    else {
+        return;
+    };
+    let (project_name, web) = ("xensep", "xensep.web");
+    let desk = Desk::new(&lab, project_name);
+    let on_a = desk.file("on-a.mln", &project(project_name, A, None, 31));
+    let on_b = desk.file("on-b.mln", &project(project_name, B, None, 31));
+    lab.mln_ok(&desk.state(), &["up", &on_a]);
+    lab.eventually("web boots on server-a", || {
+        lab.console(A, web).contains("GUEST-ALIVE")
+    });
+    let disk = "/var/lib/mln/xensep/disks/web.qcow2";
+    lab.ssh_ok(A, &["test", "-f", disk]);
+
+    let out = lab.mln_ok(&desk.state(), &["upgrade", "-f", &on_b, "--yes"]);
+    eprintln!("{out}");
+    assert!(
+        lab.domains(B).iter().any(|d| d == web),
+        "web runs on server-b"
+    );
+    assert!(
+        !lab.domains(A).iter().any(|d| d == web),
+        "web left on server-a"
+    );
+    lab.ssh_ok(B, &["test", "-f", disk]);
+    assert!(
+        !lab.ssh(A, &["test", "-e", disk]).status.success(),
+        "disk left on server-a"
+    );
+    lab.eventually("web boots on server-b", || {
+        lab.console(B, web).contains("GUEST-ALIVE")
+    });
+
+    lab.mln_ok(&desk.state(), &["remove", "-p", project_name]);
+    assert!(
+        !lab.domains(B).iter().any(|d| d == web),
+        "web left on server-b"
+    );
+}
+
+/// Run last, alone (`cargo xtask xen-test` does): it kills server-a's
+/// QEMU, as a power cut would. Evacuation (`mln evacuate`, issue #18)
+/// would start here: the hook is this test's state folder after the
+/// kill, with web recorded on a dead server-a.
+#[test]
+fn status_reports_a_dead_servers_guests_unreachable() {
+    let Some(lab) = Servers::from_env("status_reports_a_dead_servers_guests_unreachable") else {
+        return;
+    };
+    let kill = std::env::var("MLN_XEN_LAB_KILL").expect("MLN_XEN_LAB_KILL=server-a:PID");
+    let pid = kill
+        .strip_prefix("server-a:")
+        .expect("MLN_XEN_LAB_KILL names server-a")
+        .to_string();
+    let desk = Desk::new(&lab, "xendead");
+    let file = desk.file("dead.mln", &project("xendead", A, None, 41));
+    lab.mln_ok(&desk.state(), &["up", &file]);
+    let up = lab.mln_ok(&desk.state(), &["status", "-p", "xendead"]);
+    assert!(up.contains("web"), "{up}");
+
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success(), "kill server-a's QEMU {pid}");
+    // Bounded: a status that hangs on a dead server fails here.
+    let bound = Duration::from_secs(90);
+    let start = Instant::now();
+    let o = lab.mln_within(&desk.state(), &["status", "-p", "xendead"], bound);
+    let took = start.elapsed();
+    let said = text(&o);
+    eprintln!("{said}");
+    assert_eq!(o.status.code(), Some(1), "status with a host down:\n{said}");
+    let line = said
+        .lines()
+        .find(|l| l.contains("web"))
+        .unwrap_or_else(|| panic!("status names web:\n{said}"));
+    assert!(line.contains("down"), "web is down: {line}");
+    assert!(said.contains(A), "status names the dead server:\n{said}");
+    lab.figure(&format!(
+        "mln status with server-a dead: {:.1} s",
+        took.as_secs_f64()
+    ));
+
+    // Evacuated: web made again on server-b from the template and its
+    // configuration (the templates are on the storage both servers see),
+    // under its name, running.
+    let start = Instant::now();
+    let out = lab.mln_ok(
+        &desk.state(),
+        &["evacuate", A, "-p", "xendead", "--to", B, "--yes"],
+    );
+    eprintln!("{out}");
+    assert!(out.contains(&format!("web: {A} → {B}")), "{out}");
+    let web = "xendead.web";
+    assert!(
+        lab.domains(B).iter().any(|d| d == web),
+        "web runs on server-b after the evacuation"
+    );
+    lab.eventually("web boots on server-b", || {
+        lab.console(B, web).contains("GUEST-ALIVE")
+    });
+    let status = lab.mln_within(
+        &desk.state(),
+        &["status", "-p", "xendead", "--format", "json"],
+        bound,
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let host = status[0]["hosts"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["host"] == "web"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(host["service_host"], B, "{status:#}");
+    assert_eq!(host["state"], "running", "{status:#}");
+    lab.figure(&format!(
+        "mln evacuate of dead server-a: {:.1} s until web runs on server-b",
+        start.elapsed().as_secs_f64()
+    ));
+}
+
+#[test]
+fn console_lines_give_replies_boot_ids_and_uptime() {
+    let c = "GUEST-ALIVE uptime=1.0 0.5 boot_id=abc\n\
+             64 bytes from 10.77.0.22: seq=0 ttl=64 time=1.1 ms\n\
+             64 bytes from 10.77.0.22: seq=1 ttl=64 time=1.1 ms\r\n\
+             64 bytes from 10.77.0.22: seq=4 ttl=64 time=1.1 ms\n\
+             GUEST-TICK boot_id=abc uptime=7.5\n";
+    let seqs = ping_replies(c);
+    assert_eq!(seqs.iter().copied().collect::<Vec<_>>(), [0, 1, 4]);
+    assert_eq!(lost_between(&seqs, 0, 4), 2);
+    assert_eq!(lost_between(&seqs, 1, 1), 0);
+    assert_eq!(boot_ids(c), ["abc"]);
+    assert_eq!(last_uptime(c), Some(7.5));
 }

@@ -127,6 +127,11 @@ impl Context {
         self.raw
     }
 
+    /// The logger libxl reports through on this context.
+    pub(crate) fn logger(&self) -> &Logger {
+        &self.logger
+    }
+
     /// True once libxl has reported a disaster on this context.
     pub fn had_disaster(&self) -> bool {
         self.disaster.load(Ordering::SeqCst)

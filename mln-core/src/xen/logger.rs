@@ -3,6 +3,9 @@
 
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_ulong};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use xenlight_sys as sys;
 
@@ -18,11 +21,23 @@ extern "C" {
     ) -> c_int;
 }
 
+/// What libxl says when a guest it asked to suspend has (its
+/// `suspend_common_wait_guest_check`, debug level).
+const GUEST_SUSPENDED: &str = "guest has suspended";
+
 /// The logger object libxl holds a pointer to. `repr(C)` with the vtable
 /// first, so a `*mut Logger` is a valid `*mut xentoollog_logger`.
+///
+/// While watching (see [`Logger::watch_suspension`]) it also notes when
+/// libxl reports a guest suspended: the start of a migration's final
+/// stop, learnt without a hypercall of our own (a thread polling Xen while
+/// libxl forks would leave libxencall's global buffer lock held in the
+/// child, which then deadlocks).
 #[repr(C)]
 pub struct Logger {
     vtable: sys::xentoollog_logger,
+    watching: AtomicBool,
+    suspended: Mutex<Option<Instant>>,
 }
 
 impl Logger {
@@ -34,7 +49,23 @@ impl Logger {
                 progress: Some(progress),
                 destroy: Some(destroy),
             },
+            watching: AtomicBool::new(false),
+            suspended: Mutex::new(None),
         })
+    }
+
+    /// Start (forgetting an earlier time) or stop noting when libxl
+    /// reports a guest suspended.
+    pub fn watch_suspension(&self, on: bool) {
+        if on {
+            *self.suspended.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        self.watching.store(on, Ordering::SeqCst);
+    }
+
+    /// When libxl last reported a guest suspended while watching.
+    pub fn suspended_at(&self) -> Option<Instant> {
+        *self.suspended.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The pointer to give to `libxl_ctx_alloc`.
@@ -66,7 +97,7 @@ unsafe fn text<'a>(p: *const c_char) -> std::borrow::Cow<'a, str> {
 }
 
 unsafe extern "C" fn vmessage(
-    _logger: *mut sys::xentoollog_logger,
+    logger: *mut sys::xentoollog_logger,
     lvl: sys::xentoollog_level,
     errnoval: c_int,
     context: *const c_char,
@@ -74,7 +105,12 @@ unsafe extern "C" fn vmessage(
     al: *mut sys::__va_list_tag,
 ) {
     let lvl = level(lvl);
-    if !log::log_enabled!(target: "libxl", lvl) || format.is_null() {
+    // SAFETY: libxl hands back the pointer `Logger::as_raw` gave it: the
+    // first field of a live `repr(C)` Logger (the Context keeps it alive
+    // until libxl is freed), so it is a valid `*const Logger`.
+    let this = unsafe { &*(logger as *const Logger) };
+    let watching = this.watching.load(Ordering::SeqCst);
+    if (!watching && !log::log_enabled!(target: "libxl", lvl)) || format.is_null() {
         return;
     }
     let mut buf = [0 as c_char; 1024];
@@ -90,6 +126,12 @@ unsafe extern "C" fn vmessage(
     // SAFETY: libxl passes a static context string or NULL.
     let ctx = unsafe { text(context) };
     let msg = msg.trim_end();
+    if watching && msg.contains(GUEST_SUSPENDED) {
+        *this.suspended.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+    if !log::log_enabled!(target: "libxl", lvl) {
+        return;
+    }
     if errnoval >= 0 {
         let e = std::io::Error::from_raw_os_error(errnoval);
         log::log!(target: "libxl", lvl, "{ctx}: {msg}: {e}");

@@ -54,6 +54,11 @@ pub const REBOOT_TIMEOUT: Duration = Duration::from_secs(120);
 const STREAM_IDENT: &[u8; 8] = b"LibxlFmt";
 /// How often state is polled while waiting for a guest.
 const POLL: Duration = Duration::from_millis(200);
+/// How a successful [`Hypervisor::migrate_send`] reports a live move
+/// (memory copied while the guest ran), in its log line.
+pub const MOVED_LIVE: &str = "moved live:";
+/// How it reports a move with the guest suspended for the whole transfer.
+pub const MOVED_SUSPENDED: &str = "moved suspended:";
 
 /// The Xen backend. `Send + Sync` because its [`Context`] is (see there).
 pub struct XenHypervisor {
@@ -604,11 +609,23 @@ impl Hypervisor for XenHypervisor {
     /// As `xl migrate` does, the domain is renamed `NAME--migratedaway`
     /// first, so a receiver on the same host can take the name; on failure
     /// it gets its name back and runs on.
+    ///
+    /// On success it logs (warning level, which `mln` shows and passes on
+    /// from a server's agent) how the guest moved, `moved live:` or
+    /// `moved suspended:`, with the whole send and the time from the
+    /// guest's suspension to the end of the stream (the stop-and-copy
+    /// part; the receiver's restore adds to the guest's pause).
     fn migrate_send(&self, name: &str, stream: BorrowedFd<'_>) -> Result<()> {
         let domid = self.domid(name)?;
         let away = format!("{name}--migratedaway");
         self.rename(domid, name, &away)?;
-        if let Err(e) = self.suspend_fd(domid, name, stream.as_raw_fd(), self.live_migration) {
+        let live = self.live_migration;
+        let started = Instant::now();
+        self.ctx.logger().watch_suspension(true);
+        let sent = self.suspend_fd(domid, name, stream.as_raw_fd(), live);
+        self.ctx.logger().watch_suspension(false);
+        let suspended_at = self.ctx.logger().suspended_at();
+        if let Err(e) = sent {
             // SAFETY: live context; cancel the suspend so the guest runs on.
             let rc = unsafe { sys::libxl_domain_resume(self.ctx(), domid, 1, ptr::null()) };
             if rc != 0 {
@@ -622,6 +639,17 @@ impl Hypervisor for XenHypervisor {
             }
             return Err(e);
         }
+        let total = started.elapsed();
+        let stopped = suspended_at.map_or_else(
+            || "for an unseen time".to_string(),
+            |t| format!("for {} ms before the stream ended", t.elapsed().as_millis()),
+        );
+        log::warn!(
+            "{} {name} in {} ms (libxl {} migration), the guest suspended {stopped}",
+            if live { MOVED_LIVE } else { MOVED_SUSPENDED },
+            total.as_millis(),
+            if live { "live" } else { "non-live" },
+        );
         self.destroy_domid(domid, name)
     }
 

@@ -394,9 +394,8 @@ impl Sending<'_> {
             Sending::Here(h) => joined(h),
             Sending::Server(j) => {
                 let said = j.finish_saying()?;
-                for line in said.lines().filter(|l| l.contains(MOVED)) {
-                    let report = line.split_once(MOVED).map_or(line, |(_, r)| r);
-                    log::warn!("moved live: {}", report.trim());
+                for report in said.lines().filter_map(move_report) {
+                    log::warn!("{report}");
                 }
                 Ok(())
             }
@@ -404,8 +403,22 @@ impl Sending<'_> {
     }
 }
 
-/// What a sender prints before its report of a completed live move.
+/// What a sender prints before its report of a completed live move (the
+/// Xen backend's `MOVED_LIVE`, too).
 const MOVED: &str = "moved live:";
+/// What the Xen backend prints before its report of a move with the guest
+/// suspended for the whole transfer (its `MOVED_SUSPENDED`).
+const MOVED_SUSPENDED: &str = "moved suspended:";
+
+/// The report of a completed move in a line a sender logged, from its
+/// marker on.
+fn move_report(line: &str) -> Option<&str> {
+    [MOVED, MOVED_SUSPENDED]
+        .iter()
+        .filter_map(|m| line.find(m))
+        .min()
+        .map(|at| line[at..].trim())
+}
 
 #[cfg(test)]
 mod tests {
@@ -445,6 +458,19 @@ mod tests {
         // Without a disk there is nothing to mark.
         let other = HostSpec::new("db");
         assert!(mark(&a, "lab", &other, Some(&t)).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_senders_report_of_either_move_is_passed_on_from_its_marker() {
+        assert_eq!(
+            move_report("[WARN mln_core::xen] moved live: lab.web in 900 ms"),
+            Some("moved live: lab.web in 900 ms")
+        );
+        assert_eq!(
+            move_report("WARN moved suspended: lab.web in 2000 ms"),
+            Some("moved suspended: lab.web in 2000 ms")
+        );
+        assert_eq!(move_report("INFO lab.web: 1000 bytes sent"), None);
     }
 
     #[test]

@@ -15,9 +15,6 @@ use std::path::{Path, PathBuf};
 
 use super::{copy, io_err};
 
-/// Kernel modules for block backends (paths under the kernel's `drivers`).
-pub const MODULES: &[&str] = &["block/loop.ko", "block/xen-blkback/xen-blkback.ko"];
-
 /// Where libxl looks for the device model (Debian's build of Xen).
 const DEVICE_MODEL: &str = "usr/libexec/xen-qemu-system-i386";
 

@@ -39,13 +39,14 @@ impl Machine {
     }
 
     /// Decide the platform of every host in `hosts` (name, platform as the
-    /// project says): `None` keeps them all, `Some(p)` runs them all as `p`.
-    /// Fails, saying what to do, when a host would need a backend this
-    /// machine lacks.
+    /// project says, and whether it runs on this machine rather than on
+    /// another service host): `None` keeps them all, `Some(p)` runs them
+    /// all as `p`. Fails, saying what to do, when a host would need a
+    /// backend this machine lacks (Xen: only for hosts that run here).
     fn placement<'a>(
         &self,
         project: &str,
-        hosts: impl Iterator<Item = (&'a str, Platform)>,
+        hosts: impl Iterator<Item = (&'a str, Platform, bool)>,
         choice: Option<BackendChoice>,
     ) -> Result<Option<BackendChoice>, String> {
         let qemu = qemu_installed();
@@ -58,12 +59,12 @@ impl Machine {
             }
             (Some(c), _) => Ok(Some(c)),
             (None, xen) => {
-                let hosts: Vec<(&str, Platform)> = hosts.collect();
+                let hosts: Vec<(&str, Platform, bool)> = hosts.collect();
                 let named = |want: fn(Platform) -> bool| -> Vec<&str> {
                     hosts
                         .iter()
-                        .filter(|(_, p)| want(*p))
-                        .map(|(n, _)| *n)
+                        .filter(|(_, p, _)| want(*p))
+                        .map(|(n, _, _)| *n)
                         .collect()
                 };
                 let kvm = named(|p| p == Platform::Kvm);
@@ -76,7 +77,11 @@ impl Machine {
                         self.default_backend().label(),
                     ));
                 }
-                let xen_hosts = named(|p| p.backend() == Some(mln_core::BackendKind::Xen));
+                let xen_hosts: Vec<&str> = hosts
+                    .iter()
+                    .filter(|(_, p, here)| *here && p.backend() == Some(mln_core::BackendKind::Xen))
+                    .map(|(n, _, _)| *n)
+                    .collect();
                 match xen {
                     Err(why) if !xen_hosts.is_empty() => Err(format!(
                         "project {project} asks for Xen hosts ({}), but Xen cannot run here ({why}); \
@@ -96,7 +101,13 @@ impl Machine {
         project: &mut Project,
         choice: Option<BackendChoice>,
     ) -> Result<(), String> {
-        let hosts = project.hosts.iter().map(|h| (h.name.as_str(), h.platform));
+        let hosts = project.hosts.iter().map(|h| {
+            (
+                h.name.as_str(),
+                h.platform,
+                runs_here(h.service_host.as_deref()),
+            )
+        });
         if let Some(to) = self.placement(&project.name, hosts, choice)? {
             for h in &mut project.hosts {
                 h.platform = to.platform(h.platform);
@@ -117,10 +128,13 @@ impl Machine {
         project: &mut DesiredProject,
         choice: Option<BackendChoice>,
     ) -> Result<(), String> {
-        let hosts = project
-            .hosts
-            .values()
-            .map(|h| (h.name.as_str(), h.platform));
+        let hosts = project.hosts.values().map(|h| {
+            (
+                h.name.as_str(),
+                h.platform,
+                runs_here(h.service_host.as_deref()),
+            )
+        });
         if let Some(to) = self.placement(&project.name, hosts, choice)? {
             for h in project.hosts.values_mut() {
                 h.platform = to.platform(h.platform);
@@ -134,6 +148,14 @@ impl Machine {
                 .map(|h| (h.name.as_str(), h.platform, h.memory)),
         )
     }
+}
+
+/// Whether a host with this `service_host` runs on this machine (as
+/// `ClusterBackends` decides: no service host, `localhost` or this
+/// machine's name).
+fn runs_here(service_host: Option<&str>) -> bool {
+    service_host
+        .is_none_or(|s| s == "localhost" || mln_lang::agent::this_hostname().as_deref() == Some(s))
 }
 
 impl BackendChoice {

@@ -678,8 +678,14 @@ impl Backends for ClusterBackends {
         if a == b {
             return Ok(());
         }
+        // A guest that could move live but will not says why where
+        // `upgrade` shows it (issue #21); the rest is the usual case.
         let cold = |why: String| {
-            log::info!("{}: moves cold: {why}", from.name);
+            if from.platform.live_migration() {
+                log::warn!("{}: moves cold: {why}", from.name);
+            } else {
+                log::info!("{}: moves cold: {why}", from.name);
+            }
             Err(Error::Unsupported {
                 backend: "mln",
                 op: "migrating this running guest",
