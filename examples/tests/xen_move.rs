@@ -253,14 +253,14 @@ fn upgrade_moves_a_running_xen_guest_live_between_two_servers() {
 /// `xl migrate` of `web` from server-b to server-a and back, with the
 /// same figures as `mln`'s move.
 fn compare_xl_migrate(lab: &Servers, web: &str, db: &str) {
-    let seq = all_replies(&lab, web).last().copied().unwrap_or(0);
-    let db_seq = all_replies(&lab, db).last().copied().unwrap_or(0);
+    let seq = all_replies(lab, web).last().copied().unwrap_or(0);
+    let db_seq = all_replies(lab, db).last().copied().unwrap_or(0);
     let start = Instant::now();
     let xl = lab.ssh(B, &["xl", "migrate", web, A]);
     let xl_took = start.elapsed();
     assert!(xl.status.success(), "xl migrate: {}", text(&xl));
-    let (xl_lost, _) = lost_since(&lab, A, web, seq, 25);
-    let (xl_db_lost, _) = lost_since(&lab, B, db, db_seq, 25);
+    let (xl_lost, _) = lost_since(lab, A, web, seq, 25);
+    let (xl_db_lost, _) = lost_since(lab, B, db, db_seq, 25);
     lab.figure(&format!(
         "xl migrate server-b -> server-a: {:.1} s in all; replies lost: \
          {xl_lost} of web's pings, {xl_db_lost} of db's pings to web (5/s each)",
@@ -331,7 +331,7 @@ fn status_reports_a_dead_servers_guests_unreachable() {
         .expect("MLN_XEN_LAB_KILL names server-a")
         .to_string();
     let desk = Desk::new(&lab, "xendead");
-    let file = desk.file("dead.mln", &project("xendead", A, None, 41));
+    let file = desk.file("dead.mln", &project("xendead", A, Some(B), 41));
     lab.mln_ok(&desk.state(), &["up", &file]);
     let up = lab.mln_ok(&desk.state(), &["status", "-p", "xendead"]);
     assert!(up.contains("web"), "{up}");
@@ -364,10 +364,7 @@ fn status_reports_a_dead_servers_guests_unreachable() {
     // configuration (the templates are on the storage both servers see),
     // under its name, running.
     let start = Instant::now();
-    let out = lab.mln_ok(
-        &desk.state(),
-        &["evacuate", A, "-p", "xendead", "--to", B, "--yes"],
-    );
+    let out = lab.mln_ok(&desk.state(), &["evacuate", A, "-p", "xendead", "--yes"]);
     eprintln!("{out}");
     assert!(out.contains(&format!("web: {A} → {B}")), "{out}");
     let web = "xendead.web";

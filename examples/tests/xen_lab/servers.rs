@@ -239,5 +239,5 @@ pub fn last_uptime(console: &str) -> Option<f64> {
         .filter(|l| l.contains("GUEST-TICK"))
         .filter_map(|l| l.split("uptime=").nth(1))
         .filter_map(|r| r.split_whitespace().next()?.parse().ok())
-        .last()
+        .next_back()
 }

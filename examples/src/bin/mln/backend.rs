@@ -154,8 +154,9 @@ impl Machine {
 /// `ClusterBackends` decides: no service host, `localhost` or this
 /// machine's name).
 fn runs_here(service_host: Option<&str>) -> bool {
-    service_host
-        .is_none_or(|s| s == "localhost" || mln_lang::agent::this_hostname().as_deref() == Some(s))
+    service_host.map_or(true, |s| {
+        s == "localhost" || mln_lang::agent::this_hostname().as_deref() == Some(s)
+    })
 }
 
 impl BackendChoice {

@@ -21,6 +21,21 @@ pub fn evacuate(out: &Output, args: &EvacuateArgs) -> u8 {
         Err(code) => return code,
     };
     let server = args.server.as_str();
+    // Hosts go to servers the project already spans (its switches reach
+    // there); another server needs a host of the project file first.
+    let known: Vec<&str> = prepared.backends.servers().collect();
+    if let Some(other) = args
+        .to
+        .iter()
+        .find(|t| *t != "local" && !known.contains(&t.as_str()))
+    {
+        return fail(format!(
+            "--to {other}: not a server of project {}; evacuate places hosts on the \
+             project's own servers (or `local`): give {other} a host in the project file \
+             and upgrade first",
+            prepared.name
+        ));
+    }
     let unreachable = prepared.backends.connect_all();
     let lost = unreachable.get(server).cloned();
     match &lost {
