@@ -106,3 +106,20 @@ fn a_dead_server_is_reported_refused_evacuated_and_cleared_when_it_returns() {
     ok(&lab.mln(&["remove", "-p", PROJECT], Duration::from_secs(300)));
     lab.assert_nothing_left();
 }
+
+#[test]
+fn an_up_that_fails_on_an_unreachable_server_leaves_nothing_after_remove() {
+    let Some(mut lab) = Lab::new(PROJECT) else {
+        return;
+    };
+    // server-b does not answer from the start: the switch spanning both
+    // servers is started here and on server-a, then fails to reach it.
+    lab.servers.stop_sshd("server-b");
+    let file = server_lab::sample("multi-server-uml.mln");
+    let o = lab.mln(&["up", file.to_str().unwrap()], Duration::from_secs(300));
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("server-b"), "{}", text(&o));
+    lab.servers.start_sshd("server-b");
+    ok(&lab.mln(&["remove", "-p", PROJECT], Duration::from_secs(300)));
+    lab.assert_nothing_left();
+}

@@ -23,6 +23,7 @@ mod cluster;
 pub mod evacuate;
 mod executor;
 mod hooks;
+pub mod recover;
 mod session;
 
 use crate::plan::{Action, ActionId, HookPoint};

@@ -541,6 +541,24 @@ impl<'b> Session<'b> {
         }
         match self.lock.take() {
             Some(lock) => {
+                // Nothing the record knows of runs any more; what still
+                // names the folder (a switch started by a run that failed
+                // before recording it, say) would run on without it.
+                let project = self.store.project().to_string();
+                let swept = super::recover::sweep(
+                    &project,
+                    self.store.dir(),
+                    self.backends,
+                    std::time::Duration::from_secs(5),
+                );
+                if swept.processes > 0 || !swept.domains.is_empty() {
+                    log::warn!(
+                        "{project}: ended {} process(es) and {} Xen domain(s) the record did \
+                         not know of",
+                        swept.processes,
+                        swept.domains.len()
+                    );
+                }
                 self.store.clone().remove_dir(lock)?;
                 Ok(true)
             }

@@ -73,9 +73,12 @@ impl ProjectLock {
                 Err(e) => return Err(io_err(e)),
             }
         };
-        file.set_len(0).map_err(io_err)?;
-        file.rewind().map_err(io_err)?;
-        writeln!(file, "{}", std::process::id()).map_err(io_err)?;
+        // Only for a contender's message: a full disk must not keep the
+        // lock from being taken (the state write after it says so).
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()));
         Ok(ProjectLock {
             file,
             path: path.to_path_buf(),

@@ -44,6 +44,17 @@ pub enum StateError {
         /// The OS error.
         source: io::Error,
     },
+    /// The new state could not be written (a full disk, say); the file
+    /// still holds the state before it, whole.
+    #[error(
+        "{path}: cannot record the new state: {source}; the file still holds the previous state"
+    )]
+    Save {
+        /// The state file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
     /// Another process holds the project's lock.
     #[error("project {project} is locked by {}", match .pid { Some(p) => format!("pid {p}"), None => "another process".to_string() })]
     Locked {
@@ -53,7 +64,7 @@ pub enum StateError {
         pid: Option<u32>,
     },
     /// `state.json` is not valid.
-    #[error("{path}: corrupt state: {source}")]
+    #[error("{path}: corrupt state: {source} (`mln recover -p PROJECT` removes what the project still runs)")]
     Corrupt {
         /// The state file.
         path: PathBuf,
@@ -224,8 +235,12 @@ impl StateStore {
             source,
         })?;
         bytes.push(b'\n');
-        write_atomic(&self.dir, STATE_FILE, |f| f.write_all(&bytes))
-            .map_err(|e| StateError::io(self.dir.join(STATE_FILE), e))
+        write_atomic(&self.dir, STATE_FILE, |f| f.write_all(&bytes)).map_err(|source| {
+            StateError::Save {
+                path: self.dir.join(STATE_FILE),
+                source,
+            }
+        })
     }
 
     /// Forget the project: delete its state file (the folder and lock file
@@ -243,6 +258,27 @@ impl StateStore {
             Err(e) => return Err(StateError::io(&path, e)),
         }
         atomic::sync_dir(&self.dir).map_err(|e| StateError::io(&self.dir, e))
+    }
+
+    /// Move a state file that cannot be read out of the project's folder,
+    /// to `ROOT/PROJECT.damaged-state-SECONDS.json` beside it, so that the
+    /// project can be recovered (see `mln recover`) and the file still be
+    /// looked at; returns where it went.
+    pub fn set_aside(&self, lock: &ProjectLock) -> Result<PathBuf> {
+        if !lock.is_for(&self.dir.join(LOCK_FILE)) {
+            return Err(StateError::WrongLock {
+                project: self.project.clone(),
+            });
+        }
+        let from = self.dir.join(STATE_FILE);
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let root = self.dir.parent().unwrap_or(&self.dir);
+        let to = root.join(format!("{}.damaged-state-{secs}.json", self.project));
+        fs::rename(&from, &to).map_err(|e| StateError::io(&from, e))?;
+        atomic::sync_dir(root).map_err(|e| StateError::io(root, e))?;
+        Ok(to)
     }
 
     /// Delete the project's folder once its state is cleared, releasing

@@ -62,6 +62,10 @@ pub enum Command {
     Evacuate(EvacuateArgs),
     /// Stop and delete everything the project made.
     Remove(LifecycleArgs),
+    /// A project whose state file is damaged: keep the file aside, end what
+    /// the project still runs here (and, given its file with -f, remove its
+    /// hosts on its servers) and forget it.
+    Recover(LifecycleArgs),
     /// Show what `upgrade` would do, without doing it.
     Plan(PlanArgs),
     /// Show what going from project file OLD (as if running) to NEW takes;

@@ -175,7 +175,7 @@ pub(crate) struct Prepared {
     pub(crate) store: StateStore,
     pub(crate) backends: ClusterBackends,
     /// The project from the file, its hosts on the backends they run on.
-    project: Option<Project>,
+    pub(crate) project: Option<Project>,
     /// The project as last applied, re-placed by `--backend`.
     recorded: Option<DesiredProject>,
     pub(crate) options: RunOptions,
@@ -271,7 +271,7 @@ impl Prepared {
     }
 
     /// Lock, observe, plan and (unless a dry run) apply.
-    fn run(self, out: &Output, quiet: bool) -> Result<apply::Outcome, u8> {
+    pub(crate) fn run(self, out: &Output, quiet: bool) -> Result<apply::Outcome, u8> {
         let progress = Lines::new(out);
         let silent = apply::NoProgress;
         let shown: &dyn apply::Progress = if quiet { &silent } else { &progress };

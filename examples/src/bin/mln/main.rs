@@ -19,6 +19,7 @@ mod lifecycle;
 mod log;
 mod output;
 mod progress;
+mod recover;
 mod status;
 mod template;
 
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
             lifecycle::upgrade(&out, &a)
         }
         cli::Command::Remove(a) => lifecycle::run(&out, Goal::Remove, &a.normalized()),
+        cli::Command::Recover(a) => recover::recover(&out, &a.normalized()),
         cli::Command::Plan(a) => lifecycle::plan(&out, &a.target.normalized(), a.format),
         cli::Command::Status(a) => status::status(&out, &a),
         cli::Command::List(a) => status::list(&a),

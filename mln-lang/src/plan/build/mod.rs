@@ -421,7 +421,9 @@ impl<'a> Builder<'a> {
                     reason: reason.to_string(),
                     replugged,
                 });
-            } else if (up || rec.is_some()) && !filtered {
+            } else if (obs.is_some() || rec.is_some()) && !filtered {
+                // Found at all (a switch whose cable is down is found down)
+                // or recorded: removed, so no instance of it is left behind.
                 let r = self.push(
                     Op::RemoveSwitch {
                         switch: name.to_string(),
