@@ -204,6 +204,13 @@ fn measure(mln: &Mln, dir: &Path, lab: &Lab, baseline: bool) -> Result<Row, Stri
                 });
             plain::kill_all(&state);
         }
+        // Up again (not timed), so that `remove` is timed on N running
+        // guests as a user would run it.
+        mln.timed(
+            &state,
+            &["up", "-p", &lab.project],
+            &format!("{}-up-again", lab.project),
+        )?;
     }
     let remove = mln.timed(
         &state,

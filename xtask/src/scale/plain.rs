@@ -58,8 +58,12 @@ impl Launch {
         let mut cmd = Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..])
             .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&self.cwd);
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        // A UML guest runs in its umid folder, which `mln stop` removed:
+        // the guest makes it again.
+        if self.cwd.is_dir() {
+            cmd.current_dir(&self.cwd);
+        }
         cmd
     }
 }
