@@ -25,17 +25,9 @@ fn mln(state: &Path, args: &[&str]) -> Output {
         .expect("run mln")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "{}", text(o));
-    text(o)
+    assert!(o.status.success(), "{}", testkit::output_text(o));
+    testkit::output_text(o)
 }
 
 /// Up, then the state file cut in half, as a crash of the disk might.
@@ -80,7 +72,7 @@ fn assert_recovered(state: &Path, said: &str) {
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
     let o = mln(state, &["status", "-p", "broken"]);
-    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!o.status.success(), "{}", testkit::output_text(&o));
 }
 
 #[test]
@@ -95,7 +87,7 @@ fn a_damaged_state_is_refused_and_recover_ends_what_runs() {
     for verb in [["status", "-p", "broken"], ["remove", "-p", "broken"]] {
         let o = mln(&state, &verb);
         assert!(!o.status.success(), "{verb:?} on a damaged state");
-        let said = text(&o);
+        let said = testkit::output_text(&o);
         assert!(
             said.contains("corrupt state") && said.contains("mln recover"),
             "{said}"
@@ -124,6 +116,10 @@ fn recover_with_the_project_file_removes_the_project_as_if_it_were_up() {
     ok(&mln(&state, &["up", file.to_str().unwrap()]));
     let o = mln(&state, &["recover", "-p", "broken"]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("mln remove -p broken"), "{}", text(&o));
+    assert!(
+        testkit::output_text(&o).contains("mln remove -p broken"),
+        "{}",
+        testkit::output_text(&o)
+    );
     ok(&mln(&state, &["remove", "-p", "broken"]));
 }

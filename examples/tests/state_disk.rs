@@ -20,16 +20,8 @@ fn mln(state: &Path, templates: &Path, args: &[&str]) -> Output {
         .expect("run mln")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn ok(o: &Output) {
-    assert!(o.status.success(), "{}", text(o));
+    assert!(o.status.success(), "{}", testkit::output_text(o));
 }
 
 /// A tmpfs mounted on a folder, unmounted when dropped.
@@ -112,7 +104,7 @@ fn a_full_state_disk_is_reported_and_the_state_file_stays_whole() {
 
     let filler = fill(&state);
     let o = mln(&state, &templates, &["stop", "-p", PROJECT]);
-    let said = text(&o);
+    let said = testkit::output_text(&o);
     assert!(!o.status.success(), "stop on a full disk succeeded: {said}");
     assert!(
         said.contains("No space left on device") && said.contains("state.json"),

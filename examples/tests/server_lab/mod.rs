@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use testkit::{processes_under, TestServers};
@@ -24,42 +24,12 @@ pub fn sample(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// What `o` printed, stdout then stderr.
-pub fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// Fails the test with what `o` printed unless it succeeded.
 pub fn ok(o: &Output) {
     assert!(o.status.success(), "{:?}\n{}", o.status, text(o));
 }
 
-/// Runs `cmd`, killed (and the test failed) if it takes over `limit`:
-/// a hanging agent must not hang the test run.
-pub fn run(cmd: &mut Command, limit: Duration) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run mln");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("wait for mln"),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("{cmd:?} took over {limit:?}");
-        }
-    }
-}
+pub use testkit::{output_text as text, run_within as run};
 
 /// The servers a lab has unless it names its own.
 const SERVERS: [&str; 2] = ["server-a", "server-b"];
