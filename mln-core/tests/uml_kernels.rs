@@ -147,6 +147,12 @@ fn every_kernel_generation_names_interfaces_eth_pings_and_replugs() {
             .wait_console("alice", "MLN-PING-", Duration::from_secs(120))
             .unwrap();
         assert!(log.contains("MLN-PING-yes"), "{}: {log}", k.version);
+        // The watcher's first line comes 0.2 s after it starts: the ping
+        // may answer before it.
+        let log = pair
+            .uml
+            .wait_console("alice", "MLN-NETDEVS:", Duration::from_secs(30))
+            .unwrap();
         let devs = log
             .lines()
             .rfind(|l| l.starts_with("MLN-NETDEVS:"))
