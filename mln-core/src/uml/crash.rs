@@ -56,7 +56,10 @@ impl CrashCause {
             }
             CrashCause::OutOfMemory => "give the host more `memory` (64M boots reliably)",
             CrashCause::NoRootFileSystem => {
-                "the root disk holds no file system the kernel can mount: check the template"
+                "if other guests of the same template booted, this one most likely ran short \
+                 of memory while many booted at once (guests under 48M do): give it more \
+                 `memory`; otherwise its root disk holds no file system the kernel can mount: \
+                 check the template"
             }
             CrashCause::DiskInUse => {
                 "find what else runs with this disk (`mln status`, `ps`) and stop it, then start again"
