@@ -7,39 +7,17 @@ use std::io::IsTerminal;
 use std::os::fd::AsFd;
 
 use mln_core::attach::{attach, ConsoleEndpoint, Ended, RawMode};
-use mln_lang::agent::ServerAccess;
-use mln_lang::apply::{ClusterBackends, LocalBackends};
 
 use crate::cli::ConsoleArgs;
-use crate::lifecycle::{fail, Places};
+use crate::lifecycle::fail;
 
 /// Run `mln console`; 0 when the session ended normally.
 pub fn console(args: &ConsoleArgs) -> u8 {
-    let places = match Places::new(args.state_dir.as_deref(), None) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-    let store = match places.recorded(&args.project) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let state = match store.load() {
-        Ok(Some(s)) => s,
-        Ok(None) => return fail(format!("project {}: nothing recorded", args.project)),
-        Err(e) => return fail(e),
-    };
-    let Some(spec) = state.hosts.get(&args.host).map(|r| &r.spec) else {
-        return fail(format!(
-            "project {} has no host {}",
-            args.project, args.host
-        ));
-    };
-    let local = match LocalBackends::new(store.dir()) {
-        Ok(b) => crate::backend::Machine::detect().attach(b),
-        Err(e) => return fail(e),
-    };
-    let cluster = ClusterBackends::new(&args.project, local, ServerAccess::from_env())
-        .with_servers(state.desired.as_ref(), Some(&state));
+    let crate::recorded::Host { spec, cluster } =
+        match crate::recorded::host(args.state_dir.as_deref(), &args.project, &args.host) {
+            Ok(h) => h,
+            Err(code) => return code,
+        };
     let terminal = std::io::stdin().is_terminal();
     let guest = format!("{}.{}", args.project, args.host);
     match cluster.console(

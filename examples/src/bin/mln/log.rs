@@ -11,7 +11,7 @@ use mln_lang::apply::{ClusterBackends, LocalBackends};
 use mln_lang::plan::domain_name;
 
 use crate::cli::LogArgs;
-use crate::lifecycle::{fail, Places};
+use crate::lifecycle::fail;
 
 /// How often `--follow` looks for new output.
 const POLL: Duration = Duration::from_millis(250);
@@ -19,18 +19,9 @@ const POLL: Duration = Duration::from_millis(250);
 /// Print the console log of a host (all its runs so far); with `--follow`,
 /// keep printing what it writes.
 pub fn log(args: &LogArgs) -> u8 {
-    let places = match Places::new(args.state_dir.as_deref(), None) {
+    let (store, state) = match crate::recorded::project(args.state_dir.as_deref(), &args.project) {
         Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-    let store = match places.recorded(&args.project) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let state = match store.load() {
-        Ok(Some(s)) => s,
-        Ok(None) => return fail(format!("project {}: nothing recorded", args.project)),
-        Err(e) => return fail(e),
+        Err(code) => return code,
     };
     let spec = state
         .hosts

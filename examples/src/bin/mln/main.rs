@@ -19,6 +19,7 @@ mod lifecycle;
 mod log;
 mod output;
 mod progress;
+mod recorded;
 mod recover;
 mod status;
 mod template;
