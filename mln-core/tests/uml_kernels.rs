@@ -187,8 +187,16 @@ fn every_kernel_generation_names_interfaces_eth_pings_and_replugs() {
         for _ in 0..if k.net == NetDriver::Vector { 100 } else { 20 } {
             let text = std::fs::read(pair.uml.console_log("alice").unwrap()).unwrap();
             after = String::from_utf8_lossy(&text[before.min(text.len())..]).into_owned();
+            // The rename is printed first and the watcher (every 0.2 s)
+            // reports the renamed devices after it: wait for both.
             let settled = match k.net {
-                NetDriver::Vector => after.contains("mln: network device vec1 is eth1"),
+                NetDriver::Vector => {
+                    after.contains("mln: network device vec1 is eth1")
+                        && after
+                            .lines()
+                            .rfind(|l| l.starts_with("MLN-NETDEVS:"))
+                            .is_some_and(|l| !l.contains("vec"))
+                }
                 // Same name throughout: give the watcher time to see any change.
                 NetDriver::Eth => false,
             };
