@@ -34,7 +34,7 @@ pub(super) const HOTPLUG: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../templates/busybox/hotplug"
 ));
-const AGENT: &str = include_str!(concat!(
+pub(super) const AGENT: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../templates/busybox/agent"
 ));
@@ -42,13 +42,13 @@ const GETTY: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../templates/busybox/getty"
 ));
-const POWER_BUTTON: &str = include_str!(concat!(
+pub(super) const POWER_BUTTON: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../templates/busybox/powerbutton"
 ));
 /// busybox acpid's action table: the power button runs `powerbutton`
 /// (relative to acpid's configuration folder, /etc/mln).
-const ACPID_CONF: &str = "PWRF powerbutton\n";
+pub(super) const ACPID_CONF: &str = "PWRF powerbutton\n";
 
 /// Where the busybox binary comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 //! `startup`, print [`super::BOOT_FINISHED`] on the console; at halt run
 //! `shutdown`.
 
-use super::busybox::HOTPLUG;
+use super::busybox::{ACPID_CONF, AGENT, HOTPLUG, POWER_BUTTON};
 use super::image::{Entry, Ext4Image};
 use super::{TEMPLATE_CONF, TEMPLATE_CONF_PATH};
 use crate::error::{Error, Result};
@@ -26,6 +26,14 @@ const STARTUP_UNIT: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../templates/guest-step/mln-startup.service"
 ));
+const AGENT_UNIT: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../templates/guest-step/mln-agent.service"
+));
+const POWER_UNIT: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../templates/guest-step/mln-powerbutton.service"
+));
 const VECTOR_RULE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../templates/guest-step/70-mln-vector-net.rules"
@@ -36,10 +44,15 @@ const UML_GETTY: &str = include_str!(concat!(
 ));
 
 /// The step's files, for a hash of what a template is made of.
-pub(super) const PARTS: [&str; 7] = [
+pub(super) const PARTS: [&str; 12] = [
     BOOT,
     CONFIG_UNIT,
     STARTUP_UNIT,
+    AGENT_UNIT,
+    AGENT,
+    POWER_UNIT,
+    POWER_BUTTON,
+    ACPID_CONF,
     VECTOR_RULE,
     UML_GETTY,
     HOTPLUG,
@@ -129,10 +142,13 @@ impl GuestStep {
     /// ([`InitSystem::detect`]): for systemd, the units `mln-config` (the
     /// configuration, before the network) and `mln-startup` (startup lines
     /// and boot marker after everything else, shutdown lines at halt),
-    /// each with its `multi-user.target.wants` link, Ctrl-Alt-Del (MLN's
+    /// each with its `multi-user.target.wants` link, `mln-agent` (`mln
+    /// exec`), `mln-powerbutton` (a QEMU guest's clean shutdown), the
+    /// kernel's interface names kept, Ctrl-Alt-Del (MLN's
     /// clean shutdown of a UML guest) powering off, a login prompt on a
     /// UML guest's console and udev's vecN → ethN renaming; for sysvinit
-    /// and busybox init, `/etc/inittab` lines. Installing again replaces
+    /// and busybox init, `/etc/inittab` lines. Either way `mln exec`'s
+    /// agent runs on the second serial line. Installing again replaces
     /// what an earlier install wrote.
     pub fn install(image: &Ext4Image) -> Result<InitSystem> {
         let init = InitSystem::detect(image)?;
@@ -140,6 +156,9 @@ impl GuestStep {
             .edit()
             .file(BOOT_PATH, BOOT, 0o755)
             .file("/etc/mln/hotplug", HOTPLUG, 0o755)
+            .file("/etc/mln/agent", AGENT, 0o755)
+            .file("/etc/mln/powerbutton", POWER_BUTTON, 0o755)
+            .file("/etc/mln/acpid.conf", ACPID_CONF, 0o644)
             .file(TEMPLATE_CONF_PATH, TEMPLATE_CONF, 0o644);
         let edit = match init {
             InitSystem::Systemd => {
@@ -155,6 +174,20 @@ impl GuestStep {
                         &format!("{sys}/multi-user.target.wants/mln-startup.service"),
                         &format!("{sys}/mln-startup.service"),
                     )
+                    .file(&format!("{sys}/mln-powerbutton.service"), POWER_UNIT, 0o644)
+                    .symlink(
+                        &format!("{sys}/multi-user.target.wants/mln-powerbutton.service"),
+                        &format!("{sys}/mln-powerbutton.service"),
+                    )
+                    .file(&format!("{sys}/mln-agent.service"), AGENT_UNIT, 0o644)
+                    .symlink(
+                        &format!("{sys}/multi-user.target.wants/mln-agent.service"),
+                        &format!("{sys}/mln-agent.service"),
+                    )
+                    // Interfaces keep the kernel's names (eth0, eth1, … in
+                    // the order the hypervisor gives them), which are MLN's:
+                    // no `enp0s3` under QEMU.
+                    .symlink("/etc/systemd/network/99-default.link", "/dev/null")
                     .symlink(
                         &format!("{sys}/ctrl-alt-del.target"),
                         "/lib/systemd/system/poweroff.target",
