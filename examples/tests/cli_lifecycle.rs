@@ -784,3 +784,79 @@ fn mln_exec_runs_commands_in_guests_and_returns_their_output_and_status() {
     ok(&mln(&state, &["remove", "-p", "lab"]));
     assert!(testkit::processes_under(dir.path()).is_empty());
 }
+
+/// MLN's `switch NAME { socket PATH }`: a project's switch that is another
+/// project's, so that their guests share one network; removing the
+/// joining project never stops the other's switch.
+#[test]
+fn two_projects_share_a_switch_through_its_socket() {
+    if !uml_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let first = write(
+        "first.mln",
+        "global { project first }\nswitch lan { }\n\
+         host a { memory 64M\n network eth0 { switch lan; address 10.9.0.1; netmask 255.255.255.0 } }\n"
+            .to_string(),
+    );
+    ok(&mln(&state, &["up", &first]));
+    let socket = status(&state, "first")[0]["switches"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["switch"] == "lan"))
+        .and_then(|s| s["socket"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            panic!(
+                "first's switch has no socket: {:#}",
+                status(&state, "first")
+            )
+        });
+    let second = write(
+        "second.mln",
+        format!(
+            "global {{ project second }}\nswitch lan {{ socket {socket} }}\n\
+             host b {{ memory 64M\n network eth0 {{ switch lan; address 10.9.0.2; netmask 255.255.255.0 }} }}\n"
+        ),
+    );
+    ok(&mln(&state, &["up", &second]));
+    let ping = Command::new(env!("CARGO_BIN_EXE_mln"))
+        .args(["exec", "--state-dir"])
+        .arg(&state)
+        .args([
+            "-p", "second", "b", "--", "ping", "-c", "2", "-W", "5", "10.9.0.1",
+        ])
+        .output()
+        .expect("run mln exec");
+    ok(&ping);
+    assert!(
+        String::from_utf8_lossy(&ping.stdout).contains("2 packets received"),
+        "{}",
+        text(&ping)
+    );
+    let second_status = status(&state, "second");
+    assert_eq!(
+        second_status[0]["switches"][0]["state"], "up",
+        "{second_status:#}"
+    );
+
+    ok(&mln(&state, &["remove", "-p", "second"]));
+    // a still reaches its own switch: nothing of first's was stopped.
+    assert!(
+        std::path::Path::new(&socket).join("ctl").exists(),
+        "removing second stopped first's switch"
+    );
+    let first_status = status(&state, "first");
+    assert_eq!(
+        first_status[0]["switches"][0]["state"], "up",
+        "{first_status:#}"
+    );
+    ok(&mln(&state, &["remove", "-p", "first"]));
+}

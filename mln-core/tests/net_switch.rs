@@ -8,7 +8,7 @@ use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mln_core::net::{Switch, SwitchConfig, SwitchStatus, VdeSwitch};
+use mln_core::net::{JoinedSwitch, Switch, SwitchConfig, SwitchStatus, VdeSwitch};
 use mln_core::uml::Uml;
 use mln_core::{Attachment, Boot, DomainSpec, Error, Hypervisor, InterfaceSpec, MacAddr};
 
@@ -202,4 +202,40 @@ fn tap_port_appears_on_the_host_and_goes_with_the_switch() {
     assert!(Path::new("/sys/class/net").join(&tap).exists());
     sw.0.stop().unwrap();
     assert!(!Path::new("/sys/class/net").join(&tap).exists());
+}
+
+/// MLN's `switch NAME { socket PATH }`: a project's switch that is
+/// another one's socket carries frames to it, and forgetting it never
+/// stops the other switch.
+#[test]
+fn a_joined_switch_is_the_other_switch_and_never_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let theirs =
+        Running(VdeSwitch::start(&SwitchConfig::new("lab"), dir.path().join("lab")).unwrap());
+    let ours = dir.path().join("project");
+    let lan = JoinedSwitch::join("lan", theirs.0.ctl_dir(), &ours).unwrap();
+    assert_eq!(lan.status(), SwitchStatus::Up);
+    let Attachment::Vde(ctl) = lan.attachment() else {
+        panic!("a joined switch attaches through the other's socket folder")
+    };
+    assert_eq!(ctl, theirs.0.ctl_dir());
+    // A port on the project's switch and one on the lab's see each other.
+    let a = Port::plug(&ctl, &dir.path().join("a"), MAC_A);
+    let b = Port::plug(&theirs.0.ctl_dir(), &dir.path().join("b"), MAC_B);
+    a.send(BROADCAST, "from the project");
+    assert_eq!(b.recv(), "from the project");
+    // Listed as the project's, and not as a vde_switch it runs.
+    let listed = JoinedSwitch::list(&ours).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].socket(), theirs.0.ctl_dir());
+    assert!(VdeSwitch::list(&ours).unwrap().is_empty());
+
+    lan.stop().unwrap();
+    assert!(JoinedSwitch::list(&ours).unwrap().is_empty());
+    assert!(theirs.0.status().is_up(), "the other switch was stopped");
+
+    // Seen gone once the other switch stops.
+    let again = JoinedSwitch::join("lan", theirs.0.ctl_dir(), &ours).unwrap();
+    theirs.0.stop().unwrap();
+    assert_eq!(again.status(), SwitchStatus::Gone);
 }

@@ -17,7 +17,9 @@
 //! ([`LinuxBridge`], another implementation of [`Switch`]) takes the
 //! switch's place, its record in the same folder (`STATE/NAME/bridge.json`);
 //! a switch with guests of both kinds is both, joined by a tap port of the
-//! `vde_switch` plugged into the bridge ([`LinuxBridge::plug`]).
+//! `vde_switch` plugged into the bridge ([`LinuxBridge::plug`]). A switch
+//! that is another one's socket (MLN's `socket PATH`) is a
+//! [`JoinedSwitch`]: nothing started, nothing stopped.
 //!
 //! ```no_run
 //! use mln_core::net::{Switch, SwitchConfig, VdeSwitch};
@@ -30,10 +32,12 @@
 pub mod bridge;
 pub mod cable;
 mod iplink;
+pub mod joined;
 pub mod vxlan;
 
 pub use bridge::LinuxBridge;
 pub use cable::Cable;
+pub use joined::JoinedSwitch;
 pub use vxlan::{Vxlan, VxlanSpec};
 
 use std::fs;

@@ -607,6 +607,11 @@ pub struct SwitchStatusLine {
     pub switch: String,
     /// `up`, `down` or `absent`.
     pub state: String,
+    /// Where guests plug in on the managing machine (its `vde_switch`
+    /// control folder, or the one it joined): what another project's
+    /// `switch NAME { socket PATH }` names to share it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<std::path::PathBuf>,
 }
 
 /// `mln status -p PROJECT`: every host and switch of the project with what
@@ -733,6 +738,7 @@ pub fn status_with(
                 None => "absent",
             }
             .to_string(),
+            socket: recorded.switches.get(n).and_then(|r| r.socket.clone()),
         })
         .collect();
     let mut names: BTreeSet<Option<String>> = BTreeSet::new();

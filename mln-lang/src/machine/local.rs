@@ -13,7 +13,7 @@ use mln_core::guest::{
     GuestConfig, GuestFile, GuestGroup, GuestInterface, GuestSshKey, GuestUser, HostsEntry,
     InterfaceAddress,
 };
-use mln_core::net::{Switch, SwitchConfig, SwitchStatus, VdeSwitch};
+use mln_core::net::{JoinedSwitch, Switch, SwitchConfig, SwitchStatus, VdeSwitch};
 use mln_core::qemu::{GuestKernel, Qemu};
 use mln_core::template::Template;
 use mln_core::uml::{KernelStore, Uml};
@@ -450,11 +450,8 @@ impl Backends for LocalBackends {
     fn create_switch(&self, project: &str, spec: &SwitchSpec) -> Result<SwitchRecord> {
         use mln_core::net::LinuxBridge;
         Self::local(spec.service_host.as_deref(), &spec.name, "switches")?;
-        if spec.socket.is_some() {
-            return Err(Error::Unsupported {
-                backend: "local",
-                op: "joining another switch's `socket`",
-            });
+        if let Some(socket) = &spec.socket {
+            return join_switch(spec, socket, &self.switch_dir());
         }
         let bridged = self.xen.is_some() && LinuxBridge::can_manage();
         let join = bridged.then(|| LinuxBridge::derived_join_name(project, &spec.name));
@@ -535,6 +532,11 @@ impl Backends for LocalBackends {
     fn remove_switch(&self, _project: &str, spec: &SwitchSpec) -> Result<()> {
         use mln_core::net::LinuxBridge;
         Self::local(spec.service_host.as_deref(), &spec.name, "switches")?;
+        match JoinedSwitch::open(&spec.name, self.switch_dir()) {
+            Ok(joined) => return joined.stop(),
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
         let vde = match VdeSwitch::open(&spec.name, self.switch_dir()) {
             Ok(sw) => sw.stop(),
             Err(Error::NotFound { .. }) => Ok(()),
@@ -562,10 +564,12 @@ impl Backends for LocalBackends {
         let mut out: BTreeMap<String, bool> = BTreeMap::new();
         let vdes = VdeSwitch::list(self.switch_dir())?;
         let bridges = LinuxBridge::list(self.switch_dir())?;
+        let joined = JoinedSwitch::list(self.switch_dir())?;
         let parts = vdes
             .iter()
             .map(|sw| (sw.name(), sw.status()))
-            .chain(bridges.iter().map(|br| (br.name(), br.status())));
+            .chain(bridges.iter().map(|br| (br.name(), br.status())))
+            .chain(joined.iter().map(|j| (j.name(), j.status())));
         for (name, status) in parts {
             let up = out.entry(name.to_string()).or_insert(true);
             *up &= status.is_up();
@@ -719,4 +723,20 @@ impl Backends for LocalBackends {
         self.uml
             .replug(&domain_name(project, &host.name), interface, sock, mac)
     }
+}
+
+/// `socket PATH`: the guests plug into that `vde_switch`, which is
+/// someone else's (never started nor stopped here). Xen guests, which
+/// need a bridge, are not served by it: give them `bridge` instead.
+fn join_switch(spec: &SwitchSpec, socket: &str, dir: &Path) -> Result<SwitchRecord> {
+    let joined = JoinedSwitch::join(&spec.name, socket, dir).map_err(|e| Error::Backend {
+        what: format!("switch {}", spec.name),
+        message: format!("cannot join the switch at `socket {socket}`: {e}"),
+    })?;
+    Ok(SwitchRecord {
+        spec: spec.clone(),
+        socket: Some(joined.socket().to_path_buf()),
+        bridge: None,
+        pid: None,
+    })
 }
