@@ -1,5 +1,6 @@
 //! Moving running Xen guests between two real Xen servers with `mln
-//! upgrade`, and a server that dies, through the real `mln` on this
+//! upgrade`, a server that dies, and Xen, KVM and UML guests on one
+//! network, through the real `mln` on this
 //! machine and `mln agent` on each server, reached with real `ssh` and a
 //! key: the lab of `cargo xtask xen-test` (two Xen 4.17 machines under
 //! QEMU on one LAN, `xenbr0` in each dom0, shared storage at
@@ -314,6 +315,72 @@ fn upgrade_moves_a_xen_guest_whose_disks_are_not_shared_and_says_how() {
         !lab.domains(B).iter().any(|d| d == web),
         "web left on server-b"
     );
+}
+
+/// A KVM guest and a UML guest on this machine and a Xen guest on
+/// server-a, on one network: the lab's LAN, which the project's switch
+/// joins here by its socket (`switch lan { socket ... }`) and which is
+/// `xenbr0` in each dom0. Each reaches the other two.
+#[test]
+fn a_kvm_a_uml_and_a_xen_guest_on_one_network_reach_each_other() {
+    let Some(lab) =
+        Servers::from_env("a_kvm_a_uml_and_a_xen_guest_on_one_network_reach_each_other")
+    else {
+        return;
+    };
+    let lan = lab
+        .lan
+        .clone()
+        .expect("MLN_XEN_LAB_LAN names the lab's LAN switch");
+    let desk = Desk::new(&lab, "mixed");
+    let file = desk.file(
+        "mixed.mln",
+        &format!(
+            "global {{\n    project mixed\n}}\n\
+             switch lan {{\n    socket {}\n}}\n\
+             host x {{\n    xen\n    memory 96M\n    kernel /vmlinuz\n    ramdisk /guest.cpio\n    \
+             extra console=hvc0 mln.lab.ip=10.77.0.60/24 mln.lab.ping=10.77.0.61\n    \
+             service_host {A}\n    network eth0 {{\n        bridge xenbr0\n    }}\n}}\n\
+             host u {{\n    memory 64M\n    \
+             network eth0 {{\n        switch lan\n        address 10.77.0.61\n        netmask 255.255.255.0\n    }}\n}}\n\
+             host k {{\n    kvm\n    memory 128M\n    \
+             network eth0 {{\n        switch lan\n        address 10.77.0.62\n        netmask 255.255.255.0\n    }}\n}}\n",
+            lan.display()
+        ),
+    );
+    let started = Instant::now();
+    lab.mln_ok(&desk.state(), &["up", &file]);
+    eprintln!("mixed: up in {:.0?}", started.elapsed());
+    // The Xen guest reaches the UML guest (its pings answered)...
+    wait_replies(&lab, A, "mixed.x", 3);
+    // ...and the UML and KVM guests reach each other and the Xen guest.
+    for (host, target) in [
+        ("u", "10.77.0.62"),
+        ("u", "10.77.0.60"),
+        ("k", "10.77.0.61"),
+        ("k", "10.77.0.60"),
+    ] {
+        let out = lab.mln_ok(
+            &desk.state(),
+            &[
+                "exec", "-p", "mixed", host, "--", "ping", "-c", "2", "-W", "5", target,
+            ],
+        );
+        assert!(
+            out.contains("2 packets received"),
+            "{host} pinging {target}:\n{out}"
+        );
+    }
+    let status = lab.mln_ok(&desk.state(), &["status", "-p", "mixed"]);
+    eprintln!("{status}");
+    lab.mln_ok(&desk.state(), &["remove", "-p", "mixed"]);
+    let left: Vec<String> = lab
+        .domains(A)
+        .into_iter()
+        .filter(|d| d.starts_with("mixed."))
+        .collect();
+    assert!(left.is_empty(), "left on server-a: {left:?}");
+    assert!(lan.join("ctl").exists(), "remove stopped the lab's LAN");
 }
 
 /// Run last, alone (`cargo xtask xen-test` does): it kills server-a's

@@ -22,6 +22,9 @@ pub struct Servers {
     pub mln: PathBuf,
     /// Where figures for `benches/README.md` go, one line each.
     pub figures: Option<PathBuf>,
+    /// The LAN's `vde_switch` control folder on this machine (`xenbr0`
+    /// in each dom0 is plugged into it).
+    pub lan: Option<PathBuf>,
 }
 
 pub use testkit::{output_text as text, run_within as run};
@@ -41,6 +44,7 @@ impl Servers {
                 shared,
                 mln,
                 figures: var("MLN_XEN_LAB_FIGURES"),
+                lan: var("MLN_XEN_LAB_LAN"),
             }),
             _ => {
                 testkit::skip(

@@ -204,6 +204,7 @@ pub fn run(
             .env("MLN_XEN_LAB_SHARED", &lab.shared)
             .env("MLN_XEN_LAB_FIGURES", &figures)
             .env("MLN_XEN_LAB_MLN", mln)
+            .env("MLN_XEN_LAB_LAN", lan.0.ctl_dir())
             .env("CI", "true")
             .args(["--nocapture", "--test-threads=1"]);
         if compare_xl {
