@@ -338,6 +338,12 @@ pub trait Hypervisor: Send + Sync {
         Ok(None)
     }
 
+    /// All the memory the hypervisor manages, bytes, beside
+    /// [`Hypervisor::free_memory`]; `None` where that is the host's own.
+    fn total_memory(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// Run `argv` in running domain `name` (through its guest agent: see
     /// [`crate::exec`]), waiting at most `timeout`; its exit status and
     /// output.

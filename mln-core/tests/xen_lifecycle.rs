@@ -536,6 +536,20 @@ fn free_memory_is_at_most_what_xl_info_reports() {
             before <= (xl_mib + 1) * MIB,
             "ours {before} bytes is more than xl's {xl_mib} MiB"
         );
+        // The whole is Xen's `total_memory`, which holds the free part
+        // (dom0's own MemTotal is only its share).
+        let total = x.total_memory().unwrap().expect("Xen reports its memory");
+        let xl_total: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("total_memory"))
+            .and_then(|v| v.trim_start_matches([' ', ':']).trim().parse().ok())
+            .unwrap_or_else(|| panic!("no total_memory in `xl info`:\n{text}"));
+        eprintln!(
+            "total memory: ours {} MiB, xl info {xl_total} MiB",
+            total / MIB
+        );
+        assert_eq!(total / MIB, xl_total);
+        assert!(before < total, "free {before} is not part of total {total}");
         return;
     }
     panic!("Xen's free memory never held still over ten readings");

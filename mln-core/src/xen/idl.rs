@@ -225,6 +225,36 @@ impl Drop for DomInfo {
     }
 }
 
+/// An owned `libxl_physinfo` (`xl info`'s host figures), disposed on drop.
+pub(super) struct PhysInfo(sys::libxl_physinfo);
+
+impl PhysInfo {
+    /// An initialised, empty physinfo.
+    pub(super) fn new() -> Self {
+        let mut raw = sys::libxl_physinfo::default();
+        // SAFETY: fresh struct, init once, dispose once in Drop.
+        unsafe { sys::libxl_physinfo_init(&mut raw) };
+        PhysInfo(raw)
+    }
+
+    /// The struct, for reading.
+    pub(super) fn get(&self) -> &sys::libxl_physinfo {
+        &self.0
+    }
+
+    /// The struct, for libxl to fill (`libxl_get_physinfo`).
+    pub(super) fn as_mut_ptr(&mut self) -> *mut sys::libxl_physinfo {
+        &mut self.0
+    }
+}
+
+impl Drop for PhysInfo {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `new`, disposed once.
+        unsafe { sys::libxl_physinfo_dispose(&mut self.0) };
+    }
+}
+
 /// The array `libxl_list_domain` returns, freed with `libxl_dominfo_list_free`.
 pub(super) struct DomInfoList {
     ptr: *mut sys::libxl_dominfo,

@@ -45,6 +45,9 @@ pub use self::idl::DomainConfig;
 
 use self::error::check;
 use self::idl::{Bitmap, DomInfo, DomInfoList, MallocString, RestoreParams};
+
+/// Xen's page size on x86 (`XC_PAGE_SIZE`): physinfo counts pages.
+const XEN_PAGE_SIZE: u64 = 4096;
 use crate::domain::{BackendKind, DomainInfo, DomainSpec, DomainState, Hypervisor};
 use crate::error::{Error, Result};
 
@@ -184,6 +187,16 @@ impl XenHypervisor {
         let rc = unsafe { sys::libxl_get_free_memory(self.ctx(), &mut kb) };
         check(rc, "libxl_get_free_memory", "xen")?;
         Ok(kb * 1024)
+    }
+
+    /// All the machine's memory Xen manages, bytes (`xl info`'s
+    /// `total_memory`): dom0's and every guest's included.
+    pub fn total_memory_bytes(&self) -> Result<u64> {
+        let mut info = idl::PhysInfo::new();
+        // SAFETY: live context; `info` is initialised and libxl fills it.
+        let rc = unsafe { sys::libxl_get_physinfo(self.ctx(), info.as_mut_ptr()) };
+        check(rc, "libxl_get_physinfo", "xen")?;
+        Ok(info.get().total_pages * XEN_PAGE_SIZE)
     }
 
     /// The config libxl holds for a running domain (`xl list -l`).
@@ -363,6 +376,10 @@ impl Hypervisor for XenHypervisor {
 
     fn free_memory(&self) -> Result<Option<u64>> {
         self.free_memory_bytes().map(Some)
+    }
+
+    fn total_memory(&self) -> Result<Option<u64>> {
+        self.total_memory_bytes().map(Some)
     }
 
     /// `xl console NAME`: Xen's console daemon serves the PV console, and

@@ -337,6 +337,9 @@ pub struct Capacity {
     /// The Xen hypervisor's free memory, when the agent runs Xen.
     #[serde(default)]
     pub xen_free: Option<u64>,
+    /// All the memory the Xen hypervisor manages, when the agent runs Xen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xen_total: Option<u64>,
 }
 
 impl Capacity {
@@ -344,6 +347,13 @@ impl Capacity {
     /// `MemAvailable` otherwise.
     pub fn free(&self) -> u64 {
         self.xen_free.unwrap_or(self.mem_available)
+    }
+
+    /// The whole of what [`Capacity::free`] is part of: the hypervisor's
+    /// memory on Xen (dom0's `MemTotal` is only dom0's share), `MemTotal`
+    /// otherwise.
+    pub fn total(&self) -> u64 {
+        self.xen_total.unwrap_or(self.mem_total)
     }
 }
 

@@ -762,7 +762,7 @@ pub fn status_with(
                 vms: running.len(),
                 memory_used: running.iter().map(|h| h.memory).sum(),
                 memory_free: cap.map(|c| c.free()),
-                memory_total: cap.map(|c| c.mem_total),
+                memory_total: cap.map(|c| c.total()),
                 server,
             }
         })

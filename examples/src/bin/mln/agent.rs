@@ -47,12 +47,19 @@ pub fn agent(args: &AgentArgs) -> u8 {
     if xen {
         // Capacity on a dom0 is what Xen can still hand out, not dom0's own
         // free memory.
-        agent = agent.with_xen_free(Box::new(|| {
+        agent = agent.with_xen_memory(Box::new(|| {
             let xen = crate::backend::connect_xen().ok()?;
-            xen.free_memory()
-                .map_err(|e| log::warn!("Xen free memory: {e}"))
-                .ok()
-                .flatten()
+            let memory = xen
+                .free_memory()
+                .and_then(|free| Ok((free, xen.total_memory()?)));
+            match memory {
+                Ok((Some(free), Some(total))) => Some((free, total)),
+                Ok(_) => None,
+                Err(e) => {
+                    log::warn!("Xen memory: {e}");
+                    None
+                }
+            }
         }));
     }
     let mut stdin = std::io::stdin().lock();

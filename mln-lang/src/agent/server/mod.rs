@@ -26,6 +26,9 @@ use crate::plan::{domain_name, HostSpec, Platform, SwitchSpec};
 /// Makes the backends of one project from its folder (templates, Xen).
 pub type BackendsFactory = dyn Fn(&Path) -> mln_core::Result<LocalBackends> + Send + Sync;
 
+/// Asks the Xen hypervisor for its (free, total) memory, bytes.
+pub type XenMemory = dyn Fn() -> Option<(u64, u64)> + Send + Sync;
+
 /// The server side: one per `mln agent` process.
 pub struct Agent {
     root: PathBuf,
@@ -34,7 +37,7 @@ pub struct Agent {
     /// Requests hold it shared; removing an emptied project folder holds
     /// it alone, so no request creates files in a folder being removed.
     gate: RwLock<()>,
-    xen_free: Option<Box<dyn Fn() -> Option<u64> + Send + Sync>>,
+    xen_memory: Option<Box<XenMemory>>,
     platforms: Vec<Platform>,
 }
 
@@ -47,7 +50,7 @@ impl Agent {
             make,
             projects: Mutex::new(HashMap::new()),
             gate: RwLock::new(()),
-            xen_free: None,
+            xen_memory: None,
             platforms: vec![Platform::Uml],
         }
     }
@@ -58,9 +61,10 @@ impl Agent {
         self
     }
 
-    /// How to ask the Xen hypervisor for its free memory (for `capacity`).
-    pub fn with_xen_free(mut self, f: Box<dyn Fn() -> Option<u64> + Send + Sync>) -> Self {
-        self.xen_free = Some(f);
+    /// How to ask the Xen hypervisor for its free and total memory (for
+    /// `capacity`).
+    pub fn with_xen_memory(mut self, f: Box<XenMemory>) -> Self {
+        self.xen_memory = Some(f);
         self
     }
 
@@ -358,6 +362,7 @@ fn parse_meminfo(text: &str) -> Option<Capacity> {
         mem_total: field("MemTotal:")?,
         mem_available: field("MemAvailable:")?,
         xen_free: None,
+        xen_total: None,
     })
 }
 

@@ -218,7 +218,10 @@ impl Agent {
         match req {
             R::Capacity => {
                 let mut cap = meminfo()?;
-                cap.xen_free = self.xen_free.as_ref().and_then(|f| f());
+                if let Some((free, total)) = self.xen_memory.as_ref().and_then(|f| f()) {
+                    cap.xen_free = Some(free);
+                    cap.xen_total = Some(total);
+                }
                 json(cap)
             }
             R::Projects => json(self.server_projects()?),

@@ -348,6 +348,7 @@ impl ServerMemory for ClusterBackends {
                 // On a dom0, Xen's free memory is what new guests can get.
                 if let Ok(xen) = self.local.hypervisor(None, Platform::Xen) {
                     capacity.xen_free = xen.free_memory()?;
+                    capacity.xen_total = xen.total_memory()?;
                 }
                 Ok(capacity)
             }
