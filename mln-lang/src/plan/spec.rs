@@ -314,6 +314,12 @@ pub struct DesiredProject {
     pub switches: BTreeMap<String, SwitchSpec>,
     /// Hook lines by point, in file order.
     pub hooks: BTreeMap<HookPoint, Vec<String>>,
+    /// The folder hook blocks run in: the project file's folder, as MLN
+    /// ran them in its project folder. `None`: the current folder.
+    /// Recorded with the project, so `mln stop -p NAME` runs them there
+    /// too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_dir: Option<std::path::PathBuf>,
 }
 
 impl DesiredProject {
