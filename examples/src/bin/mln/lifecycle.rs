@@ -207,8 +207,18 @@ impl Prepared {
         let places =
             Places::new(args.state_dir.as_deref(), args.template_dir.as_deref()).map_err(fail)?;
         let mut project = checked.map(|c| c.project().clone());
+        let hook_dir = args.file.as_deref().and_then(project_folder);
         if let Some(p) = &mut project {
             apply_defaults(p, &places.site).map_err(fail)?;
+            // What stops or removes needs no `files` source.
+            if !matches!(goal, Goal::Stop | Goal::Remove) {
+                let site_files = places.site.path("files");
+                let folders = mln_lang::files::FilesFolders {
+                    site: site_files.as_deref(),
+                    project: hook_dir.as_deref(),
+                };
+                mln_lang::files::locate_files(p, &folders).map_err(|e| fail(e.to_string()))?;
+            }
         }
         let mut recorded = None;
         match &mut project {
@@ -280,7 +290,7 @@ impl Prepared {
             project,
             recorded,
             options,
-            hook_dir: args.file.as_deref().and_then(project_folder),
+            hook_dir,
         })
     }
 
@@ -297,7 +307,9 @@ impl Prepared {
             (None, Some(desired)) => run.desired(desired, None),
             (None, None) => run,
         };
-        run.hooks_in(self.hook_dir.as_deref()).run().map_err(|e| fail(e.to_string()))
+        run.hooks_in(self.hook_dir.as_deref())
+            .run()
+            .map_err(|e| fail(e.to_string()))
     }
 }
 
