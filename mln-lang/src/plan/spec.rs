@@ -46,6 +46,10 @@ pub struct HostSpec {
     pub memory: u64,
     /// Virtual CPUs.
     pub vcpus: u32,
+    /// Physical CPUs the vCPUs are pinned to (`cpus`, Xen only); empty:
+    /// not pinned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u32>,
     /// Filesystem template of the root disk.
     pub template: Option<String>,
     /// Root disk size, bytes (`None`: the template's size).
@@ -91,6 +95,7 @@ impl HostSpec {
             service_host: None,
             memory: 128 << 20,
             vcpus: 1,
+            cpus: Vec::new(),
             template: None,
             disk_size: None,
             swap: None,
