@@ -108,7 +108,7 @@ fn fill(tree: &mut Tree, items: &[Item]) {
 /// let checked = mln_lang::load_str("p.mln",
 ///     "global { project p }\nsuperclass s { memory 64M }\nhost a { superclass s }\n").unwrap();
 /// let tree = mln_lang::query::query_tree(checked.project(), &checked.resolved.origins, "/host/a").unwrap();
-/// assert_eq!(tree.render(), "memory 64M\nsuperclass s\n");
+/// assert_eq!(tree.render(), "superclass s\nmemory 64M\n");
 /// ```
 pub fn query_tree(project: &Project, origins: &Origins, path: &str) -> Result<Tree, QueryError> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
