@@ -106,3 +106,56 @@ pub fn locate_files(project: &mut Project, folders: &FilesFolders<'_>) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project_with(src: &str) -> Project {
+        let text =
+            format!("global {{ project p }}\nhost web {{\n files {{\n  {src} /etc/x\n }}\n}}\n");
+        crate::load_str("p.mln", &text).unwrap().project().clone()
+    }
+
+    #[test]
+    fn without_a_site_folder_a_relative_source_is_in_the_project_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("conf")).unwrap();
+        let mut p = project_with("conf");
+        let folders = FilesFolders {
+            site: None,
+            project: Some(dir.path()),
+        };
+        locate_files(&mut p, &folders).unwrap();
+        assert_eq!(
+            p.hosts[0].files[0].src,
+            dir.path().join("conf").display().to_string()
+        );
+        // Missing: the error says which folder it was looked for in, and
+        // how to name a files folder.
+        let mut p = project_with("gone");
+        let err = locate_files(&mut p, &folders).unwrap_err().to_string();
+        assert!(
+            err.starts_with("host web: files source `gone` not found:"),
+            "{err}"
+        );
+        assert!(
+            err.contains("relative to the project's folder") && err.contains("~/.mln"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_absolute_source_is_taken_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("motd");
+        std::fs::write(&file, "hi").unwrap();
+        let mut p = project_with(&file.display().to_string());
+        let folders = FilesFolders {
+            site: Some(Path::new("/nonexistent/site")),
+            project: None,
+        };
+        locate_files(&mut p, &folders).unwrap();
+        assert_eq!(p.hosts[0].files[0].src, file.display().to_string());
+    }
+}
