@@ -325,3 +325,210 @@ fn parse_reads_the_project_from_standard_input() {
     assert!(o.status.success());
     assert_eq!(stdout(&o), "64M\n");
 }
+
+/// MLN's tree text with every block's lines and blocks sorted: MLN 1.0.8
+/// prints its Perl hashes in an order that changes from run to run, so
+/// only the content can be compared.
+fn sorted_tree(text: &str) -> Vec<String> {
+    fn block<'a>(lines: &mut std::iter::Peekable<impl Iterator<Item = &'a str>>) -> Vec<String> {
+        let mut items = Vec::new();
+        while let Some(line) = lines.next() {
+            let line = line.trim();
+            if line == "}" {
+                break;
+            }
+            match line.strip_suffix(" {") {
+                Some(name) => items.push(format!("{name} {{ {} }}", block(lines).join("; "))),
+                None => items.push(line.to_string()),
+            }
+        }
+        items.sort();
+        items
+    }
+    block(&mut text.lines().peekable())
+}
+
+/// `mln parse -f FILE` with no path prints the project as written, as
+/// MLN's tree. MLN 1.0.8's answer, from
+/// `perl mln parse -f projects/lab.mln` (exit 0; its block order varies
+/// from run to run, ours is the file's):
+const LAB_TREE_MLN_1_0_8: &str = "\
+host {
+\tbob {
+\t\tsuperclass pc
+\t\tnetwork {
+\t\t\teth0 {
+\t\t\t\tswitch right
+\t\t\t\taddress 192.168.2.10
+\t\t\t\tnetmask 255.255.255.0
+\t\t\t\tgateway 192.168.2.1
+\t\t\t}
+\t\t}
+\t}
+\trouter {
+\t\tsuperclass pc
+\t\tstartup {
+\t\t\techo 1 > /proc/sys/net/ipv4/ip_forward
+\t\t}
+\t\tnetwork {
+\t\t\teth0 {
+\t\t\t\tswitch left
+\t\t\t\taddress 192.168.1.1
+\t\t\t\tnetmask 255.255.255.0
+\t\t\t}
+\t\t\teth1 {
+\t\t\t\tswitch right
+\t\t\t\taddress 192.168.2.1
+\t\t\t\tnetmask 255.255.255.0
+\t\t\t}
+\t\t}
+\t}
+\talice {
+\t\tsuperclass pc
+\t\tnetwork {
+\t\t\teth0 {
+\t\t\t\tswitch left
+\t\t\t\taddress 192.168.1.10
+\t\t\t\tnetmask 255.255.255.0
+\t\t\t\tgateway 192.168.1.1
+\t\t\t}
+\t\t}
+\t}
+}
+superclass {
+\tpc {
+\t\tmemory 64M
+\t\tnameserver 192.168.1.1
+\t}
+}
+switch {
+\tleft {
+\t}
+\tright {
+\t}
+}
+global {
+\tproject lab
+}
+";
+
+#[test]
+fn parse_with_no_path_prints_the_tree_as_written_as_mln_1_0_8_does() {
+    let o = mln(&["parse", "-f", &project("lab.mln")]);
+    assert!(o.status.success());
+    let ours = stdout(&o);
+    assert_eq!(
+        sorted_tree(&ours),
+        sorted_tree(LAB_TREE_MLN_1_0_8),
+        "{ours}"
+    );
+    // In the file's order, tab-indented as MLN's.
+    assert!(
+        ours.starts_with("global {\n\tproject lab\n}\nsuperclass {\n\tpc {\n"),
+        "{ours}"
+    );
+}
+
+/// `mln parse -f projects/lab.mln -H PATH`: the tree at PATH with the
+/// superclass applied. Each answer from `perl mln parse -f
+/// projects/lab.mln -H PATH` with MLN 1.0.8 (exit 0; compared sorted, as
+/// its order varies from run to run).
+#[test]
+fn parse_h_prints_the_resolved_tree_as_mln_1_0_8_does() {
+    let lab = project("lab.mln");
+    for (path, mln_1_0_8) in [
+        (
+            "/host/alice",
+            "memory 64M\nsuperclass pc\nnetwork {\n\teth0 {\n\t\tnetmask 255.255.255.0\n\t\t\
+             gateway 192.168.1.1\n\t\tswitch left\n\t\taddress 192.168.1.10\n\t}\n}\n\
+             nameserver 192.168.1.1\n",
+        ),
+        (
+            "/switch",
+            "right {\n\thosts {\n\t\tbob eth0\n\t\trouter eth1\n\t}\n}\n\
+             left {\n\thosts {\n\t\trouter eth0\n\t\talice eth0\n\t}\n}\n",
+        ),
+        (
+            "/host/router/network/eth0",
+            "netmask 255.255.255.0\naddress 192.168.1.1\nswitch left\n",
+        ),
+        ("/global", "project lab\n"),
+        // Nothing there: nothing printed, success.
+        ("/host/nobody", ""),
+    ] {
+        let o = mln(&["parse", "-f", &lab, "-H", path]);
+        assert!(o.status.success(), "{path}: exit {:?}", o.status.code());
+        assert_eq!(sorted_tree(&stdout(&o)), sorted_tree(mln_1_0_8), "{path}");
+    }
+    // `-H /host` is every host, each under its name.
+    let o = mln(&["parse", "-f", &lab, "-H", "/host"]);
+    let all = stdout(&o);
+    let hosts: Vec<&str> = all
+        .lines()
+        .filter(|l| l.ends_with(" {") && !l.starts_with('\t'))
+        .collect();
+    assert_eq!(hosts, ["router {", "alice {", "bob {"]);
+}
+
+/// A switch a Xen guest plugs into, as MLN 1.0.8 answers on the same
+/// file (`perl mln parse -f xenlab.mln -S PATH`, the text below; every
+/// answer exit 0). One deliberate difference: MLN answered
+/// `/switch/lan/bridge` with `lan.xl`, the name it gave its bridges;
+/// `mln` answers the bridge it makes (docs/language.md).
+#[test]
+fn parse_answers_about_a_xen_switch_as_mln_1_0_8_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("xenlab.mln");
+    std::fs::write(
+        &file,
+        "global {\n    project xl\n}\nswitch lan {\n}\n\
+         host a {\n    xen\n    network eth0 {\n        switch lan\n    }\n}\n\
+         host b {\n    network eth0 {\n        switch lan\n    }\n}\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    for (path, mln_1_0_8) in [
+        ("/switch/lan/xen", "1\n"),
+        ("/switch/lan/hosts/b", "eth0\n"),
+        ("/host/b/xen", "\n"),
+        ("/host/a/xen", "1\n"),
+    ] {
+        let o = mln(&["parse", "-f", file, "-S", path]);
+        assert!(o.status.success(), "{path}");
+        assert_eq!(stdout(&o), mln_1_0_8, "{path}");
+    }
+    let o = mln(&["parse", "-f", file, "-S", "/switch/lan/bridge"]);
+    let bridge = stdout(&o);
+    let name = bridge.trim_end();
+    assert!(
+        name.len() == 15
+            && name.starts_with("mln")
+            && name[3..].chars().all(|c| c.is_ascii_hexdigit()),
+        "{bridge:?}"
+    );
+    // `perl mln parse -f xenlab.mln -H /switch/lan` answered
+    // "xen 1\nbridge lan.xl\nhosts {\n\ta eth0\n\tb eth0\n}\n".
+    let o = mln(&["parse", "-f", file, "-H", "/switch/lan"]);
+    assert_eq!(
+        sorted_tree(&stdout(&o)),
+        sorted_tree(&format!(
+            "xen 1\nbridge {name}\nhosts {{\n\ta eth0\n\tb eth0\n}}\n"
+        ))
+    );
+}
+
+/// `-S` on a block that is there answers `1`, as MLN 1.0.8 does
+/// (`perl mln parse -f projects/lab.mln -S /host/router/startup` printed
+/// `1`, exit 0).
+#[test]
+fn parse_s_on_a_block_answers_1_as_mln_1_0_8_does() {
+    let o = mln(&[
+        "parse",
+        "-f",
+        &project("lab.mln"),
+        "-S",
+        "/host/router/startup",
+    ]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "1\n");
+}

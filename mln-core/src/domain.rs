@@ -186,6 +186,11 @@ pub struct DomainSpec {
     pub vcpus: u32,
     /// Maximum virtual CPUs (defaults to `vcpus`).
     pub max_vcpus: Option<u32>,
+    /// Physical CPUs every vCPU is pinned to (Xen's `cpus=`); empty: not
+    /// pinned. Only the Xen backend pins; the others run the domain
+    /// unpinned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u32>,
     /// How the domain boots.
     pub boot: Boot,
     /// Network interfaces, in guest order.
@@ -208,6 +213,7 @@ impl DomainSpec {
             max_memory: None,
             vcpus: 1,
             max_vcpus: None,
+            cpus: Vec::new(),
             boot,
             interfaces: Vec::new(),
             disks: Vec::new(),

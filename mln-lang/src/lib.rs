@@ -27,6 +27,7 @@ pub use query::{query_list, query_scalar, QueryError};
 pub use source::{FileId, SourceMap, Span, Spanned};
 
 pub mod check;
+pub mod files;
 pub mod graph;
 pub mod model;
 pub mod plan;

@@ -328,13 +328,51 @@ fn platform_comes_from_the_nearest_layer_that_names_one() {
 fn aliases_and_interface_order() {
     let p = project(
         "global { project t }
-         host a { location srv; cpus 4; network eth10 { }; network eth2 { }; network eth0 { } }",
+         host a { location srv; vcpus 4; network eth10 { }; network eth2 { }; network eth0 { } }",
     );
     let a = &p.hosts[0];
     assert_eq!(a.service_host.as_deref(), Some("srv"));
     assert_eq!(a.vcpus, 4);
     let order: Vec<&str> = a.interfaces.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(order, ["eth0", "eth2", "eth10"]);
+}
+
+/// `cpus` is Xen's CPU pinning and `vcpus` the vCPU count, as MLN 1.0.8
+/// has them (it wrote `cpus = ...` and `vcpus = ...` into the domain's
+/// configuration). On this file, `perl mln parse -f F -S PATH` printed
+/// `/host/a/cpus` `1`, `/host/a/vcpus` `2`, `/host/b/cpus` `0-1` (from
+/// the superclass), `/host/c/cpus` an empty line, `/host/c/vcpus` `3`.
+#[test]
+fn cpus_pins_and_vcpus_counts_as_in_mln() {
+    let p = project(
+        "global { project c }
+         superclass pinned { cpus 0-1 }
+         host a { xen; cpus 1; vcpus 2 }
+         host b { xen; superclass pinned }
+         host c { vcpus 3 }",
+    );
+    let h = |n: &str| p.host(n).unwrap();
+    assert_eq!((h("a").cpus.as_deref(), h("a").vcpus), (Some("1"), 2));
+    assert_eq!(h("b").cpus.as_deref(), Some("0-1"));
+    assert_eq!((h("c").cpus.as_deref(), h("c").vcpus), (None, 3));
+    for (path, mln_1_0_8) in [
+        ("/host/a/cpus", "1"),
+        ("/host/a/vcpus", "2"),
+        ("/host/b/cpus", "0-1"),
+        ("/host/c/vcpus", "3"),
+    ] {
+        assert_eq!(
+            mln_lang::query_scalar(&p, path).unwrap(),
+            mln_1_0_8,
+            "{path}"
+        );
+    }
+    assert!(mln_lang::query_scalar(&p, "/host/c/cpus").is_err());
+    // What the planner hands the Xen backend to pin.
+    let desired = mln_lang::plan::DesiredProject::from_project(&p);
+    assert_eq!(desired.hosts["a"].cpus, [1]);
+    assert_eq!(desired.hosts["b"].cpus, [0, 1]);
+    assert!(desired.hosts["c"].cpus.is_empty());
 }
 
 #[test]
@@ -374,7 +412,8 @@ fn origins_point_at_where_values_were_written() {
     assert_eq!(sources.text(r.origins.superclasses["s"].name), "s");
     assert_eq!(sources.text(r.origins.project.unwrap()), "t");
 
-    // Aliases are recorded under the keyword they stand for.
+    // Aliases are recorded under the keyword they stand for; `cpus` is
+    // a keyword of its own (CPU pinning), not `vcpus`.
     let text = "global { project t }\nhost a { location srv; cpus 2 }\n";
     let mut sources = SourceMap::new();
     let ast = parse_source(
@@ -387,7 +426,8 @@ fn origins_point_at_where_values_were_written() {
     let r = resolve(&ast, &sources).unwrap();
     let k = &r.origins.hosts["a"].keywords;
     assert_eq!(sources.text(k["service_host"]), "srv");
-    assert_eq!(sources.text(k["vcpus"]), "2");
+    assert_eq!(sources.text(k["cpus"]), "2");
+    assert!(!k.contains_key("vcpus"));
 }
 
 #[test]

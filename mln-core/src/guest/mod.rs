@@ -33,6 +33,7 @@
 //! # Ok::<(), mln_core::Error>(())
 //! ```
 
+mod files;
 mod password;
 mod storage;
 mod tar;
@@ -427,9 +428,21 @@ impl GuestConfig {
         for k in &self.ssh_keys {
             let _ = writeln!(s, "mln_sshkey {} {}", quote(&k.user), quote(&k.key));
         }
-        for (i, f) in self.files.iter().enumerate() {
-            let mode = format!("{:o}", f.mode.unwrap_or(0o644));
-            let _ = writeln!(s, "mln_file /run/mln/files/{i} {} {mode}", quote(&f.dest));
+        for p in files::placed(&self.hostname, &self.files)? {
+            match p {
+                files::Placed::File {
+                    name, dest, mode, ..
+                } => {
+                    let _ = writeln!(
+                        s,
+                        "mln_file /run/mln/files/{name} {} {mode:o}",
+                        quote(&dest)
+                    );
+                }
+                files::Placed::Dir { dest, mode } => {
+                    let _ = writeln!(s, "mln_dir {} {mode:o}", quote(&dest));
+                }
+            }
         }
         Ok(s)
     }
@@ -462,9 +475,14 @@ impl GuestConfig {
         archive.add("resolv.conf", 0o644, resolv.as_bytes());
         archive.add("udhcpc.script", 0o755, UDHCPC_SCRIPT.as_bytes());
         archive.dir("files", 0o755);
-        for (i, f) in self.files.iter().enumerate() {
-            let data = std::fs::read(&f.source).map_err(|e| Error::io(&f.source, e))?;
-            archive.add(&format!("files/{i}"), f.mode.unwrap_or(0o644), &data);
+        for p in files::placed(&self.hostname, &self.files)? {
+            if let files::Placed::File {
+                source, name, mode, ..
+            } = p
+            {
+                let data = std::fs::read(&source).map_err(|e| Error::io(&source, e))?;
+                archive.add(&format!("files/{name}"), mode, &data);
+            }
         }
         let bytes = archive.finish(4096);
         crate::uml::process::write_atomic(path, &bytes)
@@ -523,6 +541,9 @@ mln_sshkey() { # USER KEY: added once to USER's authorized_keys
 }
 mln_file() { # SOURCE DEST MODE
     mkdir -p "$(dirname "$2")" && cp "$1" "$2" && chmod "$3" "$2"
+}
+mln_dir() { # DEST MODE
+    mkdir -p "$1" && chmod "$2" "$1"
 }
 chmod 600 /etc/shadow 2>/dev/null
 "#;

@@ -172,10 +172,44 @@ pub(super) fn bitmap_first(bits: u32, set: u32) -> Result<sys::libxl_bitmap> {
 }
 
 /// An owned `libxl_bitmap`. The field is private so that only
-/// [`Bitmap::first`] makes one: `Drop` frees its map.
+/// [`Bitmap::first`] and [`Bitmap::cpus`] make one: `Drop` frees its map.
 pub(super) struct Bitmap(sys::libxl_bitmap);
 
 impl Bitmap {
+    /// A CPU map of this machine (libxl sizes it to its CPUs, as `xl`'s
+    /// `cpus=` does) with `cpus` set: a CPU the machine does not have is
+    /// an error naming it.
+    pub(super) fn cpus(ctx: *mut sys::libxl_ctx, cpus: &[u32], what: &str) -> Result<Self> {
+        // SAFETY: an all-zero libxl_bitmap is the empty bitmap; init makes
+        // it so explicitly before libxl allocates its map.
+        let mut bm = Bitmap(unsafe { std::mem::zeroed() });
+        // SAFETY: `bm.0` is a valid, empty bitmap.
+        unsafe { sys::libxl_bitmap_init(&mut bm.0) };
+        // SAFETY: live context; `bm.0` is empty; 0 means "this machine's
+        // CPUs". On success the map is libxl's, freed by our Drop.
+        let rc = unsafe { sys::libxl_cpu_bitmap_alloc(ctx, &mut bm.0, 0) };
+        super::error::check(rc, "libxl_cpu_bitmap_alloc", what)?;
+        // SAFETY: live context.
+        let max = unsafe { sys::libxl_get_max_cpus(ctx) };
+        let have = u32::try_from(max)
+            .unwrap_or(0)
+            .min(bm.0.size.saturating_mul(8));
+        for &cpu in cpus {
+            if cpu >= have {
+                return Err(Error::Backend {
+                    what: what.to_string(),
+                    message: format!(
+                        "cannot pin to CPU {cpu} (`cpus`): this machine has {have} (0-{})",
+                        have.saturating_sub(1)
+                    ),
+                });
+            }
+            // SAFETY: `cpu` < have <= size * 8.
+            unsafe { sys::libxl_bitmap_set(&mut bm.0, cpu as c_int) };
+        }
+        Ok(bm)
+    }
+
     /// [`bitmap_first`], owned.
     pub(super) fn first(bits: u32, set: u32) -> Result<Self> {
         bitmap_first(bits, set).map(Bitmap)
@@ -189,7 +223,8 @@ impl Bitmap {
 
 impl Drop for Bitmap {
     fn drop(&mut self) {
-        // SAFETY: the map was calloc'ed by `bitmap_first`; disposed once.
+        // SAFETY: the map was calloc'ed by `bitmap_first` or by libxl (which
+        // allocates with calloc too), or is NULL; disposed once.
         unsafe { sys::libxl_bitmap_dispose(&mut self.0) };
     }
 }

@@ -232,6 +232,33 @@ impl XenHypervisor {
         Ok(domid)
     }
 
+    /// Pin every vCPU of `domid` to `spec.cpus` (Xen's `cpus=`), when it
+    /// names any. A domain that cannot be pinned is destroyed: it is made
+    /// as its spec says or not at all.
+    fn pin(&self, domid: u32, spec: &DomainSpec, name: &str) -> Result<()> {
+        if spec.cpus.is_empty() {
+            return Ok(());
+        }
+        let pinned = Bitmap::cpus(self.ctx(), &spec.cpus, name).and_then(|mut map| {
+            // SAFETY: live context; `map` is a CPU map libxl allocated
+            // for this machine; no soft affinity.
+            let rc = unsafe {
+                sys::libxl_set_vcpuaffinity_all(
+                    self.ctx(),
+                    domid,
+                    spec.effective_max_vcpus(),
+                    map.as_mut_ptr(),
+                    ptr::null(),
+                )
+            };
+            check(rc, "libxl_set_vcpuaffinity_all", name)
+        });
+        if pinned.is_err() {
+            let _ = self.destroy_domid(domid, name);
+        }
+        pinned
+    }
+
     fn destroy_domid(&self, domid: u32, name: &str) -> Result<()> {
         // SAFETY: live context; synchronous call.
         let rc = unsafe { sys::libxl_domain_destroy(self.ctx(), domid, ptr::null()) };
@@ -311,6 +338,7 @@ impl XenHypervisor {
             )
         };
         check(rc, "libxl_domain_create_restore", as_name)?;
+        self.pin(domid, &spec, as_name)?;
         Ok(domid)
     }
 
@@ -409,6 +437,7 @@ impl Hypervisor for XenHypervisor {
         // SAFETY: `c_info.uuid` is a plain 16-byte value inside our config.
         unsafe { sys::libxl_uuid_generate(&mut cfg.raw_mut().c_info.uuid) };
         let domid = self.create_from(&mut cfg, name)?;
+        self.pin(domid, spec, name)?;
         Ok(self.report(domid, name, self.dominfo(domid, name)?.get()))
     }
 

@@ -672,7 +672,8 @@ impl Ctx<'_, '_> {
             }
             Op::RunHook { point } => {
                 let lines = self.desired.hooks.get(point).map_or(&[][..], |l| l);
-                run_hook(project, *point, lines, self.exec.progress)
+                let dir = self.desired.hook_dir.as_deref();
+                run_hook(project, *point, lines, dir, self.exec.progress)
             }
         }
     }

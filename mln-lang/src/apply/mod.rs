@@ -98,12 +98,13 @@ pub enum ApplyError {
         /// The last lines of its console.
         console: String,
     },
-    /// A hook line failed.
+    /// A hook block failed.
     #[error("{point} hook `{line}` failed ({status}){}", if .output.is_empty() { String::new() } else { format!(": {}", .output) })]
     Hook {
         /// The hook block.
         point: &'static str,
-        /// The failing line.
+        /// The block's first line (with `...` when it has more): the block
+        /// runs as one script.
         line: String,
         /// Its exit status, in words.
         status: String,

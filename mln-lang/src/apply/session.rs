@@ -348,6 +348,16 @@ impl<'a> Run<'a> {
         self
     }
 
+    /// Run the project's hook blocks in `dir` (the project file's
+    /// folder), recorded with the project for later verbs. Call after
+    /// [`Run::project`] or [`Run::desired`].
+    pub fn hooks_in(mut self, dir: Option<&std::path::Path>) -> Self {
+        if let (Some(d), Some(dir)) = (self.desired.as_mut(), dir) {
+            d.hook_dir = Some(dir.to_path_buf());
+        }
+        self
+    }
+
     /// Refuse a plan that does not fit in the servers' free memory, asked
     /// through `memory` (see [`check_free_memory`]).
     pub fn free_memory(mut self, memory: &'a dyn ServerMemory) -> Self {

@@ -603,32 +603,53 @@ fn no_server_runs_more_than_its_share_at_once() {
     }
 }
 
+/// As MLN 1.0.8 ran its `HOOK.sh` scripts (a block written whole under
+/// `#!/bin/bash`, run by `system` from the project's folder with MLN's
+/// own environment): a block is one script, so `cd` and `if ... fi` span
+/// lines; it runs in the project file's folder; it sees the caller's
+/// environment, plus `MLN_PROJECT` and `MLN_HOOK`.
 #[test]
-fn hooks_run_with_a_clean_environment() {
+fn a_hook_block_runs_as_one_script_in_the_project_folder() {
     let root = tempfile::tempdir().unwrap();
     let store = StateStore::open(root.path(), "lab").unwrap();
     let fake = Fake::default();
     let mut p = lab(1);
-    let out_file = root.path().join("hook.out");
+    let project_dir = root.path().join("project");
+    std::fs::create_dir_all(project_dir.join("sub")).unwrap();
+    p.hook_dir = Some(project_dir.clone());
+    // HOME is in every test's environment: it reaches the hook.
+    let home = std::env::var("HOME").unwrap_or_default();
     p.hooks.insert(
         HookPoint::AfterHostsStart,
-        vec![format!(
-            "echo \"$MLN_PROJECT ${{HOME:-nohome}}\" > {}",
-            out_file.display()
-        )],
+        [
+            "started_in=$(pwd)",
+            "cd sub",
+            "if [ -n \"$HOME\" ]; then",
+            "  echo \"$MLN_PROJECT $MLN_HOOK $started_in $HOME\" > hook.out",
+            "fi",
+        ]
+        .map(String::from)
+        .to_vec(),
     );
     p.hooks
         .insert(HookPoint::BeforeProjectStart, vec!["true".into()]);
     let out = up(&store, &fake, &p, Goal::Up).unwrap();
     assert!(out.report.unwrap().is_success());
-    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "lab nohome\n");
-    // A failing hook fails its action and what waits for it.
-    p.hooks
-        .insert(HookPoint::BeforeHostsStop, vec!["exit 3".into()]);
+    assert_eq!(
+        std::fs::read_to_string(project_dir.join("sub/hook.out")).unwrap(),
+        format!("lab afterHostsStart {} {home}\n", project_dir.display())
+    );
+    // A failing block fails its action and what waits for it; the
+    // error names the block by its first line.
+    p.hooks.insert(
+        HookPoint::BeforeHostsStop,
+        vec!["echo stopping".into(), "exit 3".into()],
+    );
     let out = up(&store, &fake, &p, Goal::Stop).unwrap();
     let report = out.report.unwrap();
     assert_eq!(report.failed.len(), 1);
     assert!(report.failed[0].error.contains("exit status: 3"));
+    assert!(report.failed[0].error.contains("`echo stopping ...`"));
     assert_eq!(fake.hv.names().len(), 1, "the host must not stop");
 }
 

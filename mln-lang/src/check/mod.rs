@@ -9,6 +9,7 @@
 
 mod addresses;
 mod capacity;
+mod cpus;
 mod links;
 mod memory;
 mod names;
@@ -93,6 +94,7 @@ pub fn check_project(project: &Project, origins: &Origins) -> Diagnostics {
     links::unused_switches(project, origins, &suggested, &mut out);
     links::hosts_without_interface(project, origins, &mut out);
     memory::check(project, origins, &mut out);
+    cpus::check(project, origins, &mut out);
     collapse_repeats(&mut out);
     sort(&mut out);
     out

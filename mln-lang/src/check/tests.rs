@@ -512,3 +512,25 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn cpus_on_a_guest_that_is_not_xen_is_a_warning_that_it_runs_unpinned() {
+    let checked = |platform: &str| {
+        crate::load_str(
+            "p.mln",
+            &format!("global {{ project p }}\nswitch lan {{\n}}\nhost a {{\n {platform}\n cpus 0-1\n network eth0 {{ switch lan }}\n}}\n"),
+        )
+        .unwrap()
+    };
+    let warned: Vec<String> = checked("uml")
+        .warnings
+        .iter()
+        .filter(|d| d.code == Code::PinningXenOnly)
+        .map(|d| d.message.clone())
+        .collect();
+    assert_eq!(
+        warned,
+        ["host `a` is a uml guest: `cpus 0-1` pins only Xen guests, so it runs unpinned"]
+    );
+    assert!(checked("xen").warnings.is_empty(), "a Xen guest is pinned");
+}

@@ -645,6 +645,7 @@ impl Backends for LocalBackends {
         let boot = self.guest_boot(host, template)?;
         let mut spec = DomainSpec::new(domain_name(project, &host.name), host.memory, boot.boot);
         spec.vcpus = host.vcpus;
+        spec.cpus = host.cpus.clone();
         spec.boot_marker = template.boot_marker.clone();
         if host.platform.live_resize() {
             // Room to grow live (see plan::HEADROOM).

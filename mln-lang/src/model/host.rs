@@ -42,9 +42,13 @@ pub struct Host {
     /// RAM in bytes (default [`DEFAULT_MEMORY`]).
     #[serde(default = "default_memory")]
     pub memory: u64,
-    /// `vcpus` / `cpus` (default [`DEFAULT_VCPUS`]).
+    /// `vcpus` (default [`DEFAULT_VCPUS`]).
     #[serde(default = "default_vcpus")]
     pub vcpus: u32,
+    /// `cpus`: the physical CPUs a Xen host's vCPUs are pinned to, as
+    /// written (`1`, `0-3`, `0,2-3`); Xen's `cpus=`, as in MLN.
+    #[serde(default)]
+    pub cpus: Option<String>,
     /// `template`: the filesystem template the root disk is made from;
     /// `None` for the site default.
     #[serde(default)]
@@ -169,6 +173,7 @@ impl Host {
             service_host: None,
             memory: DEFAULT_MEMORY,
             vcpus: DEFAULT_VCPUS,
+            cpus: None,
             template: None,
             size: None,
             free_space: None,

@@ -128,6 +128,11 @@ pub(super) fn diff_host(a: &HostSpec, d: &HostSpec, run: Running) -> Vec<AttrCha
             class,
         );
     }
+    if a.cpus != d.cpus {
+        // Pinned when the domain is made.
+        let list = |c: &[u32]| c.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        push(&mut out, "cpus", list(&a.cpus), list(&d.cpus), Restart);
+    }
     if a.kernel != d.kernel {
         push(&mut out, "kernel", opt(&a.kernel), opt(&d.kernel), Restart);
     }
@@ -237,6 +242,16 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].class, ChangeClass::Live);
         assert_eq!((c[0].from.as_str(), c[0].to.as_str()), ("128M", "256M"));
+    }
+
+    #[test]
+    fn new_cpu_pinning_needs_a_restart() {
+        let mut d = xen(128);
+        d.cpus = vec![0, 2, 3];
+        let c = diff_host(&xen(128), &d, RUNNING);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].class, ChangeClass::Restart);
+        assert_eq!((c[0].attr.as_str(), c[0].to.as_str()), ("cpus", "0,2,3"));
     }
 
     #[test]

@@ -93,6 +93,11 @@ fn host_spec(project: &str, h: &Host) -> HostSpec {
         service_host: h.service_host.clone(),
         memory: h.memory,
         vcpus: h.vcpus,
+        cpus: h
+            .cpus
+            .as_deref()
+            .and_then(|c| crate::resolve::parse_cpu_list(c).ok())
+            .unwrap_or_default(),
         template: h.template.clone(),
         disk_size: h.size,
         swap: h.swap,

@@ -46,6 +46,10 @@ pub struct HostSpec {
     pub memory: u64,
     /// Virtual CPUs.
     pub vcpus: u32,
+    /// Physical CPUs the vCPUs are pinned to (`cpus`, Xen only); empty:
+    /// not pinned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u32>,
     /// Filesystem template of the root disk.
     pub template: Option<String>,
     /// Root disk size, bytes (`None`: the template's size).
@@ -91,6 +95,7 @@ impl HostSpec {
             service_host: None,
             memory: 128 << 20,
             vcpus: 1,
+            cpus: Vec::new(),
             template: None,
             disk_size: None,
             swap: None,
@@ -314,6 +319,12 @@ pub struct DesiredProject {
     pub switches: BTreeMap<String, SwitchSpec>,
     /// Hook lines by point, in file order.
     pub hooks: BTreeMap<HookPoint, Vec<String>>,
+    /// The folder hook blocks run in: the project file's folder, as MLN
+    /// ran them in its project folder. `None`: the current folder.
+    /// Recorded with the project, so `mln stop -p NAME` runs them there
+    /// too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_dir: Option<std::path::PathBuf>,
 }
 
 impl DesiredProject {

@@ -138,8 +138,11 @@ fn host(p: &mut Printer, h: &Host, project: &Project) {
     if h.memory != DEFAULT_MEMORY || h.written.contains_key("memory") || inherits(&["memory"]) {
         p.statement("memory", Some(&size("memory", h.memory)));
     }
-    if h.vcpus != DEFAULT_VCPUS || inherits(&["vcpus", "cpus"]) {
+    if h.vcpus != DEFAULT_VCPUS || inherits(&["vcpus"]) {
         p.statement("vcpus", Some(&h.vcpus.to_string()));
+    }
+    if let Some(cpus) = &h.cpus {
+        p.statement("cpus", Some(cpus));
     }
     p.opt("template", &h.template);
     for (key, v) in [

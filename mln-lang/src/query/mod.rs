@@ -16,9 +16,13 @@
 //! | `/host/NAME/network` | interface names |
 //! | `/host/NAME/network/IFACE/KEY` | `switch`, `address`, `netmask`, `mac`, ... |
 //! | `/host/NAME/BLOCK[/LABEL]/KEY...` | inside a generic block |
-//! | `/switch`, `/switch/NAME/KEY` | switch names; `service_host`, `hub`, `bridge`, `xen` (`1` when a Xen guest plugs in), ... `members` and `hosts` (`HOST IFACE` lines), `hosts/HOST` (that host's interface) |
+//! | `/switch`, `/switch/NAME/KEY` | switch names; `service_host`, `hub`, `bridge` (as written, else when a Xen guest plugs in the bridge `mln` makes), `xen` (`1` when a Xen guest plugs in), ... `members` and `hosts` (`HOST IFACE` lines), `hosts/HOST` (that host's interface) |
 //! | `/superclass`, `/superclass/NAME/KEY` | superclass names; a keyword as written in the superclass |
 //! | `/BLOCK[/LABEL]/KEY...` | inside a top-level generic block |
+
+mod tree;
+
+pub use tree::{query_tree, syntax_tree, Tree};
 
 use crate::model::{GenericBlock, GenericItem, Host, Interface, Platform, Project, Switch};
 use crate::resolve::format_size;
@@ -191,7 +195,8 @@ fn host(h: &Host, rest: &[&str]) -> Option<Node> {
         "size" => size(h, "size", h.size),
         "free_space" => size(h, "free_space", h.free_space),
         "swap" => size(h, "swap", h.swap),
-        "vcpus" | "cpus" => scalar(h.vcpus.to_string()),
+        "vcpus" => scalar(h.vcpus.to_string()),
+        "cpus" => opt(&h.cpus),
         "template" => opt(&h.template),
         "lvm" => flag(h.lvm),
         "lvm_vg" => opt(&h.lvm_vg),
@@ -343,7 +348,17 @@ fn switch(project: &Project, s: &Switch, rest: &[&str]) -> Option<Node> {
         })),
         ["service_host"] | ["location"] => opt(&s.service_host),
         ["hub"] => flag(s.hub),
-        ["bridge"] => opt(&s.bridge),
+        // The bridge a Xen guest's interface joins: the one written, else
+        // the one `mln` makes for the switch (MLN 1.0.8 answered
+        // `SWITCH.PROJECT` here, the name it gave its bridges).
+        ["bridge"] => opt(&s.bridge).or_else(|| {
+            switch(project, s, &["xen"]).map(|_| {
+                Node::Scalar(mln_core::net::LinuxBridge::derived_name(
+                    &project.name,
+                    &s.name,
+                ))
+            })
+        }),
         ["socket"] => opt(&s.socket),
         ["tap"] => opt(&s.tap),
         ["members"] => Some(Node::List(

@@ -21,7 +21,8 @@ use super::inherit::{superclass_of, variables_of, Superclasses};
 use super::lint::HOST_LISTS;
 use super::lists::ListMerge;
 use super::values::{
-    parse_address, parse_bool, parse_ip, parse_mac, parse_netmask, parse_size, parse_u32,
+    parse_address, parse_bool, parse_cpu_list, parse_ip, parse_mac, parse_netmask, parse_size,
+    parse_u32,
 };
 use super::vars::Scope;
 use super::{generic, Ctx, What};
@@ -81,7 +82,6 @@ fn keyword_key(keyword: &str) -> Cow<'static, str> {
 fn canonical(keyword: &str) -> &str {
     match keyword {
         "location" => "service_host",
-        "cpus" => "vcpus",
         k => k,
     }
 }
@@ -648,6 +648,10 @@ fn read_scalars(
                 Ok(0) => ctx.bad(Code::BadValue, span, what, "a host needs at least one CPU".into()),
                 Ok(n) => host.vcpus = n,
                 Err(e) => ctx.bad(Code::BadNumber, span, what, e),
+            },
+            "cpus" => match parse_cpu_list(&value) {
+                Ok(_) => host.cpus = Some(value.trim().trim_matches('"').to_string()),
+                Err(e) => ctx.bad(Code::BadValue, span, what, e),
             },
             "boot_order" => match parse_u32(&value) {
                 Ok(n) => host.boot_order = n,

@@ -58,6 +58,7 @@ use crate::syntax::{Ast, Text};
 
 pub use autoenum::MAX_GENERATED_HOSTS;
 pub(crate) use values::format_size;
+pub use values::parse_cpu_list;
 
 /// The bytes a size text (`256M`, `1GB`, `64`) stands for, `None` when it
 /// is not a size. A bare number is megabytes.

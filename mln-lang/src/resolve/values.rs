@@ -73,6 +73,42 @@ pub(crate) fn parse_u32(text: &str) -> Result<u32, Reason> {
     t.parse::<u32>().map_err(|_| format!("`{t}` is too large"))
 }
 
+/// A CPU list as Xen's `cpus=` takes it: numbers and ranges separated by
+/// commas (`1`, `0-3`, `0,2-5`), optionally in double quotes. The CPUs in
+/// order, each once.
+///
+/// ```
+/// use mln_lang::resolve::parse_cpu_list;
+/// assert_eq!(parse_cpu_list("0,2-4").unwrap(), [0, 2, 3, 4]);
+/// assert_eq!(parse_cpu_list("\"1\"").unwrap(), [1]);
+/// assert!(parse_cpu_list("3-1").is_err());
+/// assert!(parse_cpu_list("all").is_err());
+/// ```
+pub fn parse_cpu_list(text: &str) -> Result<Vec<u32>, String> {
+    /// No machine Xen runs on has more.
+    const MAX_CPU: u32 = 4095;
+    let t = text.trim().trim_matches('"').trim();
+    let bad = || {
+        format!("`{t}` is not a CPU list: write CPU numbers and ranges, e.g. `1`, `0-3`, `0,2-3`")
+    };
+    let mut cpus = std::collections::BTreeSet::new();
+    for part in t.split(',') {
+        let (lo, hi) = match part.trim().split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part.trim(), part.trim()),
+        };
+        let (lo, hi) = (
+            parse_u32(lo).map_err(|_| bad())?,
+            parse_u32(hi).map_err(|_| bad())?,
+        );
+        if lo > hi || hi > MAX_CPU {
+            return Err(bad());
+        }
+        cpus.extend(lo..=hi);
+    }
+    Ok(cpus.into_iter().collect())
+}
+
 /// A flag: `1`/`yes`/`true`/`on` or `0`/`no`/`false`/`off`.
 pub(crate) fn parse_bool(text: &str) -> Result<bool, Reason> {
     // Compared without lower-casing a copy: every host's platform flag

@@ -622,16 +622,22 @@ pub struct ShowArgs {
     pub format: ShowFormat,
 }
 
-/// `mln parse -f FILE [-S PATH | -A PATH]`.
+/// `mln parse -f FILE [-S PATH | -A PATH | -H PATH]`; with no path, the
+/// project as written, as MLN's tree.
 #[derive(Debug, Args)]
 pub struct ParseArgs {
-    /// Project file.
+    /// Project file (`-` reads standard input).
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,
-    /// Print one scalar, e.g. `/host/NAME/memory`.
-    #[arg(short = 'S', conflicts_with = "list")]
+    /// Print one scalar, e.g. `/host/NAME/memory` (`1` for a block that is
+    /// there, an empty line for a key nobody set).
+    #[arg(short = 'S', conflicts_with_all = ["list", "tree"])]
     pub scalar: Option<String>,
     /// Print a list block one item per line, e.g. `/host/NAME/startup`.
-    #[arg(short = 'A')]
+    #[arg(short = 'A', conflicts_with = "tree")]
     pub list: Option<String>,
+    /// Print the tree at a path with superclasses applied, e.g. `/host`
+    /// (every host) or `/switch/NAME`.
+    #[arg(short = 'H')]
+    pub tree: Option<String>,
 }

@@ -134,29 +134,61 @@ fn for_mln_text(project: &mln_lang::model::Project) -> mln_lang::model::Project 
     p
 }
 
-/// `mln parse -f FILE -S PATH | -A PATH`.
+/// `mln parse -f FILE`: the project as written, as MLN's tree (`-`:
+/// standard input).
+fn parse_tree(out: &Output, file: &std::path::Path) -> u8 {
+    let parsed = if file == std::path::Path::new("-") {
+        let mut text = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+            eprintln!("error: standard input: {e}");
+            return 1;
+        }
+        mln_lang::parse_str("<stdin>", &text)
+    } else {
+        mln_lang::parse_file(file)
+    };
+    match parsed {
+        Ok(parsed) => {
+            print!("{}", mln_lang::query::syntax_tree(&parsed.ast).render());
+            0
+        }
+        Err(report) => {
+            out.report(&report);
+            1
+        }
+    }
+}
+
+/// `mln parse -f FILE [-S PATH | -A PATH | -H PATH]`, answering as MLN
+/// 1.0.8 does: a key nobody set is an empty line (`-S`) or nothing (`-A`,
+/// `-H`) and success; `-S` on a block that is there prints `1`.
 pub fn parse(out: &Output, args: &ParseArgs) -> u8 {
+    if args.scalar.is_none() && args.list.is_none() && args.tree.is_none() {
+        return parse_tree(out, &args.file);
+    }
     let Some(checked) = load_or_report(out, &args.file) else {
         return 1;
     };
     let project = checked.project();
-    let result = match (&args.scalar, &args.list) {
-        (Some(path), _) => mln_lang::query::query_scalar(project, path).map(|v| vec![v]),
-        (None, Some(path)) => mln_lang::query::query_list(project, path),
-        (None, None) => {
-            println!("{}", project.name);
-            return 0;
+    let result = match (&args.scalar, &args.list, &args.tree) {
+        (Some(path), _, _) => match mln_lang::query::query_scalar(project, path) {
+            Err(mln_lang::query::QueryError::NotAScalar(_)) => Ok("1".to_string()),
+            other => other,
         }
+        .map(|v| format!("{v}\n")),
+        (None, Some(path), _) => mln_lang::query::query_list(project, path)
+            .map(|lines| lines.iter().map(|l| format!("{l}\n")).collect()),
+        (None, None, Some(path)) => {
+            mln_lang::query::query_tree(project, &checked.resolved.origins, path)
+                .map(|t| t.render())
+        }
+        (None, None, None) => Ok(String::new()),
     };
     match result {
-        Ok(lines) => {
-            for l in lines {
-                println!("{l}");
-            }
+        Ok(text) => {
+            print!("{text}");
             0
         }
-        // As MLN answers a key nobody set: an empty line (`-S`) or
-        // nothing (`-A`), and success; scripts test for emptiness.
         Err(mln_lang::query::QueryError::NotFound(_)) => {
             if args.scalar.is_some() {
                 println!();

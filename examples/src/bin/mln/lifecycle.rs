@@ -169,6 +169,17 @@ fn target(args: &LifecycleArgs, out: &Output) -> Result<(String, Option<mln_lang
     }
 }
 
+/// The absolute folder of the project file `file` (`-` is standard
+/// input: the current folder), where hook blocks run.
+fn project_folder(file: &Path) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    if file == Path::new("-") {
+        return Some(cwd);
+    }
+    let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
+    Some(parent.map_or(cwd.clone(), |p| cwd.join(p)))
+}
+
 /// Everything a lifecycle verb needs, ready to run.
 pub(crate) struct Prepared {
     pub(crate) name: String,
@@ -179,6 +190,8 @@ pub(crate) struct Prepared {
     /// The project as last applied, re-placed by `--backend`.
     recorded: Option<DesiredProject>,
     pub(crate) options: RunOptions,
+    /// The project file's folder, where its hook blocks run.
+    pub(crate) hook_dir: Option<PathBuf>,
 }
 
 impl Prepared {
@@ -194,8 +207,18 @@ impl Prepared {
         let places =
             Places::new(args.state_dir.as_deref(), args.template_dir.as_deref()).map_err(fail)?;
         let mut project = checked.map(|c| c.project().clone());
+        let hook_dir = args.file.as_deref().and_then(project_folder);
         if let Some(p) = &mut project {
             apply_defaults(p, &places.site).map_err(fail)?;
+            // What stops or removes needs no `files` source.
+            if !matches!(goal, Goal::Stop | Goal::Remove) {
+                let site_files = places.site.path("files");
+                let folders = mln_lang::files::FilesFolders {
+                    site: site_files.as_deref(),
+                    project: hook_dir.as_deref(),
+                };
+                mln_lang::files::locate_files(p, &folders).map_err(|e| fail(e.to_string()))?;
+            }
         }
         let mut recorded = None;
         match &mut project {
@@ -267,6 +290,7 @@ impl Prepared {
             project,
             recorded,
             options,
+            hook_dir,
         })
     }
 
@@ -283,7 +307,9 @@ impl Prepared {
             (None, Some(desired)) => run.desired(desired, None),
             (None, None) => run,
         };
-        run.run().map_err(|e| fail(e.to_string()))
+        run.hooks_in(self.hook_dir.as_deref())
+            .run()
+            .map_err(|e| fail(e.to_string()))
     }
 }
 
@@ -377,7 +403,8 @@ pub fn upgrade(out: &Output, args: &UpgradeArgs) -> u8 {
     let Some(project) = &prepared.project else {
         return 2;
     };
-    let desired = DesiredProject::from_project(project);
+    let mut desired = DesiredProject::from_project(project);
+    desired.hook_dir = prepared.hook_dir.clone();
     let model = serde_json::to_value(project).ok();
     let mut session = match Session::open(
         prepared.store,
