@@ -42,6 +42,8 @@ pub mod agent;
 #[cfg(feature = "runtime")]
 pub mod apply;
 #[cfg(feature = "runtime")]
+pub mod archive;
+#[cfg(feature = "runtime")]
 pub mod machine;
 #[cfg(feature = "runtime")]
 pub mod site;

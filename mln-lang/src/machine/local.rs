@@ -208,6 +208,12 @@ impl LocalBackends {
         }
     }
 
+    /// The template `host` is made over here (its `template NAME`, else
+    /// the default), or why there is none.
+    pub fn template_of(&self, host: &HostSpec) -> Result<&Template> {
+        self.template(host)
+    }
+
     fn template(&self, host: &HostSpec) -> Result<&Template> {
         let found = match &host.template {
             Some(name) => self.templates.get(name),

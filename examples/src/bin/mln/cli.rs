@@ -98,6 +98,38 @@ pub enum Command {
     Console(ConsoleArgs),
     /// Build, import and list guest templates (the templates folder).
     Template(TemplateArgs),
+    /// Write a stopped project (its record and its hosts' disks, not the
+    /// templates) to one archive file.
+    Export(ExportArgs),
+    /// Bring back a project from an archive `mln export` wrote, here or
+    /// on another machine with the same templates.
+    Import(ImportArgs),
+}
+
+/// `mln export -p PROJECT FILE`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The project, by name (its hosts stopped).
+    #[arg(short = 'p', long)]
+    pub project: String,
+    /// The archive to write (a tar file; never replaced).
+    pub file: PathBuf,
+    /// Folder of project states.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `mln import FILE`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The archive `mln export` wrote.
+    pub file: PathBuf,
+    /// Folder of project states to import into.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Folder of templates (default: STATE_DIR/templates).
+    #[arg(long)]
+    pub template_dir: Option<PathBuf>,
 }
 
 /// `mln console -p PROJECT HOST`.

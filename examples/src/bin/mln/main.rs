@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod agent;
+mod archive;
 mod backend;
 mod cli;
 mod config;
@@ -65,6 +66,8 @@ fn main() -> ExitCode {
         cli::Command::Evacuate(a) => evacuate::evacuate(&out, &a),
         cli::Command::Console(a) => console::console(&a),
         cli::Command::Template(a) => template::template(&a),
+        cli::Command::Export(a) => archive::export(&a),
+        cli::Command::Import(a) => archive::import(&a),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,158 @@
+//! MLN's admin verbs on real UML guests: `export`/`import`, `clean`,
+//! `down --force`, `template register`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// Every `mln` here may take this long (a boot is a few seconds).
+const LIMIT: Duration = Duration::from_secs(240);
+
+/// `mln ARGS --state-dir STATE --template-dir TEMPLATES`, bounded.
+fn mln(state: &Path, templates: &Path, args: &[&str]) -> Output {
+    mln_raw(args, &[state, templates])
+}
+
+fn mln_raw(args: &[&str], dirs: &[&Path]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mln"));
+    cmd.args(args).env("NO_COLOR", "1");
+    if let Some(state) = dirs.first() {
+        cmd.arg("--state-dir").arg(state);
+    }
+    if let Some(templates) = dirs.get(1) {
+        cmd.arg("--template-dir").arg(templates);
+    }
+    testkit::run_within(&mut cmd, LIMIT)
+}
+
+/// `mln exec -p PROJECT HOST -- COMMAND...` (the flags before `--`).
+fn exec(state: &Path, project: &str, host: &str, command: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mln"));
+    cmd.args(["exec", "--state-dir"])
+        .arg(state)
+        .args(["-p", project, host, "--"])
+        .args(command);
+    testkit::run_within(&mut cmd, LIMIT)
+}
+
+fn uml_available(test: &str) -> bool {
+    let kernel = testkit::uml_kernel();
+    let kernel = kernel.to_str().unwrap_or("/usr/bin/linux.uml");
+    match testkit::missing_tool(&[kernel, "/usr/bin/vde_switch"]) {
+        Some(why) => {
+            testkit::skip(test, &why);
+            false
+        }
+        None => true,
+    }
+}
+
+#[track_caller]
+fn ok(o: &Output) {
+    assert!(o.status.success(), "{}", testkit::output_text(o));
+}
+
+#[track_caller]
+fn refused(o: &Output, says: &str) {
+    let text = testkit::output_text(o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains(says), "{says:?} not in: {text}");
+}
+
+/// A one-host UML project of 64M on a switch, written to `dir`.
+fn one_host(dir: &Path, project: &str) -> PathBuf {
+    let path = dir.join(format!("{project}.mln"));
+    std::fs::write(
+        &path,
+        format!(
+            "global {{\n  project {project}\n}}\n\
+             host solo {{\n  memory 64M\n  network eth0 {{\n    switch lan\n    \
+             address 10.0.0.1\n    netmask 255.255.255.0\n  }}\n}}\n\
+             switch lan {{\n}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Up a one-host project, write a file in its guest, down, export; the
+/// archive is refused while the host runs, never replaces a file, is
+/// refused over an existing project and without the template; imported
+/// into a fresh state folder it comes up with the file still there.
+#[test]
+fn an_exported_project_comes_back_up_elsewhere_with_its_guests_files() {
+    if !uml_available("export_import") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    let templates = dir.path().join("templates");
+    let file = one_host(dir.path(), "carry");
+    let archive = dir.path().join("carry.tar");
+    let archive_arg = archive.to_str().unwrap();
+
+    ok(&mln(&first, &templates, &["up", file.to_str().unwrap()]));
+    ok(&exec(
+        &first,
+        "carry",
+        "solo",
+        &["sh", "-c", "echo data > /root/f && sync"],
+    ));
+    // Running: refused, naming the host and the way out.
+    refused(
+        &mln_raw(&["export", "-p", "carry", archive_arg], &[&first]),
+        "host(s) solo still run; stop them first (`mln down -p carry`)",
+    );
+    assert!(!archive.exists());
+    ok(&mln(&first, &templates, &["down", "-p", "carry"]));
+    ok(&mln_raw(&["export", "-p", "carry", archive_arg], &[&first]));
+    // A tar file `tar` reads, holding the record and the disks only.
+    let listing = testkit::run_ok(&["tar", "tf", archive_arg]);
+    assert_eq!(
+        String::from_utf8_lossy(&listing.stdout),
+        "mln-export.json\nstate.json\ndisks/solo.disks\n"
+    );
+    // The disks travel compressed and sparse: far below the 64 MiB the
+    // overlay claims.
+    assert!(std::fs::metadata(&archive).unwrap().len() < 4 << 20);
+    refused(
+        &mln_raw(&["export", "-p", "carry", archive_arg], &[&first]),
+        "already there; not replaced",
+    );
+    // Over the project itself: refused.
+    refused(
+        &mln(&first, &templates, &["import", archive_arg]),
+        "project carry already exists",
+    );
+    // Into a folder whose templates lack the one the disk was made over
+    // (an empty image of that name): refused, leaving nothing.
+    let other_templates = dir.path().join("other-templates");
+    std::fs::create_dir_all(&other_templates).unwrap();
+    refused(
+        &mln(&second, &other_templates, &["import", archive_arg]),
+        "template",
+    );
+    assert!(!second.join("carry").exists());
+
+    ok(&mln(&first, &templates, &["remove", "-p", "carry"]));
+    assert!(!first.join("carry").exists());
+    let o = mln(&second, &templates, &["import", archive_arg]);
+    ok(&o);
+    // The record's paths are the new folder's.
+    let state = std::fs::read_to_string(second.join("carry/state.json")).unwrap();
+    assert!(!state.contains(first.to_str().unwrap()), "{state}");
+    // The overlay stayed sparse.
+    let cow = second.join("carry/disks/solo.cow");
+    let meta = std::fs::metadata(&cow).unwrap();
+    assert!(
+        std::os::unix::fs::MetadataExt::blocks(&meta) * 512 < meta.len() / 4,
+        "{meta:?}"
+    );
+    ok(&mln(&second, &templates, &["up", "-p", "carry"]));
+    let o = exec(&second, "carry", "solo", &["cat", "/root/f"]);
+    ok(&o);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "data\n");
+    ok(&mln(&second, &templates, &["remove", "-p", "carry"]));
+    assert!(testkit::processes_under(dir.path()).is_empty());
+}
