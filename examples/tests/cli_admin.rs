@@ -156,3 +156,67 @@ fn an_exported_project_comes_back_up_elsewhere_with_its_guests_files() {
     ok(&mln(&second, &templates, &["remove", "-p", "carry"]));
     assert!(testkit::processes_under(dir.path()).is_empty());
 }
+
+/// A project whose record is gone (a run that died before recording, say)
+/// while its guest and switch run on, and a scratch folder of a gone
+/// process: `clean -n` lists them and touches nothing; `clean` ends the
+/// processes and removes both; a recorded project running beside them is
+/// untouched.
+#[test]
+fn clean_removes_what_no_record_owns_and_leaves_a_running_project_be() {
+    if !uml_available("clean") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let templates = dir.path().join("templates");
+    // Its folder's name begins the lost one's: matching folders by prefix
+    // would end its guest too.
+    let keep = one_host(dir.path(), "lost2");
+    let lost = one_host(dir.path(), "lost");
+    ok(&mln(&state, &templates, &["up", keep.to_str().unwrap()]));
+    ok(&mln(&state, &templates, &["up", lost.to_str().unwrap()]));
+    std::fs::remove_file(state.join("lost/state.json")).unwrap();
+    let lost_dir = state.join("lost");
+    let running = testkit::processes_under(&lost_dir.join(""));
+    assert!(running.len() >= 2, "guest and switch: {running:?}");
+    let scratch = state
+        .join("kernels")
+        .join(format!(".fetch-{}", 0x7fff_fffe_u32));
+    std::fs::create_dir_all(&scratch).unwrap();
+
+    let o = mln(&state, &templates, &["clean", "-n"]);
+    ok(&o);
+    let text = testkit::output_text(&o);
+    assert!(
+        text.contains(&format!(
+            "would remove {}: project folder without a record",
+            lost_dir.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("would remove {}: scratch", scratch.display())),
+        "{text}"
+    );
+    assert!(!text.contains("lost2"), "{text}");
+    assert_eq!(testkit::processes_under(&lost_dir.join("")), running);
+    assert!(scratch.exists() && lost_dir.exists());
+
+    let o = mln(&state, &templates, &["clean"]);
+    ok(&o);
+    assert!(
+        testkit::output_text(&o).contains("2 leftover(s)"),
+        "{}",
+        testkit::output_text(&o)
+    );
+    assert!(testkit::processes_under(&lost_dir.join("")).is_empty());
+    assert!(!scratch.exists() && !lost_dir.exists());
+    // The recorded project runs on.
+    let o = exec(&state, "lost2", "solo", &["echo", "alive"]);
+    ok(&o);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "alive\n");
+    ok(&mln(&state, &templates, &["remove", "-p", "lost2"]));
+    assert!(testkit::processes_under(dir.path()).is_empty());
+}

@@ -19,6 +19,7 @@
 //! apply that same plan under one lock.
 
 mod boot;
+pub mod clean;
 mod cluster;
 pub mod evacuate;
 mod executor;

@@ -28,7 +28,7 @@ pub struct Swept {
 }
 
 /// End what project `project` (its folder `dir`) runs on this machine:
-/// every process whose command line names `dir` gets SIGTERM, and SIGKILL
+/// every process whose command line names a path inside `dir` gets SIGTERM, and SIGKILL
 /// if it is still there after `grace`; every Xen domain named
 /// `PROJECT.…` is destroyed when Xen runs here.
 pub fn sweep(project: &str, dir: &Path, backends: &dyn Backends, grace: Duration) -> Swept {
@@ -43,23 +43,32 @@ pub fn sweep(project: &str, dir: &Path, backends: &dyn Backends, grace: Duration
             }
         }
     }
-    let found = mln_core::uml::processes_mentioning(dir);
+    let found = processes_inside(dir);
     swept.processes = found.len();
     signal(&found, Signal::TERM);
     let deadline = Instant::now() + grace;
     loop {
-        let left = mln_core::uml::processes_mentioning(dir);
+        let left = processes_inside(dir);
         if left.is_empty() {
             return swept;
         }
         if Instant::now() >= deadline {
             signal(&left, Signal::KILL);
             std::thread::sleep(Duration::from_millis(200));
-            swept.left = mln_core::uml::processes_mentioning(dir);
+            swept.left = processes_inside(dir);
             return swept;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Processes whose command line names a path inside `dir` (`DIR/…`, so
+/// that project `lab`'s folder never matches `lab2`'s processes).
+pub fn processes_inside(dir: &Path) -> Vec<u32> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut needle = dir.into_os_string();
+    needle.push("/");
+    mln_core::uml::processes_mentioning(needle)
 }
 
 fn signal(pids: &[u32], signal: Signal) {

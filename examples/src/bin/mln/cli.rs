@@ -104,6 +104,24 @@ pub enum Command {
     /// Bring back a project from an archive `mln export` wrote, here or
     /// on another machine with the same templates.
     Import(ImportArgs),
+    /// Remove what crashed runs left on this machine: processes and
+    /// folders of projects with no record, scratch files, disks of hosts
+    /// no record has. What a recorded project owns is never touched.
+    Clean(CleanArgs),
+}
+
+/// `mln clean [-n]`.
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Print what would be removed; remove nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Folder of project states.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Folder of templates (default: STATE_DIR/templates).
+    #[arg(long)]
+    pub template_dir: Option<PathBuf>,
 }
 
 /// `mln export -p PROJECT FILE`.

@@ -8,6 +8,7 @@
 mod agent;
 mod archive;
 mod backend;
+mod clean;
 mod cli;
 mod config;
 mod console;
@@ -68,6 +69,7 @@ fn main() -> ExitCode {
         cli::Command::Template(a) => template::template(&a),
         cli::Command::Export(a) => archive::export(&a),
         cli::Command::Import(a) => archive::import(&a),
+        cli::Command::Clean(a) => clean::clean(&a),
     };
     ExitCode::from(code)
 }
