@@ -220,3 +220,57 @@ fn clean_removes_what_no_record_owns_and_leaves_a_running_project_be() {
     ok(&mln(&state, &templates, &["remove", "-p", "lost2"]));
     assert!(testkit::processes_under(dir.path()).is_empty());
 }
+
+/// MLN's `stop --force`: the guest is destroyed at once, so its
+/// `shutdown` lines, which a clean `down` runs, do not run.
+#[test]
+fn down_force_stops_without_the_guests_shutdown() {
+    if !uml_available("down_force") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let templates = dir.path().join("templates");
+    let file = dir.path().join("halt.mln");
+    std::fs::write(
+        &file,
+        "global {\n  project halt\n}\nhost solo {\n  memory 64M\n  \
+         shutdown {\n    echo bye > /root/shut\n  }\n}\n",
+    )
+    .unwrap();
+    let shut = || {
+        exec(
+            &state,
+            "halt",
+            "solo",
+            &["sh", "-c", "cat /root/shut; rm -f /root/shut; sync"],
+        )
+    };
+    ok(&mln(&state, &templates, &["up", file.to_str().unwrap()]));
+    // A clean stop runs the shutdown lines.
+    ok(&mln(&state, &templates, &["down", "-p", "halt"]));
+    ok(&mln(&state, &templates, &["up", "-p", "halt"]));
+    let o = shut();
+    ok(&o);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "bye\n");
+    // A forced one does not, and is quick.
+    let started = std::time::Instant::now();
+    ok(&mln(&state, &templates, &["down", "--force", "-p", "halt"]));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(testkit::processes_under(&state.join("halt/")).is_empty());
+    ok(&mln(&state, &templates, &["up", "-p", "halt"]));
+    let o = shut();
+    ok(&o);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "");
+    ok(&mln(
+        &state,
+        &templates,
+        &["remove", "--force", "-p", "halt"],
+    ));
+    assert!(testkit::processes_under(dir.path()).is_empty());
+}

@@ -134,7 +134,7 @@ impl<'a> Executor<'a> {
     }
 
     /// How long a guest may take to shut down cleanly before it is
-    /// destroyed (default 60 s).
+    /// destroyed (default 60 s); zero destroys it without asking.
     pub fn stop_timeout(mut self, timeout: Duration) -> Self {
         self.stop_timeout = timeout;
         self
@@ -827,14 +827,17 @@ impl Ctx<'_, '_> {
         Ok(())
     }
 
-    /// Shut the domain of `spec` down (destroying it after the timeout);
-    /// a domain that is not there is already stopped.
+    /// Shut the domain of `spec` down (destroying it after the timeout;
+    /// at once, without asking the guest, when the timeout is zero: `mln
+    /// down --force`); a domain that is not there is already stopped.
     fn stop(&self, action: &Action, spec: &HostSpec) -> Result<(), ApplyError> {
         let name = domain_name(self.project(), &spec.name);
         let hv = self.hypervisor(action, spec)?;
-        match hv.shutdown(&name, self.exec.stop_timeout) {
-            Err(e) if !not_found(&e) => return Err(backend(action, e)),
-            _ => {}
+        if !self.exec.stop_timeout.is_zero() {
+            match hv.shutdown(&name, self.exec.stop_timeout) {
+                Err(e) if !not_found(&e) => return Err(backend(action, e)),
+                _ => {}
+            }
         }
         // Backends that keep a shut-down domain around (Xen) let it go here.
         match hv.destroy(&name) {

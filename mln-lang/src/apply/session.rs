@@ -241,7 +241,7 @@ pub struct RunOptions {
     /// Wait for another `mln` on the project instead of failing at once.
     pub wait_for_lock: bool,
     /// How long a guest may take to shut down cleanly before it is
-    /// destroyed.
+    /// destroyed; zero destroys it without asking (`mln down --force`).
     pub stop_timeout: std::time::Duration,
     /// How long a started guest may take to confirm its boot (see
     /// [`Executor::boot_timeout`]).
@@ -425,7 +425,8 @@ pub struct Session<'b> {
     lock: Option<ProjectLock>,
     backends: &'b dyn Backends,
     recorded: Option<State>,
-    /// How long a guest may take to shut down cleanly (default 60 s).
+    /// How long a guest may take to shut down cleanly (default 60 s);
+    /// zero destroys it without asking (`mln down --force`).
     pub stop_timeout: std::time::Duration,
     /// How long a started guest may take to confirm its boot (default
     /// [`super::DEFAULT_BOOT_TIMEOUT`]).

@@ -420,6 +420,10 @@ pub struct LifecycleArgs {
     /// Wait for another `mln` working on the project instead of failing.
     #[arg(long)]
     pub wait: bool,
+    /// Stop guests at once, without waiting for a clean shutdown (their
+    /// `shutdown` lines do not run; as pulling the plug).
+    #[arg(long)]
+    pub force: bool,
     /// Actions run at once on each server, this machine being one
     /// (default: twice its cores, 2 to 16); a project over 25 servers runs
     /// up to 25 times as many in all.
@@ -460,6 +464,7 @@ impl LifecycleArgs {
             verbose_plan: self.verbose_plan,
             backend: self.backend,
             wait: self.wait,
+            force: self.force,
             jobs: self.jobs,
             state_dir: self.state_dir.clone(),
             template_dir: self.template_dir.clone(),

@@ -276,6 +276,9 @@ impl Prepared {
         let mut options = RunOptions::new(goal);
         options.dry_run = args.dry_run;
         options.wait_for_lock = args.wait;
+        if args.force {
+            options.stop_timeout = std::time::Duration::ZERO;
+        }
         if let Some(j) = args.jobs {
             options.parallelism = j.max(1);
         }
