@@ -274,3 +274,121 @@ fn down_force_stops_without_the_guests_shutdown() {
     ));
     assert!(testkit::processes_under(dir.path()).is_empty());
 }
+
+/// MLN's `template register`: a template MLN built elsewhere joins the
+/// templates folder unchanged, as a link or (`--copy`) a copy, and hosts
+/// boot from it by name; an image without MLN's guest step is refused
+/// and pointed at `mln template import`.
+#[test]
+fn a_registered_template_is_linked_or_copied_and_hosts_boot_from_it() {
+    if !uml_available("template_register") {
+        return;
+    }
+    if let Some(why) = testkit::missing_tool(&["/sbin/mkfs.ext4"]) {
+        return testkit::skip("template_register", &why);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let templates = dir.path().join("templates");
+    let elsewhere = dir.path().join("elsewhere");
+    let o = mln(
+        &state,
+        &templates,
+        &[
+            "template",
+            "build",
+            "busybox",
+            "--out",
+            elsewhere.to_str().unwrap(),
+        ],
+    );
+    ok(&o);
+    let built = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+    assert!(built.starts_with(&elsewhere), "{built:?}");
+    let built_arg = built.to_str().unwrap();
+
+    ok(&mln(
+        &state,
+        &templates,
+        &["template", "register", built_arg, "linked.ext4"],
+    ));
+    let linked = templates.join("linked.ext4");
+    assert_eq!(std::fs::read_link(&linked).unwrap(), built);
+    ok(&mln(
+        &state,
+        &templates,
+        &["template", "register", "--copy", built_arg, "copied.ext4"],
+    ));
+    let copied = templates.join("copied.ext4");
+    let meta = std::fs::symlink_metadata(&copied).unwrap();
+    assert!(meta.is_file());
+    assert_eq!(
+        std::fs::read(&copied).unwrap(),
+        std::fs::read(&built).unwrap()
+    );
+    // A name taken: refused.
+    refused(
+        &mln(
+            &state,
+            &templates,
+            &["template", "register", built_arg, "linked.ext4"],
+        ),
+        "already there",
+    );
+    // An ext4 image without MLN's step: refused, nothing registered.
+    let plain = dir.path().join("plain.ext4");
+    std::fs::write(&plain, b"").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&plain)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    testkit::run_ok(&["/sbin/mkfs.ext4", "-q", "-F", plain.to_str().unwrap()]);
+    refused(
+        &mln(
+            &state,
+            &templates,
+            &["template", "register", plain.to_str().unwrap()],
+        ),
+        "mln template import",
+    );
+    assert!(!templates.join("plain.ext4").exists());
+    // Both are listed with the boot marker MLN's templates print.
+    let o = mln(
+        &state,
+        &templates,
+        &["template", "list", "--format", "json"],
+    );
+    ok(&o);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["boot_marker"].is_string())
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"linked.ext4") && names.contains(&"copied.ext4"),
+        "{list}"
+    );
+    // A host boots from the linked one by name.
+    let file = dir.path().join("reg.mln");
+    std::fs::write(
+        &file,
+        "global {\n  project reg\n}\nhost solo {\n  memory 64M\n  template linked.ext4\n}\n",
+    )
+    .unwrap();
+    ok(&mln(&state, &templates, &["up", file.to_str().unwrap()]));
+    let o = exec(&state, "reg", "solo", &["echo", "booted"]);
+    ok(&o);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "booted\n");
+    ok(&mln(
+        &state,
+        &templates,
+        &["remove", "--force", "-p", "reg"],
+    ));
+    assert!(testkit::processes_under(dir.path()).is_empty());
+}

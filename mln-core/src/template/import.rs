@@ -124,7 +124,7 @@ fn e2fsck(image: &Path) -> Result<()> {
 }
 
 /// A template's name is its file name in the templates folder.
-fn check_name(name: &str) -> Result<()> {
+pub(super) fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && !name.starts_with('.')
         && name.len() <= 200

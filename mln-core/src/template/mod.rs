@@ -8,6 +8,9 @@
 //! - [`import`]: any other ext2/3/4 root image (an old MLN template, a
 //!   distribution's image), copied and given MLN's guest-configuration
 //!   step ([`GuestStep`]) with `debugfs`, without root.
+//! - [`register`]: a template MLN made elsewhere (an image that carries
+//!   the guest step already) added to a templates folder unchanged, as a
+//!   link or a copy.
 //! - [`list`]: what a templates folder holds, with sizes and checksums.
 //!
 //! Every template MLN makes or imports carries `/etc/mln/template`, which
@@ -26,6 +29,7 @@ mod catalog;
 mod debian;
 mod image;
 mod import;
+mod register;
 mod step;
 
 pub use busybox::{BusyboxSource, BusyboxTemplate};
@@ -33,6 +37,7 @@ pub use catalog::{list, TemplateFile};
 pub use debian::{DebianBuild, DebianTemplate, DEFAULT_SUITE, PACKAGES as DEBIAN_PACKAGES};
 pub use image::{Edit, Entry, Ext4Image};
 pub use import::{import, Imported};
+pub use register::register;
 pub use step::{GuestStep, InitSystem};
 
 use std::path::{Path, PathBuf};

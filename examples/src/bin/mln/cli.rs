@@ -96,7 +96,8 @@ pub enum Command {
     /// This terminal on a running guest's console (a login prompt);
     /// Ctrl-] leaves it.
     Console(ConsoleArgs),
-    /// Build, import and list guest templates (the templates folder).
+    /// Build, import, register and list guest templates (the templates
+    /// folder).
     Template(TemplateArgs),
     /// Write a stopped project (its record and its hosts' disks, not the
     /// templates) to one archive file.
@@ -242,6 +243,18 @@ pub enum TemplateAction {
         /// Output format.
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
         format: TableFormat,
+    },
+    /// Add a template MLN built or imported elsewhere (an image carrying
+    /// MLN's guest step) to the templates folder unchanged: a symbolic
+    /// link to it, or a copy with --copy.
+    Register {
+        /// The image.
+        image: PathBuf,
+        /// The template's name (default: the image's file name).
+        name: Option<String>,
+        /// Copy the image (sparse) instead of linking to it.
+        #[arg(long)]
+        copy: bool,
     },
     /// The templates in the templates folder, with sizes and SHA-256.
     List {

@@ -1,4 +1,4 @@
-//! `mln template build|import|list`: the guest templates in the templates
+//! `mln template build|import|register|list`: the guest templates in the templates
 //! folder (`mln_core::template`).
 
 use std::path::Path;
@@ -42,6 +42,9 @@ fn run(args: &TemplateArgs) -> Result<(), String> {
             name,
             format,
         } => import(image, name.as_deref(), &places.template_dir, *format),
+        TemplateAction::Register { image, name, copy } => {
+            register(image, name.as_deref(), &places.template_dir, *copy)
+        }
         TemplateAction::List { format } => list(&places.template_dir, *format),
     }
 }
@@ -142,6 +145,21 @@ fn import(image: &Path, name: Option<&str>, dir: &Path, format: TableFormat) -> 
             imported.init.as_str()
         );
     }
+    Ok(())
+}
+
+fn register(image: &Path, name: Option<&str>, dir: &Path, copy: bool) -> Result<(), String> {
+    let t = template::register(image, dir, name, copy).map_err(|e| e.to_string())?;
+    let name = t
+        .image
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let how = if copy { "a copy of" } else { "a link to" };
+    println!(
+        "{name}: registered as {how} {}; `template {name}` in a project uses it",
+        image.display()
+    );
     Ok(())
 }
 
