@@ -267,11 +267,10 @@ fn down_force_stops_without_the_guests_shutdown() {
     let o = shut();
     ok(&o);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "");
-    ok(&mln(
-        &state,
-        &templates,
-        &["remove", "--force", "-p", "halt"],
-    ));
+    // MLN's spelling, `stop -H`.
+    ok(&mln(&state, &templates, &["stop", "-H", "-p", "halt"]));
+    assert!(testkit::processes_under(&state.join("halt/")).is_empty());
+    ok(&mln(&state, &templates, &["remove", "-p", "halt"]));
     assert!(testkit::processes_under(dir.path()).is_empty());
 }
 

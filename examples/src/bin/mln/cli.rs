@@ -434,8 +434,8 @@ pub struct LifecycleArgs {
     #[arg(long)]
     pub wait: bool,
     /// Stop guests at once, without waiting for a clean shutdown (their
-    /// `shutdown` lines do not run; as pulling the plug).
-    #[arg(long)]
+    /// `shutdown` lines do not run; as pulling the plug; MLN's `stop -H`).
+    #[arg(long, short = 'H')]
     pub force: bool,
     /// Actions run at once on each server, this machine being one
     /// (default: twice its cores, 2 to 16); a project over 25 servers runs
