@@ -499,3 +499,87 @@ fn pretty<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     v.push(b'\n');
     Ok(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{DomainRecord, HostRecord, HostSpec};
+
+    fn recorded(root: &Path, hosts: Vec<HostRecord>) -> (StateStore, LocalBackends) {
+        let store = StateStore::open(root, "lab").unwrap();
+        let mut st = State::new("lab");
+        for h in hosts {
+            st.hosts.insert(h.spec.name.clone(), h);
+        }
+        store.save(&store.lock().unwrap(), &st).unwrap();
+        let b = LocalBackends::new(store.dir()).unwrap();
+        (store, b)
+    }
+
+    #[test]
+    fn running_and_remote_hosts_are_refused_and_no_file_is_left() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("lab.tar");
+        let mut running = HostRecord::new(HostSpec::new("web"));
+        running.domain = Some(DomainRecord {
+            name: "lab.web".into(),
+            backend: mln_core::BackendKind::Uml,
+            id: 1,
+            max_memory: 64 << 20,
+            max_vcpus: 1,
+            started: true,
+        });
+        let mut far = HostSpec::new("db");
+        far.service_host = Some("other".into());
+        let (store, b) = recorded(root.path(), vec![running, HostRecord::new(far)]);
+        let err = export(&store, &b, &file).unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::Remote { hosts, .. } if hosts == &["db"]),
+            "{err}"
+        );
+        assert!(err.to_string().contains("this machine only"), "{err}");
+        let mut st = store.load().unwrap().unwrap();
+        st.hosts.remove("db");
+        store.save(&store.lock().unwrap(), &st).unwrap();
+        let err = export(&store, &b, &file).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "project lab: host(s) web still run; stop them first (`mln down -p lab`)"
+        );
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn a_project_never_built_travels_and_comes_back_once() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("lab.tar");
+        let (store, b) = recorded(root.path(), vec![HostRecord::new(HostSpec::new("web"))]);
+        let sent = export(&store, &b, &file).unwrap();
+        assert_eq!(sent.hosts.len(), 1);
+        assert!(!sent.hosts[0].disks);
+        // Over itself: refused.
+        let none = |_: &Path| -> Result<LocalBackends, String> { Err("unused".into()) };
+        assert!(matches!(
+            import(&file, root.path(), root.path(), none),
+            Err(ArchiveError::Exists { .. })
+        ));
+        let elsewhere = root.path().join("elsewhere");
+        let got = import(&file, &elsewhere, &elsewhere, |d: &Path| {
+            LocalBackends::new(d).map_err(|e| e.to_string())
+        })
+        .unwrap();
+        assert_eq!(got.manifest, sent);
+        let back = StateStore::open(&elsewhere, "lab").unwrap().load().unwrap();
+        assert_eq!(back.unwrap().hosts.keys().collect::<Vec<_>>(), vec!["web"]);
+        // A damaged archive is refused, leaving nothing.
+        let cut = root.path().join("cut.tar");
+        let bytes = fs::read(&file).unwrap();
+        fs::write(&cut, &bytes[..700]).unwrap();
+        let third = root.path().join("third");
+        assert!(import(&cut, &third, &third, |d: &Path| {
+            LocalBackends::new(d).map_err(|e| e.to_string())
+        })
+        .is_err());
+        assert!(!third.join("lab").exists());
+    }
+}
