@@ -8,7 +8,8 @@
 //!   that is gone (`.fetch-PID`, `.state.json.tmp.PID`, `.NAME.part-PID`,
 //!   `.NAME.import-PID`, ...: every temporary name mln gives), in the
 //!   state root, the templates and kernels folders and each project's
-//!   folder and `disks` folder; and a move's staging folder
+//!   folder and `disks` folder; there, under the project's lock, also
+//!   hidden `*.tmp` files and a move's staging folder
 //!   (`disks/.HOST.incoming`);
 //! - disks (`disks/HOST.cow`, `.qcow2`, `.config`, `.swap`) of hosts the
 //!   project's record does not have.
@@ -70,7 +71,7 @@ pub fn clean(
 ) -> Result<Cleaned, StateError> {
     let mut out = Cleaned::default();
     for folder in std::iter::once(&places.root).chain(&places.folders) {
-        scratch(folder, dry_run, &mut out);
+        scratch(folder, false, dry_run, &mut out);
     }
     let entries = match fs::read_dir(&places.root) {
         Ok(e) => e,
@@ -135,9 +136,11 @@ pub fn clean(
                 }
             }
             Some(state) => {
-                scratch(&dir, dry_run, &mut out);
+                // Under the project's lock no writer of its own is at
+                // work: any temporary file there is a dead one's.
+                scratch(&dir, true, dry_run, &mut out);
                 let disks = dir.join("disks");
-                scratch(&disks, dry_run, &mut out);
+                scratch(&disks, true, dry_run, &mut out);
                 for (path, host) in unrecorded_disks(&disks, |h| state.hosts.contains_key(h)) {
                     out.leftovers.push(Leftover {
                         path: path.clone(),
@@ -155,8 +158,9 @@ pub fn clean(
 }
 
 /// Scratch entries directly in `folder`: hidden names ending in the id of
-/// a gone process, and a move's staging folders.
-fn scratch(folder: &Path, dry_run: bool, out: &mut Cleaned) {
+/// a gone process, and a move's staging folders; with `locked` (the
+/// folder's project lock held) also hidden `*.tmp` files.
+fn scratch(folder: &Path, locked: bool, dry_run: bool, out: &mut Cleaned) {
     let Ok(entries) = fs::read_dir(folder) else {
         return;
     };
@@ -165,7 +169,9 @@ fn scratch(folder: &Path, dry_run: bool, out: &mut Cleaned) {
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let hidden = name.strip_prefix('.')?;
-            let left = hidden.ends_with(".incoming") || dead_pid_suffix(hidden);
+            let left = hidden.ends_with(".incoming")
+                || (locked && hidden.ends_with(".tmp"))
+                || dead_pid_suffix(hidden);
             left.then(|| e.path())
         })
         .collect();
@@ -248,7 +254,7 @@ mod tests {
         drop(lock);
         let disks = lab.dir().join("disks");
         fs::create_dir_all(disks.join(".web.incoming")).unwrap();
-        for f in ["web.cow", "web.config", "old.cow", "old.swap"] {
+        for f in ["web.cow", "web.config", "old.cow", "old.swap", ".web.tmp"] {
             fs::write(disks.join(f), b"x").unwrap();
         }
         // Scratch of a gone process (pid 0x7ffffffe is never live) and of
@@ -278,6 +284,7 @@ mod tests {
                 root.join("dead"),
                 lab.dir().join(&gone),
                 disks.join(".web.incoming"),
+                disks.join(".web.tmp"),
                 disks.join("old.cow"),
                 disks.join("old.swap"),
             ]
