@@ -391,3 +391,46 @@ fn a_registered_template_is_linked_or_copied_and_hosts_boot_from_it() {
     ));
     assert!(testkit::processes_under(dir.path()).is_empty());
 }
+
+/// MLN's `stop -a` and `start -a` act on every recorded project; `--wait`
+/// waits for whoever holds a project's lock instead of failing.
+#[test]
+fn stop_a_and_start_a_cover_every_project_and_wait_outlasts_a_lock() {
+    if !uml_available("all_projects") {
+        return;
+    }
+    if let Some(why) = testkit::missing_tool(&["/usr/bin/flock"]) {
+        return testkit::skip("all_projects", &why);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let templates = dir.path().join("templates");
+    for name in ["east", "west"] {
+        let file = one_host(dir.path(), name);
+        ok(&mln(&state, &templates, &["up", file.to_str().unwrap()]));
+    }
+    let runs = |name: &str| !testkit::processes_under(&state.join(format!("{name}/"))).is_empty();
+    ok(&mln(&state, &templates, &["stop", "-a"]));
+    assert!(!runs("east") && !runs("west"));
+    ok(&mln(&state, &templates, &["start", "-a"]));
+    for name in ["east", "west"] {
+        ok(&exec(&state, name, "solo", &["true"]));
+    }
+    // Someone holds east's lock for a few seconds (flock(1) takes the
+    // same lock as mln).
+    let lock = state.join("east/lock");
+    let mut holder = Command::new("/usr/bin/flock")
+        .arg(&lock)
+        .args(["sleep", "3"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    refused(&mln(&state, &templates, &["stop", "-p", "east"]), "locked");
+    assert!(runs("east"));
+    ok(&mln(&state, &templates, &["stop", "--wait", "-p", "east"]));
+    assert!(!runs("east"));
+    let _ = holder.wait();
+    ok(&mln(&state, &templates, &["remove", "--force", "-a"]));
+    assert!(testkit::processes_under(dir.path()).is_empty());
+}
