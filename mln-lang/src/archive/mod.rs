@@ -19,25 +19,26 @@
 //! does. Only hosts on this machine are exported: a project with hosts on
 //! other servers is refused.
 
+mod export;
+mod import;
 mod tar;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use mln_core::disk::transfer::FileEntry;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::disks;
-use crate::machine::LocalBackends;
-use crate::plan::State;
-use crate::state::{StateError, StateStore};
+use crate::state::StateError;
+
+pub use export::export;
+pub use import::{import, Imported};
 
 /// The archive format this library writes and reads.
 pub const ARCHIVE_VERSION: u32 = 1;
 
-const MANIFEST: &str = "mln-export.json";
-const STATE: &str = "state.json";
+pub(crate) const MANIFEST: &str = "mln-export.json";
+pub(crate) const STATE: &str = "state.json";
 
 /// What an archive holds, its first member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,321 +173,13 @@ pub enum ArchiveError {
 /// Result with [`ArchiveError`].
 pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;
 
-fn io_err(path: &Path) -> impl Fn(io::Error) -> ArchiveError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl Fn(io::Error) -> ArchiveError + '_ {
     move |source| ArchiveError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
-
-/// Write the project kept in `store` (its hosts stopped, all on this
-/// machine) to a new archive file `file`; `backends` are this machine's
-/// for the project's folder. The project's lock is held meanwhile, so
-/// nothing starts it; the file appears only once complete, and an
-/// existing one is never replaced. Returns what the archive holds.
-pub fn export(store: &StateStore, backends: &LocalBackends, file: &Path) -> Result<ExportManifest> {
-    let project = store.project().to_string();
-    let _lock = store.lock()?;
-    let state = store.load()?.ok_or_else(|| ArchiveError::NotRecorded {
-        project: project.clone(),
-    })?;
-    let remote: Vec<String> = state
-        .hosts
-        .values()
-        .filter(|h| h.spec.service_host.is_some())
-        .map(|h| h.spec.name.clone())
-        .chain(state.stale.iter().map(|s| s.spec.name.clone()))
-        .collect();
-    if !remote.is_empty() {
-        return Err(ArchiveError::Remote {
-            project,
-            hosts: remote,
-        });
-    }
-    let running: Vec<String> = state
-        .hosts
-        .values()
-        .filter(|h| h.domain.is_some())
-        .map(|h| h.spec.name.clone())
-        .collect();
-    if !running.is_empty() {
-        return Err(ArchiveError::Running {
-            project,
-            hosts: running,
-        });
-    }
-    let mut manifest = ExportManifest {
-        format_version: ARCHIVE_VERSION,
-        project: project.clone(),
-        // The backends' folder is absolute and canonical, as the paths
-        // they recorded are.
-        dir: backends.dir().to_path_buf(),
-        hosts: Vec::new(),
-    };
-    for h in state.hosts.values() {
-        let template = if h.disk_ready {
-            disks::state(backends, &h.spec)
-                .map_err(|source| ArchiveError::Disks {
-                    host: h.spec.name.clone(),
-                    source,
-                })?
-                .template
-        } else {
-            None
-        };
-        manifest.hosts.push(ExportedHost {
-            name: h.spec.name.clone(),
-            disks: h.disk_ready,
-            template,
-        });
-    }
-    if fs::symlink_metadata(file).is_ok() {
-        return Err(ArchiveError::FileExists {
-            path: file.to_path_buf(),
-        });
-    }
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = file.with_file_name(format!(".{name}.mln-export-{}", std::process::id()));
-    let written = write_archive(&temp, &manifest, &state, backends).and_then(|()| {
-        // A link, unlike a rename, never replaces a file that appeared
-        // meanwhile.
-        fs::hard_link(&temp, file).map_err(io_err(file))
-    });
-    // Best effort: the temporary name goes either way.
-    let _ = fs::remove_file(&temp);
-    written.map(|()| manifest)
-}
-
-fn write_archive(
-    path: &Path,
-    manifest: &ExportManifest,
-    state: &State,
-    backends: &LocalBackends,
-) -> Result<()> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io_err(path))?;
-    let mut w = tar::Writer::new(file);
-    let m = pretty(manifest).map_err(|why| format_err(path, why))?;
-    let s = pretty(state).map_err(|why| format_err(path, why))?;
-    w.member(MANIFEST, |f| f.write_all(&m))
-        .map_err(io_err(path))?;
-    w.member(STATE, |f| f.write_all(&s)).map_err(io_err(path))?;
-    for h in manifest.hosts.iter().filter(|h| h.disks) {
-        let Some(record) = state.hosts.get(&h.name) else {
-            continue;
-        };
-        let mut failed = None;
-        w.member(&format!("disks/{}.disks", h.name), |f| {
-            disks::export(backends, &record.spec, f).map_err(|e| {
-                failed = Some(e);
-                io::Error::other("disk stream")
-            })?;
-            Ok(())
-        })
-        .map_err(|e| match failed.take() {
-            Some(source) => ArchiveError::Disks {
-                host: h.name.clone(),
-                source,
-            },
-            None => io_err(path)(e),
-        })?;
-    }
-    w.finish().map_err(io_err(path))
-}
-
-/// What [`import`] brought back.
-#[derive(Debug, Clone)]
-pub struct Imported {
-    /// The archive's manifest.
-    pub manifest: ExportManifest,
-    /// The project's folder here.
-    pub dir: PathBuf,
-}
-
-/// Bring back the project in archive `file` under the state root `root`:
-/// refused when a project of its name is recorded there. `backends` makes
-/// this machine's backends for the new project folder (with the templates
-/// folder); every host's template must be there, with the content the
-/// exporting machine's had. The disks are put where the local backends
-/// keep them, their overlays pointed at the local templates, and the
-/// record's paths moved to the new folder. On any failure nothing of the
-/// project is left.
-pub fn import(
-    file: &Path,
-    root: &Path,
-    templates: &Path,
-    backends: impl FnOnce(&Path) -> Result<LocalBackends, String>,
-) -> Result<Imported> {
-    let archive = File::open(file).map_err(io_err(file))?;
-    let mut reader = tar::Reader::new(archive);
-    let manifest: ExportManifest = read_json(&mut reader, file, MANIFEST)?;
-    if manifest.format_version > ARCHIVE_VERSION {
-        return Err(format_err(
-            file,
-            format!(
-                "archive format {} is newer than this MLN understands ({ARCHIVE_VERSION})",
-                manifest.format_version
-            ),
-        ));
-    }
-    let mut state: State = read_json(&mut reader, file, STATE)?;
-    let project = manifest.project.clone();
-    if state.project != project {
-        return Err(format_err(file, "its record is of another project".into()));
-    }
-    mln_core::SafeName::new(&project).map_err(|e| format_err(file, e.to_string()))?;
-    let dir = root.join(&project);
-    if StateStore::list(root)?.contains(&project) || dir.exists() {
-        return Err(ArchiveError::Exists { project, dir });
-    }
-    let store = StateStore::open(root, &project)?;
-    let lock = store.lock()?;
-    let outcome = (|| {
-        let b = backends(store.dir()).map_err(|message| ArchiveError::Backends {
-            project: project.clone(),
-            message,
-        })?;
-        check_templates(&manifest, &state, &b, templates)?;
-        while let Some(member) = reader.next_member().map_err(io_err(file))? {
-            let Some(host) = member
-                .name
-                .strip_prefix("disks/")
-                .and_then(|n| n.strip_suffix(".disks"))
-            else {
-                continue;
-            };
-            let (Some(record), Some(exported)) = (
-                state.hosts.get(host),
-                manifest.hosts.iter().find(|h| h.name == host),
-            ) else {
-                return Err(format_err(file, format!("disks of unknown host {host}")));
-            };
-            let content = reader.content(&member).map_err(io_err(file))?;
-            let mut input = BufReader::new(content);
-            let to_disks = |source| ArchiveError::Disks {
-                host: host.to_string(),
-                source,
-            };
-            disks::import(
-                &b,
-                &project,
-                &record.spec,
-                exported.template.as_ref(),
-                &mut input,
-            )
-            .map_err(to_disks)?;
-            disks::end_move(&b, &record.spec).map_err(to_disks)?;
-        }
-        relocate(&mut state, &manifest.dir, b.dir());
-        store.save(&lock, &state)?;
-        Ok(b.dir().to_path_buf())
-    })();
-    match outcome {
-        Ok(dir) => Ok(Imported { manifest, dir }),
-        Err(e) => {
-            // Best effort on the way out of the error being returned.
-            let _ = store.remove_dir(lock);
-            Err(e)
-        }
-    }
-}
-
-/// Every template the archive's overlays were made over is known here,
-/// else all that are missing, by host.
-fn check_templates(
-    manifest: &ExportManifest,
-    state: &State,
-    b: &LocalBackends,
-    folder: &Path,
-) -> Result<()> {
-    let mut missing = Vec::new();
-    for h in manifest.hosts.iter().filter(|h| h.disks) {
-        let Some(record) = state.hosts.get(&h.name) else {
-            continue;
-        };
-        let wanted = record
-            .spec
-            .template
-            .clone()
-            .or_else(|| h.template.as_ref().map(|t| t.name.clone()))
-            .unwrap_or_else(|| "the default template".into());
-        match b.template_of(&record.spec) {
-            Ok(t) if t.image.is_file() => {}
-            Ok(t) => missing.push(format!(
-                "{}: {wanted} ({} is missing)",
-                h.name,
-                t.image.display()
-            )),
-            Err(e) => missing.push(format!("{}: {wanted} ({e})", h.name)),
-        }
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    Err(ArchiveError::MissingTemplates {
-        project: manifest.project.clone(),
-        missing,
-        folder: folder.to_path_buf(),
-    })
-}
-
-/// Move the record's paths under the exporting machine's project folder
-/// `from` to the same places under `to`; forget what ran there.
-fn relocate(state: &mut State, from: &Path, to: &Path) {
-    let moved = |p: &Path| match p.strip_prefix(from) {
-        Ok(rest) => to.join(rest),
-        Err(_) => p.to_path_buf(),
-    };
-    for h in state.hosts.values_mut() {
-        h.disks = h.disks.iter().map(|p| moved(p)).collect();
-        h.domain = None;
-    }
-    for s in state.switches.values_mut() {
-        s.socket = s.socket.as_deref().map(moved);
-        s.pid = None;
-    }
-    // Hook blocks run in the project file's folder; one this machine does
-    // not have is forgotten (they then run in the current folder).
-    if let Some(desired) = &mut state.desired {
-        if desired.hook_dir.as_deref().is_some_and(|d| !d.is_dir()) {
-            desired.hook_dir = None;
-        }
-    }
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(
-    reader: &mut tar::Reader,
-    file: &Path,
-    name: &str,
-) -> Result<T> {
-    let member = reader
-        .next_member()
-        .map_err(io_err(file))?
-        .filter(|m| m.name == name)
-        .ok_or_else(|| {
-            format_err(
-                file,
-                format!("not an mln export archive (no {name} where expected)"),
-            )
-        })?;
-    if member.size > 64 << 20 {
-        return Err(format_err(file, format!("{name} is implausibly large")));
-    }
-    let mut bytes = Vec::new();
-    reader
-        .content(&member)
-        .and_then(|mut c| c.read_to_end(&mut bytes))
-        .map_err(io_err(file))?;
-    serde_json::from_slice(&bytes).map_err(|e| format_err(file, format!("{name}: {e}")))
-}
-
-fn format_err(path: &Path, why: String) -> ArchiveError {
+pub(crate) fn format_err(path: &Path, why: String) -> ArchiveError {
     ArchiveError::Format {
         path: path.to_path_buf(),
         why,
@@ -494,16 +187,20 @@ fn format_err(path: &Path, why: String) -> ArchiveError {
 }
 
 /// Pretty JSON with a final newline.
-fn pretty<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+pub(crate) fn pretty<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     let mut v = serde_json::to_vec_pretty(value).map_err(|e| e.to_string())?;
     v.push(b'\n');
     Ok(v)
 }
-
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
+    use crate::machine::LocalBackends;
+    use crate::plan::State;
     use crate::plan::{DomainRecord, HostRecord, HostSpec};
+    use crate::state::StateStore;
 
     fn recorded(root: &Path, hosts: Vec<HostRecord>) -> (StateStore, LocalBackends) {
         let store = StateStore::open(root, "lab").unwrap();
