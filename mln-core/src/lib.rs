@@ -20,6 +20,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod attach;
+pub mod base64;
 mod bounded;
 mod console;
 pub mod disk;

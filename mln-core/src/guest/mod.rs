@@ -463,6 +463,12 @@ impl GuestConfig {
     /// read-only as the guest's second disk, or name it with the kernel
     /// argument `mln.config=DEVICE`.
     pub fn write_disk(&self, path: &Path) -> Result<()> {
+        crate::uml::process::write_atomic(path, &self.disk_bytes()?)
+    }
+
+    /// The configuration disk [`GuestConfig::write_disk`] writes, as
+    /// bytes (to be written elsewhere: on another server).
+    pub fn disk_bytes(&self) -> Result<Vec<u8>> {
         let mut archive = tar::Archive::new();
         archive.add("apply", 0o755, self.apply_script()?.as_bytes());
         archive.add("startup", 0o755, self.startup_script().as_bytes());
@@ -484,8 +490,7 @@ impl GuestConfig {
                 archive.add(&format!("files/{name}"), mode, &data);
             }
         }
-        let bytes = archive.finish(4096);
-        crate::uml::process::write_atomic(path, &bytes)
+        Ok(archive.finish(4096))
     }
 }
 

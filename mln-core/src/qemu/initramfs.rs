@@ -18,7 +18,9 @@ const INIT: &str = include_str!("init.sh");
 /// virtio's PCI transport, disks, network and balloon; ext4 and the
 /// checksum driver it asks for by alias (`crypto-crc32c`, which insmod
 /// does not resolve); the ACPI power button and the event device it is
-/// read through (a clean shutdown).
+/// read through (a clean shutdown); and Xen's disk and network front
+/// ends, so that the same kernel and initramfs boot a template as a Xen PV
+/// guest (root `xvda`).
 pub(super) const MODULES: &[&str] = &[
     "virtio_pci",
     "virtio_blk",
@@ -28,6 +30,8 @@ pub(super) const MODULES: &[&str] = &[
     "ext4",
     "button",
     "evdev",
+    "xen_blkfront",
+    "xen_netfront",
 ];
 
 /// Write the guest initramfs to `out`: busybox from `busybox`, the

@@ -39,7 +39,8 @@ const PREFIX: &str = "linux-";
 const NETWORK: Duration = Duration::from_secs(600);
 const LOCAL: Duration = Duration::from_secs(120);
 
-/// A Debian kernel with MLN's initramfs images, ready to boot QEMU guests.
+/// A Debian kernel with MLN's initramfs images, ready to boot QEMU guests
+/// and Xen PV guests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestKernel {
     /// The kernel release (`6.1.0-57-amd64`).
@@ -67,6 +68,13 @@ impl GuestKernel {
             .filter_map(|e| fs::read(e.path().join(RECORD)).ok())
             .filter_map(|b| serde_json::from_slice::<GuestKernel>(&b).ok())
             .filter(|k| k.kernel.is_file() && k.initrd.is_file() && k.probe_initrd.is_file())
+            // One built by an older `mln` without a module guests now
+            // need is built again.
+            .filter(|k| {
+                initramfs::MODULES
+                    .iter()
+                    .all(|m| k.modules.iter().any(|n| n == m))
+            })
             .collect();
         found.sort_by_key(|k| version_key(&k.version));
         found.pop()
@@ -232,6 +240,14 @@ mod tests {
         for f in ["vmlinuz", "initrd.gz", "probe.gz"] {
             fs::write(k.join(f), b"x").unwrap();
         }
+        // An initramfs without a module guests now need (one built by an
+        // older mln, before Xen's front ends) is not taken.
+        assert_eq!(GuestKernel::find(dir.path()), None, "modules missing");
+        let kernel = GuestKernel {
+            modules: initramfs::MODULES.iter().map(|m| m.to_string()).collect(),
+            ..kernel
+        };
+        fs::write(k.join(RECORD), serde_json::to_vec(&kernel).unwrap()).unwrap();
         assert_eq!(GuestKernel::find(dir.path()), Some(kernel.clone()));
         match kernel.boot("root=/dev/vda rw") {
             Boot::Kernel {

@@ -69,9 +69,19 @@ pub fn domain_config(spec: &DomainSpec) -> Result<DomainConfig> {
             if let Some(rd) = ramdisk {
                 raw.b_info.ramdisk = c_string(path_str(rd, name)?, name)?;
             }
-            // The template's login prompt goes on the PV console, where
-            // `xl console` attaches (see `crate::attach`).
-            let cmdline = format!("{cmdline} {}", crate::attach::console_word("hvc0"));
+            // The kernel's console and the template's login prompt go on
+            // the PV console, where `xl console` attaches and xenconsoled
+            // logs (see `crate::attach`): without `console=`, a Debian
+            // kernel would print to a tty nobody sees.
+            let console = if cmdline
+                .split_whitespace()
+                .any(|w| w.starts_with("console="))
+            {
+                String::new()
+            } else {
+                " console=hvc0".to_string()
+            };
+            let cmdline = format!("{cmdline}{console} {}", crate::attach::console_word("hvc0"));
             raw.b_info.cmdline = c_string(cmdline.trim_start(), name)?;
         }
         Boot::Disk => {

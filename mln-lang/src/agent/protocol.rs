@@ -178,6 +178,14 @@ pub enum Request {
         project: DesiredProject,
         host: HostSpec,
     },
+    /// Put a host's guest configuration disk, made on the managing
+    /// machine (where the `files` it carries are), in its place.
+    PutGuestConfig {
+        project: String,
+        host: HostSpec,
+        /// The disk's bytes, base64.
+        disk: String,
+    },
     /// Delete a host's disks and configuration.
     RemoveDisk { project: String, host: HostSpec },
     /// Bring a stopped host's disks to its spec before its domain is made
@@ -310,6 +318,7 @@ pub const KNOWN_OPS: &[&str] = &[
     "list_switches",
     "prepare_disk",
     "write_guest_config",
+    "put_guest_config",
     "remove_disk",
     "fit_disks",
     "domain_spec",
@@ -465,7 +474,10 @@ impl ErrorBody {
             ("not_found", Some(domain)) => Error::NotFound { domain },
             ("already_exists", Some(domain)) => Error::AlreadyExists { domain },
             ("unsupported", _) => {
-                log::info!("{server}: {}", self.message);
+                // What exactly the server cannot do is in its words only:
+                // said here, as the error itself is a fixed one the
+                // executor knows to fall back on.
+                log::warn!("{server}: {}", self.message);
                 Error::Unsupported {
                     backend: "remote",
                     op: "this operation on that server",

@@ -141,10 +141,30 @@ impl LocalBackends {
         Ok(self.qemu.get_or_init(|| qemu))
     }
 
-    /// The kernel and initramfs QEMU guests boot the template with,
-    /// fetched into the kernels folder on first use.
+    /// The kernel and initramfs QEMU and Xen PV guests boot the template
+    /// with, fetched into the kernels folder on first use.
     fn guest_kernel(&self) -> Result<GuestKernel> {
         GuestKernel::fetch(&self.kernels)
+    }
+
+    /// `host`'s guest configuration disk, made here (where the `files`
+    /// sources are) for a server to put in place
+    /// ([`LocalBackends::put_guest_config`]).
+    pub fn guest_config_disk(&self, project: &DesiredProject, host: &HostSpec) -> Result<Vec<u8>> {
+        guest_config(project, host, &self.swap_path(&host.name)?)?.disk_bytes()
+    }
+
+    /// Put `host`'s guest configuration disk, made by the managing
+    /// machine ([`LocalBackends::guest_config_disk`]), in its place.
+    pub fn put_guest_config(&self, host: &HostSpec, disk: &[u8]) -> Result<()> {
+        Self::local(host.service_host.as_deref(), &host.name, "disks")?;
+        let path = self.config_path(&host.name)?;
+        let dir = self.disk_dir();
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        // Whole or not at all: a half-written disk is never the config.
+        let tmp = path.with_extension("config.part");
+        fs::write(&tmp, disk).map_err(|e| Error::io(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
 
     fn switch_dir(&self) -> PathBuf {
@@ -237,7 +257,31 @@ fn remove_file(path: &Path) -> Result<()> {
     }
 }
 
-/// `10.0.0.1`, `10.0.0.1/24` (+ netmask) or `dhcp` as the guest sees it.
+/// How long a new `vde_switch`'s tap may take to appear: the switch makes
+/// it after its control socket, and the command returns once that is there.
+const TAP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether network interface `tap` is there, waiting up to [`TAP_WAIT`]
+/// for a switch just started (an adopted one has had its time).
+fn tap_appears(tap: &str, adopted: bool) -> bool {
+    let path = Path::new("/sys/class/net").join(tap);
+    let deadline = std::time::Instant::now()
+        + if adopted {
+            Default::default()
+        } else {
+            TAP_WAIT
+        };
+    loop {
+        if path.exists() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// How a host boots on its platform: kernel, ramdisk and command line,
 /// and the names its root and configuration disks have there.
 struct GuestBoot {
@@ -264,14 +308,18 @@ impl LocalBackends {
                 cmdline.push_str(" initcall_blacklist=raid6_select_algo");
                 (self.uml_kernel.clone(), None)
             }
-            (Platform::Kvm, None) => {
+            // Debian's kernel with MLN's initramfs boots a template on
+            // QEMU (virtio) and as a Xen PV guest (Xen's front ends) alike.
+            (Platform::Kvm | Platform::Xen, None) => {
                 let k = self.guest_kernel()?;
                 (k.kernel, Some(k.initrd))
             }
-            (Platform::Xen | Platform::Hvm, None) => {
+            (Platform::Hvm, None) => {
                 return Err(Error::Backend {
                     what: host.name.clone(),
-                    message: "a Xen guest needs `kernel`".into(),
+                    message: "a Xen HVM guest needs `kernel` (and `ramdisk`), or the site's \
+                              `xen_kernel`"
+                        .into(),
                 })
             }
         };
@@ -291,6 +339,7 @@ impl LocalBackends {
     }
 }
 
+/// `10.0.0.1`, `10.0.0.1/24` (+ netmask) or `dhcp` as the guest sees it.
 fn guest_address(host: &str, iface: &crate::plan::HostInterface) -> Result<InterfaceAddress> {
     let bad = |reason: String| Error::InvalidGuestConfig {
         host: host.to_string(),
@@ -495,14 +544,22 @@ impl Backends for LocalBackends {
             return Ok(record);
         };
         let bridge = (|| {
-            if !Path::new("/sys/class/net").join(&join).exists() {
+            if !tap_appears(&join, adopted) {
                 return Err(Error::Backend {
                     what: format!("switch {}", spec.name),
-                    message: format!(
-                        "its vde_switch runs without the tap {join} that joins it to the \
-                         Linux bridge of its Xen guests (it was started before Xen was \
-                         available here); stop the project and start it again"
-                    ),
+                    message: if adopted {
+                        format!(
+                            "its vde_switch runs without the tap {join} that joins it to the \
+                             Linux bridge of its Xen guests (it was started before Xen was \
+                             available here); stop the project and start it again"
+                        )
+                    } else {
+                        format!(
+                            "its vde_switch started, but the tap {join} that joins it to the \
+                             Linux bridge of its Xen guests did not appear within \
+                             {TAP_WAIT:?} (is the tun module loaded?)"
+                        )
+                    },
                 });
             }
             let name = spec

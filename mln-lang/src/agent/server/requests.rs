@@ -2,11 +2,11 @@
 //! or a host's disks and files; each kind in a function of its own, which
 //! hands on what is not its kind.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mln_core::net::VdeSwitch;
+use mln_core::net::{JoinedSwitch, LinuxBridge, VdeSwitch};
 use mln_core::{Error, Hypervisor, SafeName};
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ use super::super::protocol::Request;
 use super::super::vxlan;
 use super::{console_tail, here_host, here_switch, meminfo, Agent};
 use crate::machine::{Backends, LocalBackends};
-use crate::plan::Platform;
+use crate::plan::{Platform, SwitchRecord};
 
 type Answer = mln_core::Result<Value>;
 
@@ -233,6 +233,19 @@ impl Agent {
                 let b = self.backends(&project.name)?;
                 json(b.write_guest_config(&project, &here_host(host))?)
             }
+            R::PutGuestConfig {
+                project,
+                host,
+                disk,
+            } => {
+                let b = self.backends(&project)?;
+                let bytes = mln_core::base64::decode(&disk).ok_or_else(|| Error::Backend {
+                    what: host.name.clone(),
+                    message: "its guest configuration disk came as something that is not base64"
+                        .into(),
+                })?;
+                json(b.put_guest_config(&here_host(host), &bytes)?)
+            }
             R::FitDisks { project, host } => {
                 let b = self.backends(&project)?;
                 json(b.fit_disks(&project, &here_host(host))?)
@@ -253,9 +266,7 @@ impl Agent {
                 // Guests here plug into this server's instance of each
                 // switch, not the managing machine's.
                 for rec in switches.values_mut() {
-                    if let Ok(sw) = VdeSwitch::open(&rec.spec.name, b.dir().join("switches")) {
-                        rec.socket = Some(sw.ctl_dir());
-                    }
+                    this_servers_instance(rec, &b.dir().join("switches"));
                 }
                 json(b.domain_spec(&project, &here_host(host), &switches)?)
             }
@@ -266,9 +277,7 @@ impl Agent {
                 mut switch,
             } => {
                 let b = self.backends(&project)?;
-                if let Ok(sw) = VdeSwitch::open(&switch.spec.name, b.dir().join("switches")) {
-                    switch.socket = Some(sw.ctl_dir());
-                }
+                this_servers_instance(&mut switch, &b.dir().join("switches"));
                 json(b.replug(&project, &here_host(host), &interface, &switch)?)
             }
             R::ConsoleTail {
@@ -314,4 +323,20 @@ impl Agent {
             }),
         }
     }
+}
+
+/// `rec` as this server's instance of its switch (under `dir`): its
+/// `vde_switch` socket (or the switch it joined), and its Linux bridge,
+/// which Xen guests plug into; a bridge only the managing machine has is
+/// none here.
+fn this_servers_instance(rec: &mut SwitchRecord, dir: &Path) {
+    let name = &rec.spec.name;
+    if let Ok(sw) = VdeSwitch::open(name, dir) {
+        rec.socket = Some(sw.ctl_dir());
+    } else if let Ok(joined) = JoinedSwitch::open(name, dir) {
+        rec.socket = Some(joined.socket().to_path_buf());
+    }
+    rec.bridge = LinuxBridge::open(name, dir)
+        .ok()
+        .map(|br| br.bridge_name().to_string());
 }

@@ -481,13 +481,19 @@ impl Backends for ClusterBackends {
             None => self
                 .local
                 .write_guest_config(project, &Self::here_host(host)),
-            Some(server) => self
-                .link(server)?
-                .call::<serde_json::Value>(&Request::WriteGuestConfig {
-                    project: project.clone(),
-                    host: host.clone(),
-                })
-                .map(drop),
+            // Made here, where the `files` it carries are, and sent whole.
+            Some(server) => {
+                let disk = self
+                    .local
+                    .guest_config_disk(project, &Self::here_host(host))?;
+                self.link(server)?
+                    .call::<serde_json::Value>(&Request::PutGuestConfig {
+                        project: project.name.clone(),
+                        host: host.clone(),
+                        disk: mln_core::base64::encode(&disk),
+                    })
+                    .map(drop)
+            }
         }
     }
 
