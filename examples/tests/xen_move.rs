@@ -13,6 +13,9 @@
 
 #![cfg(feature = "xen")]
 
+/// Guests of every platform and the Debian template in the lab.
+#[path = "xen_lab/guests.rs"]
+mod guests;
 mod xen_lab;
 
 use std::time::{Duration, Instant};
@@ -57,7 +60,7 @@ fn project(name: &str, web_server: &str, db_server: Option<&str>, net: u8) -> St
 /// A scratch folder with the managing side's state and project files;
 /// dropped, it ends whatever domains of its project either server still
 /// runs (a failed test must not leave guests eating the lab's CPU).
-struct Desk<'a> {
+pub(crate) struct Desk<'a> {
     dir: tempfile::TempDir,
     lab: &'a Servers,
     project: &'static str,
@@ -65,6 +68,17 @@ struct Desk<'a> {
 
 impl Drop for Desk<'_> {
     fn drop(&mut self) {
+        // What the project made on this machine (its switches' instances
+        // here, UML and QEMU guests) ends with its folder: `mln remove`
+        // first, bounded, then whatever still runs under the folder.
+        if self.state().join(self.project).exists() {
+            let _ = self.lab.mln_within(
+                &self.state(),
+                &["remove", "-p", self.project],
+                std::time::Duration::from_secs(120),
+            );
+        }
+        drop(testkit::KillUnder(self.dir.path().to_path_buf()));
         for server in [A, B] {
             for d in self.lab.domains_quietly(server) {
                 if d.starts_with(&format!("{}.", self.project)) {
@@ -76,7 +90,7 @@ impl Drop for Desk<'_> {
 }
 
 impl<'a> Desk<'a> {
-    fn new(lab: &'a Servers, project: &'static str) -> Desk<'a> {
+    pub(crate) fn new(lab: &'a Servers, project: &'static str) -> Desk<'a> {
         Desk {
             dir: tempfile::tempdir().expect("temporary folder"),
             lab,
@@ -84,11 +98,11 @@ impl<'a> Desk<'a> {
         }
     }
 
-    fn state(&self) -> std::path::PathBuf {
+    pub(crate) fn state(&self) -> std::path::PathBuf {
         self.dir.path().join("state")
     }
 
-    fn file(&self, name: &str, text: &str) -> String {
+    pub(crate) fn file(&self, name: &str, text: &str) -> String {
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).expect("project file");
         path.to_string_lossy().into_owned()
@@ -114,7 +128,7 @@ fn share_disks(lab: &Servers, project: &str) {
 
 /// The largest ping sequence number in `console`, once there are at
 /// least `n` replies.
-fn wait_replies(lab: &Servers, server: &str, domain: &str, n: usize) -> u64 {
+pub(crate) fn wait_replies(lab: &Servers, server: &str, domain: &str, n: usize) -> u64 {
     let mut last = 0;
     lab.eventually(
         &format!("{n} ping replies on {domain}'s console on {server}"),
@@ -315,72 +329,6 @@ fn upgrade_moves_a_xen_guest_whose_disks_are_not_shared_and_says_how() {
         !lab.domains(B).iter().any(|d| d == web),
         "web left on server-b"
     );
-}
-
-/// A KVM guest and a UML guest on this machine and a Xen guest on
-/// server-a, on one network: the lab's LAN, which the project's switch
-/// joins here by its socket (`switch lan { socket ... }`) and which is
-/// `xenbr0` in each dom0. Each reaches the other two.
-#[test]
-fn a_kvm_a_uml_and_a_xen_guest_on_one_network_reach_each_other() {
-    let Some(lab) =
-        Servers::from_env("a_kvm_a_uml_and_a_xen_guest_on_one_network_reach_each_other")
-    else {
-        return;
-    };
-    let lan = lab
-        .lan
-        .clone()
-        .expect("MLN_XEN_LAB_LAN names the lab's LAN switch");
-    let desk = Desk::new(&lab, "mixed");
-    let file = desk.file(
-        "mixed.mln",
-        &format!(
-            "global {{\n    project mixed\n}}\n\
-             switch lan {{\n    socket {}\n}}\n\
-             host x {{\n    xen\n    memory 96M\n    kernel /vmlinuz\n    ramdisk /guest.cpio\n    \
-             extra console=hvc0 mln.lab.ip=10.77.0.60/24 mln.lab.ping=10.77.0.61\n    \
-             service_host {A}\n    network eth0 {{\n        bridge xenbr0\n    }}\n}}\n\
-             host u {{\n    memory 64M\n    \
-             network eth0 {{\n        switch lan\n        address 10.77.0.61\n        netmask 255.255.255.0\n    }}\n}}\n\
-             host k {{\n    kvm\n    memory 128M\n    \
-             network eth0 {{\n        switch lan\n        address 10.77.0.62\n        netmask 255.255.255.0\n    }}\n}}\n",
-            lan.display()
-        ),
-    );
-    let started = Instant::now();
-    lab.mln_ok(&desk.state(), &["up", &file]);
-    eprintln!("mixed: up in {:.0?}", started.elapsed());
-    // The Xen guest reaches the UML guest (its pings answered)...
-    wait_replies(&lab, A, "mixed.x", 3);
-    // ...and the UML and KVM guests reach each other and the Xen guest.
-    for (host, target) in [
-        ("u", "10.77.0.62"),
-        ("u", "10.77.0.60"),
-        ("k", "10.77.0.61"),
-        ("k", "10.77.0.60"),
-    ] {
-        let out = lab.mln_ok(
-            &desk.state(),
-            &[
-                "exec", "-p", "mixed", host, "--", "ping", "-c", "2", "-W", "5", target,
-            ],
-        );
-        assert!(
-            out.contains("2 packets received"),
-            "{host} pinging {target}:\n{out}"
-        );
-    }
-    let status = lab.mln_ok(&desk.state(), &["status", "-p", "mixed"]);
-    eprintln!("{status}");
-    lab.mln_ok(&desk.state(), &["remove", "-p", "mixed"]);
-    let left: Vec<String> = lab
-        .domains(A)
-        .into_iter()
-        .filter(|d| d.starts_with("mixed."))
-        .collect();
-    assert!(left.is_empty(), "left on server-a: {left:?}");
-    assert!(lan.join("ctl").exists(), "remove stopped the lab's LAN");
 }
 
 /// Run last, alone (`cargo xtask xen-test` does): it kills server-a's

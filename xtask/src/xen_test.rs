@@ -17,8 +17,9 @@
 //! 4. Boot the two servers in parallel and run the phases ([`lab`]); QEMU
 //!    is killed by its pid on every path. Fail unless every phase passed.
 //!
-//! Usage: `cargo xtask xen-test [--demo | --bench | --figures] [--timeout SECS] [-- ARGS...]`
-//! (`--figures` also times `xl migrate` beside `mln`'s live move, for
+//! Usage: `cargo xtask xen-test [--demo | --bench | --figures | --debian] [--timeout SECS] [-- ARGS...]`
+//! (`--debian` also runs the Debian template's router lab as Xen guests,
+//! about 3 minutes more; `--figures` also times `xl migrate` beside `mln`'s live move, for
 //! `benches/README.md`; ARGS go to each test binary, e.g. a test name filter;
 //! `MLN_XEN_TEST_LOG=debug` shows libxl's log in dom0;
 //! `MLN_XEN_LAB_ACCEL=kvm|tcg` overrides the accelerator choice).
@@ -131,17 +132,21 @@ struct Options {
     /// Also time `xl migrate` between the two servers beside `mln`'s move
     /// (`--figures`: for `benches/README.md`; not in CI).
     figures: bool,
+    /// Also run the Debian template's router lab as Xen guests
+    /// (`--debian`: about 3 minutes more; not in CI).
+    debian: bool,
     timeout: Duration,
     test_args: Vec<String>,
 }
 
-const USAGE: &str =
-    "usage: cargo xtask xen-test [--demo | --bench | --figures] [--timeout SECS] [-- ARGS]";
+const USAGE: &str = "usage: cargo xtask xen-test [--demo | --bench | --figures | --debian] \
+     [--timeout SECS] [-- ARGS]";
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         mode: Mode::Tests,
         figures: false,
+        debian: false,
         timeout: Duration::from_secs(2400),
         test_args: Vec::new(),
     };
@@ -166,6 +171,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 };
             }
             "--figures" => o.figures = true,
+            "--debian" => o.debian = true,
             "--" => {
                 o.test_args = it.by_ref().cloned().collect();
             }
@@ -346,7 +352,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut p = payload(Mode::Tests, in_dom0, Some(&mln), &opts.test_args);
     p.servers = Some((setup.servers.clone(), setup.keys.clone()));
     dom0::assemble(&root, &pkgs, &xen, &lab, &p)?;
-    lab::run(&setup, &host_test.1, &mln, &opts.test_args, opts.figures)
+    let extras = lab::Extras {
+        compare_xl: opts.figures,
+        debian: opts.debian,
+    };
+    lab::run(&setup, &host_test.1, &mln, &opts.test_args, extras)
 }
 
 #[cfg(test)]
