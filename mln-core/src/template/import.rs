@@ -46,29 +46,12 @@ pub struct Imported {
 /// ```
 pub fn import(image: &Path, dir: &Path, name: Option<&str>) -> Result<Imported> {
     Ext4Image::open(image)?;
-    let name = match name {
-        Some(n) => n.to_string(),
-        None => image
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_string)
-            .ok_or_else(|| Error::UnusablePath {
-                path: image.to_path_buf(),
-                what: "template image",
-                reason: "it has no file name to name the template by",
-            })?,
-    };
-    check_name(&name)?;
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let target = dir.join(&name);
-    if target.exists() || target.is_symlink() {
-        return Err(Error::Template {
-            path: target,
-            reason: "a template of that name is already there (hosts' disks may be made \
-                     over it): import under another name, or remove it first"
-                .into(),
-        });
-    }
+    let (name, target) = free_place(
+        image,
+        dir,
+        name,
+        "hosts' disks may be made over it): import under another name, or remove it first",
+    )?;
     let staging = dir.join(format!(".{name}.import-{}", std::process::id()));
     let result = copy_and_install(image, &staging);
     let result = result.and_then(|init| {
@@ -124,6 +107,39 @@ fn e2fsck(image: &Path) -> Result<()> {
 }
 
 /// A template's name is its file name in the templates folder.
+/// The name and path of a new template from `image` in `dir`: `name`, or
+/// the image's file name; checked, and not taken (`hint` says what to do
+/// when it is, after "a template of that name is already there (").
+pub(super) fn free_place(
+    image: &Path,
+    dir: &Path,
+    name: Option<&str>,
+    hint: &str,
+) -> Result<(String, std::path::PathBuf)> {
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => image
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+            .ok_or_else(|| Error::UnusablePath {
+                path: image.to_path_buf(),
+                what: "template image",
+                reason: "it has no file name to name the template by",
+            })?,
+    };
+    check_name(&name)?;
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let target = dir.join(&name);
+    if target.exists() || target.is_symlink() {
+        return Err(Error::Template {
+            path: target,
+            reason: format!("a template of that name is already there ({hint}"),
+        });
+    }
+    Ok((name, target))
+}
+
 pub(super) fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && !name.starts_with('.')

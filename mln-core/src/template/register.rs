@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::image::Ext4Image;
-use super::import::check_name;
+use super::import::free_place;
 use super::{Template, TEMPLATE_CONF_PATH};
 use crate::bounded;
 use crate::error::{Error, Result};
@@ -41,27 +41,7 @@ pub fn register(image: &Path, dir: &Path, name: Option<&str>, copy: bool) -> Res
             ),
         });
     }
-    let name = match name {
-        Some(n) => n.to_string(),
-        None => image
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_string)
-            .ok_or_else(|| Error::UnusablePath {
-                path: image.to_path_buf(),
-                what: "template image",
-                reason: "it has no file name to name the template by",
-            })?,
-    };
-    check_name(&name)?;
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let target = dir.join(&name);
-    if target.exists() || target.is_symlink() {
-        return Err(Error::Template {
-            path: target,
-            reason: "a template of that name is already there: register under another name".into(),
-        });
-    }
+    let (name, target) = free_place(image, dir, name, "register under another name)")?;
     let source = image.canonicalize().map_err(|e| Error::io(image, e))?;
     if !copy {
         std::os::unix::fs::symlink(&source, &target).map_err(|e| Error::io(&target, e))?;
