@@ -3,7 +3,8 @@
 //! fails naming it while the other server's guests stay up, `mln
 //! evacuate` makes its host afresh on the other server (where it reaches
 //! its peers again), and once the server answers again the next run
-//! removes what it kept; `remove` then leaves nothing anywhere.
+//! removes what it kept (but not, on shared storage, the disk files the
+//! host runs from now); `remove` then leaves nothing anywhere.
 
 mod server_lab;
 
@@ -105,6 +106,84 @@ fn a_dead_server_is_reported_refused_evacuated_and_cleared_when_it_returns() {
 
     ok(&lab.mln(&["remove", "-p", PROJECT], Duration::from_secs(300)));
     lab.assert_nothing_left();
+}
+
+/// The same failure on storage both servers see (each server's disks
+/// folder of the project is one shared folder, as an NFS export mounted on
+/// both would be): when server-b answers again, what it kept of app2 is
+/// cleared without deleting the disk files app2 now runs from on
+/// server-a.
+#[test]
+fn on_shared_storage_a_returning_server_keeps_the_disks_the_host_runs_from() {
+    let Some(mut lab) = Lab::new(PROJECT) else {
+        return;
+    };
+    let shared = lab.servers.dir().join("shared-disks");
+    std::fs::create_dir_all(&shared).unwrap();
+    for server in ["server-a", "server-b"] {
+        let dir = lab.servers.state_dir(server).join(PROJECT);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&shared, dir.join("disks")).unwrap();
+    }
+    let file = server_lab::sample("multi-server-uml.mln");
+    ok(&lab.mln(&["up", file.to_str().unwrap()], Duration::from_secs(300)));
+    lab.console_until("app2", |l| !ping_boots(l, "10.9.0.1").is_empty());
+
+    lab.servers.stop_sshd("server-b");
+    kill(&lab.processes_on("server-b", ""));
+    ok(&lab.mln(
+        &["evacuate", "server-b", "-p", PROJECT, "--yes"],
+        Duration::from_secs(300),
+    ));
+    let app2_disks = || -> Vec<String> {
+        std::fs::read_dir(&shared)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| n.starts_with("app2"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let before = app2_disks();
+    assert!(!before.is_empty(), "no disk of app2 in the shared folder");
+
+    // server-b answers again; the run that clears its copy of app2 leaves
+    // the shared files alone, and app2 runs on from them.
+    lab.servers.start_sshd("server-b");
+    let o = lab.mln(&["up", "-p", PROJECT], Duration::from_secs(180));
+    let said = text(&o);
+    assert!(o.status.success(), "{said}");
+    assert!(said.contains("kept of app2"), "{said}");
+    assert_eq!(app2_disks(), before, "{said}");
+    let status = lab.status_ok();
+    assert_eq!(host(&status, "app2")["state"], "running", "{status}");
+    assert_eq!(
+        host(&status, "app2")["service_host"],
+        "server-a",
+        "{status}"
+    );
+    let out = lab.mln(
+        &[
+            "exec",
+            "-p",
+            PROJECT,
+            "app2",
+            "--",
+            "sh",
+            "-c",
+            "echo written > /root/after && cat /root/after",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "written",
+        "{}",
+        text(&out)
+    );
+
+    ok(&lab.mln(&["remove", "-p", PROJECT], Duration::from_secs(300)));
 }
 
 #[test]

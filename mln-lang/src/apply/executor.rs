@@ -728,6 +728,8 @@ impl Ctx<'_, '_> {
         let Some(copy) = found else {
             return Ok(());
         };
+        // Where the host runs now, if it still is in the project.
+        let now = self.read(|st| st.hosts.get(host).map(|r| r.spec.clone()));
         let hv = self.hypervisor(action, &copy.spec)?;
         match hv.destroy(&domain_name(self.project(), host)) {
             Ok(()) | Err(CoreError::NotFound { .. }) => {}
@@ -735,7 +737,7 @@ impl Ctx<'_, '_> {
         }
         self.exec
             .backends
-            .remove_stale(self.project(), &copy.spec)
+            .remove_stale(self.project(), &copy.spec, now.as_ref())
             .map_err(|e| backend(action, e))?;
         self.record(|st| st.stale.retain(|c| *c != copy))
     }

@@ -68,10 +68,12 @@ pub trait Backends: Sync {
     fn remove_disk(&self, project: &str, host: &HostSpec) -> Result<()>;
 
     /// Remove what a server kept of `host` while it was lost (see
-    /// [`crate::plan::StaleCopy`]): its disks and, where nothing else
-    /// there uses them, its switches' instances. Its domain is destroyed
-    /// first, through its hypervisor.
-    fn remove_stale(&self, project: &str, host: &HostSpec) -> Result<()> {
+    /// [`crate::plan::StaleCopy`]): its disks, unless they are the very
+    /// files the host runs from now (`now`: shared storage), and, where
+    /// nothing else there uses them, its switches' instances. Its domain
+    /// is destroyed first, through its hypervisor.
+    fn remove_stale(&self, project: &str, host: &HostSpec, now: Option<&HostSpec>) -> Result<()> {
+        let _ = now;
         self.remove_disk(project, host)
     }
 

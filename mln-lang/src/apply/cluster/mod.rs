@@ -394,8 +394,34 @@ impl Backends for ClusterBackends {
         }
     }
 
-    fn remove_stale(&self, project: &str, host: &HostSpec) -> Result<()> {
-        self.remove_disk(project, host)?;
+    fn remove_stale(&self, project: &str, host: &HostSpec, now: Option<&HostSpec>) -> Result<()> {
+        // On storage both servers see, the stale copy's disk files are
+        // the ones the host runs from now: they stay.
+        let shared = match now {
+            Some(now) if now.service_host != host.service_host => {
+                self.shares_disks(project, host, now).unwrap_or_else(|e| {
+                    log::warn!(
+                        "{}: cannot tell whether its old disks on {} are the ones it runs \
+                         from now, so they are kept: {e}",
+                        host.name,
+                        host.service_host.as_deref().unwrap_or("this machine")
+                    );
+                    true
+                })
+            }
+            _ => false,
+        };
+        if shared {
+            log::warn!(
+                "{}: its disks on {} are on storage {} shares, where it runs from them now: kept",
+                host.name,
+                host.service_host.as_deref().unwrap_or("this machine"),
+                now.and_then(|n| n.service_host.as_deref())
+                    .unwrap_or("this machine")
+            );
+        } else {
+            self.remove_disk(project, host)?;
+        }
         self.leave_server(project, host, self.remote(host.service_host.as_deref()));
         Ok(())
     }
