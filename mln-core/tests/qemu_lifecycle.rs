@@ -4,7 +4,8 @@
 //! kernel with MLN's initramfs ([`GuestKernel`], fetched from Debian's
 //! archive on first use). Boot confirmation, pause and resume, the
 //! balloon, clean shutdown, destroy, save and restore, migration between
-//! two backends, and a QEMU guest pinging a UML guest on one switch.
+//! two backends, a QEMU guest pinging a UML guest on one switch, and one
+//! on a Linux bridge through its tap (as root).
 //!
 //! Guests run a counter from a startup line (`MLN-COUNT n MemTotal: ...`
 //! once a second on the console): it stops while a guest is paused and
@@ -547,4 +548,88 @@ fn a_guest_that_cannot_boot_fails_with_its_console() {
     ));
     qemu.destroy("broken").unwrap();
     assert_eq!(processes_under(qemu.state_dir()), Vec::<u32>::new());
+}
+
+/// A QEMU guest on a Linux bridge (a switch that serves Xen guests, where
+/// `mln` is root): QEMU makes a tap of its own, the backend plugs it into
+/// the bridge, and this machine, with an address on the bridge, reaches
+/// the guest. The tap goes with the guest.
+#[test]
+fn a_qemu_guest_on_a_linux_bridge_is_reached_through_its_tap() {
+    if let Some(why) = missing() {
+        return testkit::skip("a_qemu_guest_on_a_linux_bridge", &why);
+    }
+    if !mln_core::net::LinuxBridge::can_manage() {
+        return testkit::skip(
+            "a_qemu_guest_on_a_linux_bridge",
+            "making a bridge and a tap needs root (CAP_NET_ADMIN)",
+        );
+    }
+    let mut lab = Lab::new();
+    let bridges = lab.dir.path().join("bridges");
+    let name = format!("mlnqt{}", std::process::id() % 100_000);
+    /// Deletes the bridge on every way out.
+    struct Deleted(mln_core::net::LinuxBridge);
+    impl Drop for Deleted {
+        fn drop(&mut self) {
+            let _ = self.0.stop();
+        }
+    }
+    let bridge = Deleted(
+        mln_core::net::LinuxBridge::start(&SwitchConfig::new("lan"), &name, &bridges).unwrap(),
+    );
+    // The host's side of the bridge: 10.203.0.1, the guest 10.203.0.2
+    // (a network nothing else here uses).
+    testkit::run_ok(&["ip", "addr", "add", "10.203.0.1/24", "dev", &name]);
+    let qemu = lab.backend("qemu");
+    let cow = lab.dir.path().join("bridged.qcow2");
+    let root = Overlay::create(template().image, &cow, CowFormat::Qcow2).unwrap();
+    let mut cfg = GuestConfig::new("bridged");
+    let mut eth0 = GuestInterface::fixed("eth0", [10, 203, 0, 2].into(), 24);
+    let mac = MacAddr::derived("qemu-test/bridged/eth0");
+    eth0.mac = Some(mac);
+    cfg.interfaces.push(eth0);
+    let config = lab.dir.path().join("bridged.config");
+    cfg.write_disk(&config).unwrap();
+    let nic = InterfaceSpec {
+        name: "eth0".into(),
+        mac,
+        attach: mln_core::Attachment::Bridge(name.clone()),
+    };
+    let spec = qemu::host_spec(
+        "bridged",
+        128 * MIB,
+        &kernel(),
+        &root,
+        &config,
+        vec![nic],
+        "quiet",
+    );
+    qemu.create(&spec).unwrap();
+    lab.guard(Box::new(qemu.clone()), "bridged");
+    qemu.start("bridged").unwrap();
+    wait_booted(&qemu, "bridged");
+    let ports: Vec<String> = std::fs::read_dir(format!("/sys/class/net/{name}/brif"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    assert_eq!(ports.len(), 1, "the guest's tap in the bridge: {ports:?}");
+    let tap = ports[0].clone();
+    // busybox's ping (the templates need busybox; iputils may be absent).
+    let ping = std::process::Command::new("busybox")
+        .args(["ping", "-c", "3", "-W", "5", "10.203.0.2"])
+        .output()
+        .unwrap();
+    assert!(
+        ping.status.success(),
+        "this machine does not reach the guest over the bridge: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    qemu.destroy("bridged").unwrap();
+    assert!(
+        !Path::new("/sys/class/net").join(&tap).exists(),
+        "the tap {tap} outlived its guest"
+    );
+    drop(bridge);
+    assert!(!Path::new("/sys/class/net").join(&name).exists());
 }
