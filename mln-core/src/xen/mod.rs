@@ -46,6 +46,9 @@ pub use self::idl::DomainConfig;
 use self::error::check;
 use self::idl::{Bitmap, DomInfo, DomInfoList, MallocString, RestoreParams};
 
+/// How long a destroy waits for a domain lock another process holds.
+const DESTROY_LOCK_WAIT: Duration = Duration::from_secs(15);
+
 /// Xen's page size on x86 (`XC_PAGE_SIZE`): physinfo counts pages.
 const XEN_PAGE_SIZE: u64 = 4096;
 use crate::domain::{BackendKind, DomainInfo, DomainSpec, DomainState, Hypervisor};
@@ -260,9 +263,24 @@ impl XenHypervisor {
     }
 
     fn destroy_domid(&self, domid: u32, name: &str) -> Result<()> {
-        // SAFETY: live context; synchronous call.
-        let rc = unsafe { sys::libxl_domain_destroy(self.ctx(), domid, ptr::null()) };
-        check(rc, "libxl_domain_destroy", name)
+        // Another toolstack process (`xl`'s monitor of a domain it
+        // received with `xl migrate`) may hold the domain's lock for a
+        // moment: tried again, within a bound.
+        let deadline = Instant::now() + DESTROY_LOCK_WAIT;
+        loop {
+            // SAFETY: live context; synchronous call.
+            let rc = unsafe { sys::libxl_domain_destroy(self.ctx(), domid, ptr::null()) };
+            match check(rc, "libxl_domain_destroy", name) {
+                Err(Error::Libxl {
+                    code: "ERROR_LOCK_FAIL",
+                    ..
+                }) if Instant::now() < deadline => {
+                    log::info!("{name}: its lock is held by another toolstack process; again");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn unpause_domid(&self, domid: u32, name: &str) -> Result<()> {
