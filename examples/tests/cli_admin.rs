@@ -15,7 +15,11 @@ fn mln(state: &Path, templates: &Path, args: &[&str]) -> Output {
 
 fn mln_raw(args: &[&str], dirs: &[&Path]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mln"));
-    cmd.args(args).env("NO_COLOR", "1");
+    // The kernels folder is the state folder's (CI names a shared one,
+    // which `clean` would look at instead).
+    cmd.args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("MLN_KERNELS_DIR");
     if let Some(state) = dirs.first() {
         cmd.arg("--state-dir").arg(state);
     }

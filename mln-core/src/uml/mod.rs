@@ -91,9 +91,10 @@ const BACKEND: &str = "uml";
 const RECORD: &str = "domain.json";
 const PID: &str = "pid";
 const CONSOLE: &str = "console.log";
-/// How long `exec` waits for the guest's agent to open its line again
-/// (see [`Uml::exec`]'s comment).
-const AGENT_LINE_WAIT: Duration = Duration::from_secs(5);
+/// How long `exec` waits for the guest's agent to open its line (again,
+/// see [`Uml::exec`]'s comment; or for the first time, a guest just up on
+/// a busy machine: seen take over 5 s in CI).
+const AGENT_LINE_WAIT: Duration = Duration::from_secs(30);
 const UMID: &str = "uml";
 const PAGE: u64 = 4096;
 /// Below this (bytes), UML guests may run out of memory while booting.
