@@ -13,7 +13,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{list_recorded, Switch, SwitchStatus};
+use super::{list_recorded, remove_dir_if_empty, remove_if_there, Switch, SwitchStatus};
 use crate::domain::Attachment;
 use crate::error::{Error, Result};
 use crate::name::SafeName;
@@ -130,18 +130,8 @@ impl Switch for JoinedSwitch {
 
     /// Forget the switch: its record goes, the other switch runs on.
     fn stop(&self) -> Result<()> {
-        let record = self.dir.join(RECORD);
-        match fs::remove_file(&record) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&record, e)),
-        }
-        match fs::remove_dir(&self.dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
-            Err(e) => Err(Error::io(&self.dir, e)),
-        }
+        remove_if_there(&self.dir.join(RECORD))?;
+        remove_dir_if_empty(&self.dir)
     }
 }
 

@@ -262,19 +262,9 @@ impl VdeSwitch {
             Err(e) => return Err(Error::io(&ctl, e)),
         }
         for file in ["pid", "daemon.pid", "pid.tmp"] {
-            let path = self.dir.join(file);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&path, e)),
-            }
+            remove_if_there(&self.dir.join(file))?;
         }
-        match fs::remove_dir(&self.dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
-            Err(e) => Err(Error::io(&self.dir, e)),
-        }
+        remove_dir_if_empty(&self.dir)
     }
 }
 
@@ -316,6 +306,26 @@ impl Switch for VdeSwitch {
 /// What `open(NAME, state_dir)` finds for every folder entry of
 /// `state_dir` (entries it refuses are skipped), sorted by entry name; an
 /// absent `state_dir` holds nothing.
+/// Remove file `path`; one already gone is no error.
+pub(crate) fn remove_if_there(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Remove a switch's folder once nothing of it is left there (another
+/// part of the same switch may still keep its record in it).
+pub(crate) fn remove_dir_if_empty(dir: &Path) -> Result<()> {
+    match fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
 pub(crate) fn list_recorded<T>(
     state_dir: &Path,
     open: impl Fn(&str, &Path) -> Result<T>,
