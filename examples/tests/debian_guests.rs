@@ -10,38 +10,24 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const MLN: &str = env!("CARGO_BIN_EXE_mln");
 
-/// `mln ARGS --state-dir STATE [--template-dir T]`, killed after `limit`.
+/// `mln ARGS --state-dir STATE [--template-dir T]`, killed after `limit`
+/// (`testkit::run_within`).
 fn mln_within(args: &[&str], state: &Path, templates: Option<&Path>, limit: Duration) -> Output {
     let mut cmd = Command::new(MLN);
     cmd.args(args)
         .arg("--state-dir")
         .arg(state)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("NO_COLOR", "1");
     if let Some(t) = templates {
         cmd.arg("--template-dir").arg(t);
     }
-    let child = cmd.spawn().expect("run mln");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("mln output"),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("mln {args:?} did not finish within {limit:?}");
-        }
-    }
+    testkit::run_within(&mut cmd, limit)
 }
 
 fn mln(args: &[&str], state: &Path, templates: Option<&Path>) -> Output {
