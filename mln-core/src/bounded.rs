@@ -4,13 +4,23 @@
 
 use std::io::Read;
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
+/// How long the output of a program that has ended is still read: a
+/// program that started something in the background and left it holding
+/// its stdout (a hook that starts a daemon) is not waited for.
+const PIPE_GRACE: Duration = Duration::from_secs(2);
+
 /// Run `cmd` to its end, capturing stdout and stderr (stdin is empty),
-/// killing it after `timeout`. `what` names it in errors.
-pub(crate) fn output_within(cmd: &mut Command, what: &str, timeout: Duration) -> Result<Output> {
+/// killing it after `timeout` with [`Error::Timeout`]. `what` names it in
+/// errors. Once it has ended, its output is read for at most 2 s more, so
+/// something it left running in the background that still holds its
+/// stdout or stderr does not hold the caller up (what that prints later
+/// is not captured). On a timeout only `cmd` itself is killed.
+pub fn output_within(cmd: &mut Command, what: &str, timeout: Duration) -> Result<Output> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     let mut child = cmd
         .stdin(Stdio::null())
@@ -41,19 +51,26 @@ pub(crate) fn output_within(cmd: &mut Command, what: &str, timeout: Duration) ->
             Err(e) => return Err(Error::Spawn { program, source: e }),
         }
     };
-    let join = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
-        h.and_then(|h| h.join().ok()).unwrap_or_default()
+    let grace = Instant::now() + PIPE_GRACE;
+    let collect = |r: Option<mpsc::Receiver<Vec<u8>>>| {
+        let mut all = Vec::new();
+        if let Some(r) = r {
+            while let Ok(chunk) = r.recv_timeout(grace.saturating_duration_since(Instant::now())) {
+                all.extend_from_slice(&chunk);
+            }
+        }
+        all
     };
     Ok(Output {
         status,
-        stdout: join(stdout),
-        stderr: join(stderr),
+        stdout: collect(stdout),
+        stderr: collect(stderr),
     })
 }
 
 /// Like [`output_within`], but a non-zero exit is an [`Error::Command`]
 /// carrying the end of stderr; returns stdout.
-pub(crate) fn checked_within(cmd: &mut Command, what: &str, timeout: Duration) -> Result<String> {
+pub fn checked_within(cmd: &mut Command, what: &str, timeout: Duration) -> Result<String> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     let out = output_within(cmd, what, timeout)?;
     if out.status.success() {
@@ -75,12 +92,26 @@ pub(crate) fn checked_within(cmd: &mut Command, what: &str, timeout: Duration) -
     })
 }
 
-fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+/// What `r` gives, sent chunk by chunk as read, until its end (a thread
+/// that nobody waits for when the end never comes).
+fn drain(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        buf
-    })
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    });
+    rx
 }
 
 #[cfg(test)]
@@ -110,5 +141,19 @@ mod tests {
         .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("broken") && text.contains('3'), "{text}");
+    }
+
+    #[test]
+    fn a_background_child_holding_stdout_does_not_hold_the_caller() {
+        let started = Instant::now();
+        let out = output_within(
+            Command::new("sh").args(["-c", "sleep 30 & echo started"]),
+            "sh",
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
+        assert!(started.elapsed() < Duration::from_secs(15));
     }
 }

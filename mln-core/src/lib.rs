@@ -21,7 +21,7 @@
 
 pub mod attach;
 pub mod base64;
-mod bounded;
+pub mod bounded;
 mod console;
 pub mod disk;
 pub mod doctor;

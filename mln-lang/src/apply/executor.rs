@@ -87,10 +87,14 @@ pub struct Executor<'a> {
     parallelism: usize,
     stop_timeout: Duration,
     boot_timeout: Duration,
+    hook_timeout: Duration,
 }
 
 /// How long a started guest may take to confirm its boot, unless told.
 pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// How long a hook block may run, unless told (MLN had no bound).
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl<'a> Executor<'a> {
     /// An executor running up to [`super::default_parallelism`] actions at
@@ -104,7 +108,16 @@ impl<'a> Executor<'a> {
             parallelism: super::default_parallelism(),
             stop_timeout: Duration::from_secs(60),
             boot_timeout: DEFAULT_BOOT_TIMEOUT,
+            hook_timeout: DEFAULT_HOOK_TIMEOUT,
         }
+    }
+
+    /// How long a hook block may run (default [`DEFAULT_HOOK_TIMEOUT`]):
+    /// one still running then is killed and fails its action, so a hook
+    /// that waits for something that never comes cannot hold `mln` up.
+    pub fn hook_timeout(mut self, timeout: Duration) -> Self {
+        self.hook_timeout = timeout;
+        self
     }
 
     /// How long a started guest may take to confirm its boot (default
@@ -673,7 +686,14 @@ impl Ctx<'_, '_> {
             Op::RunHook { point } => {
                 let lines = self.desired.hooks.get(point).map_or(&[][..], |l| l);
                 let dir = self.desired.hook_dir.as_deref();
-                run_hook(project, *point, lines, dir, self.exec.progress)
+                run_hook(
+                    project,
+                    *point,
+                    lines,
+                    dir,
+                    self.exec.hook_timeout,
+                    self.exec.progress,
+                )
             }
         }
     }

@@ -6,7 +6,10 @@
 //! with.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::time::Duration;
+
+use mln_core::bounded::output_within;
 
 use super::{ApplyError, Progress};
 use crate::plan::HookPoint;
@@ -36,12 +39,15 @@ fn first_line(lines: &[String]) -> String {
 /// current folder when `None`), with the caller's environment plus
 /// `MLN_PROJECT` (the project's name) and `MLN_HOOK` (the block's name).
 /// The script failing (its last command's status, as for any script)
-/// fails the hook.
+/// fails the hook, and so does its still running after `timeout` (it is
+/// killed then). What it leaves running in the background is its own:
+/// `mln` reads its output only until it ends.
 pub(crate) fn run_hook(
     project: &str,
     point: HookPoint,
     lines: &[String],
     dir: Option<&Path>,
+    timeout: Duration,
     progress: &dyn Progress,
 ) -> Result<(), ApplyError> {
     if lines.is_empty() {
@@ -54,8 +60,7 @@ pub(crate) fn run_hook(
     cmd.arg("-c")
         .arg(&script)
         .env("MLN_PROJECT", project)
-        .env("MLN_HOOK", point.as_str())
-        .stdin(Stdio::null());
+        .env("MLN_HOOK", point.as_str());
     if let Some(dir) = dir {
         cmd.current_dir(dir);
     }
@@ -65,9 +70,15 @@ pub(crate) fn run_hook(
         status,
         output,
     };
-    let out = cmd.output().map_err(|e| {
-        let place = dir.map_or(String::new(), |d| format!(" in {}", d.display()));
-        fail(format!("could not run {shell}{place}: {e}"), String::new())
+    let out = output_within(&mut cmd, point.as_str(), timeout).map_err(|e| match e {
+        mln_core::Error::Timeout { after, .. } => fail(
+            format!("still running after {after:?}; killed"),
+            String::new(),
+        ),
+        e => {
+            let place = dir.map_or(String::new(), |d| format!(" in {}", d.display()));
+            fail(format!("could not run {shell}{place}: {e}"), String::new())
+        }
     })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -246,6 +246,8 @@ pub struct RunOptions {
     /// How long a started guest may take to confirm its boot (see
     /// [`Executor::boot_timeout`]).
     pub boot_timeout: std::time::Duration,
+    /// How long a hook block may run (see [`Executor::hook_timeout`]).
+    pub hook_timeout: std::time::Duration,
 }
 
 /// Actions run at once on each server unless told: twice this machine's
@@ -272,6 +274,7 @@ impl RunOptions {
             wait_for_lock: false,
             stop_timeout: std::time::Duration::from_secs(60),
             boot_timeout: super::DEFAULT_BOOT_TIMEOUT,
+            hook_timeout: super::DEFAULT_HOOK_TIMEOUT,
         }
     }
 }
@@ -389,6 +392,7 @@ impl<'a> Run<'a> {
         }
         session.stop_timeout = options.stop_timeout;
         session.boot_timeout = options.boot_timeout;
+        session.hook_timeout = options.hook_timeout;
         let report = session.apply(
             &plan,
             &desired,
@@ -431,6 +435,9 @@ pub struct Session<'b> {
     /// How long a started guest may take to confirm its boot (default
     /// [`super::DEFAULT_BOOT_TIMEOUT`]).
     pub boot_timeout: std::time::Duration,
+    /// How long a hook block may run (default
+    /// [`super::DEFAULT_HOOK_TIMEOUT`]).
+    pub hook_timeout: std::time::Duration,
     /// Where to ask for free memory before applying; `None`: apply
     /// without asking.
     pub memory: Option<&'b dyn ServerMemory>,
@@ -459,6 +466,7 @@ impl<'b> Session<'b> {
             recorded,
             stop_timeout: std::time::Duration::from_secs(60),
             boot_timeout: super::DEFAULT_BOOT_TIMEOUT,
+            hook_timeout: super::DEFAULT_HOOK_TIMEOUT,
             memory: None,
             unreachable: BTreeMap::new(),
         })
@@ -539,6 +547,7 @@ impl<'b> Session<'b> {
             .progress(progress)
             .stop_timeout(self.stop_timeout)
             .boot_timeout(self.boot_timeout)
+            .hook_timeout(self.hook_timeout)
             .apply(plan, desired, state)?;
         self.recorded = Some(report.state.clone());
         Ok(report)

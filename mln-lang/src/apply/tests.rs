@@ -653,6 +653,37 @@ fn a_hook_block_runs_as_one_script_in_the_project_folder() {
     assert_eq!(fake.hv.names().len(), 1, "the host must not stop");
 }
 
+/// A hook that never ends is killed at the bound and fails its action,
+/// and one that leaves a process in the background holding its output
+/// does not hold `mln` up.
+#[test]
+fn a_hook_that_runs_too_long_is_killed_and_fails_its_action() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    let mut p = lab(1);
+    p.hooks
+        .insert(HookPoint::BeforeProjectStart, vec!["sleep 30 &".into()]);
+    p.hooks
+        .insert(HookPoint::AfterHostsStart, vec!["sleep 30".into()]);
+    let mut opts = RunOptions::new(Goal::Up);
+    opts.hook_timeout = std::time::Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let out = Run::new(store.clone(), &fake, opts)
+        .desired(&p, None)
+        .run()
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let report = out.report.unwrap();
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    let error = &report.failed[0].error;
+    assert!(error.contains("afterHostsStart hook `sleep 30`"), "{error}");
+    assert!(
+        error.contains("still running after 500ms; killed"),
+        "{error}"
+    );
+}
+
 #[test]
 fn a_second_executor_on_a_locked_project_fails_clearly() {
     let root = tempfile::tempdir().unwrap();

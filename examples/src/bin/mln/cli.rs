@@ -456,6 +456,10 @@ pub struct LifecycleArgs {
     /// Seconds a started guest may take to confirm its boot.
     #[arg(long, value_name = "SECS", default_value_t = 180)]
     pub boot_timeout: u64,
+    /// Seconds a hook block may run before it is killed and fails its
+    /// action.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub hook_timeout: u64,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -483,6 +487,7 @@ impl LifecycleArgs {
             template_dir: self.template_dir.clone(),
             uml_kernel: self.uml_kernel.clone(),
             boot_timeout: self.boot_timeout,
+            hook_timeout: self.hook_timeout,
             help: None,
         }
     }

@@ -283,6 +283,7 @@ impl Prepared {
             options.parallelism = j.max(1);
         }
         options.boot_timeout = std::time::Duration::from_secs(args.boot_timeout);
+        options.hook_timeout = std::time::Duration::from_secs(args.hook_timeout);
         if !args.hosts.is_empty() {
             options.hosts = Some(args.hosts.iter().cloned().collect::<BTreeSet<_>>());
         }
