@@ -187,8 +187,8 @@ pub struct DomainSpec {
     /// Maximum virtual CPUs (defaults to `vcpus`).
     pub max_vcpus: Option<u32>,
     /// Physical CPUs every vCPU is pinned to (Xen's `cpus=`); empty: not
-    /// pinned. Only the Xen backend pins; the others run the domain
-    /// unpinned.
+    /// pinned. The Xen and QEMU backends pin (QEMU's whole process);
+    /// UML runs the domain unpinned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cpus: Vec<u32>,
     /// How the domain boots.

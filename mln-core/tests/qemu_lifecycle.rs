@@ -106,10 +106,23 @@ impl Lab {
         startup: &[&str],
         shutdown: &[&str],
     ) -> DomainSpec {
+        self.create_with(qemu, name, host, startup, shutdown, |_| {})
+    }
+
+    /// [`Lab::create`] with `edit` applied to the spec first.
+    fn create_with(
+        &self,
+        qemu: &Qemu,
+        name: &str,
+        host: u8,
+        startup: &[&str],
+        shutdown: &[&str],
+        edit: impl FnOnce(&mut DomainSpec),
+    ) -> DomainSpec {
         let cow = self.dir.path().join(format!("{name}.qcow2"));
         let root = Overlay::create(template().image, &cow, CowFormat::Qcow2).unwrap();
         let config = self.config(name, host, startup, shutdown);
-        let spec = qemu::host_spec(
+        let mut spec = qemu::host_spec(
             name,
             256 * MIB,
             &kernel(),
@@ -118,6 +131,7 @@ impl Lab {
             vec![self.nic(name)],
             "quiet",
         );
+        edit(&mut spec);
         qemu.create(&spec).unwrap();
         spec
     }
@@ -211,7 +225,16 @@ fn pause_resume_balloon_and_clean_shutdown() {
     let started = Instant::now();
     let mut lab = Lab::new();
     let qemu = lab.backend("qemu");
-    lab.create(&qemu, "life", 1, &[COUNTER], &["echo MLN-SHUTDOWN-RAN"]);
+    // Pinned to the first CPU, as Xen's `cpus=` pins (the whole QEMU
+    // process: its vCPU threads and its I/O).
+    lab.create_with(
+        &qemu,
+        "life",
+        1,
+        &[COUNTER],
+        &["echo MLN-SHUTDOWN-RAN"],
+        |s| s.cpus = vec![0],
+    );
     lab.guard(Box::new(qemu.clone()), "life");
     let info = qemu.info("life").unwrap();
     assert_eq!((info.state, info.id), (DomainState::Paused, 0));
@@ -223,6 +246,11 @@ fn pause_resume_balloon_and_clean_shutdown() {
     assert_eq!(info.state, DomainState::Running);
     assert_eq!(info.backend.to_string(), "qemu");
     assert!(qemu.acceleration("life").unwrap().is_some());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", info.id)).unwrap();
+    assert!(
+        status.contains("\nCpus_allowed_list:\t0\n"),
+        "QEMU is not pinned to CPU 0:\n{status}"
+    );
     assert!(matches!(qemu.start("life"), Err(Error::WrongState { .. })));
 
     // A second backend over the same folder (a later process) sees it.

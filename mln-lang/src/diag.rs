@@ -78,7 +78,7 @@ codes! {
     UndefinedVariable = "W0004", Warning, "undefined variable";
     DuplicateHost = "W0005", Warning, "host block written twice: the last counts";
     TightMemory = "W0006", Warning, "memory that boots, but not reliably among many";
-    PinningXenOnly = "W0007", Warning, "`cpus` on a host that is not a Xen guest (not pinned)";
+    PinningXenOnly = "W0007", Warning, "`cpus` on a UML host (not pinned)";
 }
 
 impl std::fmt::Display for Code {

@@ -18,6 +18,8 @@ use crate::uml::process::{Liveness, ProcessRecord};
 /// controlling terminal, its own process group), in the very process we
 /// spawn (see `uml::guest_command`).
 const SETSID: &str = "setsid";
+/// util-linux's `taskset`, for a pinned guest (`cpus`).
+const TASKSET: &str = "taskset";
 
 impl Qemu {
     /// Check that what the spec names exists, and that its switches answer.
@@ -89,8 +91,17 @@ impl Qemu {
         record.log_offset = log.metadata().map_or(0, |m| m.len());
         record.started_at = Some(SystemTime::now());
         record.acceleration = Some(accel);
-        let child = Command::new(SETSID)
-            .arg("--")
+        let mut cmd = Command::new(SETSID);
+        cmd.arg("--");
+        if !record.spec.cpus.is_empty() {
+            // `cpus` pins as Xen's `cpus=` does (every vCPU may run on
+            // these CPUs): util-linux's `taskset` sets the affinity and
+            // execs QEMU in the same process, so every thread QEMU makes
+            // inherits it.
+            let list: Vec<String> = record.spec.cpus.iter().map(u32::to_string).collect();
+            cmd.args([TASKSET, "-c", &list.join(",")]);
+        }
+        let child = cmd
             .arg(&self.program)
             .args(&args)
             .current_dir(&dir)

@@ -1,14 +1,14 @@
 //! `cpus` pins a host's vCPUs to physical CPUs, as Xen's `cpus=` does:
-//! only a Xen guest is pinned (W0007 for any other).
+//! Xen and KVM guests are pinned, a UML guest is not (W0007).
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::model::{Origins, Platform, Project};
 
-/// W0007 for a host that is not a Xen guest and says `cpus`.
+/// W0007 for a UML host that says `cpus`.
 pub(super) fn check(project: &Project, origins: &Origins, out: &mut Diagnostics) {
     for host in &project.hosts {
         let Some(cpus) = &host.cpus else { continue };
-        if matches!(host.platform, Platform::Xen | Platform::Hvm) {
+        if matches!(host.platform, Platform::Xen | Platform::Hvm | Platform::Kvm) {
             continue;
         }
         let span = origins
@@ -20,7 +20,7 @@ pub(super) fn check(project: &Project, origins: &Origins, out: &mut Diagnostics)
                 Code::PinningXenOnly,
                 span,
                 format!(
-                    "host `{}` is a {} guest: `cpus {cpus}` pins only Xen guests, so it runs unpinned",
+                    "host `{}` is a {} guest: `cpus {cpus}` pins only Xen and KVM guests, so it runs unpinned",
                     host.name, host.platform
                 ),
             )

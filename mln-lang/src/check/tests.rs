@@ -530,7 +530,8 @@ fn cpus_on_a_guest_that_is_not_xen_is_a_warning_that_it_runs_unpinned() {
         .collect();
     assert_eq!(
         warned,
-        ["host `a` is a uml guest: `cpus 0-1` pins only Xen guests, so it runs unpinned"]
+        ["host `a` is a uml guest: `cpus 0-1` pins only Xen and KVM guests, so it runs unpinned"]
     );
     assert!(checked("xen").warnings.is_empty(), "a Xen guest is pinned");
+    assert!(checked("kvm").warnings.is_empty(), "a KVM guest is pinned");
 }
