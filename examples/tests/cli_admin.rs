@@ -79,34 +79,57 @@ fn one_host(dir: &Path, project: &str) -> PathBuf {
     path
 }
 
-/// Up a one-host project, write a file in its guest, down, export; the
-/// archive is refused while the host runs, never replaces a file, is
-/// refused over an existing project and without the template; imported
-/// into a fresh state folder it comes up with the file still there.
+/// The project `carry`: [`one_host`]'s UML host and a KVM host on its
+/// switch.
+fn uml_and_kvm_host(dir: &Path) -> PathBuf {
+    let path = one_host(dir, "carry");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(
+        "host vm {\n  kvm\n  memory 128M\n  network eth0 {\n    switch lan\n    \
+         address 10.0.0.2\n    netmask 255.255.255.0\n  }\n}\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Up a project of a UML and a KVM host, write a file in each guest,
+/// down, export; the archive is refused while the hosts run, never
+/// replaces a file, is refused over an existing project and without the
+/// template; imported into a fresh state folder it comes up with the
+/// files still there.
 #[test]
 fn an_exported_project_comes_back_up_elsewhere_with_its_guests_files() {
     if !uml_available("export_import") {
         return;
     }
+    if let Some(why) = testkit::missing_tool(&["/usr/bin/qemu-system-x86_64"]) {
+        return testkit::skip("export_import", &why);
+    }
     let dir = tempfile::tempdir().unwrap();
     let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
     let (first, second) = (dir.path().join("first"), dir.path().join("second"));
     let templates = dir.path().join("templates");
-    let file = one_host(dir.path(), "carry");
+    let file = uml_and_kvm_host(dir.path());
     let archive = dir.path().join("carry.tar");
     let archive_arg = archive.to_str().unwrap();
 
     ok(&mln(&first, &templates, &["up", file.to_str().unwrap()]));
-    ok(&exec(
-        &first,
-        "carry",
-        "solo",
-        &["sh", "-c", "echo data > /root/f && sync"],
-    ));
-    // Running: refused, naming the host and the way out.
+    for host in ["solo", "vm"] {
+        ok(&exec(
+            &first,
+            "carry",
+            host,
+            &[
+                "sh",
+                "-c",
+                &format!("echo data of {host} > /root/f && sync"),
+            ],
+        ));
+    }
+    // Running: refused, naming the hosts and the way out.
     refused(
         &mln_raw(&["export", "-p", "carry", archive_arg], &[&first]),
-        "host(s) solo still run; stop them first (`mln down -p carry`)",
+        "host(s) solo, vm still run; stop them first (`mln down -p carry`)",
     );
     assert!(!archive.exists());
     ok(&mln(&first, &templates, &["down", "-p", "carry"]));
@@ -115,11 +138,11 @@ fn an_exported_project_comes_back_up_elsewhere_with_its_guests_files() {
     let listing = testkit::run_ok(&["tar", "tf", archive_arg]);
     assert_eq!(
         String::from_utf8_lossy(&listing.stdout),
-        "mln-export.json\nstate.json\ndisks/solo.disks\n"
+        "mln-export.json\nstate.json\ndisks/solo.disks\ndisks/vm.disks\n"
     );
     // The disks travel compressed and sparse: far below the 64 MiB the
-    // overlay claims.
-    assert!(std::fs::metadata(&archive).unwrap().len() < 4 << 20);
+    // overlays claim.
+    assert!(std::fs::metadata(&archive).unwrap().len() < 8 << 20);
     refused(
         &mln_raw(&["export", "-p", "carry", archive_arg], &[&first]),
         "already there; not replaced",
@@ -153,10 +176,25 @@ fn an_exported_project_comes_back_up_elsewhere_with_its_guests_files() {
         std::os::unix::fs::MetadataExt::blocks(&meta) * 512 < meta.len() / 4,
         "{meta:?}"
     );
+    // The KVM host's qcow2 overlay names a template that is there.
+    let info = testkit::run_ok(&[
+        "qemu-img",
+        "info",
+        "--output=json",
+        second.join("carry/disks/vm.qcow2").to_str().unwrap(),
+    ]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let backing = info["full-backing-filename"].as_str().unwrap_or_default();
+    assert!(Path::new(backing).is_file(), "{info}");
     ok(&mln(&second, &templates, &["up", "-p", "carry"]));
-    let o = exec(&second, "carry", "solo", &["cat", "/root/f"]);
-    ok(&o);
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "data\n");
+    for host in ["solo", "vm"] {
+        let o = exec(&second, "carry", host, &["cat", "/root/f"]);
+        ok(&o);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            format!("data of {host}\n")
+        );
+    }
     ok(&mln(&second, &templates, &["remove", "-p", "carry"]));
     assert!(testkit::processes_under(dir.path()).is_empty());
 }

@@ -3,8 +3,8 @@
 //! there, or in-process where that server is the managing machine.
 //!
 //! The files are the host's overlay and configuration disk
-//! (`DIR/disks/HOST.cow` for UML, `DIR/disks/HOST.qcow2` for Xen, and
-//! `DIR/disks/HOST.config`), sent as one [`mln_core::disk::transfer`]
+//! (`DIR/disks/HOST.cow` for UML, `DIR/disks/HOST.qcow2` for Xen and
+//! KVM, and `DIR/disks/HOST.config`), sent as one [`mln_core::disk::transfer`]
 //! stream (compressed, checksummed). The importing server stages the
 //! stream in `disks/.HOST.incoming/`, rebases the overlay onto its own
 //! copy of the template (a UML COW header rewritten in place; a qcow2 with
@@ -115,13 +115,7 @@ impl HostFiles {
         let dir = project_dir.join("disks");
         let overlay = match host.platform {
             Platform::Uml => "cow",
-            Platform::Xen | Platform::Hvm => "qcow2",
-            Platform::Kvm => {
-                return Err(Error::Unsupported {
-                    backend: "mln",
-                    op: "moving a kvm host's disks between servers",
-                })
-            }
+            Platform::Xen | Platform::Hvm | Platform::Kvm => "qcow2",
         };
         Ok(HostFiles {
             cow: dir.join(format!("{name}.{overlay}")),
@@ -336,24 +330,15 @@ fn qcow2_backing(path: &Path) -> Result<PathBuf> {
 /// The move that brought `host`'s disks here is over (the old server's
 /// copy is gone): forget its record.
 pub fn end_move(b: &LocalBackends, host: &HostSpec) -> Result<()> {
-    match HostFiles::of(b.dir(), host) {
-        Ok(files) => remove_file(&files.record),
-        Err(Error::Unsupported { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
+    remove_file(&HostFiles::of(b.dir(), host)?.record)
 }
 
 /// Remove what a move left of `host` besides its disks (the record, a
 /// staging folder), as part of removing its disks.
 pub fn clear(b: &LocalBackends, host: &HostSpec) -> Result<()> {
-    match HostFiles::of(b.dir(), host) {
-        Ok(files) => {
-            remove_file(&files.record)?;
-            remove_tree(&files.staging)
-        }
-        Err(Error::Unsupported { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
+    let files = HostFiles::of(b.dir(), host)?;
+    remove_file(&files.record)?;
+    remove_tree(&files.staging)
 }
 
 /// Read a disk job's first line (a [`DiskJob`]).
