@@ -6,7 +6,8 @@
 //! as long as the slowest, a UML boot of about a second, or the KVM probe's
 //! bound ([`crate::qemu::accel::PROBE_TIMEOUT`]) where KVM hangs. The kvm
 //! check says which accelerator QEMU guests get, by the backend's own rule
-//! ([`crate::qemu::accel::choose`]).
+//! ([`crate::qemu::accel::choose`]), probing again rather than trusting a
+//! kept answer ([`crate::qemu::accel::probe_again`]).
 //!
 //! ```no_run
 //! use mln_core::doctor::{diagnose, DoctorOptions};
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::output_within;
-use crate::qemu::accel::{choose, Acceleration, PROBE_TIMEOUT};
+use crate::qemu::accel::{probe_again, Acceleration, PROBE_TIMEOUT};
 use crate::template::BusyboxSource;
 use crate::uml::{cpu, KernelStore, ProbeOutcome, UmlKernel};
 
@@ -293,7 +294,7 @@ fn kvm(options: &DoctorOptions) -> Check {
     }
     let accel = match (&probe, opens) {
         (Some((kernel, initrd)), true) => {
-            let accel = choose(Some((kernel.as_path(), initrd.as_path())));
+            let accel = probe_again(kernel, initrd);
             details.push(format!(
                 "probe: a Linux guest under -accel kvm {}",
                 if accel == Acceleration::Kvm {

@@ -8,7 +8,9 @@
 //! ([`super::GuestKernel`]) with its probe initramfs, whose init prints
 //! [`PROBE_MARKER`] and powers off, within [`PROBE_TIMEOUT`]. Without a
 //! guest kernel to probe with, KVM is not trusted. The answer is kept for
-//! the rest of the process (one probe per kernel).
+//! the rest of the process and, beside the kernel, for the rest of the
+//! host's boot ([`super::kept_probe`]): one probe per kernel and boot, not
+//! one per `mln` command.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,6 +19,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::kept_probe;
 
 /// What the probe initramfs's init prints once it runs.
 pub const PROBE_MARKER: &str = "MLN-PROBE-OK";
@@ -65,9 +69,20 @@ pub fn kvm_device_opens() -> bool {
 }
 
 /// The accelerator for guests on this machine, probing with `kernel` and
-/// `probe_initrd` (see the module documentation) once per process and
-/// kernel; TCG without them or without `/dev/kvm`.
+/// `probe_initrd` (see the module documentation) once per kernel and
+/// boot of the host; TCG without them or without `/dev/kvm`.
 pub fn choose(probe: Option<(&Path, &Path)>) -> Acceleration {
+    decide(probe, false)
+}
+
+/// As [`choose`], but boots the probe even when an answer is kept (for
+/// `mln doctor`, which says what the host does now), and keeps the new
+/// answer.
+pub fn probe_again(kernel: &Path, probe_initrd: &Path) -> Acceleration {
+    decide(Some((kernel, probe_initrd)), true)
+}
+
+fn decide(probe: Option<(&Path, &Path)>, again: bool) -> Acceleration {
     let Some((kernel, initrd)) = probe else {
         return Acceleration::Tcg;
     };
@@ -79,23 +94,31 @@ pub fn choose(probe: Option<(&Path, &Path)>) -> Acceleration {
     // probe rather than run two.
     let mut answers = ANSWERS.lock().unwrap_or_else(|e| e.into_inner());
     let answers = answers.get_or_insert_with(HashMap::new);
-    *answers.entry(kernel.to_path_buf()).or_insert_with(|| {
-        let works = crate::doctor::kvm_runs_linux(kernel, initrd, PROBE_TIMEOUT);
-        log::info!(
-            "KVM probe with {}: {}",
-            kernel.display(),
-            if works {
-                "boots, using KVM"
-            } else {
-                "no boot, using TCG"
-            }
-        );
-        if works {
-            Acceleration::Kvm
-        } else {
-            Acceleration::Tcg
+    if !again {
+        if let Some(answer) = answers.get(kernel) {
+            return *answer;
         }
-    })
+        if let Some(answer) = kept_probe::read(kernel) {
+            answers.insert(kernel.to_path_buf(), answer);
+            return answer;
+        }
+    }
+    let answer = if crate::doctor::kvm_runs_linux(kernel, initrd, PROBE_TIMEOUT) {
+        Acceleration::Kvm
+    } else {
+        Acceleration::Tcg
+    };
+    log::info!(
+        "KVM probe with {}: {}",
+        kernel.display(),
+        match answer {
+            Acceleration::Kvm => "boots, using KVM",
+            Acceleration::Tcg => "no boot, using TCG",
+        }
+    );
+    kept_probe::write(kernel, answer);
+    answers.insert(kernel.to_path_buf(), answer);
+    answer
 }
 
 #[cfg(test)]

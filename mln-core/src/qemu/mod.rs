@@ -54,6 +54,7 @@ mod args;
 mod bridge;
 mod cpio;
 mod initramfs;
+mod kept_probe;
 mod kernel;
 mod lifecycle;
 mod migration;
