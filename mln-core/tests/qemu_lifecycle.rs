@@ -550,8 +550,9 @@ fn a_guest_that_cannot_boot_fails_with_its_console() {
     let qemu = lab.backend("qemu");
     let mut spec = lab.create(&qemu, "broken", 4, &[], &[]);
     qemu.destroy("broken").unwrap();
-    // Its initramfs looks for a root disk it does not have.
-    spec.boot = kernel().boot("root=/dev/vdk rw quiet");
+    // Its initramfs looks for a root disk it does not have, for a second
+    // rather than the default ten.
+    spec.boot = kernel().boot("root=/dev/vdk rw quiet mln.rootwait=1");
     qemu.create(&spec).unwrap();
     lab.guard(Box::new(qemu.clone()), "broken");
     qemu.start("broken").unwrap();

@@ -16,11 +16,19 @@ root=
 fstype=ext4
 mode=rw
 init=/sbin/init
+rootwait=10
 for word in $(cat /proc/cmdline); do
     case "$word" in
         root=*) root="${word#root=}" ;;
         rootfstype=*) fstype="${word#rootfstype=}" ;;
         init=*) init="${word#init=}" ;;
+        mln.rootwait=*)
+            # Seconds to wait for the root disk: digits only, else the default.
+            case "${word#mln.rootwait=}" in
+                '' | *[!0-9]*) ;;
+                *) rootwait="${word#mln.rootwait=}" ;;
+            esac
+            ;;
         ro) mode=ro ;;
         rw) mode=rw ;;
     esac
@@ -31,7 +39,7 @@ fail() {
 }
 [ -n "$root" ] || fail "no root= on the kernel command line"
 i=0
-while [ ! -b "$root" ] && [ $i -lt 100 ]; do
+while [ ! -b "$root" ] && [ $i -lt $((rootwait * 10)) ]; do
     sleep 0.1
     i=$((i + 1))
 done
