@@ -14,6 +14,15 @@ use crate::error::{Error, Result};
 
 const INIT: &str = include_str!("init.sh");
 
+/// What identifies the guest init script this `mln` builds into the
+/// initramfs: the first 16 hex digits of its SHA-256. A kernel folder
+/// built with another script is built again (see `GuestKernel::find`).
+pub(super) fn init_digest() -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(INIT.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The modules a QEMU guest of MLN needs (their dependencies come along):
 /// virtio's PCI transport, disks, network and balloon; ext4 and the
 /// checksum driver it asks for by alias (`crypto-crc32c`, which insmod

@@ -55,6 +55,10 @@ pub struct GuestKernel {
     pub probe_initrd: PathBuf,
     /// The modules in `initrd`, in the order its init loads them.
     pub modules: Vec<String>,
+    /// Which init script `initrd` runs (a digest of it; empty in a record
+    /// from before it was kept).
+    #[serde(default)]
+    pub init: String,
 }
 
 impl GuestKernel {
@@ -75,6 +79,8 @@ impl GuestKernel {
                     .iter()
                     .all(|m| k.modules.iter().any(|n| n == m))
             })
+            // Nor one whose initramfs runs another init script.
+            .filter(|k| k.init == initramfs::init_digest())
             .collect();
         found.sort_by_key(|k| version_key(&k.version));
         found.pop()
@@ -180,6 +186,7 @@ fn fetch_into(store: &Path, scratch: &Path, busybox: &Path) -> Result<GuestKerne
         initrd: target.join("initrd.gz"),
         probe_initrd: target.join("probe.gz"),
         modules,
+        init: initramfs::init_digest(),
     };
     let record = serde_json::to_vec_pretty(&kernel)
         .map_err(|e| Error::io(&staging, std::io::Error::other(e)))?;
@@ -234,6 +241,7 @@ mod tests {
             initrd: k.join("initrd.gz"),
             probe_initrd: k.join("probe.gz"),
             modules: vec!["virtio".into()],
+            init: initramfs::init_digest(),
         };
         fs::write(k.join(RECORD), serde_json::to_vec(&kernel).unwrap()).unwrap();
         assert_eq!(GuestKernel::find(dir.path()), None, "files missing");
@@ -243,8 +251,16 @@ mod tests {
         // An initramfs without a module guests now need (one built by an
         // older mln, before Xen's front ends) is not taken.
         assert_eq!(GuestKernel::find(dir.path()), None, "modules missing");
+        // Nor one whose init script is not this mln's.
         let kernel = GuestKernel {
             modules: initramfs::MODULES.iter().map(|m| m.to_string()).collect(),
+            init: "0000000000000000".into(),
+            ..kernel
+        };
+        fs::write(k.join(RECORD), serde_json::to_vec(&kernel).unwrap()).unwrap();
+        assert_eq!(GuestKernel::find(dir.path()), None, "another init");
+        let kernel = GuestKernel {
+            init: initramfs::init_digest(),
             ..kernel
         };
         fs::write(k.join(RECORD), serde_json::to_vec(&kernel).unwrap()).unwrap();

@@ -152,7 +152,8 @@ struct Record {
 /// use mln_core::disk::{CowFormat, Overlay};
 /// use mln_core::qemu::{host_spec, GuestKernel};
 /// let kernel = GuestKernel { version: "6.1.0-57-amd64".into(), package: "linux-image-6.1.0-57-amd64".into(),
-///     kernel: "/k/vmlinuz".into(), initrd: "/k/initrd.gz".into(), probe_initrd: "/k/probe.gz".into(), modules: vec![] };
+///     kernel: "/k/vmlinuz".into(), initrd: "/k/initrd.gz".into(), probe_initrd: "/k/probe.gz".into(), modules: vec![],
+///     init: String::new() };
 /// let root = Overlay { path: "/p/alice.qcow2".into(), template: "/t/busybox.ext4".into(), format: CowFormat::Qcow2, size: 64 << 20 };
 /// let spec = host_spec("alice", 128 << 20, &kernel, &root, "/p/alice.config".as_ref(), Vec::new(), "quiet");
 /// assert_eq!(spec.disks[1].target, "vdb");
