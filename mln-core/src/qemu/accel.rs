@@ -8,9 +8,10 @@
 //! ([`super::GuestKernel`]) with its probe initramfs, whose init prints
 //! [`PROBE_MARKER`] and powers off, within [`PROBE_TIMEOUT`]. Without a
 //! guest kernel to probe with, KVM is not trusted. The answer is kept for
-//! the rest of the process and, beside the kernel, for the rest of the
-//! host's boot ([`super::kept_probe`]): one probe per kernel and boot, not
-//! one per `mln` command.
+//! the rest of the process and, in a file beside the kernel
+//! (`vmlinuz.kvm-probe`), for the rest of the host's boot while the kernel
+//! file is unchanged: one probe per kernel and boot, not one per `mln`
+//! command.
 
 use std::collections::HashMap;
 use std::fmt;
