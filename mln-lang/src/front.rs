@@ -109,6 +109,12 @@ pub fn parse_file(path: impl AsRef<Path>) -> Result<Parsed, Report> {
 }
 
 impl Parsed {
+    /// Add `definitions` (command-line variables, a project name) as the
+    /// project's last `global` block; see [`crate::Definitions`].
+    pub fn define(&mut self, definitions: &crate::Definitions) {
+        definitions.add_to(&mut self.sources, &mut self.ast);
+    }
+
     /// Resolve the parsed project into the model (variables,
     /// superclasses, autoenum, switch membership).
     ///
@@ -169,6 +175,28 @@ pub fn load(path: impl AsRef<Path>) -> Result<Checked, Report> {
 /// Parse, resolve and check project text (see [`parse_str`] for `name`).
 pub fn load_str(name: &str, text: &str) -> Result<Checked, Report> {
     finish(parse_str(name, text)?)
+}
+
+/// [`load`] with `definitions` added (`-D name=value`, a project name):
+/// see [`crate::Definitions`].
+pub fn load_with(
+    path: impl AsRef<Path>,
+    definitions: &crate::Definitions,
+) -> Result<Checked, Report> {
+    let mut parsed = parse_file(path)?;
+    parsed.define(definitions);
+    finish(parsed)
+}
+
+/// [`load_str`] with `definitions` added.
+pub fn load_str_with(
+    name: &str,
+    text: &str,
+    definitions: &crate::Definitions,
+) -> Result<Checked, Report> {
+    let mut parsed = parse_str(name, text)?;
+    parsed.define(definitions);
+    finish(parsed)
 }
 
 fn finish(parsed: Parsed) -> Result<Checked, Report> {

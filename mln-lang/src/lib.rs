@@ -14,19 +14,24 @@
 /// its own on it.
 pub use mln_core;
 
+mod defines;
 pub mod diag;
 mod front;
 mod render;
 pub mod source;
 pub mod syntax;
 
+pub use defines::{DefineError, Definitions, COMMAND_LINE};
 pub use diag::{render, Code, Diagnostic, Diagnostics, Severity};
-pub use front::{load, load_str, parse_file, parse_str, Checked, Parsed, Report};
+pub use front::{
+    load, load_str, load_str_with, load_with, parse_file, parse_str, Checked, Parsed, Report,
+};
 pub use print::to_mln;
 pub use query::{query_list, query_scalar, QueryError};
 pub use source::{FileId, SourceMap, Span, Spanned};
 
 pub mod check;
+
 pub mod files;
 pub mod graph;
 pub mod model;

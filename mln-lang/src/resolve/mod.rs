@@ -412,7 +412,7 @@ impl<'s> Ctx<'s> {
                         format!("undefined variable `${name}` is left as written"),
                     )
                     .with_help(format!(
-                        "declare it with `${name} = ...` in global, the host or a superclass"
+                        "declare it with `${name} = ...` in global, the host or a superclass, or give it with `-D {name}=...`"
                     )),
                 );
             }

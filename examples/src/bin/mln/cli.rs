@@ -399,6 +399,10 @@ pub struct LifecycleArgs {
     /// The project file (MLN's `-f FILE`).
     #[arg(short = 'f', long = "file", id = "file_flag", conflicts_with_all = ["file", "project"])]
     file_flag: Option<PathBuf>,
+    /// Define a global variable, `-D NAME=VALUE` (repeatable): it wins
+    /// over the file's own global `$NAME`.
+    #[arg(short = 'D', long = "define", value_name = "NAME=VALUE")]
+    pub defines: Vec<String>,
     /// A project already built, by name (MLN's `-p NAME`).
     #[arg(short = 'p', long)]
     pub project: Option<String>,
@@ -471,6 +475,7 @@ impl LifecycleArgs {
         LifecycleArgs {
             file: None,
             file_flag: None,
+            defines: Vec::new(),
             project: Some(name.to_string()),
             hosts: self.hosts.clone(),
             dry_run: self.dry_run,
@@ -671,6 +676,10 @@ pub struct CheckArgs {
     /// Project files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Define a global variable, `-D NAME=VALUE` (repeatable): it wins
+    /// over the file's own global `$NAME`.
+    #[arg(short = 'D', long = "define", value_name = "NAME=VALUE")]
+    pub defines: Vec<String>,
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t = DiagFormat::Human)]
     pub format: DiagFormat,
@@ -690,6 +699,10 @@ pub enum ShowFormat {
 pub struct ShowArgs {
     /// Project file.
     pub file: PathBuf,
+    /// Define a global variable, `-D NAME=VALUE` (repeatable): it wins
+    /// over the file's own global `$NAME`.
+    #[arg(short = 'D', long = "define", value_name = "NAME=VALUE")]
+    pub defines: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ShowFormat::Json)]
     pub format: ShowFormat,

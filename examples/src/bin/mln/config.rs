@@ -117,3 +117,15 @@ pub fn resolve_path(
     }
     Ok((default()?, "default".to_string()))
 }
+
+/// The `-D NAME=VALUE` arguments as definitions; an error is printed and
+/// gives exit status 2 (a usage error).
+pub fn definitions(defines: &[String]) -> Result<mln_lang::Definitions, u8> {
+    defines
+        .iter()
+        .try_fold(mln_lang::Definitions::new(), |d, arg| d.variable_arg(arg))
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            2
+        })
+}

@@ -13,8 +13,12 @@ use crate::output::{self, Output};
 pub fn check(out: &Output, args: &CheckArgs) -> u8 {
     let mut failed = false;
     let mut json = Vec::new();
+    let definitions = match crate::config::definitions(&args.defines) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     for file in &args.files {
-        let (report, ok) = match mln_lang::load(file) {
+        let (report, ok) = match mln_lang::load_with(file, &definitions) {
             Ok(checked) => (
                 mln_lang::Report {
                     sources: checked.sources,
@@ -63,16 +67,20 @@ fn location(sources: &mln_lang::SourceMap, span: mln_lang::Span) -> serde_json::
 /// The checked project in `file`, or from standard input when `file` is
 /// `-` (`#include`s then resolve from the current folder); a project
 /// with errors is reported and gives `None`.
-fn load_or_report(out: &Output, file: &std::path::Path) -> Option<mln_lang::Checked> {
+fn load_or_report(
+    out: &Output,
+    file: &std::path::Path,
+    definitions: &mln_lang::Definitions,
+) -> Option<mln_lang::Checked> {
     let loaded = if file == std::path::Path::new("-") {
         let mut text = String::new();
         if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
             eprintln!("error: standard input: {e}");
             return None;
         }
-        mln_lang::load_str("<stdin>", &text)
+        mln_lang::load_str_with("<stdin>", &text, definitions)
     } else {
-        mln_lang::load(file)
+        mln_lang::load_with(file, definitions)
     };
     match loaded {
         Ok(c) => Some(c),
@@ -85,7 +93,11 @@ fn load_or_report(out: &Output, file: &std::path::Path) -> Option<mln_lang::Chec
 
 /// `mln show FILE`: the resolved project as JSON or canonical MLN.
 pub fn show(out: &Output, args: &ShowArgs) -> u8 {
-    let Some(checked) = load_or_report(out, &args.file) else {
+    let definitions = match crate::config::definitions(&args.defines) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let Some(checked) = load_or_report(out, &args.file, &definitions) else {
         return 1;
     };
     match args.format {
@@ -166,7 +178,7 @@ pub fn parse(out: &Output, args: &ParseArgs) -> u8 {
     if args.scalar.is_none() && args.list.is_none() && args.tree.is_none() {
         return parse_tree(out, &args.file);
     }
-    let Some(checked) = load_or_report(out, &args.file) else {
+    let Some(checked) = load_or_report(out, &args.file, &mln_lang::Definitions::new()) else {
         return 1;
     };
     let project = checked.project();
@@ -205,10 +217,10 @@ pub fn parse(out: &Output, args: &ParseArgs) -> u8 {
 /// `mln diff OLD NEW`: the plan of going from OLD, taken as running
 /// completely, to NEW. Pure: the planner only.
 pub fn diff(out: &Output, args: &DiffArgs) -> u8 {
-    let Some(old) = load_or_report(out, &args.old) else {
+    let Some(old) = load_or_report(out, &args.old, &mln_lang::Definitions::new()) else {
         return 1;
     };
-    let Some(new) = load_or_report(out, &args.new) else {
+    let Some(new) = load_or_report(out, &args.new, &mln_lang::Definitions::new()) else {
         return 1;
     };
     let (old, new) = (old.project(), new.project());
@@ -231,7 +243,7 @@ pub fn diff(out: &Output, args: &DiffArgs) -> u8 {
 
 /// `mln graph FILE`: the topology as Graphviz DOT or Mermaid.
 pub fn graph(out: &Output, args: &GraphArgs) -> u8 {
-    let Some(checked) = load_or_report(out, &args.file) else {
+    let Some(checked) = load_or_report(out, &args.file, &mln_lang::Definitions::new()) else {
         return 1;
     };
     let project = DesiredProject::from_project(checked.project());

@@ -145,8 +145,9 @@ fn default_template(dir: &Path) -> Result<Template, String> {
 
 /// The project a lifecycle verb works on: from a file, or recorded by name.
 fn target(args: &LifecycleArgs, out: &Output) -> Result<(String, Option<mln_lang::Checked>), u8> {
+    let definitions = crate::config::definitions(&args.defines)?;
     match (&args.file, &args.project) {
-        (Some(file), _) => match mln_lang::load(file) {
+        (Some(file), _) => match mln_lang::load_with(file, &definitions) {
             Ok(checked) => {
                 if !checked.warnings.is_empty() {
                     out.report(&mln_lang::Report {
