@@ -31,7 +31,7 @@ pub use query::{query_list, query_scalar, QueryError};
 pub use source::{FileId, SourceMap, Span, Spanned};
 
 pub mod check;
-
+pub mod class;
 pub mod files;
 pub mod graph;
 pub mod model;
