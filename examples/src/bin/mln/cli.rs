@@ -96,6 +96,10 @@ pub enum Command {
     /// This terminal on a running guest's console (a login prompt);
     /// Ctrl-] leaves it.
     Console(ConsoleArgs),
+    /// A class: one copy of the project per student of a roster
+    /// (`PROJECT-STUDENT`), built, started, shown, stopped or removed
+    /// together.
+    Class(ClassArgs),
     /// Build, import, register and list guest templates (the templates
     /// folder).
     Template(TemplateArgs),
@@ -403,6 +407,9 @@ pub struct LifecycleArgs {
     /// over the file's own global `$NAME`.
     #[arg(short = 'D', long = "define", value_name = "NAME=VALUE")]
     pub defines: Vec<String>,
+    /// Definitions after `-D`'s (a class copy's name and variables).
+    #[arg(skip)]
+    pub extra: mln_lang::Definitions,
     /// A project already built, by name (MLN's `-p NAME`).
     #[arg(short = 'p', long)]
     pub project: Option<String>,
@@ -476,6 +483,7 @@ impl LifecycleArgs {
             file: None,
             file_flag: None,
             defines: Vec::new(),
+            extra: mln_lang::Definitions::new(),
             project: Some(name.to_string()),
             hosts: self.hosts.clone(),
             dry_run: self.dry_run,
@@ -668,6 +676,111 @@ pub enum DiagFormat {
     Human,
     /// One JSON array of diagnostics on stdout.
     Json,
+}
+
+/// What `mln class` does to every copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClassVerb {
+    /// Prepare every copy; start nothing.
+    Build,
+    /// Build what is missing and start every copy.
+    #[value(alias = "start")]
+    Up,
+    /// Stop every copy's hosts.
+    #[value(alias = "stop")]
+    Down,
+    /// Each copy's hosts: how many are up.
+    Status,
+    /// Stop and delete every copy.
+    Remove,
+}
+
+/// `mln class VERB FILE --roster CSV`.
+#[derive(Debug, Args)]
+pub struct ClassArgs {
+    /// What to do to every copy.
+    #[arg(value_enum)]
+    pub verb: ClassVerb,
+    /// The project file every copy is made from.
+    pub file: PathBuf,
+    /// The class: a CSV file with a `student` column (and optionally
+    /// `ssh_key` and columns that become variables of each copy).
+    #[arg(long, value_name = "CSV")]
+    pub roster: PathBuf,
+    /// How many copies are worked on at once (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+    #[command(flatten)]
+    pub copy: CopyOptions,
+}
+
+/// The options `mln class` passes on to each copy's verb.
+#[derive(Debug, Args)]
+pub struct CopyOptions {
+    /// Define a global variable in every copy, `-D NAME=VALUE`
+    /// (repeatable); a roster column of that name wins.
+    #[arg(short = 'D', long = "define", value_name = "NAME=VALUE")]
+    pub defines: Vec<String>,
+    /// Run every host on this backend.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
+    /// Actions run at once within one copy.
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
+    /// Folder of project states.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Folder of templates.
+    #[arg(long)]
+    pub template_dir: Option<PathBuf>,
+    /// The UML kernel guests boot with.
+    #[arg(long, value_name = "PATH")]
+    pub uml_kernel: Option<PathBuf>,
+    /// How long a guest may take to confirm its boot.
+    #[arg(long, value_name = "SECS", default_value_t = 180)]
+    pub boot_timeout: u64,
+    /// How long a hook block may run.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub hook_timeout: u64,
+}
+
+impl CopyOptions {
+    /// The lifecycle options of one copy: from `file` with `extra` (the
+    /// student's definitions), or recorded by name when `file` is `None`.
+    pub fn lifecycle(
+        &self,
+        file: Option<&std::path::Path>,
+        project: Option<&str>,
+        extra: mln_lang::Definitions,
+    ) -> LifecycleArgs {
+        LifecycleArgs {
+            file: file.map(PathBuf::from),
+            file_flag: None,
+            defines: self.defines.clone(),
+            extra,
+            project: project.map(str::to_string),
+            hosts: Vec::new(),
+            dry_run: false,
+            all: false,
+            no_questions: true,
+            restart_upgraded: false,
+            quiet: true,
+            verbose_plan: false,
+            backend: self.backend,
+            wait: false,
+            force: false,
+            jobs: self.jobs,
+            state_dir: self.state_dir.clone(),
+            template_dir: self.template_dir.clone(),
+            uml_kernel: self.uml_kernel.clone(),
+            boot_timeout: self.boot_timeout,
+            hook_timeout: self.hook_timeout,
+            help: None,
+        }
+    }
 }
 
 /// `mln check`.

@@ -145,7 +145,7 @@ fn default_template(dir: &Path) -> Result<Template, String> {
 
 /// The project a lifecycle verb works on: from a file, or recorded by name.
 fn target(args: &LifecycleArgs, out: &Output) -> Result<(String, Option<mln_lang::Checked>), u8> {
-    let definitions = crate::config::definitions(&args.defines)?;
+    let definitions = crate::config::definitions(&args.defines)?.and(&args.extra);
     match (&args.file, &args.project) {
         (Some(file), _) => match mln_lang::load_with(file, &definitions) {
             Ok(checked) => {
@@ -299,8 +299,14 @@ impl Prepared {
         })
     }
 
-    /// Lock, observe, plan and (unless a dry run) apply.
+    /// Lock, observe, plan and (unless a dry run) apply; an error is
+    /// printed.
     pub(crate) fn run(self, out: &Output, quiet: bool) -> Result<apply::Outcome, u8> {
+        self.apply(out, quiet).map_err(fail)
+    }
+
+    /// As [`Prepared::run`], the error returned rather than printed.
+    pub(crate) fn apply(self, out: &Output, quiet: bool) -> Result<apply::Outcome, String> {
         let progress = Lines::new(out);
         let silent = apply::NoProgress;
         let shown: &dyn apply::Progress = if quiet { &silent } else { &progress };
@@ -314,7 +320,7 @@ impl Prepared {
         };
         run.hooks_in(self.hook_dir.as_deref())
             .run()
-            .map_err(|e| fail(e.to_string()))
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -8,6 +8,7 @@
 mod agent;
 mod archive;
 mod backend;
+mod class;
 mod clean;
 mod cli;
 mod config;
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
         cli::Command::Exec(a) => exec::exec(&a),
         cli::Command::Evacuate(a) => evacuate::evacuate(&out, &a),
         cli::Command::Console(a) => console::console(&a),
+        cli::Command::Class(a) => class::class(&out, &a),
         cli::Command::Template(a) => template::template(&a),
         cli::Command::Export(a) => archive::export(&a),
         cli::Command::Import(a) => archive::import(&a),

@@ -11,7 +11,7 @@ use crate::output::Output;
 
 /// The status of each project in `names` (errors on stderr); exit code 1
 /// when one could not be read.
-fn statuses(places: &Places, names: Vec<String>) -> (Vec<ProjectStatus>, u8) {
+pub(crate) fn statuses(places: &Places, names: Vec<String>) -> (Vec<ProjectStatus>, u8) {
     let mut all = Vec::new();
     let mut code = 0;
     for name in names {

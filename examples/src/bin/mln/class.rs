@@ -1,0 +1,270 @@
+//! `mln class VERB FILE --roster CSV`: one copy of a project per student
+//! (`PROJECT-STUDENT`, see `mln_lang::class`), worked on a few at a time.
+//! Every copy is loaded and checked before any is touched; a copy that
+//! fails is named and the others go on; the exit status is 1 when any
+//! failed (for `status`: when any host of any copy is not up).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use mln_lang::class::{Roster, Student};
+use mln_lang::plan::Goal;
+use mln_lang::state::StateStore;
+use serde::Serialize;
+
+use crate::cli::{ClassArgs, ClassVerb, TableFormat};
+use crate::lifecycle::{fail, failure_line, Places, Prepared};
+use crate::output::Output;
+
+/// One student's copy.
+struct Copy<'a> {
+    student: &'a Student,
+    project: String,
+    definitions: mln_lang::Definitions,
+}
+
+/// What happened to one copy.
+#[derive(Debug, Serialize)]
+struct CopyResult {
+    student: String,
+    project: String,
+    ok: bool,
+    /// `up`, `stop`, ..., or `not built` (nothing recorded).
+    outcome: String,
+    actions: usize,
+    seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// `mln class`.
+pub fn class(out: &Output, args: &ClassArgs) -> u8 {
+    let roster = match Roster::read(&args.roster) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let Some(copies) = copies(out, args, &roster) else {
+        return 1;
+    };
+    let places = match Places::new(
+        args.copy.state_dir.as_deref(),
+        args.copy.template_dir.as_deref(),
+    ) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    match args.verb {
+        ClassVerb::Status => status(out, args, &places, &copies),
+        ClassVerb::Build => apply(out, args, &places, Goal::Build, &copies),
+        ClassVerb::Up => apply(out, args, &places, Goal::Up, &copies),
+        ClassVerb::Down => apply(out, args, &places, Goal::Stop, &copies),
+        ClassVerb::Remove => apply(out, args, &places, Goal::Remove, &copies),
+    }
+}
+
+/// Every student's copy, each loaded and checked; `None` (reported) when
+/// one is not a valid project.
+fn copies<'a>(out: &Output, args: &ClassArgs, roster: &'a Roster) -> Option<Vec<Copy<'a>>> {
+    let given = crate::config::definitions(&args.copy.defines).ok()?;
+    let base = match mln_lang::load_with(&args.file, &given) {
+        Ok(c) => c.project().name.clone(),
+        Err(report) => {
+            out.report(&report);
+            return None;
+        }
+    };
+    let mut all = Vec::new();
+    let mut good = true;
+    for student in &roster.students {
+        let mine = match student.definitions(&base) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: {}:{}: {e}", roster.path.display(), student.line);
+                good = false;
+                continue;
+            }
+        };
+        if let Err(report) = mln_lang::load_with(&args.file, &given.clone().and(&mine)) {
+            eprintln!(
+                "error: {}'s copy ({}):",
+                student.name,
+                student.project_name(&base)
+            );
+            out.report(&report);
+            good = false;
+            continue;
+        }
+        all.push(Copy {
+            student,
+            project: student.project_name(&base),
+            definitions: mine,
+        });
+    }
+    good.then_some(all)
+}
+
+/// Run `goal` on every copy, `--parallel` at a time.
+fn apply(out: &Output, args: &ClassArgs, places: &Places, goal: Goal, copies: &[Copy]) -> u8 {
+    let recorded = StateStore::list(&places.state_root).unwrap_or_default();
+    let parallel = args
+        .parallel
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, copies.len().max(1));
+    let table = args.format == TableFormat::Table;
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<CopyResult>>> = Mutex::new(copies.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..parallel {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(copy) = copies.get(i) else { break };
+                let result = one_copy(out, args, goal, copy, recorded.contains(&copy.project));
+                if table {
+                    print_result(&result);
+                }
+                if let Some(slot) = results.lock().unwrap_or_else(|e| e.into_inner()).get_mut(i) {
+                    *slot = Some(result);
+                }
+            });
+        }
+    });
+    let results: Vec<CopyResult> = results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect();
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| !r.ok)
+        .map(|r| r.student.as_str())
+        .collect();
+    if table {
+        let ok = results.len() - failed.len();
+        println!("class: {} {ok} of {} copies", goal.as_str(), results.len());
+        if !failed.is_empty() {
+            eprintln!("error: failed for {}", failed.join(", "));
+        }
+    } else {
+        match serde_json::to_string_pretty(&results) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(e),
+        }
+    }
+    u8::from(!failed.is_empty())
+}
+
+/// Run `goal` on one copy: from the file (build, up) or as recorded
+/// (stop, remove: a copy never built has nothing to stop).
+fn one_copy(out: &Output, args: &ClassArgs, goal: Goal, copy: &Copy, recorded: bool) -> CopyResult {
+    let started = Instant::now();
+    let mut result = CopyResult {
+        student: copy.student.name.clone(),
+        project: copy.project.clone(),
+        ok: false,
+        outcome: goal.as_str().to_string(),
+        actions: 0,
+        seconds: 0.0,
+        error: None,
+    };
+    let lifecycle = match goal {
+        Goal::Stop | Goal::Remove if !recorded => {
+            result.ok = true;
+            result.outcome = "not built".into();
+            return result;
+        }
+        Goal::Stop | Goal::Remove => {
+            args.copy
+                .lifecycle(None, Some(&copy.project), mln_lang::Definitions::new())
+        }
+        _ => args
+            .copy
+            .lifecycle(Some(&args.file), None, copy.definitions.clone()),
+    };
+    let outcome = match Prepared::new(out, goal, &lifecycle, true) {
+        Ok(prepared) => prepared.apply(out, true),
+        Err(_) => Err("could not be prepared (see the error above)".into()),
+    };
+    result.seconds = started.elapsed().as_secs_f64();
+    match outcome {
+        Err(e) => result.error = Some(e),
+        Ok(outcome) => match outcome.report {
+            None => result.ok = true,
+            Some(report) => {
+                result.actions = report.done.len();
+                result.ok = report.is_success();
+                result.error = report
+                    .failed
+                    .first()
+                    .map(|f| failure_line(&f.description, &f.error))
+                    .or_else(|| {
+                        (!report.not_run.is_empty())
+                            .then(|| format!("{} action(s) not run", report.not_run.len()))
+                    });
+            }
+        },
+    }
+    result
+}
+
+fn print_result(r: &CopyResult) {
+    match &r.error {
+        None => println!(
+            "{}: {} ({} action(s) done, {:.1} s)",
+            r.project, r.outcome, r.actions, r.seconds
+        ),
+        Some(e) => eprintln!("{}: FAILED after {:.1} s: {e}", r.project, r.seconds),
+    }
+}
+
+/// One line per copy: its hosts up of all; exit status 1 unless every
+/// host of every copy is up.
+fn status(out: &Output, args: &ClassArgs, places: &Places, copies: &[Copy]) -> u8 {
+    let recorded = StateStore::list(&places.state_root).unwrap_or_default();
+    let names: Vec<String> = copies
+        .iter()
+        .filter(|c| recorded.contains(&c.project))
+        .map(|c| c.project.clone())
+        .collect();
+    let (found, mut code) = crate::status::statuses(places, names);
+    let mut rows = Vec::new();
+    for copy in copies {
+        let status = found.iter().find(|s| s.project == copy.project);
+        let (up, hosts) = status.map_or((0, 0), |s| {
+            (s.hosts.iter().filter(|h| h.is_up()).count(), s.hosts.len())
+        });
+        let state = match status {
+            None => "not built",
+            Some(_) if hosts > 0 && up == hosts => "up",
+            Some(_) if up == 0 => "down",
+            Some(_) => "partly up",
+        };
+        if state != "up" {
+            code = 1;
+        }
+        rows.push(serde_json::json!({
+            "student": copy.student.name,
+            "project": copy.project,
+            "state": state,
+            "hosts_up": up,
+            "hosts": hosts,
+            "status": status,
+        }));
+        if args.format == TableFormat::Table {
+            println!(
+                "{:<24} {:<16} {} {up}/{hosts} hosts up",
+                copy.project,
+                copy.student.name,
+                out.state(state, 10)
+            );
+        }
+    }
+    if args.format == TableFormat::Json {
+        match serde_json::to_string_pretty(&rows) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(e),
+        }
+    }
+    code
+}

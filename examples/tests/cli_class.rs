@@ -1,0 +1,276 @@
+//! `mln class`: a copy of a lab per student of a roster, on real UML
+//! guests and vde switches, as a teacher runs it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use testkit::{output_text, run_within, KillUnder};
+
+/// Every `mln` call here ends within this, or fails the test.
+const LIMIT: Duration = Duration::from_secs(240);
+
+fn mln(state: &Path, args: &[&str]) -> Output {
+    run_within(
+        Command::new(env!("CARGO_BIN_EXE_mln"))
+            .args(args)
+            .arg("--state-dir")
+            .arg(state)
+            .env("NO_COLOR", "1"),
+        LIMIT,
+    )
+}
+
+fn ok(o: &Output) {
+    assert!(o.status.success(), "{}", output_text(o));
+}
+
+fn uml_available(test: &str) -> bool {
+    let kernel = testkit::uml_kernel();
+    let kernel = kernel.to_str().unwrap_or("/usr/bin/linux.uml");
+    match testkit::missing_tool(&[kernel, "/usr/bin/vde_switch"]) {
+        Some(why) => {
+            testkit::skip(test, &why);
+            false
+        }
+        None => true,
+    }
+}
+
+fn lab() -> String {
+    format!("{}/../projects/lab.mln", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Removes every copy when dropped, then kills what still runs under the
+/// test's folder: a failing assertion leaves nothing behind.
+struct Cleanup<'a> {
+    state: &'a Path,
+    file: &'a str,
+    roster: &'a str,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = mln(
+            self.state,
+            &["class", "remove", self.file, "--roster", self.roster],
+        );
+    }
+}
+
+/// The MAC the neighbour table of `host` in `project` holds for `address`.
+fn neighbour_mac(state: &Path, project: &str, host: &str, address: &str) -> String {
+    let exec = |command: &[&str]| {
+        let mut argv = vec!["exec", "-p", project, host, "--"];
+        argv.extend_from_slice(command);
+        run_within(
+            Command::new(env!("CARGO_BIN_EXE_mln"))
+                .args(["exec", "--state-dir"])
+                .arg(state)
+                .args(&argv[1..]),
+            LIMIT,
+        )
+    };
+    let ping = exec(&["ping", "-c", "1", "-W", "5", address]);
+    ok(&ping);
+    let arp = exec(&["cat", "/proc/net/arp"]);
+    ok(&arp);
+    let table = String::from_utf8_lossy(&arp.stdout).into_owned();
+    table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(address))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap_or_else(|| panic!("{address} not in {project}/{host}'s table: {table}"))
+        .to_string()
+}
+
+#[test]
+fn a_class_of_ten_comes_up_isolated_and_goes_away() {
+    if !uml_available("a_class_of_ten_comes_up_isolated_and_goes_away") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _kill = KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let roster = dir.path().join("class.csv");
+    let students = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+    ];
+    std::fs::write(&roster, format!("student\n{}\n", students.join("\n"))).unwrap();
+    let (file, roster) = (lab(), roster.to_string_lossy().into_owned());
+    let _cleanup = Cleanup {
+        state: &state,
+        file: &file,
+        roster: &roster,
+    };
+    let class = |verb: &str, extra: &[&str]| {
+        let mut argv = vec!["class", verb, &file, "--roster", &roster];
+        argv.extend_from_slice(extra);
+        mln(&state, &argv)
+    };
+
+    let up = class("up", &[]);
+    ok(&up);
+    let said = String::from_utf8_lossy(&up.stdout);
+    for s in students {
+        assert!(
+            said.contains(&format!("lab-{s}: up (14 action(s) done")),
+            "{said}"
+        );
+    }
+    assert!(said.contains("class: up 10 of 10 copies"), "{said}");
+
+    let status = class("status", &["--format", "json"]);
+    ok(&status);
+    let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 10);
+    for (row, s) in rows.iter().zip(students) {
+        assert_eq!(row["project"], format!("lab-{s}"));
+        assert_eq!(row["state"], "up", "{row}");
+        assert_eq!(
+            (row["hosts_up"].as_u64(), row["hosts"].as_u64()),
+            (Some(3), Some(3))
+        );
+    }
+
+    // Every copy has the file's addresses; alice's client reaches her
+    // own router, never bob's, though both answer to 192.168.1.1.
+    let alice_router = neighbour_mac(&state, "lab-alice", "alice", "192.168.1.1");
+    let bob_router = neighbour_mac(&state, "lab-bob", "alice", "192.168.1.1");
+    assert_eq!(
+        alice_router,
+        mln_lang::plan::derived_mac("lab-alice", "router", "eth0").to_string()
+    );
+    assert_eq!(
+        bob_router,
+        mln_lang::plan::derived_mac("lab-bob", "router", "eth0").to_string()
+    );
+    assert_ne!(alice_router, bob_router);
+
+    // One copy stopped by its own name; the others stay up.
+    ok(&mln(&state, &["stop", "-p", "lab-carol"]));
+    let status = class("status", &[]);
+    assert_eq!(status.status.code(), Some(1), "{}", output_text(&status));
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("lab-carol") && l.contains("0/3")),
+        "{table}"
+    );
+    assert_eq!(table.matches("3/3 hosts up").count(), 9, "{table}");
+
+    ok(&class("stop", &[]));
+    ok(&class("remove", &[]));
+    for s in students {
+        assert!(
+            !state.join(format!("lab-{s}")).exists(),
+            "lab-{s} left behind"
+        );
+    }
+    assert_eq!(testkit::processes_under(dir.path()), Vec::<u32>::new());
+}
+
+#[test]
+fn one_students_failure_is_named_and_the_others_come_up() {
+    if !uml_available("one_students_failure_is_named_and_the_others_come_up") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _kill = KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let file = dir.path().join("duo.mln");
+    std::fs::write(
+        &file,
+        "global { project duo; $mem = 64M }\nswitch lan {\n}\n\
+         host a { memory $mem; network eth0 { switch lan; address 10.0.0.1; netmask 255.255.255.0 } }\n",
+    )
+    .unwrap();
+    // ben's copy asks for more memory than any test machine has.
+    let roster = dir.path().join("duo.csv");
+    std::fs::write(&roster, "student,mem\nann,64M\nben,4000G\ncid,48M\n").unwrap();
+    let (file, roster) = (
+        file.to_string_lossy().into_owned(),
+        roster.to_string_lossy().into_owned(),
+    );
+    let _cleanup = Cleanup {
+        state: &state,
+        file: &file,
+        roster: &roster,
+    };
+    let up = mln(&state, &["class", "up", &file, "--roster", &roster]);
+    assert_eq!(up.status.code(), Some(1), "{}", output_text(&up));
+    let text = output_text(&up);
+    assert!(text.contains("duo-ben: FAILED"), "{text}");
+    assert!(text.contains("not enough memory"), "{text}");
+    assert!(text.contains("error: failed for ben"), "{text}");
+    assert!(text.contains("class: up 2 of 3 copies"), "{text}");
+    let status = mln(
+        &state,
+        &[
+            "class", "status", &file, "--roster", &roster, "--format", "json",
+        ],
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let states: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(states, ["up", "not built", "up"]);
+    // Each copy has its own memory, from the roster.
+    let cid = rows[2]["status"]["hosts"][0]["memory"].as_u64();
+    assert_eq!(cid, Some(48 << 20));
+}
+
+#[test]
+fn a_bad_roster_or_a_bad_copy_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let roster = dir.path().join("class.csv");
+    let file = lab();
+    std::fs::write(&roster, "student\nalice\nBob/1\n").unwrap();
+    let roster_arg = roster.to_string_lossy().into_owned();
+    let o = mln(&state, &["class", "up", &file, "--roster", &roster_arg]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = output_text(&o);
+    assert!(
+        text.contains(&format!("{}:3: student `Bob/1`", roster.display())),
+        "{text}"
+    );
+
+    // A roster column that makes one copy invalid names that student.
+    std::fs::write(&roster, "student,mem\nann,64M\nben,lots\n").unwrap();
+    let duo = dir.path().join("duo.mln");
+    std::fs::write(
+        &duo,
+        "global { project duo; $mem = 64M }\nhost a { memory $mem }\n",
+    )
+    .unwrap();
+    let o = mln(
+        &state,
+        &[
+            "class",
+            "up",
+            duo.to_str().unwrap(),
+            "--roster",
+            &roster_arg,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let text = output_text(&o);
+    assert!(text.contains("ben's copy (duo-ben)"), "{text}");
+    assert!(text.contains("lots"), "{text}");
+    assert!(!text.contains("duo-ann: up"), "{text}");
+    let recorded: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !recorded
+            .iter()
+            .any(|n| n.to_string_lossy().starts_with("duo")),
+        "{recorded:?}"
+    );
+}
