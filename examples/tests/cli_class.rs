@@ -148,6 +148,62 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
     );
     assert_ne!(alice_router, bob_router);
 
+    // Resetting one host of one copy: its disk is fresh, the copy's
+    // other hosts keep running, and no other copy is touched.
+    let exec = |project: &str, command: &[&str]| {
+        let mut argv = vec!["exec", "-p", project, "alice", "--"];
+        argv.extend_from_slice(command);
+        run_within(
+            Command::new(env!("CARGO_BIN_EXE_mln"))
+                .args(["exec", "--state-dir"])
+                .arg(&state)
+                .args(&argv[1..]),
+            LIMIT,
+        )
+    };
+    for project in ["lab-alice", "lab-bob"] {
+        ok(&exec(project, &["sh", "-c", "echo mine > /marker && sync"]));
+    }
+    let ids = |project: &str| -> Vec<(String, u64)> {
+        let o = mln(&state, &["status", "--json", "-p", project]);
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        s[0]["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["host"].as_str().unwrap().to_string(),
+                    h["id"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let (before, bob_before) = (ids("lab-alice"), ids("lab-bob"));
+    let reset = mln(&state, &["reset", "lab-alice", "alice"]);
+    ok(&reset);
+    assert!(
+        String::from_utf8_lossy(&reset.stdout).contains("lab-alice: reset (1 action(s) done)"),
+        "{}",
+        output_text(&reset)
+    );
+    let after = ids("lab-alice");
+    for ((host, id), (_, id_after)) in before.iter().zip(&after) {
+        assert_eq!(
+            host != "alice",
+            id == id_after,
+            "{host}: {before:?} → {after:?}"
+        );
+    }
+    assert_eq!(ids("lab-bob"), bob_before);
+    let gone = exec("lab-alice", &["cat", "/marker"]);
+    assert!(!gone.status.success(), "{}", output_text(&gone));
+    let kept = exec("lab-bob", &["cat", "/marker"]);
+    ok(&kept);
+    assert_eq!(String::from_utf8_lossy(&kept.stdout).trim(), "mine");
+    let unknown = mln(&state, &["reset", "lab-alice", "nosuch"]);
+    assert!(output_text(&unknown).contains("project lab-alice: no host nosuch"));
+
     // One copy stopped by its own name; the others stay up.
     ok(&mln(&state, &["stop", "-p", "lab-carol"]));
     let status = class("status", &[]);

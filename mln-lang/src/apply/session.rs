@@ -248,6 +248,8 @@ pub struct RunOptions {
     pub boot_timeout: std::time::Duration,
     /// How long a hook block may run (see [`Executor::hook_timeout`]).
     pub hook_timeout: std::time::Duration,
+    /// Make the hosts afresh from their templates ([`PlanOptions::fresh`]).
+    pub fresh: bool,
 }
 
 /// Actions run at once on each server unless told: twice this machine's
@@ -275,6 +277,7 @@ impl RunOptions {
             stop_timeout: std::time::Duration::from_secs(60),
             boot_timeout: super::DEFAULT_BOOT_TIMEOUT,
             hook_timeout: super::DEFAULT_HOOK_TIMEOUT,
+            fresh: false,
         }
     }
 }
@@ -384,6 +387,7 @@ impl<'a> Run<'a> {
             &desired,
             &PlanOptions {
                 hosts: options.hosts.clone(),
+                fresh: options.fresh,
                 ..PlanOptions::new(options.goal)
             },
         )?;

@@ -228,6 +228,34 @@ fn rebuild_carries_link_effects_and_keeps_macs() {
 }
 
 #[test]
+fn fresh_rebuilds_the_selected_hosts_and_keeps_their_run_state() {
+    let p = shop_v1();
+    let (st, mut obs) = running(&p);
+    // batch was stopped: reset, it stays stopped.
+    obs.domains.remove("batch");
+    let mut options = PlanOptions::new(Goal::Upgrade).only(["api", "batch"]);
+    options.fresh = true;
+    let plan = plan(&p, Some(&st), &obs, &options);
+    assert_eq!(ops(&plan), vec!["rebuild api", "rebuild batch"]);
+    assert!(plan.actions.iter().any(|a| a.op
+        == Op::Rebuild {
+            host: "api".into(),
+            start: true
+        }));
+    assert!(plan.actions.iter().any(|a| a.op
+        == Op::Rebuild {
+            host: "batch".into(),
+            start: false
+        }));
+    assert!(plan.host("front").is_none(), "front was not asked for");
+    let text = plan.render_diff();
+    assert!(
+        text.contains("disks: as the guest left them → fresh from the template"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_larger_disk_restarts_the_host_a_smaller_one_rebuilds_it_and_says_so() {
     let (st, obs) = running(&shop_v1());
     let mut p = shop_v1();

@@ -96,6 +96,10 @@ pub enum Command {
     /// This terminal on a running guest's console (a login prompt);
     /// Ctrl-] leaves it.
     Console(ConsoleArgs),
+    /// Make a project's hosts (or some) afresh from their templates and
+    /// configuration, each keeping its run state: what their guests wrote
+    /// to disk is lost.
+    Reset(ResetArgs),
     /// A class: one copy of the project per student of a roster
     /// (`PROJECT-STUDENT`), built, started, shown, stopped or removed
     /// together.
@@ -678,6 +682,33 @@ pub enum DiagFormat {
     Json,
 }
 
+/// `mln reset PROJECT [HOST...]`.
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The project, by name.
+    pub project: String,
+    /// Only these hosts (default: every host).
+    pub hosts: Vec<String>,
+    /// Print what would be done; do nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Wait for another `mln` working on the project.
+    #[arg(long)]
+    pub wait: bool,
+    /// Folder of project states.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Folder of templates.
+    #[arg(long)]
+    pub template_dir: Option<PathBuf>,
+    /// The UML kernel guests boot with.
+    #[arg(long, value_name = "PATH")]
+    pub uml_kernel: Option<PathBuf>,
+    /// How long a guest may take to confirm its boot.
+    #[arg(long, value_name = "SECS", default_value_t = 180)]
+    pub boot_timeout: u64,
+}
+
 /// What `mln class` does to every copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ClassVerb {
@@ -745,6 +776,28 @@ pub struct CopyOptions {
     /// How long a hook block may run.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub hook_timeout: u64,
+}
+
+impl ResetArgs {
+    /// The lifecycle options of the project's run.
+    pub fn lifecycle(&self) -> LifecycleArgs {
+        let copy = CopyOptions {
+            defines: Vec::new(),
+            backend: None,
+            jobs: None,
+            state_dir: self.state_dir.clone(),
+            template_dir: self.template_dir.clone(),
+            uml_kernel: self.uml_kernel.clone(),
+            boot_timeout: self.boot_timeout,
+            hook_timeout: 600,
+        };
+        let mut args = copy.lifecycle(None, Some(&self.project), mln_lang::Definitions::new());
+        args.hosts.clone_from(&self.hosts);
+        args.dry_run = self.dry_run;
+        args.wait = self.wait;
+        args.quiet = false;
+        args
+    }
 }
 
 impl CopyOptions {

@@ -347,6 +347,47 @@ pub fn run(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
     }
 }
 
+/// `mln reset PROJECT [HOST...]`: the hosts made afresh from their
+/// templates and the project as last applied, each keeping its run state.
+pub fn reset(out: &Output, args: &crate::cli::ResetArgs) -> u8 {
+    let lifecycle = args.lifecycle();
+    let mut prepared = match Prepared::new(out, Goal::Upgrade, &lifecycle, true) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    if let Some(hosts) = &prepared.options.hosts {
+        let known = prepared
+            .store
+            .load()
+            .ok()
+            .flatten()
+            .and_then(|s| s.desired)
+            .map(|d| d.hosts.into_keys().collect::<BTreeSet<_>>())
+            .unwrap_or_default();
+        if let Some(unknown) = hosts.iter().find(|h| !known.contains(*h)) {
+            return fail(format!("project {}: no host {unknown}", prepared.name));
+        }
+    }
+    prepared.options.fresh = true;
+    let name = prepared.name.clone();
+    let outcome = match prepared.run(out, false) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    if args.dry_run {
+        print!("{}", outcome.plan.render_diff());
+        return 0;
+    }
+    match outcome.report {
+        Some(report) if report.is_success() => {
+            println!("{name}: reset ({} action(s) done)", report.done.len());
+            0
+        }
+        Some(report) => finish(&name, Goal::Upgrade, &report),
+        None => 0,
+    }
+}
+
 /// MLN's `-a`: the verb on every recorded project, one after another;
 /// exit status 1 when any failed.
 fn run_all(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {

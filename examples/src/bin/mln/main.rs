@@ -68,6 +68,7 @@ fn main() -> ExitCode {
         cli::Command::Evacuate(a) => evacuate::evacuate(&out, &a),
         cli::Command::Console(a) => console::console(&a),
         cli::Command::Class(a) => class::class(&out, &a),
+        cli::Command::Reset(a) => lifecycle::reset(&out, &a),
         cli::Command::Template(a) => template::template(&a),
         cli::Command::Export(a) => archive::export(&a),
         cli::Command::Import(a) => archive::import(&a),

@@ -62,7 +62,15 @@ impl<'a> Builder<'a> {
         let Some(record) = here.record else {
             return self.new_host(spec, run, &cleared.first);
         };
-        let changes = self.changes(&here, record, spec, cleared.alive && run);
+        let mut changes = self.changes(&here, record, spec, cleared.alive && run);
+        if self.fresh && !changes.iter().any(|c| c.class == ChangeClass::Move) {
+            changes.push(AttrChange {
+                attr: "disks".into(),
+                from: "as the guest left them".into(),
+                to: "fresh from the template".into(),
+                class: ChangeClass::Rebuild,
+            });
+        }
         let has = |class: ChangeClass| changes.iter().any(|c| c.class == class);
         if has(ChangeClass::Move) {
             self.moved(&here, record, spec, run, &cleared, changes);

@@ -28,6 +28,10 @@ pub struct PlanOptions {
     pub lost: BTreeSet<String>,
     /// Servers that did not answer: what they keep as stale waits.
     pub unreachable: BTreeSet<String>,
+    /// Make the selected hosts that exist afresh, from their template and
+    /// configuration, each keeping its run state (`mln reset`): what their
+    /// guests wrote to disk is lost.
+    pub fresh: bool,
 }
 
 impl PlanOptions {
@@ -38,6 +42,7 @@ impl PlanOptions {
             hosts: None,
             lost: BTreeSet::new(),
             unreachable: BTreeSet::new(),
+            fresh: false,
         }
     }
 
@@ -88,6 +93,7 @@ pub fn plan(
         observed,
         goal: options.goal,
         lost: &options.lost,
+        fresh: options.fresh,
         actions: Vec::new(),
         hosts: Vec::new(),
         switches: Vec::new(),
@@ -165,6 +171,8 @@ struct Builder<'a> {
     goal: Goal,
     /// Servers given up for lost ([`PlanOptions::lost`]).
     lost: &'a BTreeSet<String>,
+    /// [`PlanOptions::fresh`].
+    fresh: bool,
     actions: Vec<Action>,
     hosts: Vec<HostChange>,
     switches: Vec<SwitchChange>,
