@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 
 use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::{
-    GuestConfig, GuestFile, GuestGroup, GuestInterface, GuestSshKey, GuestUser, HostsEntry,
-    InterfaceAddress,
+    GuestConfig, GuestFile, GuestGroup, GuestInterface, GuestSshKey, GuestText, GuestUser,
+    HostsEntry, InterfaceAddress,
 };
 use mln_core::net::{JoinedSwitch, Switch, SwitchConfig, SwitchStatus, VdeSwitch};
 use mln_core::qemu::{GuestKernel, Qemu};
@@ -449,6 +449,15 @@ fn guest_config(project: &DesiredProject, host: &HostSpec, swap: &Path) -> Resul
         .collect();
     cfg.startup = g.startup.clone();
     cfg.shutdown = g.shutdown.clone();
+    cfg.written = g
+        .written
+        .iter()
+        .map(|w| GuestText {
+            dest: w.path.clone(),
+            content: w.content.clone(),
+            mode: w.mode,
+        })
+        .collect();
     cfg.validate()?;
     Ok(cfg)
 }
