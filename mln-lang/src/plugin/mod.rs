@@ -204,6 +204,19 @@ impl Plugins {
         self.project_point(Point::Resolved, project)
     }
 
+    /// Before planning a build of `project` into `desired`: the
+    /// [`Point::Resolved`] calls, then [`Plugins::guest_configs`]; the
+    /// warnings of both.
+    pub fn prepare(
+        &self,
+        project: &Project,
+        desired: &mut DesiredProject,
+    ) -> Result<Vec<Note>, PluginError> {
+        let mut notes = self.resolved(project)?;
+        notes.extend(self.guest_configs(project, desired)?);
+        Ok(notes)
+    }
+
     /// After `build`, `up` or `upgrade` applied its plan to `project`.
     pub fn built(&self, project: &Project) -> Result<Vec<Note>, PluginError> {
         self.project_point(Point::Built, project)
