@@ -410,7 +410,13 @@ impl<'a> Run<'a> {
         let options = &self.options;
         let mut session = Session::open(self.store, self.backends, options.wait_for_lock)?;
         session.memory = self.memory;
-        let desired = session.desired(self.desired.as_ref())?;
+        let mut desired = session.desired(self.desired.as_ref())?;
+        // Verbs that call no plugins keep what they added at the last build.
+        if let (false, Some(recorded)) =
+            (builds, session.recorded().and_then(|r| r.desired.as_ref()))
+        {
+            crate::plugin::keep_additions(&mut desired, recorded);
+        }
         let plan = session.plan(
             &desired,
             &PlanOptions {

@@ -897,11 +897,17 @@ esac"#,
     let recorded = store.load().unwrap().unwrap().desired.unwrap();
     let guest = &recorded.hosts["h0"].guest;
     assert_eq!(guest.written[0].content, "h0\n");
-    assert_eq!(guest.startup, ["echo hi"]);
+    assert_eq!(guest.plugin_startup, ["echo hi"]);
     assert_eq!(std::fs::read_to_string(&built).unwrap(), "lab\n");
     // The same answers again: nothing to do, and nothing built.
     assert!(run(Goal::Up).unwrap().plan.is_empty());
     assert_eq!(std::fs::read_to_string(&built).unwrap(), "lab\n");
+    // A stop calls no plugin, and keeps what they added on record.
+    assert!(run(Goal::Stop).unwrap().report.unwrap().is_success());
+    let recorded = store.load().unwrap().unwrap().desired.unwrap();
+    assert_eq!(recorded.hosts["h0"].guest.written[0].content, "h0\n");
+    assert!(run(Goal::Up).unwrap().report.unwrap().is_success());
+    assert_eq!(std::fs::read_to_string(&built).unwrap(), "lab\nlab\n");
     let e = run(Goal::Remove).unwrap_err();
     assert!(matches!(e, ApplyError::Plugin(_)), "{e}");
     assert!(

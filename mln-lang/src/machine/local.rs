@@ -447,7 +447,7 @@ fn guest_config(project: &DesiredProject, host: &HostSpec, swap: &Path) -> Resul
                 .and_then(|m| u32::from_str_radix(m, 8).ok()),
         })
         .collect();
-    cfg.startup = g.startup.clone();
+    cfg.startup = g.startup.iter().chain(&g.plugin_startup).cloned().collect();
     cfg.shutdown = g.shutdown.clone();
     cfg.written = g
         .written

@@ -177,6 +177,9 @@ pub struct GuestSpec {
     /// the plugins ran (see [`crate::plugin`]); written after `files`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub written: Vec<WrittenFile>,
+    /// Lines plugins add to run at boot, after `startup`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugin_startup: Vec<String>,
 }
 
 /// A file written into the guest with the content given: what a plugin

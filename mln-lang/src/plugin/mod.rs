@@ -230,8 +230,9 @@ impl Plugins {
 
     /// Ask every plugin, for every host of `desired` that `project`
     /// has, what it adds to the guest's configuration, and add it:
-    /// files to [`crate::plan::GuestSpec::written`], startup lines after
-    /// the host's own. What the plugins add is part of the desired
+    /// files to [`crate::plan::GuestSpec::written`], startup lines to
+    /// [`crate::plan::GuestSpec::plugin_startup`] (run after the host's
+    /// own). What the plugins add is part of the desired
     /// project, so the plan sees a change in it and the state records it.
     pub fn guest_configs(
         &self,
@@ -272,7 +273,7 @@ impl Plugins {
                         plugin: plugin.clone(),
                     });
                 }
-                spec.guest.startup.extend(response.startup);
+                spec.guest.plugin_startup.extend(response.startup);
             }
         }
         Ok(notes)
@@ -349,6 +350,21 @@ impl Plugins {
             out.push((p.name.clone(), response));
         }
         Ok(out)
+    }
+}
+
+/// Give the hosts of `desired` what plugins added to them in `recorded`
+/// (the project as last built): for verbs that call no plugins (`stop`,
+/// `remove`) but record the project file they were given, so that a later
+/// `start -p NAME` still writes the guests what the plugins added.
+pub fn keep_additions(desired: &mut DesiredProject, recorded: &DesiredProject) {
+    for (name, spec) in &mut desired.hosts {
+        if let Some(old) = recorded.hosts.get(name) {
+            spec.guest.written.clone_from(&old.guest.written);
+            spec.guest
+                .plugin_startup
+                .clone_from(&old.guest.plugin_startup);
+        }
     }
 }
 

@@ -49,7 +49,8 @@ printf '{"files":[{"path":"/etc/motd","content":"%s of %s\\n","mode":"0600"}],"s
         "plugin a-warn at guest_config for host db: just so"
     );
     let web = &desired.hosts["web"].guest;
-    assert_eq!(web.startup, ["echo own", "echo motd"]);
+    assert_eq!(web.startup, ["echo own"]);
+    assert_eq!(web.plugin_startup, ["echo motd"]);
     assert_eq!(
         web.written,
         [WrittenFile {
