@@ -21,9 +21,35 @@ const PIPE_GRACE: Duration = Duration::from_secs(2);
 /// stdout or stderr does not hold the caller up (what that prints later
 /// is not captured). On a timeout only `cmd` itself is killed.
 pub fn output_within(cmd: &mut Command, what: &str, timeout: Duration) -> Result<Output> {
+    run_within(cmd, None, what, timeout)
+}
+
+/// [`output_within`], with `input` on the program's stdin (written from
+/// a thread, so a program that prints before it reads all of it does not
+/// deadlock; one that never reads it is not waited for).
+pub fn output_within_input(
+    cmd: &mut Command,
+    input: &[u8],
+    what: &str,
+    timeout: Duration,
+) -> Result<Output> {
+    run_within(cmd, Some(input.to_vec()), what, timeout)
+}
+
+fn run_within(
+    cmd: &mut Command,
+    input: Option<Vec<u8>>,
+    what: &str,
+    timeout: Duration,
+) -> Result<Output> {
     let program = cmd.get_program().to_string_lossy().into_owned();
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -31,6 +57,13 @@ pub fn output_within(cmd: &mut Command, what: &str, timeout: Duration) -> Result
             program: program.clone(),
             source,
         })?;
+    if let (Some(mut pipe), Some(input)) = (child.stdin.take(), input) {
+        // A program that exits without reading closes the pipe: the
+        // write then fails, which is its business, not an error here.
+        std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut pipe, &input);
+        });
+    }
     // Readers on threads, so a chatty program never blocks on a full pipe.
     let stdout = child.stdout.take().map(drain);
     let stderr = child.stderr.take().map(drain);
@@ -129,6 +162,28 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn input_reaches_the_program() {
+        let out = output_within_input(
+            &mut Command::new("cat"),
+            b"hello",
+            "cat",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(out.stdout, b"hello");
+        // One that never reads its input is not waited for.
+        let big = vec![b'x'; 1 << 20];
+        let out = output_within_input(
+            Command::new("sh").args(["-c", "echo done"]),
+            &big,
+            "sh",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(out.stdout, b"done\n");
     }
 
     #[test]

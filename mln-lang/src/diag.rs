@@ -72,6 +72,7 @@ codes! {
     BadNumber = "E0022", Error, "malformed number";
     BadValue = "E0023", Error, "invalid value";
     TooLittleMemory = "E0024", Error, "less memory than the platform boots with";
+    PluginRefused = "E0025", Error, "a plugin refused the project";
     UnknownKeyword = "W0001", Warning, "unknown keyword";
     UnusedSwitch = "W0002", Warning, "switch nobody uses";
     NoInterface = "W0003", Warning, "host with no interface";
@@ -79,6 +80,7 @@ codes! {
     DuplicateHost = "W0005", Warning, "host block written twice: the last counts";
     TightMemory = "W0006", Warning, "memory that boots, but not reliably among many";
     PinningXenOnly = "W0007", Warning, "`cpus` on a UML host (not pinned)";
+    PluginWarning = "W0008", Warning, "a plugin's warning";
 }
 
 impl std::fmt::Display for Code {

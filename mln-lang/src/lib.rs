@@ -51,6 +51,8 @@ pub mod archive;
 #[cfg(feature = "runtime")]
 pub mod machine;
 #[cfg(feature = "runtime")]
+pub mod plugin;
+#[cfg(feature = "runtime")]
 pub mod site;
 #[cfg(feature = "runtime")]
 pub mod state;

@@ -17,7 +17,7 @@
 //! | `xen_kernel`, `xen_ramdisk` | kernel and ramdisk of a Xen host that does not say |
 //! | `xen_bridge` | the bridge of a Xen interface that names no switch |
 //! | `lvm_vg` | the LVM volume group of a host with `lvm` |
-//! | `plugins_dir` | a folder of plugin programs |
+//! | `plugins_dir` | the folder of plugin programs: the site's in the site file, the user's in `~/.mln` ([`crate::plugin`]) |
 //!
 //! Other keys are kept and shown, and used by nothing.
 //!

@@ -21,6 +21,8 @@
 //!
 //! and at halt, `/run/mln/shutdown`: the `shutdown` lines. Every value that
 //! is not itself meant as shell code is single-quoted in the scripts.
+//! Files whose content is given ([`GuestConfig::written`], what plugins
+//! add) are `written/N` on the disk and copied last, after the `files`.
 //!
 //! ```
 //! use std::net::{IpAddr, Ipv4Addr};
@@ -89,6 +91,22 @@ pub struct GuestConfig {
     /// `sshkey`), after the accounts are made.
     #[serde(default)]
     pub ssh_keys: Vec<GuestSshKey>,
+    /// Files whose content is given rather than read from the managing
+    /// machine (what plugins add), written after the `files`: one for a
+    /// destination that a `files` line also names replaces it.
+    #[serde(default)]
+    pub written: Vec<GuestText>,
+}
+
+/// A file written into the guest with the content given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestText {
+    /// Absolute path in the guest.
+    pub dest: String,
+    /// The whole content.
+    pub content: String,
+    /// Permission bits (default 0644).
+    pub mode: Option<u32>,
 }
 
 /// One public key that logs a user in over SSH.
@@ -319,6 +337,9 @@ impl GuestConfig {
                 return Err(self.invalid(format!("file {}", f.dest), "mode above 07777"));
             }
         }
+        for w in &self.written {
+            check_dest(&w.dest, w.mode).map_err(|r| self.invalid(format!("file {}", w.dest), r))?;
+        }
         Ok(())
     }
 
@@ -444,6 +465,14 @@ impl GuestConfig {
                 }
             }
         }
+        for (i, w) in self.written.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "mln_file /run/mln/written/{i} {} {:o}",
+                quote(&w.dest),
+                w.mode.unwrap_or(0o644)
+            );
+        }
         Ok(s)
     }
 
@@ -489,6 +518,14 @@ impl GuestConfig {
                 let data = std::fs::read(&source).map_err(|e| Error::io(&source, e))?;
                 archive.add(&format!("files/{name}"), mode, &data);
             }
+        }
+        archive.dir("written", 0o755);
+        for (i, w) in self.written.iter().enumerate() {
+            archive.add(
+                &format!("written/{i}"),
+                w.mode.unwrap_or(0o644),
+                w.content.as_bytes(),
+            );
         }
         Ok(archive.finish(4096))
     }
@@ -552,6 +589,17 @@ mln_dir() { # DEST MODE
 }
 chmod 600 /etc/shadow 2>/dev/null
 "#;
+
+/// Why `dest` (with `mode`) cannot be a file's place in the guest.
+fn check_dest(dest: &str, mode: Option<u32>) -> std::result::Result<(), &'static str> {
+    if !dest.starts_with('/') || dest.contains(['\0', '\n', '\r']) {
+        return Err("the destination must be an absolute path on one line");
+    }
+    if mode.is_some_and(|m| m > 0o7777) {
+        return Err("mode above 07777");
+    }
+    Ok(())
+}
 
 fn lines_script(lines: &[String]) -> String {
     let mut s = String::from("#!/bin/sh\n");
@@ -680,6 +728,35 @@ mod tests {
                 key: key.into(),
             });
             assert!(c.validate().is_err(), "{user} {key:?} accepted");
+        }
+    }
+
+    #[test]
+    fn written_files_come_after_the_copied_ones_and_are_checked() {
+        let mut c = sample();
+        c.written.push(GuestText {
+            dest: "/etc/motd".into(),
+            content: "hello\n".into(),
+            mode: Some(0o600),
+        });
+        let s = c.apply_script().unwrap();
+        assert!(
+            s.contains("mln_file /run/mln/written/0 '/etc/motd' 600\n"),
+            "{s}"
+        );
+        assert!(s.find("mln_member").unwrap() < s.find("written/0").unwrap());
+        for (dest, mode) in [
+            ("etc/motd", None),
+            ("/etc/a\nb", None),
+            ("/etc/x", Some(0o10000)),
+        ] {
+            let mut c = sample();
+            c.written.push(GuestText {
+                dest: dest.into(),
+                content: String::new(),
+                mode,
+            });
+            assert!(c.validate().is_err(), "{dest:?} accepted");
         }
     }
 

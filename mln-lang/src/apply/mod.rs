@@ -60,6 +60,10 @@ pub trait Progress: Sync {
     fn hook_output(&self, point: HookPoint, line: &str) {
         let _ = (point, line);
     }
+    /// A warning a plugin gave (see [`crate::plugin`]).
+    fn plugin_warning(&self, note: &crate::plugin::Note) {
+        let _ = note;
+    }
 }
 
 /// A [`Progress`] that ignores everything.
@@ -112,6 +116,11 @@ pub enum ApplyError {
         /// What it printed on stderr.
         output: String,
     },
+    /// A plugin stopped the verb (see [`crate::plugin`]): at `removing`,
+    /// before anything was removed; at `built`, after the plan was
+    /// applied and recorded.
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
     /// Something the action needs is not in the project or the state.
     #[error("{action}: {what}")]
     Missing {

@@ -10,6 +10,7 @@ use crate::plan::{
     plan, DesiredProject, Goal, HostSpec, Observed, ObservedDomain, ObservedSwitch, Op, Plan,
     PlanOptions, Platform,
 };
+use crate::plugin::Plugins;
 use crate::state::{ProjectLock, State, StateStore};
 
 /// Ask every backend the project uses what runs: domains named
@@ -319,6 +320,8 @@ pub struct Run<'a> {
     memory: Option<&'a dyn ServerMemory>,
     desired: Option<DesiredProject>,
     model: Option<serde_json::Value>,
+    project: Option<Project>,
+    plugins: Option<&'a Plugins>,
     progress: &'a dyn Progress,
 }
 
@@ -334,6 +337,8 @@ impl<'a> Run<'a> {
             memory: None,
             desired: None,
             model: None,
+            project: None,
+            plugins: None,
             progress: &super::NoProgress,
         }
     }
@@ -343,6 +348,7 @@ impl<'a> Run<'a> {
     pub fn project(mut self, project: &Project) -> Self {
         self.desired = Some(DesiredProject::from_project(project));
         self.model = serde_json::to_value(crate::plan::with_hashed_passwords(project)).ok();
+        self.project = Some(project.clone());
         self
     }
 
@@ -371,6 +377,17 @@ impl<'a> Run<'a> {
         self
     }
 
+    /// Call `plugins` (see [`crate::plugin`]): for `build`, `up` and
+    /// `upgrade` of a project given, at `resolved` and `guest_config`
+    /// before planning (what they add is planned) and at `built` once the
+    /// plan is applied; for `remove`, at `removing` before anything is
+    /// removed. Their warnings go to the [`Progress`]; a failure is
+    /// [`ApplyError::Plugin`].
+    pub fn plugins(mut self, plugins: &'a Plugins) -> Self {
+        self.plugins = Some(plugins);
+        self
+    }
+
     /// Report progress to `progress` (called from worker threads).
     pub fn progress(mut self, progress: &'a dyn Progress) -> Self {
         self.progress = progress;
@@ -378,11 +395,31 @@ impl<'a> Run<'a> {
     }
 
     /// Lock, observe, plan and (unless a dry run) apply.
-    pub fn run(self) -> Result<Outcome, ApplyError> {
+    pub fn run(mut self) -> Result<Outcome, ApplyError> {
+        let builds = matches!(self.options.goal, Goal::Build | Goal::Up | Goal::Upgrade);
+        if self.project.is_none() {
+            self.project = self
+                .model
+                .clone()
+                .and_then(|m| serde_json::from_value(m).ok());
+        }
+        if let (true, Some(plugins), Some(project), Some(desired)) =
+            (builds, self.plugins, &self.project, self.desired.as_mut())
+        {
+            for note in plugins.prepare(project, desired)? {
+                self.progress.plugin_warning(&note);
+            }
+        }
         let options = &self.options;
         let mut session = Session::open(self.store, self.backends, options.wait_for_lock)?;
         session.memory = self.memory;
-        let desired = session.desired(self.desired.as_ref())?;
+        let mut desired = session.desired(self.desired.as_ref())?;
+        // Verbs that call no plugins keep what they added at the last build.
+        if let (false, Some(recorded)) =
+            (builds, session.recorded().and_then(|r| r.desired.as_ref()))
+        {
+            crate::plugin::keep_additions(&mut desired, recorded);
+        }
         let plan = session.plan(
             &desired,
             &PlanOptions {
@@ -393,6 +430,20 @@ impl<'a> Run<'a> {
         )?;
         if options.dry_run {
             return Ok(Outcome { plan, report: None });
+        }
+        // The project plugins are told about: the one given, else the
+        // one last applied.
+        let project = self.project.clone().or_else(|| {
+            let recorded = session.recorded()?.model.clone()?;
+            serde_json::from_value::<Project>(recorded).ok()
+        });
+        let plugins = self.plugins.zip(project.as_ref());
+        if let (Goal::Remove, false, Some((plugins, project))) =
+            (options.goal, plan.is_empty(), plugins)
+        {
+            for note in plugins.removing(project)? {
+                self.progress.plugin_warning(&note);
+            }
         }
         session.stop_timeout = options.stop_timeout;
         session.boot_timeout = options.boot_timeout;
@@ -406,6 +457,13 @@ impl<'a> Run<'a> {
         )?;
         if options.goal == Goal::Remove && options.hosts.is_none() {
             session.forget_if_empty()?;
+        }
+        if let (true, false, true, Some((plugins, project))) =
+            (builds, plan.is_empty(), report.is_success(), plugins)
+        {
+            for note in plugins.built(project)? {
+                self.progress.plugin_warning(&note);
+            }
         }
         Ok(Outcome {
             plan,

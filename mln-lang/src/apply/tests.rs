@@ -849,3 +849,72 @@ fn a_live_move_whose_migration_fails_fails_and_does_not_go_cold() {
     assert_eq!(h0.spec.memory, 64 << 20);
     assert!(h0.domain.is_some());
 }
+
+/// A plugins folder with one program, `guard`, whose shell `body` runs
+/// with the point as `$1` (its request read first).
+fn guard_plugin(dir: &Path, body: &str) -> crate::plugin::Plugins {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join("guard");
+    std::fs::write(&p, format!("#!/bin/sh\ncat >/dev/null\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    crate::plugin::Plugins::discover(&crate::plugin::PluginFolders {
+        given: vec![dir.to_path_buf()],
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn plugins_add_to_guests_hear_of_builds_and_can_refuse_a_remove() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    let built = root.path().join("built");
+    let plugins = guard_plugin(
+        root.path(),
+        &format!(
+            r#"case "$1" in
+guest_config) printf '{{"files":[{{"path":"/etc/role","content":"%s\\n"}}],"startup":["echo hi"]}}' "$MLN_HOST" ;;
+built) echo "$MLN_PROJECT" >> '{}' ;;
+removing) echo 'the backup of lab is still running' >&2; exit 1 ;;
+esac"#,
+            built.display()
+        ),
+    );
+    let checked = crate::load_str(
+        "lab.mln",
+        "global { project lab }\nswitch lan { }\nhost h0 { network eth0 { switch lan } }\n",
+    )
+    .unwrap();
+    let run = |goal| {
+        Run::new(store.clone(), &fake, RunOptions::new(goal))
+            .project(checked.project())
+            .plugins(&plugins)
+            .run()
+    };
+    let out = run(Goal::Up).unwrap();
+    assert!(out.report.unwrap().is_success());
+    let recorded = store.load().unwrap().unwrap().desired.unwrap();
+    let guest = &recorded.hosts["h0"].guest;
+    assert_eq!(guest.written[0].content, "h0\n");
+    assert_eq!(guest.plugin_startup, ["echo hi"]);
+    assert_eq!(std::fs::read_to_string(&built).unwrap(), "lab\n");
+    // The same answers again: nothing to do, and nothing built.
+    assert!(run(Goal::Up).unwrap().plan.is_empty());
+    assert_eq!(std::fs::read_to_string(&built).unwrap(), "lab\n");
+    // A stop calls no plugin, and keeps what they added on record.
+    assert!(run(Goal::Stop).unwrap().report.unwrap().is_success());
+    let recorded = store.load().unwrap().unwrap().desired.unwrap();
+    assert_eq!(recorded.hosts["h0"].guest.written[0].content, "h0\n");
+    assert!(run(Goal::Up).unwrap().report.unwrap().is_success());
+    assert_eq!(std::fs::read_to_string(&built).unwrap(), "lab\nlab\n");
+    let e = run(Goal::Remove).unwrap_err();
+    assert!(matches!(e, ApplyError::Plugin(_)), "{e}");
+    assert!(
+        e.to_string()
+            .contains("plugin guard at removing failed (exit status: 1): the backup"),
+        "{e}"
+    );
+    assert_eq!(fake.hv.names(), ["lab.h0"]);
+    assert!(store.load().unwrap().is_some());
+}

@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 
 use mln_core::disk::{CowFormat, Overlay};
 use mln_core::guest::{
-    GuestConfig, GuestFile, GuestGroup, GuestInterface, GuestSshKey, GuestUser, HostsEntry,
-    InterfaceAddress,
+    GuestConfig, GuestFile, GuestGroup, GuestInterface, GuestSshKey, GuestText, GuestUser,
+    HostsEntry, InterfaceAddress,
 };
 use mln_core::net::{JoinedSwitch, Switch, SwitchConfig, SwitchStatus, VdeSwitch};
 use mln_core::qemu::{GuestKernel, Qemu};
@@ -447,8 +447,17 @@ fn guest_config(project: &DesiredProject, host: &HostSpec, swap: &Path) -> Resul
                 .and_then(|m| u32::from_str_radix(m, 8).ok()),
         })
         .collect();
-    cfg.startup = g.startup.clone();
+    cfg.startup = g.startup.iter().chain(&g.plugin_startup).cloned().collect();
     cfg.shutdown = g.shutdown.clone();
+    cfg.written = g
+        .written
+        .iter()
+        .map(|w| GuestText {
+            dest: w.path.clone(),
+            content: w.content.clone(),
+            mode: w.mode,
+        })
+        .collect();
     cfg.validate()?;
     Ok(cfg)
 }

@@ -59,6 +59,8 @@ fn host_spec(project: &str, h: &Host) -> HostSpec {
             .iter()
             .map(|i| i.broadcast.map(|b| b.to_string()))
             .collect(),
+        written: Vec::new(),
+        plugin_startup: Vec::new(),
     };
     let disk = DiskPlacement {
         free_space: &h.free_space,

@@ -173,6 +173,28 @@ pub struct GuestSpec {
     pub term: Option<String>,
     /// Broadcast address per interface, in interface order.
     pub broadcast: Vec<Option<String>>,
+    /// Files plugins write into the guest, content given, in the order
+    /// the plugins ran (see [`crate::plugin`]); written after `files`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub written: Vec<WrittenFile>,
+    /// Lines plugins add to run at boot, after `startup`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugin_startup: Vec<String>,
+}
+
+/// A file written into the guest with the content given: what a plugin
+/// adds to a guest's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenFile {
+    /// Absolute path in the guest.
+    pub path: String,
+    /// The whole content.
+    pub content: String,
+    /// Permission bits (`None`: 0644).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// The plugin that wrote it.
+    pub plugin: String,
 }
 
 /// One project switch as the planner sees it.

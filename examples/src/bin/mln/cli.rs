@@ -475,6 +475,8 @@ pub struct LifecycleArgs {
     /// action.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub hook_timeout: u64,
+    #[command(flatten)]
+    pub plugins: PluginArgs,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -505,6 +507,7 @@ impl LifecycleArgs {
             uml_kernel: self.uml_kernel.clone(),
             boot_timeout: self.boot_timeout,
             hook_timeout: self.hook_timeout,
+            plugins: self.plugins.clone(),
             help: None,
         }
     }
@@ -516,6 +519,22 @@ impl LifecycleArgs {
         }
         self
     }
+}
+
+/// Which plugin programs run (`docs/plugins.md`).
+#[derive(Debug, Clone, Args)]
+pub struct PluginArgs {
+    /// One more folder of plugin programs, over the site's and the user's
+    /// (repeatable; also MLN_PLUGINS_DIR).
+    #[arg(long = "plugins-dir", value_name = "DIR")]
+    pub plugins_dir: Vec<PathBuf>,
+    /// Run no plugin programs (built-ins a project turns on still work).
+    #[arg(long)]
+    pub no_plugins: bool,
+    /// Seconds a plugin program may run at one point before it is killed
+    /// and stops the action.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub plugin_timeout: u64,
 }
 
 /// Output format of `mln plan`.
@@ -707,6 +726,8 @@ pub struct ResetArgs {
     /// How long a guest may take to confirm its boot.
     #[arg(long, value_name = "SECS", default_value_t = 180)]
     pub boot_timeout: u64,
+    #[command(flatten)]
+    pub plugins: PluginArgs,
 }
 
 /// What `mln class` does to every copy.
@@ -776,6 +797,8 @@ pub struct CopyOptions {
     /// How long a hook block may run.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub hook_timeout: u64,
+    #[command(flatten)]
+    pub plugins: PluginArgs,
 }
 
 impl ResetArgs {
@@ -790,6 +813,7 @@ impl ResetArgs {
             uml_kernel: self.uml_kernel.clone(),
             boot_timeout: self.boot_timeout,
             hook_timeout: 600,
+            plugins: self.plugins.clone(),
         };
         let mut args = copy.lifecycle(None, Some(&self.project), mln_lang::Definitions::new());
         args.hosts.clone_from(&self.hosts);
@@ -831,6 +855,7 @@ impl CopyOptions {
             uml_kernel: self.uml_kernel.clone(),
             boot_timeout: self.boot_timeout,
             hook_timeout: self.hook_timeout,
+            plugins: self.plugins.clone(),
             help: None,
         }
     }
@@ -849,6 +874,8 @@ pub struct CheckArgs {
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t = DiagFormat::Human)]
     pub format: DiagFormat,
+    #[command(flatten)]
+    pub plugins: PluginArgs,
 }
 
 /// Output format of `mln show`.

@@ -72,6 +72,7 @@ pub fn config(args: &ConfigArgs) -> u8 {
             ),
             Err(e) => ("UML kernel", String::new(), e.clone()),
         },
+        plugins_row(),
     ];
     if args.format == TableFormat::Json {
         let value = serde_json::json!({
@@ -94,6 +95,33 @@ pub fn config(args: &ConfigArgs) -> u8 {
         println!("{:<14} {}  ({})", s.key, s.value, s.source);
     }
     0
+}
+
+/// The plugins found (`docs/plugins.md`), and the folders looked in.
+fn plugins_row() -> (&'static str, String, String) {
+    use mln_lang::plugin::{Origin, PluginFolders, Plugins, Program};
+    let folders = PluginFolders::from_settings();
+    let looked: Vec<String> = folders
+        .site
+        .iter()
+        .chain(folders.user.iter())
+        .chain(folders.given.iter())
+        .map(|p| p.display().to_string())
+        .collect();
+    let value = match Plugins::discover(&folders) {
+        Ok(plugins) => plugins
+            .list()
+            .iter()
+            .map(|p| match (&p.program, p.origin) {
+                (Program::Executable(path), _) => format!("{} ({})", p.name, path.display()),
+                (Program::Builtin(_), Origin::Builtin) => format!("{} (built in)", p.name),
+                (Program::Builtin(_), _) => p.name.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(e) => e.to_string(),
+    };
+    ("plugins", value, looked.join(", "))
 }
 
 fn source_of(site: &SiteConfig, key: &str) -> String {

@@ -10,7 +10,13 @@ use crate::cli::{
 use crate::output::{self, Output};
 
 /// `mln check FILE...`: 0 when every file is valid, 1 otherwise.
+/// A valid project is also shown to the plugins (`resolved`): their
+/// warnings are W0008, their refusal E0025.
 pub fn check(out: &Output, args: &CheckArgs) -> u8 {
+    let plugins = match crate::plugins::plugins(&args.plugins) {
+        Ok(p) => p,
+        Err(e) => return crate::lifecycle::fail(e),
+    };
     let mut failed = false;
     let mut json = Vec::new();
     let definitions = match crate::config::definitions(&args.defines) {
@@ -19,13 +25,28 @@ pub fn check(out: &Output, args: &CheckArgs) -> u8 {
     };
     for file in &args.files {
         let (report, ok) = match mln_lang::load_with(file, &definitions) {
-            Ok(checked) => (
-                mln_lang::Report {
-                    sources: checked.sources,
-                    diagnostics: checked.warnings,
-                },
-                true,
-            ),
+            Ok(checked) => {
+                let mut diagnostics = checked.warnings.clone();
+                let ok = match plugins.resolved(checked.project()) {
+                    Ok(notes) => {
+                        diagnostics
+                            .0
+                            .extend(notes.iter().map(crate::plugins::warning));
+                        true
+                    }
+                    Err(e) => {
+                        diagnostics.push(crate::plugins::refusal(&e));
+                        false
+                    }
+                };
+                (
+                    mln_lang::Report {
+                        sources: checked.sources,
+                        diagnostics,
+                    },
+                    ok,
+                )
+            }
             Err(report) => (report, false),
         };
         failed |= !ok;

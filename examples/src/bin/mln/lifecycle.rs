@@ -193,6 +193,8 @@ pub(crate) struct Prepared {
     pub(crate) options: RunOptions,
     /// The project file's folder, where its hook blocks run.
     pub(crate) hook_dir: Option<PathBuf>,
+    /// The plugins the verb calls.
+    pub(crate) plugins: mln_lang::plugin::Plugins,
 }
 
 impl Prepared {
@@ -204,6 +206,7 @@ impl Prepared {
         templates: bool,
     ) -> Result<Self, u8> {
         let (name, checked) = target(args, out)?;
+        let plugins = crate::plugins::plugins(&args.plugins).map_err(fail)?;
         let machine = Machine::detect();
         let places =
             Places::new(args.state_dir.as_deref(), args.template_dir.as_deref()).map_err(fail)?;
@@ -296,6 +299,7 @@ impl Prepared {
             recorded,
             options,
             hook_dir,
+            plugins,
         })
     }
 
@@ -312,6 +316,7 @@ impl Prepared {
         let shown: &dyn apply::Progress = if quiet { &silent } else { &progress };
         let mut run = Run::new(self.store, &self.backends, self.options)
             .free_memory(&self.backends)
+            .plugins(&self.plugins)
             .progress(shown);
         run = match (&self.project, &self.recorded) {
             (Some(p), _) => run.project(p),
@@ -457,6 +462,10 @@ pub fn upgrade(out: &Output, args: &UpgradeArgs) -> u8 {
     };
     let mut desired = DesiredProject::from_project(project);
     desired.hook_dir = prepared.hook_dir.clone();
+    match prepared.plugins.prepare(project, &mut desired) {
+        Ok(notes) => notes.iter().for_each(|n| eprintln!("warning: {n}")),
+        Err(e) => return fail(e),
+    }
     let model = serde_json::to_value(project).ok();
     let mut session = match Session::open(
         prepared.store,
@@ -505,7 +514,15 @@ pub fn upgrade(out: &Output, args: &UpgradeArgs) -> u8 {
     ) {
         Ok(report) => {
             drop(progress);
-            finish(&prepared.name, Goal::Upgrade, &report)
+            let code = finish(&prepared.name, Goal::Upgrade, &report);
+            if code != 0 {
+                return code;
+            }
+            match prepared.plugins.built(project) {
+                Ok(notes) => notes.iter().for_each(|n| eprintln!("warning: {n}")),
+                Err(e) => return fail(e),
+            }
+            0
         }
         Err(e) => fail(e.to_string()),
     }

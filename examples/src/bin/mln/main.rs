@@ -21,6 +21,7 @@ mod kernel;
 mod lifecycle;
 mod log;
 mod output;
+mod plugins;
 mod progress;
 mod recorded;
 mod recover;

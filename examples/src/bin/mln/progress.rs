@@ -76,4 +76,8 @@ impl Progress for Lines {
     fn hook_output(&self, point: HookPoint, line: &str) {
         self.line(format!("  [{point:?}] {line}"));
     }
+
+    fn plugin_warning(&self, note: &mln_lang::plugin::Note) {
+        self.line(format!("warning: {note}"));
+    }
 }
