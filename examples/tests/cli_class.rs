@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use testkit::{output_text, run_within, KillUnder};
+use testkit::{output_text, run_within, Dialog, KillUnder};
 
 /// Every `mln` call here ends within this, or fails the test.
 const LIMIT: Duration = Duration::from_secs(240);
@@ -84,6 +84,37 @@ fn neighbour_mac(state: &Path, project: &str, host: &str, address: &str) -> Stri
         .to_string()
 }
 
+/// Log in as root on `host`'s console in `project` with `password`;
+/// whether that worked must be `works`.
+fn log_in(state: &Path, project: &str, host: &str, password: &str, works: bool) {
+    let wait = Duration::from_secs(60);
+    let mut c = Dialog::spawn(
+        Command::new(env!("CARGO_BIN_EXE_mln"))
+            .args(["console", "--state-dir"])
+            .arg(state)
+            .args(["-p", project, host]),
+    )
+    .expect("run mln console");
+    c.send(b"\n").unwrap();
+    c.expect(&format!("{host} login:"), wait).unwrap();
+    c.send(b"root\n").unwrap();
+    c.expect("Password:", wait).unwrap();
+    // login turns echo off just after its prompt: type after that.
+    std::thread::sleep(Duration::from_millis(300));
+    c.send(format!("{password}\n").as_bytes()).unwrap();
+    if works {
+        c.expect("#", wait).unwrap();
+        c.send(b"echo in-as-$(id -u)\n").unwrap();
+        c.expect("in-as-0", wait).unwrap();
+        c.send(b"exit\n").unwrap();
+    } else {
+        c.expect("Login incorrect", wait).unwrap();
+    }
+    c.send(b"\x1d").unwrap();
+    let status = c.wait(wait).unwrap();
+    assert!(status.success(), "{status}");
+}
+
 #[test]
 fn a_class_of_ten_comes_up_isolated_and_goes_away() {
     if !uml_available("a_class_of_ten_comes_up_isolated_and_goes_away") {
@@ -96,7 +127,13 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
     let students = [
         "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
     ];
-    std::fs::write(&roster, format!("student\n{}\n", students.join("\n"))).unwrap();
+    // alice gives her SSH key; everyone gets a generated password.
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0wmN/Cr3JXqmLW7u+g9pTh+wyqDHpSQEIQczXkVx9q alice@home";
+    let rows: Vec<String> = students
+        .iter()
+        .map(|s| format!("{s},{}", if *s == "alice" { key } else { "" }))
+        .collect();
+    std::fs::write(&roster, format!("student,ssh_key\n{}\n", rows.join("\n"))).unwrap();
     let (file, roster) = (lab(), roster.to_string_lossy().into_owned());
     let _cleanup = Cleanup {
         state: &state,
@@ -133,6 +170,45 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
             (Some(3), Some(3))
         );
     }
+
+    // Each student's password, kept readable by the teacher only.
+    let logins = dir.path().join("class-logins.csv");
+    assert!(said.contains(&logins.display().to_string()), "{said}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&logins).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let text = std::fs::read_to_string(&logins).unwrap();
+    let password = |student: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{student},lab-{student},")))
+            .unwrap_or_else(|| panic!("{student} not in {text}"))
+            .to_string()
+    };
+    assert_eq!(text.lines().count(), 11, "{text}");
+    assert_ne!(password("alice"), password("bob"));
+    // alice logs in to her router with her password; bob's is refused.
+    log_in(&state, "lab-alice", "router", &password("alice"), true);
+    log_in(&state, "lab-alice", "router", &password("bob"), false);
+    // Her key is root's on her hosts, and on nobody else's.
+    let keys = |project: &str| {
+        let o = run_within(
+            Command::new(env!("CARGO_BIN_EXE_mln"))
+                .args(["exec", "--state-dir"])
+                .arg(&state)
+                .args([
+                    "-p",
+                    project,
+                    "bob",
+                    "--",
+                    "cat",
+                    "/root/.ssh/authorized_keys",
+                ]),
+            LIMIT,
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(keys("lab-alice").contains(key), "{}", keys("lab-alice"));
+    assert!(!keys("lab-bob").contains("alice@home"));
 
     // Every copy has the file's addresses; alice's client reaches her
     // own router, never bob's, though both answer to 192.168.1.1.

@@ -199,6 +199,45 @@ impl Student {
     }
 }
 
+/// A student's way into every host of their copy: root's password (plain
+/// here; hashed, with a salt of the project and host, before it reaches a
+/// guest, the state or a plan) and, when the roster gives one, their SSH
+/// key for root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// Root's password on the copy's hosts.
+    pub password: String,
+    /// A public key (`TYPE BASE64 [COMMENT]`) root accepts.
+    pub ssh_key: Option<String>,
+}
+
+impl Login {
+    /// Give every host of `project` this login: its `root_passwd` is the
+    /// password (whatever the file said), its `sshkey` lines gain root's
+    /// key.
+    ///
+    /// ```
+    /// use mln_lang::class::Login;
+    /// let mut lab = mln_lang::load_str("lab.mln", "global { project lab }\nhost a { root_passwd x }\n")
+    ///     .unwrap().resolved.project;
+    /// Login { password: "s3cret".into(), ssh_key: Some("ssh-ed25519 AAAA a@b".into()) }.apply(&mut lab);
+    /// let a = lab.host("a").unwrap();
+    /// assert_eq!(a.root_passwd.as_deref(), Some("s3cret"));
+    /// assert_eq!(a.sshkey, ["root ssh-ed25519 AAAA a@b"]);
+    /// ```
+    pub fn apply(&self, project: &mut crate::model::Project) {
+        for host in &mut project.hosts {
+            host.root_passwd = Some(self.password.clone());
+            if let Some(key) = &self.ssh_key {
+                let line = format!("root {key}");
+                if !host.sshkey.contains(&line) {
+                    host.sshkey.push(line);
+                }
+            }
+        }
+    }
+}
+
 /// A student name: a Unix user name that also ends a project name.
 fn check_student_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::cli::{ClassArgs, ClassVerb, TableFormat};
 use crate::lifecycle::{fail, failure_line, Places, Prepared};
+use crate::logins::Logins;
 use crate::output::Output;
 
 /// One student's copy.
@@ -22,6 +23,8 @@ struct Copy<'a> {
     student: &'a Student,
     project: String,
     definitions: mln_lang::Definitions,
+    /// Root's login on its hosts (for the verbs that make them).
+    login: Option<mln_lang::class::Login>,
 }
 
 /// What happened to one copy.
@@ -44,9 +47,28 @@ pub fn class(out: &Output, args: &ClassArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let Some(copies) = copies(out, args, &roster) else {
+    let Some((base, mut copies)) = copies(out, args, &roster) else {
         return 1;
     };
+    if matches!(args.verb, ClassVerb::Build | ClassVerb::Up) {
+        let path = args
+            .logins
+            .clone()
+            .unwrap_or_else(|| Logins::default_path(&args.roster));
+        let logins = match Logins::load_or_make(&path, &roster, &base) {
+            Ok(l) => l,
+            Err(e) => return fail(e),
+        };
+        for copy in &mut copies {
+            copy.login = logins.login(copy.student);
+        }
+        if args.format == TableFormat::Table {
+            println!(
+                "logins (root's password on every host of each copy, readable by you only): {}",
+                logins.path.display()
+            );
+        }
+    }
     let places = match Places::new(
         args.copy.state_dir.as_deref(),
         args.copy.template_dir.as_deref(),
@@ -63,9 +85,13 @@ pub fn class(out: &Output, args: &ClassArgs) -> u8 {
     }
 }
 
-/// Every student's copy, each loaded and checked; `None` (reported) when
-/// one is not a valid project.
-fn copies<'a>(out: &Output, args: &ClassArgs, roster: &'a Roster) -> Option<Vec<Copy<'a>>> {
+/// The project's name in the file and every student's copy, each loaded
+/// and checked; `None` (reported) when one is not a valid project.
+fn copies<'a>(
+    out: &Output,
+    args: &ClassArgs,
+    roster: &'a Roster,
+) -> Option<(String, Vec<Copy<'a>>)> {
     let given = crate::config::definitions(&args.copy.defines).ok()?;
     let base = match mln_lang::load_with(&args.file, &given) {
         Ok(c) => c.project().name.clone(),
@@ -99,9 +125,10 @@ fn copies<'a>(out: &Output, args: &ClassArgs, roster: &'a Roster) -> Option<Vec<
             student,
             project: student.project_name(&base),
             definitions: mine,
+            login: None,
         });
     }
-    good.then_some(all)
+    good.then_some((base, all))
 }
 
 /// Run `goal` on every copy, `--parallel` at a time.
@@ -178,9 +205,13 @@ fn one_copy(out: &Output, args: &ClassArgs, goal: Goal, copy: &Copy, recorded: b
             args.copy
                 .lifecycle(None, Some(&copy.project), mln_lang::Definitions::new())
         }
-        _ => args
-            .copy
-            .lifecycle(Some(&args.file), None, copy.definitions.clone()),
+        _ => {
+            let mut lifecycle =
+                args.copy
+                    .lifecycle(Some(&args.file), None, copy.definitions.clone());
+            lifecycle.login.clone_from(&copy.login);
+            lifecycle
+        }
     };
     let outcome = match Prepared::new(out, goal, &lifecycle, true) {
         Ok(prepared) => prepared.apply(out, true),

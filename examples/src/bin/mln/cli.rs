@@ -414,6 +414,9 @@ pub struct LifecycleArgs {
     /// Definitions after `-D`'s (a class copy's name and variables).
     #[arg(skip)]
     pub extra: mln_lang::Definitions,
+    /// Root's login on every host (a class copy's student's).
+    #[arg(skip)]
+    pub login: Option<mln_lang::class::Login>,
     /// A project already built, by name (MLN's `-p NAME`).
     #[arg(short = 'p', long)]
     pub project: Option<String>,
@@ -490,6 +493,7 @@ impl LifecycleArgs {
             file_flag: None,
             defines: Vec::new(),
             extra: mln_lang::Definitions::new(),
+            login: None,
             project: Some(name.to_string()),
             hosts: self.hosts.clone(),
             dry_run: self.dry_run,
@@ -759,6 +763,10 @@ pub struct ClassArgs {
     /// `ssh_key` and columns that become variables of each copy).
     #[arg(long, value_name = "CSV")]
     pub roster: PathBuf,
+    /// The students' generated root passwords, kept readable by you only
+    /// (default: beside the roster, `ROSTER-logins.csv`).
+    #[arg(long, value_name = "FILE")]
+    pub logins: Option<PathBuf>,
     /// How many copies are worked on at once (default: one per CPU).
     #[arg(long, value_name = "N")]
     pub parallel: Option<usize>,
@@ -838,6 +846,7 @@ impl CopyOptions {
             file_flag: None,
             defines: self.defines.clone(),
             extra,
+            login: None,
             project: project.map(str::to_string),
             hosts: Vec::new(),
             dry_run: false,

@@ -214,6 +214,9 @@ impl Prepared {
         let hook_dir = args.file.as_deref().and_then(project_folder);
         if let Some(p) = &mut project {
             apply_defaults(p, &places.site).map_err(fail)?;
+            if let Some(login) = &args.login {
+                login.apply(p);
+            }
             // What stops or removes needs no `files` source.
             if !matches!(goal, Goal::Stop | Goal::Remove) {
                 let site_files = places.site.path("files");

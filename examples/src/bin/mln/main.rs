@@ -20,6 +20,7 @@ mod inspect;
 mod kernel;
 mod lifecycle;
 mod log;
+mod logins;
 mod output;
 mod plugins;
 mod progress;
