@@ -1,7 +1,8 @@
 //! `mln class`: a copy of a lab per student of a roster, on real UML
 //! guests and vde switches, as a teacher runs it.
 
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -10,10 +11,30 @@ use testkit::{output_text, run_within, Dialog, KillUnder};
 /// Every `mln` call here ends within this, or fails the test.
 const LIMIT: Duration = Duration::from_secs(240);
 
+/// The `mln` a test runs: the copy beside its state folder when it made
+/// one (students must be able to run the program that runs as them, and
+/// cargo's target folder may be one they cannot enter), else cargo's.
+fn mln_bin(state: &Path) -> PathBuf {
+    state
+        .parent()
+        .map(|d| d.join("bin/mln"))
+        .filter(|b| b.is_file())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mln")))
+}
+
+/// The UML kernel the test's folder chose for students, if it did.
+fn student_kernel(state: &Path) -> Option<String> {
+    let chosen = state.parent()?.join("uml-kernel");
+    std::fs::read_to_string(chosen).ok()
+}
+
 fn mln(state: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(mln_bin(state));
+    if let Some(kernel) = student_kernel(state) {
+        cmd.env("MLN_UML_KERNEL", kernel);
+    }
     run_within(
-        Command::new(env!("CARGO_BIN_EXE_mln"))
-            .args(args)
+        cmd.args(args)
             .arg("--state-dir")
             .arg(state)
             .env("NO_COLOR", "1"),
@@ -84,6 +105,119 @@ fn neighbour_mac(state: &Path, project: &str, host: &str, address: &str) -> Stri
         .to_string()
 }
 
+/// Unix users for a class's students, made for the test (root only) and
+/// deleted after it, with whatever still runs as them.
+struct Users(Vec<String>);
+
+impl Users {
+    fn make(names: &[&str]) -> Users {
+        for name in names {
+            let _ = Command::new("userdel").arg(name).output();
+            testkit::run_ok(&[
+                "useradd",
+                "-M",
+                "-d",
+                "/nonexistent",
+                "-s",
+                "/usr/sbin/nologin",
+                name,
+            ]);
+        }
+        Users(names.iter().map(|n| n.to_string()).collect())
+    }
+
+    fn uid(name: &str) -> u32 {
+        let o = testkit::run_ok(&["id", "-u", name]);
+        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+    }
+}
+
+impl Drop for Users {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = Command::new("pkill").args(["-KILL", "-u", name]).output();
+            let _ = Command::new("userdel").arg(name).output();
+        }
+    }
+}
+
+/// `mln ARGS --state-dir STATE` run as `user`.
+fn as_user(user: &str, state: &Path, args: &[&str]) -> Output {
+    run_within(
+        Command::new("setpriv")
+            .args([
+                &format!("--reuid={user}"),
+                &format!("--regid={user}"),
+                "--init-groups",
+                "--",
+            ])
+            .arg(mln_bin(state))
+            .args(args)
+            .arg("--state-dir")
+            .arg(state)
+            .env("HOME", "/nonexistent")
+            .env("NO_COLOR", "1")
+            .envs(student_kernel(state).map(|k| ("MLN_UML_KERNEL", k))),
+        LIMIT,
+    )
+}
+
+/// Make the test's folder a place students can use: they pass through it,
+/// run a copy of `mln` there, read the project file there, and boot a
+/// UML kernel they can run (the one the tests use, else one fetched into
+/// the folder). Returns the project file.
+fn open_to_students(dir: &Path, student: &str) -> String {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_mln"), bin.join("mln")).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = dir.join("lab.mln");
+    std::fs::copy(lab(), &file).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let kernel = testkit::uml_kernel();
+    let runs = Command::new("setpriv")
+        .args([
+            &format!("--reuid={student}"),
+            &format!("--regid={student}"),
+            "--init-groups",
+            "--",
+        ])
+        .args(["test", "-x"])
+        .arg(&kernel)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !runs {
+        // The kernel lies where students cannot reach (a checkout under
+        // /root): fetch one into the folder, as a teacher's site would.
+        let kstate = dir.join("kernels-state");
+        let o = run_within(
+            Command::new(bin.join("mln"))
+                .args(["kernel", "fetch", "--state-dir"])
+                .arg(&kstate),
+            LIMIT,
+        );
+        ok(&o);
+        let shown = run_within(
+            Command::new(bin.join("mln"))
+                .args(["kernel", "show", "--format", "json", "--state-dir"])
+                .arg(&kstate),
+            LIMIT,
+        );
+        let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+        let fetched = shown["fetched"]["path"].as_str().unwrap().to_string();
+        let mut opened = Path::new(&fetched);
+        while let Some(parent) = opened.parent().filter(|p| p.starts_with(dir)) {
+            let mode = std::fs::metadata(parent).unwrap().permissions().mode();
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o755))
+                .unwrap();
+            opened = parent;
+        }
+        std::fs::write(dir.join("uml-kernel"), &fetched).unwrap();
+    }
+    file.to_string_lossy().into_owned()
+}
+
 /// Log in as root on `host`'s console in `project` with `password`;
 /// whether that worked must be `works`.
 fn log_in(state: &Path, project: &str, host: &str, password: &str, works: bool) {
@@ -125,16 +259,33 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
     let state = dir.path().join("state");
     let roster = dir.path().join("class.csv");
     let students = [
-        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+        "mlnc-alice",
+        "mlnc-bob",
+        "mlnc-carol",
+        "mlnc-dave",
+        "mlnc-erin",
+        "mlnc-frank",
+        "mlnc-grace",
+        "mlnc-heidi",
+        "mlnc-ivan",
+        "mlnc-judy",
     ];
     // alice gives her SSH key; everyone gets a generated password.
     let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0wmN/Cr3JXqmLW7u+g9pTh+wyqDHpSQEIQczXkVx9q alice@home";
     let rows: Vec<String> = students
         .iter()
-        .map(|s| format!("{s},{}", if *s == "alice" { key } else { "" }))
+        .map(|s| format!("{s},{}", if *s == "mlnc-alice" { key } else { "" }))
         .collect();
     std::fs::write(&roster, format!("student,ssh_key\n{}\n", rows.join("\n"))).unwrap();
-    let (file, roster) = (lab(), roster.to_string_lossy().into_owned());
+    // Run by root, each copy belongs to its student's Unix user.
+    let root = rustix::process::geteuid().is_root();
+    let _users = root.then(|| Users::make(&students));
+    let file = if root {
+        open_to_students(dir.path(), students[0])
+    } else {
+        lab()
+    };
+    let roster = roster.to_string_lossy().into_owned();
     let _cleanup = Cleanup {
         state: &state,
         file: &file,
@@ -171,6 +322,62 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
         );
     }
 
+    if root {
+        // alice's copy is hers: her folder, her guests; bob is kept out by
+        // the operating system, alice works on it herself.
+        let folder = state.join("lab-mlnc-alice");
+        let alice = Users::uid("mlnc-alice");
+        let meta = std::fs::metadata(&folder).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o777), (alice, 0o700));
+        let running = testkit::processes_under(&folder);
+        assert!(!running.is_empty());
+        for pid in running {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let uid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next())
+                .map(str::to_string);
+            if !status.is_empty() {
+                assert_eq!(uid, Some(alice.to_string()), "process {pid}: {status}");
+            }
+        }
+        let bob = as_user("mlnc-bob", &state, &["stop", "-p", "lab-mlnc-alice"]);
+        assert!(!bob.status.success());
+        assert!(
+            output_text(&bob).contains("project lab-mlnc-alice belongs to mlnc-alice"),
+            "{}",
+            output_text(&bob)
+        );
+        let peek = run_within(
+            Command::new("setpriv")
+                .args([
+                    "--reuid=mlnc-bob",
+                    "--regid=mlnc-bob",
+                    "--init-groups",
+                    "--",
+                    "ls",
+                ])
+                .arg(&folder),
+            LIMIT,
+        );
+        assert!(
+            output_text(&peek).contains("Permission denied"),
+            "{}",
+            output_text(&peek)
+        );
+        ok(&as_user(
+            "mlnc-alice",
+            &state,
+            &["stop", "-p", "lab-mlnc-alice"],
+        ));
+        ok(&as_user(
+            "mlnc-alice",
+            &state,
+            &["up", "-p", "lab-mlnc-alice"],
+        ));
+    }
+
     // Each student's password, kept readable by the teacher only.
     let logins = dir.path().join("class-logins.csv");
     assert!(said.contains(&logins.display().to_string()), "{said}");
@@ -185,10 +392,22 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
             .to_string()
     };
     assert_eq!(text.lines().count(), 11, "{text}");
-    assert_ne!(password("alice"), password("bob"));
+    assert_ne!(password("mlnc-alice"), password("mlnc-bob"));
     // alice logs in to her router with her password; bob's is refused.
-    log_in(&state, "lab-alice", "router", &password("alice"), true);
-    log_in(&state, "lab-alice", "router", &password("bob"), false);
+    log_in(
+        &state,
+        "lab-mlnc-alice",
+        "router",
+        &password("mlnc-alice"),
+        true,
+    );
+    log_in(
+        &state,
+        "lab-mlnc-alice",
+        "router",
+        &password("mlnc-bob"),
+        false,
+    );
     // Her key is root's on her hosts, and on nobody else's.
     let keys = |project: &str| {
         let o = run_within(
@@ -207,20 +426,24 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    assert!(keys("lab-alice").contains(key), "{}", keys("lab-alice"));
-    assert!(!keys("lab-bob").contains("alice@home"));
+    assert!(
+        keys("lab-mlnc-alice").contains(key),
+        "{}",
+        keys("lab-mlnc-alice")
+    );
+    assert!(!keys("lab-mlnc-bob").contains("alice@home"));
 
     // Every copy has the file's addresses; alice's client reaches her
     // own router, never bob's, though both answer to 192.168.1.1.
-    let alice_router = neighbour_mac(&state, "lab-alice", "alice", "192.168.1.1");
-    let bob_router = neighbour_mac(&state, "lab-bob", "alice", "192.168.1.1");
+    let alice_router = neighbour_mac(&state, "lab-mlnc-alice", "alice", "192.168.1.1");
+    let bob_router = neighbour_mac(&state, "lab-mlnc-bob", "alice", "192.168.1.1");
     assert_eq!(
         alice_router,
-        mln_lang::plan::derived_mac("lab-alice", "router", "eth0").to_string()
+        mln_lang::plan::derived_mac("lab-mlnc-alice", "router", "eth0").to_string()
     );
     assert_eq!(
         bob_router,
-        mln_lang::plan::derived_mac("lab-bob", "router", "eth0").to_string()
+        mln_lang::plan::derived_mac("lab-mlnc-bob", "router", "eth0").to_string()
     );
     assert_ne!(alice_router, bob_router);
 
@@ -237,7 +460,7 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
             LIMIT,
         )
     };
-    for project in ["lab-alice", "lab-bob"] {
+    for project in ["lab-mlnc-alice", "lab-mlnc-bob"] {
         ok(&exec(project, &["sh", "-c", "echo mine > /marker && sync"]));
     }
     let ids = |project: &str| -> Vec<(String, u64)> {
@@ -255,15 +478,15 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
             })
             .collect()
     };
-    let (before, bob_before) = (ids("lab-alice"), ids("lab-bob"));
-    let reset = mln(&state, &["reset", "lab-alice", "alice"]);
+    let (before, bob_before) = (ids("lab-mlnc-alice"), ids("lab-mlnc-bob"));
+    let reset = mln(&state, &["reset", "lab-mlnc-alice", "alice"]);
     ok(&reset);
     assert!(
-        String::from_utf8_lossy(&reset.stdout).contains("lab-alice: reset (1 action(s) done)"),
+        String::from_utf8_lossy(&reset.stdout).contains("lab-mlnc-alice: reset (1 action(s) done)"),
         "{}",
         output_text(&reset)
     );
-    let after = ids("lab-alice");
+    let after = ids("lab-mlnc-alice");
     for ((host, id), (_, id_after)) in before.iter().zip(&after) {
         assert_eq!(
             host != "alice",
@@ -271,24 +494,24 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
             "{host}: {before:?} → {after:?}"
         );
     }
-    assert_eq!(ids("lab-bob"), bob_before);
-    let gone = exec("lab-alice", &["cat", "/marker"]);
+    assert_eq!(ids("lab-mlnc-bob"), bob_before);
+    let gone = exec("lab-mlnc-alice", &["cat", "/marker"]);
     assert!(!gone.status.success(), "{}", output_text(&gone));
-    let kept = exec("lab-bob", &["cat", "/marker"]);
+    let kept = exec("lab-mlnc-bob", &["cat", "/marker"]);
     ok(&kept);
     assert_eq!(String::from_utf8_lossy(&kept.stdout).trim(), "mine");
-    let unknown = mln(&state, &["reset", "lab-alice", "nosuch"]);
-    assert!(output_text(&unknown).contains("project lab-alice: no host nosuch"));
+    let unknown = mln(&state, &["reset", "lab-mlnc-alice", "nosuch"]);
+    assert!(output_text(&unknown).contains("project lab-mlnc-alice: no host nosuch"));
 
     // One copy stopped by its own name; the others stay up.
-    ok(&mln(&state, &["stop", "-p", "lab-carol"]));
+    ok(&mln(&state, &["stop", "-p", "lab-mlnc-carol"]));
     let status = class("status", &[]);
     assert_eq!(status.status.code(), Some(1), "{}", output_text(&status));
     let table = String::from_utf8_lossy(&status.stdout);
     assert!(
         table
             .lines()
-            .any(|l| l.starts_with("lab-carol") && l.contains("0/3")),
+            .any(|l| l.starts_with("lab-mlnc-carol") && l.contains("0/3")),
         "{table}"
     );
     assert_eq!(table.matches("3/3 hosts up").count(), 9, "{table}");
@@ -331,7 +554,10 @@ fn one_students_failure_is_named_and_the_others_come_up() {
         file: &file,
         roster: &roster,
     };
-    let up = mln(&state, &["class", "up", &file, "--roster", &roster]);
+    let up = mln(
+        &state,
+        &["class", "up", &file, "--roster", &roster, "--no-owners"],
+    );
     assert_eq!(up.status.code(), Some(1), "{}", output_text(&up));
     let text = output_text(&up);
     assert!(text.contains("duo-ben: FAILED"), "{text}");

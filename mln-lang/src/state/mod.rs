@@ -291,6 +291,15 @@ impl StateStore {
         match r {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            // A project a user was given in a folder of root's (`mln
+            // class`): everything in it is gone, the empty folder is
+            // root's to remove.
+            Err(e)
+                if e.kind() == io::ErrorKind::PermissionDenied
+                    && fs::read_dir(&self.dir).is_ok_and(|mut d| d.next().is_none()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(StateError::io(&self.dir, e)),
         }
     }

@@ -411,6 +411,10 @@ pub struct LifecycleArgs {
     /// over the file's own global `$NAME`.
     #[arg(short = 'D', long = "define", value_name = "NAME=VALUE")]
     pub defines: Vec<String>,
+    /// Run the project file as the project NAME (a second copy of a lab,
+    /// say); its hosts and switches are that project's own.
+    #[arg(long = "name", value_name = "NAME", conflicts_with = "project")]
+    pub name: Option<String>,
     /// Definitions after `-D`'s (a class copy's name and variables).
     #[arg(skip)]
     pub extra: mln_lang::Definitions,
@@ -492,6 +496,7 @@ impl LifecycleArgs {
             file: None,
             file_flag: None,
             defines: Vec::new(),
+            name: None,
             extra: mln_lang::Definitions::new(),
             login: None,
             project: Some(name.to_string()),
@@ -767,6 +772,11 @@ pub struct ClassArgs {
     /// (default: beside the roster, `ROSTER-logins.csv`).
     #[arg(long, value_name = "FILE")]
     pub logins: Option<PathBuf>,
+    /// Keep every copy root's. By default, run by root, each copy belongs
+    /// to the Unix user named like its student (who must exist): its
+    /// guests run as them and only they (and root) can reach them.
+    #[arg(long)]
+    pub no_owners: bool,
     /// How many copies are worked on at once (default: one per CPU).
     #[arg(long, value_name = "N")]
     pub parallel: Option<usize>,
@@ -845,6 +855,7 @@ impl CopyOptions {
             file: file.map(PathBuf::from),
             file_flag: None,
             defines: self.defines.clone(),
+            name: None,
             extra,
             login: None,
             project: project.map(str::to_string),

@@ -67,6 +67,19 @@ impl Places {
     /// The store of a project that has a recorded state; never creates one.
     pub fn recorded(&self, name: &str) -> Result<StateStore, String> {
         let known = StateStore::list(&self.state_root).map_err(|e| e.to_string())?;
+        let folder = self.state_root.join(name);
+        if !known.iter().any(|k| k == name)
+            && std::fs::read_dir(&folder).is_err()
+            && folder.is_dir()
+        {
+            let whose = crate::owner::owner_of(&folder)
+                .ok()
+                .flatten()
+                .map_or_else(|| "someone else".to_string(), |u| u.name);
+            return Err(format!(
+                "project {name} belongs to {whose}: only they (and root) can work on it"
+            ));
+        }
         if !known.iter().any(|k| k == name) {
             return Err(format!(
                 "project {name}: nothing recorded under {}",
@@ -145,7 +158,10 @@ fn default_template(dir: &Path) -> Result<Template, String> {
 
 /// The project a lifecycle verb works on: from a file, or recorded by name.
 fn target(args: &LifecycleArgs, out: &Output) -> Result<(String, Option<mln_lang::Checked>), u8> {
-    let definitions = crate::config::definitions(&args.defines)?.and(&args.extra);
+    let mut definitions = crate::config::definitions(&args.defines)?.and(&args.extra);
+    if let Some(name) = &args.name {
+        definitions = definitions.and(&mln_lang::Definitions::new().project(name));
+    }
     match (&args.file, &args.project) {
         (Some(file), _) => match mln_lang::load_with(file, &definitions) {
             Ok(checked) => {
@@ -168,6 +184,22 @@ fn target(args: &LifecycleArgs, out: &Output) -> Result<(String, Option<mln_lang
             Err(2)
         }
     }
+}
+
+/// Root's login on every host from the environment: `MLN_ROOT_PASSWORD`
+/// (and `MLN_ROOT_SSH_KEY`, a public key), over the file's `root_passwd`.
+/// How `mln class` hands a student's password to their own `mln` without
+/// putting it on a command line.
+fn login_from_env() -> Option<mln_lang::class::Login> {
+    let password = std::env::var("MLN_ROOT_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())?;
+    Some(mln_lang::class::Login {
+        password,
+        ssh_key: std::env::var("MLN_ROOT_SSH_KEY")
+            .ok()
+            .filter(|k| !k.is_empty()),
+    })
 }
 
 /// The absolute folder of the project file `file` (`-` is standard
@@ -210,11 +242,13 @@ impl Prepared {
         let machine = Machine::detect();
         let places =
             Places::new(args.state_dir.as_deref(), args.template_dir.as_deref()).map_err(fail)?;
+        // Root on a user's project works as that user (see `owner`).
+        crate::owner::hand_over(&places.state_root.join(&name)).map_err(fail)?;
         let mut project = checked.map(|c| c.project().clone());
         let hook_dir = args.file.as_deref().and_then(project_folder);
         if let Some(p) = &mut project {
             apply_defaults(p, &places.site).map_err(fail)?;
-            if let Some(login) = &args.login {
+            if let Some(login) = args.login.clone().or_else(login_from_env) {
                 login.apply(p);
             }
             // What stops or removes needs no `files` source.

@@ -22,6 +22,7 @@ mod lifecycle;
 mod log;
 mod logins;
 mod output;
+mod owner;
 mod plugins;
 mod progress;
 mod recorded;

@@ -1,5 +1,6 @@
 //! `mln class VERB FILE --roster CSV`: one copy of a project per student
-//! (`PROJECT-STUDENT`, see `mln_lang::class`), worked on a few at a time.
+//! (`PROJECT-STUDENT`, see `mln_lang::class`), worked on a few at a time;
+//! run by root, each copy belongs to its student (`owned`).
 //! Every copy is loaded and checked before any is touched; a copy that
 //! fails is named and the others go on; the exit status is 1 when any
 //! failed (for `status`: when any host of any copy is not up).
@@ -17,6 +18,9 @@ use crate::cli::{ClassArgs, ClassVerb, TableFormat};
 use crate::lifecycle::{fail, failure_line, Places, Prepared};
 use crate::logins::Logins;
 use crate::output::Output;
+use crate::owner::{self, User};
+
+mod owned;
 
 /// One student's copy.
 struct Copy<'a> {
@@ -76,12 +80,19 @@ pub fn class(out: &Output, args: &ClassArgs) -> u8 {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
+    let owners = owner::is_root() && !args.no_owners;
+    if owners && matches!(args.verb, ClassVerb::Build | ClassVerb::Up) {
+        // Built once by root, read by every student's mln.
+        if let Err(e) = mln_core::template::Template::default_in(&places.template_dir) {
+            return fail(format!("default template: {e}"));
+        }
+    }
     match args.verb {
         ClassVerb::Status => status(out, args, &places, &copies),
-        ClassVerb::Build => apply(out, args, &places, Goal::Build, &copies),
-        ClassVerb::Up => apply(out, args, &places, Goal::Up, &copies),
-        ClassVerb::Down => apply(out, args, &places, Goal::Stop, &copies),
-        ClassVerb::Remove => apply(out, args, &places, Goal::Remove, &copies),
+        ClassVerb::Build => apply(out, args, &places, owners, Goal::Build, &copies),
+        ClassVerb::Up => apply(out, args, &places, owners, Goal::Up, &copies),
+        ClassVerb::Down => apply(out, args, &places, owners, Goal::Stop, &copies),
+        ClassVerb::Remove => apply(out, args, &places, owners, Goal::Remove, &copies),
     }
 }
 
@@ -132,7 +143,14 @@ fn copies<'a>(
 }
 
 /// Run `goal` on every copy, `--parallel` at a time.
-fn apply(out: &Output, args: &ClassArgs, places: &Places, goal: Goal, copies: &[Copy]) -> u8 {
+fn apply(
+    out: &Output,
+    args: &ClassArgs,
+    places: &Places,
+    owners: bool,
+    goal: Goal,
+    copies: &[Copy],
+) -> u8 {
     let recorded = StateStore::list(&places.state_root).unwrap_or_default();
     let parallel = args
         .parallel
@@ -146,7 +164,15 @@ fn apply(out: &Output, args: &ClassArgs, places: &Places, goal: Goal, copies: &[
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(copy) = copies.get(i) else { break };
-                let result = one_copy(out, args, goal, copy, recorded.contains(&copy.project));
+                let result = one_copy(
+                    out,
+                    args,
+                    places,
+                    owners,
+                    goal,
+                    copy,
+                    recorded.contains(&copy.project),
+                );
                 if table {
                     print_result(&result);
                 }
@@ -184,7 +210,15 @@ fn apply(out: &Output, args: &ClassArgs, places: &Places, goal: Goal, copies: &[
 
 /// Run `goal` on one copy: from the file (build, up) or as recorded
 /// (stop, remove: a copy never built has nothing to stop).
-fn one_copy(out: &Output, args: &ClassArgs, goal: Goal, copy: &Copy, recorded: bool) -> CopyResult {
+fn one_copy(
+    out: &Output,
+    args: &ClassArgs,
+    places: &Places,
+    owners: bool,
+    goal: Goal,
+    copy: &Copy,
+    recorded: bool,
+) -> CopyResult {
     let started = Instant::now();
     let mut result = CopyResult {
         student: copy.student.name.clone(),
@@ -195,12 +229,29 @@ fn one_copy(out: &Output, args: &ClassArgs, goal: Goal, copy: &Copy, recorded: b
         seconds: 0.0,
         error: None,
     };
-    let lifecycle = match goal {
-        Goal::Stop | Goal::Remove if !recorded => {
-            result.ok = true;
-            result.outcome = "not built".into();
-            return result;
+    if matches!(goal, Goal::Stop | Goal::Remove) && !recorded {
+        result.ok = true;
+        result.outcome = "not built".into();
+        if goal == Goal::Remove {
+            // A folder given to a student and never used (or emptied by
+            // their mln, which cannot remove it): fails unless empty.
+            let _ = std::fs::remove_dir(places.state_root.join(&copy.project));
         }
+        return result;
+    }
+    if owners {
+        return match User::lookup(&copy.student.name) {
+            Ok(user) => owned::run(args, places, goal, copy, &user, result),
+            Err(e) => {
+                result.error = Some(format!(
+                    "{e}: create it (useradd {}) or keep the copies root's (--no-owners)",
+                    copy.student.name
+                ));
+                result
+            }
+        };
+    }
+    let lifecycle = match goal {
         Goal::Stop | Goal::Remove => {
             args.copy
                 .lifecycle(None, Some(&copy.project), mln_lang::Definitions::new())
