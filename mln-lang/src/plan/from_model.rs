@@ -118,6 +118,7 @@ impl DesiredProject {
     /// The planner's view of a resolved project.
     pub fn from_project(project: &Project) -> Self {
         let mut out = DesiredProject::new(&project.name);
+        out.persistent = project.persistent;
         for h in &project.hosts {
             out.add_host(host_spec(&project.name, h));
         }

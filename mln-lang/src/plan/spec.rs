@@ -347,6 +347,9 @@ pub struct DesiredProject {
     /// too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_dir: Option<std::path::PathBuf>,
+    /// Brought back up by `mln check-persistent` (`global { persistent }`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub persistent: bool,
 }
 
 impl DesiredProject {

@@ -46,6 +46,9 @@ pub fn to_mln(project: &Project) -> String {
     if let Some(pw) = &project.project_password {
         p.statement("project_password", Some(pw));
     }
+    if project.persistent {
+        p.statement("persistent", None);
+    }
     for (k, v) in &project.unknown {
         p.statement(k, Some(v));
     }

@@ -137,6 +137,9 @@ fn global_keys(p: &Project) -> Vec<String> {
     if p.project_password.is_some() {
         keys.push("project_password".into());
     }
+    if p.persistent {
+        keys.push("persistent".into());
+    }
     keys.extend(p.unknown.keys().cloned());
     keys
 }
@@ -145,6 +148,7 @@ fn global(p: &Project, key: &str) -> Option<Node> {
     match key {
         "project" => scalar(&p.name),
         "project_password" => opt(&p.project_password),
+        "persistent" => flag(p.persistent),
         _ => {
             if let Some(lines) = p.hooks.get(key) {
                 return Some(Node::List(lines.clone()));

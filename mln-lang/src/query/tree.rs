@@ -272,6 +272,9 @@ fn global_tree(p: &Project) -> Tree {
     if let Some(pw) = &p.project_password {
         tree.lines.push(format!("project_password {pw}"));
     }
+    if p.persistent {
+        tree.lines.push("persistent 1".into());
+    }
     for (k, v) in &p.unknown {
         tree.lines.push(format!("{k} {v}"));
     }

@@ -20,6 +20,7 @@ pub(crate) struct Global {
     pub variables: BTreeMap<String, String>,
     pub hooks: Hooks,
     pub project_password: Option<String>,
+    pub persistent: bool,
     pub unknown: BTreeMap<String, String>,
     pub blocks: Vec<GenericBlock>,
 }
@@ -44,6 +45,7 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, globals: &[&Block]) -> Global {
         variables: BTreeMap::new(),
         hooks: Hooks::default(),
         project_password: None,
+        persistent: false,
         unknown: BTreeMap::new(),
         blocks: Vec::new(),
     };
@@ -85,6 +87,10 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, globals: &[&Block]) -> Global {
                     match k {
                         "project" => {}
                         "project_password" => g.project_password = Some(value),
+                        "persistent" => match parse_bool(&value) {
+                            Ok(v) => g.persistent = v,
+                            Err(e) => ctx.bad(Code::BadValue, s.span, "`persistent`", e),
+                        },
                         _ => {
                             lint::unknown_keyword(ctx, &s.keyword, "global", GLOBAL_KEYWORDS);
                             g.unknown.insert(k.to_string(), value);

@@ -92,7 +92,7 @@ pub(crate) const SWITCH_KEYWORDS: &[&str] =
     &["service_host", "location", "hub", "bridge", "socket", "tap"];
 
 /// Statements `global` knows.
-pub(crate) const GLOBAL_KEYWORDS: &[&str] = &["project", "project_password"];
+pub(crate) const GLOBAL_KEYWORDS: &[&str] = &["project", "project_password", "persistent"];
 
 /// Statements an `autoenum` block knows.
 pub(crate) const AUTOENUM_KEYWORDS: &[&str] = &[

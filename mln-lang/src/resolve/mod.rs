@@ -133,6 +133,7 @@ pub fn resolve(ast: &Ast, sources: &SourceMap) -> Result<Resolved, Diagnostics> 
         variables: global.variables.clone(),
         hooks: global.hooks.clone(),
         project_password: global.project_password.clone(),
+        persistent: global.persistent,
         unknown: global.unknown.clone(),
         global_blocks: global.blocks.clone(),
         ..Project::default()

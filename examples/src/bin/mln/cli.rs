@@ -100,6 +100,11 @@ pub enum Command {
     /// configuration, each keeping its run state: what their guests wrote
     /// to disk is lost.
     Reset(ResetArgs),
+    /// Bring every persistent project (`global { persistent }`) with a
+    /// host down back up, as after the server restarted; `--install`
+    /// writes a systemd unit that does it at boot.
+    #[command(name = "check-persistent", visible_alias = "check_persistent")]
+    CheckPersistent(CheckPersistentArgs),
     /// A class: one copy of the project per student of a roster
     /// (`PROJECT-STUDENT`), built, started, shown, stopped or removed
     /// together.
@@ -708,6 +713,21 @@ pub enum DiagFormat {
     Human,
     /// One JSON array of diagnostics on stdout.
     Json,
+}
+
+/// `mln check-persistent`.
+#[derive(Debug, Args)]
+pub struct CheckPersistentArgs {
+    /// Write the systemd unit that runs this at boot, and say how to
+    /// enable it.
+    #[arg(long)]
+    pub install: bool,
+    /// Where `--install` writes the unit (default /etc/systemd/system).
+    #[arg(long, value_name = "DIR", requires = "install")]
+    pub unit_dir: Option<PathBuf>,
+    /// Folder of project states.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// `mln reset PROJECT [HOST...]`.

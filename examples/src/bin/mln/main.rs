@@ -23,6 +23,7 @@ mod log;
 mod logins;
 mod output;
 mod owner;
+mod persistent;
 mod plugins;
 mod progress;
 mod recorded;
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
         cli::Command::Console(a) => console::console(&a),
         cli::Command::Class(a) => class::class(&out, &a),
         cli::Command::Reset(a) => lifecycle::reset(&out, &a),
+        cli::Command::CheckPersistent(a) => persistent::check_persistent(&a),
         cli::Command::Template(a) => template::template(&a),
         cli::Command::Export(a) => archive::export(&a),
         cli::Command::Import(a) => archive::import(&a),
