@@ -469,6 +469,16 @@ pub struct LifecycleArgs {
     /// up to 25 times as many in all.
     #[arg(short = 'j', long)]
     pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub run: RunSettings,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
+/// Where a verb that runs guests finds things, and its time limits.
+#[derive(Debug, Clone, Args)]
+pub struct RunSettings {
     /// Folder of project states (default: $XDG_STATE_HOME/mln, /var/lib/mln for root).
     #[arg(long, env = "MLN_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
@@ -489,9 +499,6 @@ pub struct LifecycleArgs {
     pub hook_timeout: u64,
     #[command(flatten)]
     pub plugins: PluginArgs,
-    /// Print help.
-    #[arg(long, action = clap::ArgAction::Help)]
-    help: Option<bool>,
 }
 
 impl LifecycleArgs {
@@ -516,12 +523,7 @@ impl LifecycleArgs {
             wait: self.wait,
             force: self.force,
             jobs: self.jobs,
-            state_dir: self.state_dir.clone(),
-            template_dir: self.template_dir.clone(),
-            uml_kernel: self.uml_kernel.clone(),
-            boot_timeout: self.boot_timeout,
-            hook_timeout: self.hook_timeout,
-            plugins: self.plugins.clone(),
+            run: self.run.clone(),
             help: None,
         }
     }
@@ -743,20 +745,8 @@ pub struct ResetArgs {
     /// Wait for another `mln` working on the project.
     #[arg(long)]
     pub wait: bool,
-    /// Folder of project states.
-    #[arg(long, env = "MLN_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// Folder of templates.
-    #[arg(long)]
-    pub template_dir: Option<PathBuf>,
-    /// The UML kernel guests boot with.
-    #[arg(long, value_name = "PATH")]
-    pub uml_kernel: Option<PathBuf>,
-    /// How long a guest may take to confirm its boot.
-    #[arg(long, value_name = "SECS", default_value_t = 180)]
-    pub boot_timeout: u64,
     #[command(flatten)]
-    pub plugins: PluginArgs,
+    pub run: RunSettings,
 }
 
 /// What `mln class` does to every copy.
@@ -820,23 +810,8 @@ pub struct CopyOptions {
     /// Actions run at once within one copy.
     #[arg(short = 'j', long)]
     pub jobs: Option<usize>,
-    /// Folder of project states.
-    #[arg(long, env = "MLN_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// Folder of templates.
-    #[arg(long)]
-    pub template_dir: Option<PathBuf>,
-    /// The UML kernel guests boot with.
-    #[arg(long, value_name = "PATH")]
-    pub uml_kernel: Option<PathBuf>,
-    /// How long a guest may take to confirm its boot.
-    #[arg(long, value_name = "SECS", default_value_t = 180)]
-    pub boot_timeout: u64,
-    /// How long a hook block may run.
-    #[arg(long, value_name = "SECS", default_value_t = 600)]
-    pub hook_timeout: u64,
     #[command(flatten)]
-    pub plugins: PluginArgs,
+    pub run: RunSettings,
 }
 
 impl ResetArgs {
@@ -846,12 +821,7 @@ impl ResetArgs {
             defines: Vec::new(),
             backend: None,
             jobs: None,
-            state_dir: self.state_dir.clone(),
-            template_dir: self.template_dir.clone(),
-            uml_kernel: self.uml_kernel.clone(),
-            boot_timeout: self.boot_timeout,
-            hook_timeout: 600,
-            plugins: self.plugins.clone(),
+            run: self.run.clone(),
         };
         let mut args = copy.lifecycle(None, Some(&self.project), mln_lang::Definitions::new());
         args.hosts.clone_from(&self.hosts);
@@ -890,12 +860,7 @@ impl CopyOptions {
             wait: false,
             force: false,
             jobs: self.jobs,
-            state_dir: self.state_dir.clone(),
-            template_dir: self.template_dir.clone(),
-            uml_kernel: self.uml_kernel.clone(),
-            boot_timeout: self.boot_timeout,
-            hook_timeout: self.hook_timeout,
-            plugins: self.plugins.clone(),
+            run: self.run.clone(),
             help: None,
         }
     }

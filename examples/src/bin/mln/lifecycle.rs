@@ -238,10 +238,13 @@ impl Prepared {
         templates: bool,
     ) -> Result<Self, u8> {
         let (name, checked) = target(args, out)?;
-        let plugins = crate::plugins::plugins(&args.plugins).map_err(fail)?;
+        let plugins = crate::plugins::plugins(&args.run.plugins).map_err(fail)?;
         let machine = Machine::detect();
-        let places =
-            Places::new(args.state_dir.as_deref(), args.template_dir.as_deref()).map_err(fail)?;
+        let places = Places::new(
+            args.run.state_dir.as_deref(),
+            args.run.template_dir.as_deref(),
+        )
+        .map_err(fail)?;
         // Root on a user's project works as that user (see `owner`).
         crate::owner::hand_over(&places.state_root.join(&name)).map_err(fail)?;
         let mut project = checked.map(|c| c.project().clone());
@@ -295,7 +298,8 @@ impl Prepared {
             templates,
             // The flag, else MLN_UML_KERNEL (which the backends read), else
             // the site's default_kernel.
-            args.uml_kernel
+            args.run
+                .uml_kernel
                 .clone()
                 .or_else(|| {
                     std::env::var_os(mln_core::uml::KERNEL_ENV)
@@ -323,8 +327,8 @@ impl Prepared {
         if let Some(j) = args.jobs {
             options.parallelism = j.max(1);
         }
-        options.boot_timeout = std::time::Duration::from_secs(args.boot_timeout);
-        options.hook_timeout = std::time::Duration::from_secs(args.hook_timeout);
+        options.boot_timeout = std::time::Duration::from_secs(args.run.boot_timeout);
+        options.hook_timeout = std::time::Duration::from_secs(args.run.hook_timeout);
         if !args.hosts.is_empty() {
             options.hosts = Some(args.hosts.iter().cloned().collect::<BTreeSet<_>>());
         }
@@ -433,7 +437,10 @@ pub fn reset(out: &Output, args: &crate::cli::ResetArgs) -> u8 {
 /// MLN's `-a`: the verb on every recorded project, one after another;
 /// exit status 1 when any failed.
 fn run_all(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
-    let places = match Places::new(args.state_dir.as_deref(), args.template_dir.as_deref()) {
+    let places = match Places::new(
+        args.run.state_dir.as_deref(),
+        args.run.template_dir.as_deref(),
+    ) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };

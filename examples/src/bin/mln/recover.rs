@@ -36,7 +36,10 @@ pub fn recover(out: &Output, args: &LifecycleArgs) -> u8 {
             return 2;
         }
     };
-    let places = match Places::new(args.state_dir.as_deref(), args.template_dir.as_deref()) {
+    let places = match Places::new(
+        args.run.state_dir.as_deref(),
+        args.run.template_dir.as_deref(),
+    ) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };

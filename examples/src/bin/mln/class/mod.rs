@@ -74,8 +74,8 @@ pub fn class(out: &Output, args: &ClassArgs) -> u8 {
         }
     }
     let places = match Places::new(
-        args.copy.state_dir.as_deref(),
-        args.copy.template_dir.as_deref(),
+        args.copy.run.state_dir.as_deref(),
+        args.copy.run.template_dir.as_deref(),
     ) {
         Ok(p) => p,
         Err(e) => return fail(e),

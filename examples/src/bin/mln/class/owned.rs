@@ -135,7 +135,7 @@ fn argv(
     argv.push(absolute(&places.state_root)?.into());
     argv.push("--template-dir".into());
     argv.push(absolute(&places.template_dir)?.into());
-    if let Some(kernel) = &args.copy.uml_kernel {
+    if let Some(kernel) = &args.copy.run.uml_kernel {
         argv.push("--uml-kernel".into());
         argv.push(absolute(kernel)?.into());
     }
@@ -146,9 +146,9 @@ fn argv(
     if let Some(jobs) = args.copy.jobs {
         argv.push(format!("--jobs={jobs}").into());
     }
-    argv.push(format!("--boot-timeout={}", args.copy.boot_timeout).into());
-    argv.push(format!("--hook-timeout={}", args.copy.hook_timeout).into());
-    let plugins = &args.copy.plugins;
+    argv.push(format!("--boot-timeout={}", args.copy.run.boot_timeout).into());
+    argv.push(format!("--hook-timeout={}", args.copy.run.hook_timeout).into());
+    let plugins = &args.copy.run.plugins;
     for dir in &plugins.plugins_dir {
         argv.push("--plugins-dir".into());
         argv.push(absolute(dir)?.into());
