@@ -39,18 +39,6 @@ fn exec(state: &Path, project: &str, host: &str, command: &[&str]) -> Output {
     testkit::run_within(&mut cmd, LIMIT)
 }
 
-fn uml_available(test: &str) -> bool {
-    let kernel = testkit::uml_kernel();
-    let kernel = kernel.to_str().unwrap_or("/usr/bin/linux.uml");
-    match testkit::missing_tool(&[kernel, "/usr/bin/vde_switch"]) {
-        Some(why) => {
-            testkit::skip(test, &why);
-            false
-        }
-        None => true,
-    }
-}
-
 #[track_caller]
 fn ok(o: &Output) {
     assert!(o.status.success(), "{}", testkit::output_text(o));
@@ -99,7 +87,7 @@ fn uml_and_kvm_host(dir: &Path) -> PathBuf {
 /// files still there.
 #[test]
 fn an_exported_project_comes_back_up_elsewhere_with_its_guests_files() {
-    if !uml_available("export_import") {
+    if !testkit::uml_ready("export_import") {
         return;
     }
     if let Some(why) = testkit::missing_tool(&["/usr/bin/qemu-system-x86_64"]) {
@@ -206,7 +194,7 @@ fn an_exported_project_comes_back_up_elsewhere_with_its_guests_files() {
 /// untouched.
 #[test]
 fn clean_removes_what_no_record_owns_and_leaves_a_running_project_be() {
-    if !uml_available("clean") {
+    if !testkit::uml_ready("clean") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -267,7 +255,7 @@ fn clean_removes_what_no_record_owns_and_leaves_a_running_project_be() {
 /// `shutdown` lines, which a clean `down` runs, do not run.
 #[test]
 fn down_force_stops_without_the_guests_shutdown() {
-    if !uml_available("down_force") {
+    if !testkit::uml_ready("down_force") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -322,7 +310,7 @@ fn down_force_stops_without_the_guests_shutdown() {
 /// and pointed at `mln template import`.
 #[test]
 fn a_registered_template_is_linked_or_copied_and_hosts_boot_from_it() {
-    if !uml_available("template_register") {
+    if !testkit::uml_ready("template_register") {
         return;
     }
     if let Some(why) = testkit::missing_tool(&["/sbin/mkfs.ext4"]) {
@@ -438,7 +426,7 @@ fn a_registered_template_is_linked_or_copied_and_hosts_boot_from_it() {
 /// waits for whoever holds a project's lock instead of failing.
 #[test]
 fn stop_a_and_start_a_cover_every_project_and_wait_outlasts_a_lock() {
-    if !uml_available("all_projects") {
+    if !testkit::uml_ready("all_projects") {
         return;
     }
     if let Some(why) = testkit::missing_tool(&["/usr/bin/flock"]) {

@@ -46,18 +46,6 @@ fn ok(o: &Output) {
     assert!(o.status.success(), "{}", output_text(o));
 }
 
-fn uml_available(test: &str) -> bool {
-    let kernel = testkit::uml_kernel();
-    let kernel = kernel.to_str().unwrap_or("/usr/bin/linux.uml");
-    match testkit::missing_tool(&[kernel, "/usr/bin/vde_switch"]) {
-        Some(why) => {
-            testkit::skip(test, &why);
-            false
-        }
-        None => true,
-    }
-}
-
 fn lab() -> String {
     format!("{}/../projects/lab.mln", env!("CARGO_MANIFEST_DIR"))
 }
@@ -251,7 +239,7 @@ fn log_in(state: &Path, project: &str, host: &str, password: &str, works: bool) 
 
 #[test]
 fn a_class_of_ten_comes_up_isolated_and_goes_away() {
-    if !uml_available("a_class_of_ten_comes_up_isolated_and_goes_away") {
+    if !testkit::uml_ready("a_class_of_ten_comes_up_isolated_and_goes_away") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -529,7 +517,7 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
 
 #[test]
 fn one_students_failure_is_named_and_the_others_come_up() {
-    if !uml_available("one_students_failure_is_named_and_the_others_come_up") {
+    if !testkit::uml_ready("one_students_failure_is_named_and_the_others_come_up") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

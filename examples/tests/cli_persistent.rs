@@ -50,10 +50,8 @@ fn project(name: &str, persistent: bool) -> String {
 
 #[test]
 fn after_a_restart_check_persistent_brings_back_only_persistent_projects() {
-    let kernel = testkit::uml_kernel();
-    let kernel = kernel.to_str().unwrap_or("/usr/bin/linux.uml");
-    if let Some(why) = testkit::missing_tool(&[kernel, "/usr/bin/vde_switch"]) {
-        return testkit::skip("check_persistent", &why);
+    if !testkit::uml_ready("check_persistent") {
+        return;
     }
     let dir = tempfile::tempdir().unwrap();
     let _kill = KillUnder(dir.path().to_path_buf());

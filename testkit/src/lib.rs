@@ -119,6 +119,21 @@ pub fn missing_tool(tools: &[&str]) -> Option<String> {
         .map(|t| format!("{t} is missing (.ci/setup installs it)"))
 }
 
+/// Whether UML guests on vde switches can run here (the kernel of
+/// [`uml_kernel`] and `vde_switch`); when not, [`skip`]s `test` (which
+/// fails it under CI) and answers false.
+pub fn uml_ready(test: &str) -> bool {
+    let kernel = uml_kernel();
+    let kernel = kernel.to_str().unwrap_or("/usr/bin/linux.uml");
+    match missing_tool(&[kernel, "/usr/bin/vde_switch"]) {
+        Some(why) => {
+            skip(test, &why);
+            false
+        }
+        None => true,
+    }
+}
+
 /// The UML kernel the tests boot guests with: `MLN_UML_KERNEL` (which
 /// `.ci/test` sets to one that boots on the host) or Debian's.
 pub fn uml_kernel() -> PathBuf {
