@@ -620,3 +620,82 @@ fn a_bad_roster_or_a_bad_copy_starts_nothing() {
         "{recorded:?}"
     );
 }
+
+/// MemAvailable of the host, bytes.
+fn mem_available() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        << 10
+}
+
+/// A class at the size of a real one: 30 copies of the sample lab (90
+/// guests). Behind a flag (`cargo nextest run -p examples --test cli_class
+/// --run-ignored only`); prints its figures for benches/README.md.
+#[test]
+#[ignore = "30 copies, 90 guests: run with --run-ignored only"]
+fn a_class_of_thirty() {
+    if !testkit::uml_ready("a_class_of_thirty") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _kill = KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let roster = dir.path().join("class.csv");
+    let students: Vec<String> = (1..=30).map(|i| format!("s{i:02}")).collect();
+    std::fs::write(&roster, format!("student\n{}\n", students.join("\n"))).unwrap();
+    let (file, roster) = (lab(), roster.to_string_lossy().into_owned());
+    let _cleanup = Cleanup {
+        state: &state,
+        file: &file,
+        roster: &roster,
+    };
+    // The template is built before the clock starts.
+    ok(&mln(&state, &["build", &file, "--name", "warm"]));
+    ok(&mln(&state, &["remove", "-p", "warm"]));
+    let before = mem_available();
+    let started = std::time::Instant::now();
+    let up = mln(
+        &state,
+        &["class", "up", &file, "--roster", &roster, "--no-owners"],
+    );
+    let up_time = started.elapsed();
+    ok(&up);
+    let used = before.saturating_sub(mem_available());
+    let started = std::time::Instant::now();
+    let status = mln(
+        &state,
+        &[
+            "class", "status", &file, "--roster", &roster, "--format", "json",
+        ],
+    );
+    let status_time = started.elapsed();
+    ok(&status);
+    let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let up_copies = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["state"] == "up")
+        .count();
+    let started = std::time::Instant::now();
+    ok(&mln(
+        &state,
+        &["class", "remove", &file, "--roster", &roster, "--no-owners"],
+    ));
+    let remove_time = started.elapsed();
+    eprintln!(
+        "class of 30 (90 guests): up {:.1} s, {up_copies}/30 copies up, host memory +{} MiB \
+         ({} MiB a guest), class status {:.2} s, remove {:.1} s",
+        up_time.as_secs_f64(),
+        used >> 20,
+        (used >> 20) / 90,
+        status_time.as_secs_f64(),
+        remove_time.as_secs_f64()
+    );
+    assert_eq!(up_copies, 30);
+    assert_eq!(testkit::processes_under(dir.path()), Vec::<u32>::new());
+}

@@ -787,7 +787,8 @@ pub struct ClassArgs {
     /// guests run as them and only they (and root) can reach them.
     #[arg(long)]
     pub no_owners: bool,
-    /// How many copies are worked on at once (default: one per CPU).
+    /// How many copies are worked on at once (default: twice this
+    /// machine's cores; each copy also starts its hosts side by side).
     #[arg(long, value_name = "N")]
     pub parallel: Option<usize>,
     /// Output format.

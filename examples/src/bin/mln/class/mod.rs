@@ -154,7 +154,7 @@ fn apply(
     let recorded = StateStore::list(&places.state_root).unwrap_or_default();
     let parallel = args
         .parallel
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| 2 * n.get()))
         .clamp(1, copies.len().max(1));
     let table = args.format == TableFormat::Table;
     let next = AtomicUsize::new(0);
