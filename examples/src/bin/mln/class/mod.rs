@@ -239,17 +239,13 @@ fn one_copy(
         }
         return result;
     }
-    if owners {
-        return match User::lookup(&copy.student.name) {
-            Ok(user) => owned::run(args, places, goal, copy, &user, result),
-            Err(e) => {
-                result.error = Some(format!(
-                    "{e}: create it (useradd {}) or keep the copies root's (--no-owners)",
-                    copy.student.name
-                ));
-                result
-            }
-        };
+    match copy_owner(places, owners, goal, copy) {
+        Ok(Some(user)) => return owned::run(args, places, goal, copy, &user, result),
+        Ok(None) => {}
+        Err(e) => {
+            result.error = Some(e);
+            return result;
+        }
     }
     let lifecycle = match goal {
         Goal::Stop | Goal::Remove => {
@@ -288,6 +284,32 @@ fn one_copy(
         },
     }
     result
+}
+
+/// Whose the copy is, when its verb must run as that user: a copy
+/// already given to a user always is (root's `mln` would hand the work
+/// over and leave the class); a new one is its student's when `owners`.
+fn copy_owner(
+    places: &Places,
+    owners: bool,
+    goal: Goal,
+    copy: &Copy,
+) -> Result<Option<User>, String> {
+    if !owner::is_root() {
+        return Ok(None);
+    }
+    if let Some(user) = owner::owner_of(&places.state_root.join(&copy.project))? {
+        return Ok(Some(user));
+    }
+    if !(owners && matches!(goal, Goal::Build | Goal::Up)) {
+        return Ok(None);
+    }
+    User::lookup(&copy.student.name).map(Some).map_err(|e| {
+        format!(
+            "{e}: create it (useradd {}) or keep the copies root's (--no-owners)",
+            copy.student.name
+        )
+    })
 }
 
 fn print_result(r: &CopyResult) {
