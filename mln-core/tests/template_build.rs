@@ -56,3 +56,34 @@ fn busybox_template_is_an_ext4_root_owned_by_root() {
         .collect();
     assert_eq!(names.len(), 1, "{names:?}");
 }
+
+#[test]
+fn builds_at_the_same_time_leave_one_image_that_is_never_replaced() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let source = BusyboxSource::find(dir.path().join("download")).unwrap();
+    let builder = BusyboxTemplate::new(source).size(16 << 20);
+    let image = dir.path().join(builder.image_name().unwrap());
+    // Four builders start on an empty folder; whichever links its image
+    // first wins, and the image never changes inode after that (an
+    // overlay made on it stays valid).
+    let inodes: Vec<u64> = std::thread::scope(|s| {
+        let builds: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let t = builder.build(dir.path()).unwrap();
+                    std::fs::metadata(&t.image).unwrap().ino()
+                })
+            })
+            .collect();
+        builds.into_iter().map(|b| b.join().unwrap()).collect()
+    });
+    let last = std::fs::metadata(&image).unwrap().ino();
+    assert!(inodes.iter().all(|i| *i == last), "{inodes:?} then {last}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "download")
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}

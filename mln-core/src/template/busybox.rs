@@ -166,7 +166,10 @@ impl BusyboxTemplate {
 
     /// Build the template into `out_dir`, or reuse the image already built
     /// there from the same inputs. The image appears atomically (built
-    /// under a temporary name, then renamed).
+    /// under a temporary name, then linked to its name), and once: when
+    /// several processes build it at the same time, the first image stays
+    /// and the others are dropped, so no guest's overlay ever sees its
+    /// template replaced.
     pub fn build(&self, out_dir: impl AsRef<Path>) -> Result<Template> {
         let out_dir = out_dir.as_ref();
         fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
@@ -194,7 +197,12 @@ impl BusyboxTemplate {
         let result = self
             .stage(&staging)
             .and_then(|()| make_ext4(&staging, &tmp_image, self.size))
-            .and_then(|()| fs::rename(&tmp_image, &image).map_err(|e| Error::io(&image, e)));
+            .and_then(|()| match fs::hard_link(&tmp_image, &image) {
+                Ok(()) => Ok(()),
+                // Another builder got there first: its image is ours.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(Error::io(&image, e)),
+            });
         let _ = fs::remove_dir_all(&staging);
         let _ = fs::remove_file(&tmp_image);
         result.map(|()| template)

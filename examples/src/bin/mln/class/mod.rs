@@ -81,8 +81,8 @@ pub fn class(out: &Output, args: &ClassArgs) -> u8 {
         Err(e) => return fail(e),
     };
     let owners = owner::is_root() && !args.no_owners;
-    if owners && matches!(args.verb, ClassVerb::Build | ClassVerb::Up) {
-        // Built once by root, read by every student's mln.
+    if matches!(args.verb, ClassVerb::Build | ClassVerb::Up) {
+        // Built once, before the copies (read by every student's mln).
         if let Err(e) = mln_core::template::Template::default_in(&places.template_dir) {
             return fail(format!("default template: {e}"));
         }
