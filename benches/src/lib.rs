@@ -11,6 +11,7 @@
 use std::fmt::Write;
 
 mod cpu_time;
+pub mod guests;
 
 pub use cpu_time::ThreadCpuTime;
 

@@ -69,8 +69,19 @@ impl Qemu {
 
     /// Live-migrate `name` over `stream`, then end it here.
     pub(super) fn send_state(&self, name: &str, stream: BorrowedFd<'_>) -> Result<()> {
+        self.migrate_send_measured(name, stream).map(drop)
+    }
+
+    /// [`Hypervisor::migrate_send`] (the receiver sees the guest's disks,
+    /// only its memory and devices travel), returning what QEMU measured;
+    /// the guest is gone here once this returns `Ok`.
+    pub fn migrate_send_measured(
+        &self,
+        name: &str,
+        stream: BorrowedFd<'_>,
+    ) -> Result<MigrationFigures> {
         self.require_live(name, "migrate")?;
-        self.send(name, stream, false).map(drop)
+        self.send(name, stream, false)
     }
 
     /// Live-migrate `name` over `stream` to a receiver that does not see
@@ -207,6 +218,9 @@ impl Qemu {
             std::thread::sleep(Duration::from_millis(50));
         };
         let mut qmp = self.qmp(name)?;
+        // A guest that ran at the sender runs already (QEMU started it as
+        // its state came in, see `args`); one saved, or paused there, is
+        // let run here.
         if !status.running {
             qmp.execute(&Cont)?;
         }

@@ -244,6 +244,22 @@ impl Qemu {
         })
     }
 
+    /// The program and arguments `start` runs for `spec` from this state
+    /// folder (under `setsid`, and `taskset` for a pinned guest), with the
+    /// accelerator the next guest gets ([`Qemu::chosen_acceleration`]).
+    /// The guest starts paused (`-S`): `start` lets it run over QMP once
+    /// its balloon is set. The disks it names must exist (their format is
+    /// read from them).
+    pub fn command_line(&self, spec: &DomainSpec) -> Result<(PathBuf, Vec<std::ffi::OsString>)> {
+        let args = args::args(
+            &self.dir(&spec.name)?,
+            spec,
+            self.chosen_acceleration(),
+            false,
+        )?;
+        Ok((self.program.clone(), args))
+    }
+
     /// A QMP session with the running guest `name`, for commands this
     /// trait does not cover.
     pub fn qmp(&self, name: &str) -> Result<QmpClient> {
