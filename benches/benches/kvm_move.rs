@@ -30,7 +30,8 @@
 //!   first on the receiver's (both read every 2 ms during the move). It
 //!   adds to QEMU's downtime what QEMU's figure leaves out (the receiver
 //!   loading the last of the state and letting the guest run; under TCG
-//!   also translating the guest's code anew) and up to one tick period.
+//!   also, presumably, translating the guest's code anew) and up to one
+//!   tick period.
 //! - `wall`: the caller's time of the whole move (the receiver's QEMU
 //!   started, the stream, the sender's QEMU ended).
 //!
@@ -374,8 +375,8 @@ fn measure(lab: &mut Lab, rounds: usize) -> BenchResult<()> {
     };
     for (slot, mode) in ["shared", "disks"].into_iter().enumerate() {
         // QEMU's figures of the moves it measured: a few report a
-        // completed migration of 0 ms in all (seen once in some 30 moves
-        // under load), which is no measurement; they are counted apart.
+        // completed migration of 0 ms in all (seen once in over 100
+        // moves, under load), which is no measurement; counted apart.
         let measured: Vec<(f64, f64)> = moves[slot]
             .iter()
             .filter_map(|m| match (m.figures.downtime_ms, m.figures.total_ms) {
