@@ -394,20 +394,12 @@ fn main() -> BenchResult<()> {
         println!("kvm_bringup: run with `cargo bench -p benches --bench kvm_bringup`");
         return Ok(());
     }
-    for tool in [Qemu::PROGRAM, VdeSwitch::PROGRAM, "qemu-img", SETSID] {
-        if Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
-            return Err(format!("kvm_bringup needs {tool}, which does not run here").into());
-        }
-    }
+    guests::require(
+        "kvm_bringup",
+        &[Qemu::PROGRAM, VdeSwitch::PROGRAM, "qemu-img", SETSID],
+    )?;
     let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let template = Template::default_in(base.join("mln-templates"))?;
-    let kernel = guests::guest_kernel(&guests::kernels_dir(&base.join("mln-kernels")))?;
+    let (template, kernel) = guests::template_and_kernel(base)?;
     let root = base.join(format!("kvm-bringup-{}", std::process::id()));
     let result = measure(&root, &template, &kernel, guests::rounds(3));
     let cleanup = guests::kill_under(&root, Duration::from_secs(10));

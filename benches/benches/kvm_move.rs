@@ -47,7 +47,6 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -307,20 +306,9 @@ fn main() -> BenchResult<()> {
         println!("kvm_move: run with `cargo bench -p benches --bench kvm_move`");
         return Ok(());
     }
-    for tool in [Qemu::PROGRAM, VdeSwitch::PROGRAM, "qemu-img"] {
-        if Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
-            return Err(format!("kvm_move needs {tool}, which does not run here").into());
-        }
-    }
+    guests::require("kvm_move", &[Qemu::PROGRAM, VdeSwitch::PROGRAM, "qemu-img"])?;
     let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let template = Template::default_in(base.join("mln-templates"))?;
-    let kernel = guests::guest_kernel(&guests::kernels_dir(&base.join("mln-kernels")))?;
+    let (template, kernel) = guests::template_and_kernel(base)?;
     let root = base.join(format!("kvm-move-{}", std::process::id()));
     let (result, cleanup) = match Lab::new(&root, &template, &kernel) {
         Ok(mut lab) => (measure(&mut lab, guests::rounds(5)), lab.teardown()),

@@ -122,6 +122,32 @@ pub fn kill_under(dir: &Path, timeout: Duration) -> BenchResult<()> {
     }
 }
 
+/// Fails with `bench`'s name when one of `tools` does not run here.
+pub fn require(bench: &str, tools: &[&str]) -> BenchResult<()> {
+    for tool in tools {
+        let runs = std::process::Command::new(tool)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok();
+        if !runs {
+            return Err(format!("{bench} needs {tool}, which does not run here").into());
+        }
+    }
+    Ok(())
+}
+
+/// The busybox template and the QEMU guest kernel the benchmarks boot,
+/// kept in `base` (cargo's target tmp folder) between runs.
+pub fn template_and_kernel(
+    base: &Path,
+) -> BenchResult<(mln_core::template::Template, GuestKernel)> {
+    let template = mln_core::template::Template::default_in(base.join("mln-templates"))?;
+    let kernel = guest_kernel(&kernels_dir(&base.join("mln-kernels")))?;
+    Ok((template, kernel))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
