@@ -42,9 +42,7 @@ fn mln(state: &Path, args: &[&str]) -> Output {
     )
 }
 
-fn ok(o: &Output) {
-    assert!(o.status.success(), "{}", output_text(o));
-}
+use testkit::assert_ok as ok;
 
 fn lab() -> String {
     format!("{}/../projects/lab.mln", env!("CARGO_MANIFEST_DIR"))

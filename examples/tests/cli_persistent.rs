@@ -22,9 +22,7 @@ fn mln(state: &Path, args: &[&str]) -> Output {
     )
 }
 
-fn ok(o: &Output) {
-    assert!(o.status.success(), "{}", output_text(o));
-}
+use testkit::assert_ok as ok;
 
 /// `(hosts, running)` of each recorded project, from `mln list`.
 fn running(state: &Path) -> Vec<(String, String)> {

@@ -87,6 +87,11 @@ pub fn output_text(o: &Output) -> String {
     )
 }
 
+/// Fails the test, with what `o` printed, unless it exited 0.
+pub fn assert_ok(o: &Output) {
+    assert!(o.status.success(), "{}", output_text(o));
+}
+
 /// True when the test suite runs in CI (`CI` set to anything but empty,
 /// `0` or `false`), where every test must really run.
 pub fn in_ci() -> bool {
