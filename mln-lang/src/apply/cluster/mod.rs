@@ -440,6 +440,7 @@ impl Backends for ClusterBackends {
                 (home, Some(&rec)),
                 (other.as_deref(), &other_rec),
             )?;
+            lock(&self.ensured).insert((spec.name.clone(), other.clone()));
         }
         let mut rec = rec;
         rec.spec = spec.clone();

@@ -117,13 +117,13 @@ impl ClusterBackends {
     }
 
     /// The domain `to` becomes on its new server, plugged into that
-    /// server's instances of its switches.
+    /// server's instances of its switches, each joined to its home one.
     pub(super) fn receiving_spec(&self, project: &str, to: &HostSpec) -> Result<DomainSpec> {
         let at = self.remote(to.service_host.as_deref());
         let mut switches = BTreeMap::new();
         for sw in to.interfaces.iter().filter_map(|i| i.switch.as_ref()) {
             if let Some(spec) = self.switch_specs.get(sw) {
-                switches.insert(sw.clone(), self.ensure_instance(project, spec, at)?);
+                switches.insert(sw.clone(), self.joined_instance(project, spec, at)?);
             }
         }
         self.domain_spec(project, to, &switches)

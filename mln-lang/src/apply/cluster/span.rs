@@ -312,7 +312,6 @@ impl ClusterBackends {
             adopted.remove(&key);
         }
         drop(adopted);
-        lock(&self.ensured).insert(key);
         Ok(rec)
     }
 
@@ -345,16 +344,34 @@ impl ClusterBackends {
             if *home == at || lock(&self.ensured).contains(&key) {
                 continue;
             }
-            let rec = self.ensure_instance(project, spec, at.as_deref())?;
-            let home_rec = lock(&self.home_records).get(sw).cloned();
-            self.join(
-                project,
-                sw,
-                (home.as_deref(), home_rec.as_ref()),
-                (at.as_deref(), &rec),
-            )?;
+            self.joined_instance(project, spec, at.as_deref())?;
         }
         Ok(())
+    }
+
+    /// `spec`'s instance on `at`, started or adopted
+    /// ([`Self::ensure_instance`]) and, where the switch is homed
+    /// elsewhere, joined to its home instance; only then is it noted as
+    /// made sure of, so that [`Self::ensure_spans`] never skips a join.
+    pub(super) fn joined_instance(
+        &self,
+        project: &str,
+        spec: &SwitchSpec,
+        at: Option<&str>,
+    ) -> Result<SwitchRecord> {
+        let rec = self.ensure_instance(project, spec, at)?;
+        let key = (spec.name.clone(), at.map(str::to_string));
+        if let Some(home) = self.homes.get(&spec.name).filter(|h| **h != key.1) {
+            let home_rec = lock(&self.home_records).get(&spec.name).cloned();
+            self.join(
+                project,
+                &spec.name,
+                (home.as_deref(), home_rec.as_ref()),
+                (at, &rec),
+            )?;
+        }
+        lock(&self.ensured).insert(key);
+        Ok(rec)
     }
 
     /// After `host` left `at`: stop the instances there of its switches
