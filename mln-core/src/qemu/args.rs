@@ -75,7 +75,12 @@ impl ImageFormat {
 
 /// The arguments (without the program) that run `spec` with its state in
 /// `dir`, under `accel`; the guest starts paused (`-S`). `incoming` adds
-/// `-incoming defer`: the guest's state then comes by migration.
+/// `-incoming defer` instead of `-S`: the guest's state then comes by
+/// migration, and QEMU lets it run the moment its state is in when it ran
+/// at the sender (a guest paused there, or saved, which is paused first,
+/// stays paused). With `-S` it waited for the backend to see the end of
+/// the migration and send `cont`, which made a live move's downtime one
+/// poll and two QMP sessions longer.
 pub(super) fn args(
     dir: &Path,
     spec: &DomainSpec,
@@ -95,7 +100,10 @@ pub(super) fn args(
         "-smp",
         &format!("{},maxcpus={}", spec.vcpus, spec.effective_max_vcpus()),
     ]);
-    push(&["-nodefaults", "-no-user-config", "-display", "none", "-S"]);
+    push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+    if !incoming {
+        push(&["-S"]);
+    }
     // A guest that resets itself (a kernel panic with panic=-1, a reboot
     // from inside) ends QEMU, so a crash at boot shows as one instead of
     // a boot loop; `Hypervisor::reboot` lifts this for its own reset.
@@ -355,6 +363,8 @@ mod tests {
         let incoming =
             words(&args(Path::new("/st/alice"), &spec, Acceleration::Kvm, true).unwrap());
         assert!(incoming.join(" ").ends_with("-incoming defer"));
+        assert!(a.iter().any(|w| w == "-S"));
+        assert!(!incoming.iter().any(|w| w == "-S"));
         assert!(incoming.join(" ").contains("-cpu host"));
     }
 

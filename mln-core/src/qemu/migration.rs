@@ -218,6 +218,9 @@ impl Qemu {
             std::thread::sleep(Duration::from_millis(50));
         };
         let mut qmp = self.qmp(name)?;
+        // A guest that ran at the sender runs already (QEMU started it as
+        // its state came in, see `args`); one saved, or paused there, is
+        // let run here.
         if !status.running {
             qmp.execute(&Cont)?;
         }

@@ -67,7 +67,8 @@ impl Qemu {
     }
 
     /// Start QEMU for `record` (paused: `-S`, or waiting for its state
-    /// with `incoming`) and wait until its QMP socket answers.
+    /// with `incoming`, to run once it is in if it ran at the sender) and
+    /// wait until its QMP socket answers.
     pub(super) fn spawn(&self, record: &mut Record, incoming: bool) -> Result<ProcessRecord> {
         let name = record.spec.name.clone();
         let dir = self.dir(&name)?;
