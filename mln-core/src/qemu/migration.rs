@@ -228,6 +228,9 @@ impl Qemu {
         record.memory = qmp
             .execute(&QueryBalloon)
             .map_or(record.memory, |b| b.actual);
+        // QEMU serves one QMP client at a time: `info` opens its own
+        // session, which would wait out its 2 s timeout behind this one.
+        drop(qmp);
         record.phase = Phase::Running;
         self.write_record(&record)?;
         self.info(name)
