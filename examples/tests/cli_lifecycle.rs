@@ -135,6 +135,15 @@ fn a_broken_project_changes_nothing() {
     assert!(!state.join("bad").exists());
 }
 
+/// The one JSON object a verb run with `--format json` prints on stdout
+/// (nothing else may be there).
+fn json_outcome(o: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "stdout: {stdout}");
+    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
 fn sample(name: &str) -> String {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../projects");
     root.join(name).to_string_lossy().into_owned()
@@ -486,7 +495,28 @@ fn a_guest_that_crashes_at_boot_fails_up_naming_it_and_the_rest_stays_up() {
     let s = status(&state, "crashy");
     assert_eq!(host_state(&s, "good").0, "running");
     assert_eq!(host_state(&s, "bad").0, "crashed");
-    ok(&mln(&state, &["remove", "-p", "crashy"]));
+    // Said as JSON, for scripts: stdout is one object and nothing else.
+    let again = mln(&state, &["up", "--format", "json", file.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    let said = json_outcome(&again);
+    assert_eq!(said["project"], "crashy", "{said}");
+    assert_eq!(said["verb"], "up", "{said}");
+    assert_eq!(said["ok"], false, "{said}");
+    let failed = said["failed"].as_array().unwrap();
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("bad crashed while booting")),
+        "{said}"
+    );
+    let removed = mln(&state, &["remove", "-p", "crashy", "--format", "json"]);
+    ok(&removed);
+    let said = json_outcome(&removed);
+    assert_eq!(
+        (said["verb"].as_str(), said["ok"].as_bool()),
+        (Some("remove"), Some(true))
+    );
+    assert!(said["done"].as_u64().unwrap() >= 3, "{said}");
     assert!(!state.join("crashy").exists(), "state left behind");
     assert!(testkit::processes_under(dir.path()).is_empty());
 }

@@ -469,11 +469,26 @@ pub struct LifecycleArgs {
     /// up to 25 times as many in all.
     #[arg(short = 'j', long)]
     pub jobs: Option<usize>,
+    /// How the outcome is said on stdout: a line for people, or one JSON
+    /// object for scripts (`mln plan`: the plan as a diff or as JSON).
+    #[arg(long, value_enum, default_value_t = OutcomeFormat::Text)]
+    pub format: OutcomeFormat,
     #[command(flatten)]
     pub run: RunSettings,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
+}
+
+/// How a lifecycle verb says its outcome (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutcomeFormat {
+    /// `PROJECT: VERB (N action(s) done)`; for `mln plan`, its diff.
+    #[value(alias = "diff")]
+    Text,
+    /// One JSON object: project, verb, ok, done, failed, not_run (for
+    /// `mln plan`, the plan).
+    Json,
 }
 
 /// Where a verb that runs guests finds things, and its time limits.
@@ -523,6 +538,7 @@ impl LifecycleArgs {
             wait: self.wait,
             force: self.force,
             jobs: self.jobs,
+            format: self.format,
             run: self.run.clone(),
             help: None,
         }
@@ -562,14 +578,12 @@ pub enum PlanFormat {
     Json,
 }
 
-/// `mln plan`.
+/// `mln plan`: its `--format` is the target's (`text`, also `diff`, or
+/// `json`).
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub target: LifecycleArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = PlanFormat::Diff)]
-    pub format: PlanFormat,
 }
 
 /// `mln upgrade`.
@@ -745,6 +759,9 @@ pub struct ResetArgs {
     /// Wait for another `mln` working on the project.
     #[arg(long)]
     pub wait: bool,
+    /// How the outcome is said: a line, or one JSON object.
+    #[arg(long, value_enum, default_value_t = OutcomeFormat::Text)]
+    pub format: OutcomeFormat,
     #[command(flatten)]
     pub run: RunSettings,
 }
@@ -861,6 +878,7 @@ impl CopyOptions {
             wait: false,
             force: false,
             jobs: self.jobs,
+            format: OutcomeFormat::Text,
             run: self.run.clone(),
             help: None,
         }

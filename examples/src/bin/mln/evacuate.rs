@@ -9,8 +9,8 @@ use mln_lang::apply::evacuate::{self, Placement};
 use mln_lang::apply::Session;
 use mln_lang::plan::{Goal, PlanOptions};
 
-use crate::cli::EvacuateArgs;
-use crate::lifecycle::{confirm, fail, finish, Prepared};
+use crate::cli::{EvacuateArgs, OutcomeFormat};
+use crate::lifecycle::{confirm, fail, finish, show_before_applying, Prepared};
 use crate::output::Output;
 use crate::progress::Lines;
 
@@ -77,9 +77,12 @@ pub fn evacuate(out: &Output, args: &EvacuateArgs) -> u8 {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    print!("{}", plan.render_diff());
+    show_before_applying(&plan, args.target.format);
     for p in &evacuation.placements {
-        println!("  {}", placement_line(p, lost.is_some()));
+        match args.target.format {
+            OutcomeFormat::Text => println!("  {}", placement_line(p, lost.is_some())),
+            OutcomeFormat::Json => eprintln!("  {}", placement_line(p, lost.is_some())),
+        }
     }
     if args.target.dry_run {
         return 0;
@@ -104,8 +107,13 @@ pub fn evacuate(out: &Output, args: &EvacuateArgs) -> u8 {
     ) {
         Ok(report) => {
             drop(progress);
-            let code = finish(&prepared.name, Goal::Upgrade, &report);
-            if code == 0 && lost.is_some() {
+            let code = finish(
+                &prepared.name,
+                Goal::Upgrade.as_str(),
+                &report,
+                args.target.format,
+            );
+            if code == 0 && lost.is_some() && args.target.format == OutcomeFormat::Text {
                 println!(
                     "{}: what {server} keeps of its hosts is removed when it answers again \
                      (any mln run of the project does it); the project file still places \

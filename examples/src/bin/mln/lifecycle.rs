@@ -17,7 +17,7 @@ use mln_lang::plan::{DesiredProject, Goal, PlanOptions};
 use mln_lang::state::StateStore;
 
 use crate::backend::Machine;
-use crate::cli::{LifecycleArgs, PlanFormat, UpgradeArgs};
+use crate::cli::{LifecycleArgs, OutcomeFormat, UpgradeArgs};
 use crate::config::{apply_defaults, resolve_path};
 use crate::output::Output;
 use crate::progress::Lines;
@@ -385,10 +385,10 @@ pub fn run(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
         Err(code) => return code,
     };
     if args.dry_run || args.verbose_plan {
-        print!("{}", outcome.plan.render_diff());
+        print_plan(&outcome.plan, args.format);
     }
     match outcome.report {
-        Some(report) => finish(&name, goal, &report),
+        Some(report) => finish(&name, goal.as_str(), &report, args.format),
         None => 0,
     }
 }
@@ -421,15 +421,11 @@ pub fn reset(out: &Output, args: &crate::cli::ResetArgs) -> u8 {
         Err(code) => return code,
     };
     if args.dry_run {
-        print!("{}", outcome.plan.render_diff());
+        print_plan(&outcome.plan, args.format);
         return 0;
     }
     match outcome.report {
-        Some(report) if report.is_success() => {
-            println!("{name}: reset ({} action(s) done)", report.done.len());
-            0
-        }
-        Some(report) => finish(&name, Goal::Upgrade, &report),
+        Some(report) => finish(&name, "reset", &report, args.format),
         None => 0,
     }
 }
@@ -456,8 +452,9 @@ fn run_all(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
     code
 }
 
-/// Say what a run did; its exit code.
-pub(crate) fn finish(name: &str, goal: Goal, report: &ApplyReport) -> u8 {
+/// Say what a run did, as `format` asks (each failure also on stderr);
+/// its exit code.
+pub(crate) fn finish(name: &str, verb: &str, report: &ApplyReport, format: OutcomeFormat) -> u8 {
     for f in &report.failed {
         eprintln!("error: {}", failure_line(&f.description, &f.error));
     }
@@ -467,15 +464,66 @@ pub(crate) fn finish(name: &str, goal: Goal, report: &ApplyReport) -> u8 {
             report.not_run.len()
         );
     }
+    match format {
+        OutcomeFormat::Text if report.is_success() => {
+            println!("{name}: {verb} ({} action(s) done)", report.done.len());
+        }
+        OutcomeFormat::Text => {}
+        OutcomeFormat::Json => println!(
+            "{}",
+            outcome_json(
+                name,
+                verb,
+                &report.failed,
+                report.done.len(),
+                report.not_run.len()
+            )
+        ),
+    }
     if report.is_success() {
-        println!(
-            "{name}: {} ({} action(s) done)",
-            goal.as_str(),
-            report.done.len()
-        );
         0
     } else {
         1
+    }
+}
+
+/// A run's outcome for `--format json`: `done` actions finished, those
+/// `failed`, `not_run` left out because of them.
+fn outcome_json(
+    name: &str,
+    verb: &str,
+    failed: &[mln_lang::apply::Failure],
+    done: usize,
+    not_run: usize,
+) -> serde_json::Value {
+    let failed: Vec<serde_json::Value> = failed
+        .iter()
+        .map(|f| serde_json::json!({"action": f.description, "error": f.error}))
+        .collect();
+    serde_json::json!({
+        "project": name,
+        "verb": verb,
+        "ok": failed.is_empty() && not_run == 0,
+        "done": done,
+        "failed": failed,
+        "not_run": not_run,
+    })
+}
+
+/// A plan about to be applied: its diff on stdout, or with `--format
+/// json` on stderr (stdout keeps the outcome's one object).
+pub(crate) fn show_before_applying(plan: &mln_lang::plan::Plan, format: OutcomeFormat) {
+    match format {
+        OutcomeFormat::Text => print!("{}", plan.render_diff()),
+        OutcomeFormat::Json => eprint!("{}", plan.render_diff()),
+    }
+}
+
+/// A plan as `format` asks: its diff, or its JSON.
+pub(crate) fn print_plan(plan: &mln_lang::plan::Plan, format: OutcomeFormat) {
+    match format {
+        OutcomeFormat::Text => print!("{}", plan.render_diff()),
+        OutcomeFormat::Json => println!("{}", plan.to_json()),
     }
 }
 
@@ -495,7 +543,7 @@ pub fn upgrade(out: &Output, args: &UpgradeArgs) -> u8 {
     if target.dry_run {
         return match prepared.run(out, target.quiet) {
             Ok(outcome) => {
-                print!("{}", outcome.plan.render_diff());
+                print_plan(&outcome.plan, target.format);
                 0
             }
             Err(code) => code,
@@ -530,9 +578,15 @@ pub fn upgrade(out: &Output, args: &UpgradeArgs) -> u8 {
         Ok(p) => p,
         Err(e) => return fail(e.to_string()),
     };
-    print!("{}", plan.render_diff());
+    show_before_applying(&plan, target.format);
     if plan.is_empty() {
-        println!("{}: nothing to change", prepared.name);
+        match target.format {
+            OutcomeFormat::Text => println!("{}: nothing to change", prepared.name),
+            OutcomeFormat::Json => println!(
+                "{}",
+                outcome_json(&prepared.name, Goal::Upgrade.as_str(), &[], 0, 0)
+            ),
+        }
         return 0;
     }
     if !(args.yes || target.no_questions) {
@@ -558,7 +612,12 @@ pub fn upgrade(out: &Output, args: &UpgradeArgs) -> u8 {
     ) {
         Ok(report) => {
             drop(progress);
-            let code = finish(&prepared.name, Goal::Upgrade, &report);
+            let code = finish(
+                &prepared.name,
+                Goal::Upgrade.as_str(),
+                &report,
+                target.format,
+            );
             if code != 0 {
                 return code;
             }
@@ -596,7 +655,7 @@ pub(crate) fn confirm(project: &str) -> Result<bool, String> {
 }
 
 /// `mln plan FILE`: what `upgrade` would do, as a diff or JSON.
-pub fn plan(out: &Output, args: &LifecycleArgs, format: PlanFormat) -> u8 {
+pub fn plan(out: &Output, args: &LifecycleArgs) -> u8 {
     if args.file.is_none() {
         eprintln!("error: plan needs the project file (FILE or -f FILE)");
         return 2;
@@ -610,10 +669,7 @@ pub fn plan(out: &Output, args: &LifecycleArgs, format: PlanFormat) -> u8 {
         Ok(o) => o,
         Err(code) => return code,
     };
-    match format {
-        PlanFormat::Diff => print!("{}", outcome.plan.render_diff()),
-        PlanFormat::Json => println!("{}", outcome.plan.to_json()),
-    }
+    print_plan(&outcome.plan, args.format);
     0
 }
 

@@ -60,7 +60,7 @@ fn main() -> ExitCode {
         }
         cli::Command::Remove(a) => lifecycle::run(&out, Goal::Remove, &a.normalized()),
         cli::Command::Recover(a) => recover::recover(&out, &a.normalized()),
-        cli::Command::Plan(a) => lifecycle::plan(&out, &a.target.normalized(), a.format),
+        cli::Command::Plan(a) => lifecycle::plan(&out, &a.target.normalized()),
         cli::Command::Status(a) => status::status(&out, &a),
         cli::Command::List(a) => status::list(&a),
         cli::Command::Log(a) => log::log(&a),

@@ -124,9 +124,9 @@ fn remove_as_if_up(out: &Output, args: &LifecycleArgs, store: &StateStore) -> u8
     }
     let name = prepared.name.clone();
     match prepared.run(out, args.quiet) {
-        Ok(outcome) => outcome
-            .report
-            .map_or(0, |report| finish(&name, Goal::Remove, &report)),
+        Ok(outcome) => outcome.report.map_or(0, |report| {
+            finish(&name, Goal::Remove.as_str(), &report, args.format)
+        }),
         Err(code) => code,
     }
 }

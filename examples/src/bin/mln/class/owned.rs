@@ -64,7 +64,8 @@ pub(super) fn run(
         Ok(out) => {
             let stdout = String::from_utf8_lossy(&out.stdout);
             let stderr = String::from_utf8_lossy(&out.stderr);
-            result.actions = actions_done(&stdout, &copy.project);
+            let outcome = Outcome::read(&stdout);
+            result.actions = outcome.as_ref().map_or(0, |o| o.done);
             result.ok = out.status.success();
             // Their mln emptied the folder; the state folder is root's.
             if result.ok && goal == Goal::Remove {
@@ -77,19 +78,27 @@ pub(super) fn run(
             }
             if !result.ok {
                 result.error = Some(
-                    stderr
-                        .lines()
-                        .rev()
-                        .find(|l| l.starts_with("error"))
-                        .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()))
-                        .unwrap_or("failed without a word")
-                        .trim_start_matches("error: ")
-                        .to_string(),
+                    outcome
+                        .and_then(|o| o.failed.into_iter().next())
+                        .map(|f| crate::lifecycle::failure_line(&f.action, &f.error))
+                        .unwrap_or_else(|| last_error(&stderr)),
                 );
             }
         }
     }
     result
+}
+
+/// The last `error:` line of what their `mln` said, else its last line.
+fn last_error(stderr: &str) -> String {
+    stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("error"))
+        .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()))
+        .unwrap_or("failed without a word")
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 /// The command line of the student's `mln`: every path absolute (their
@@ -158,25 +167,46 @@ fn argv(
     }
     argv.push(format!("--plugin-timeout={}", plugins.plugin_timeout).into());
     argv.push("--quiet".into());
+    argv.push("--format=json".into());
     Ok(argv)
 }
 
-/// `N` in the `PROJECT: VERB (N action(s) done)` line.
-fn actions_done(stdout: &str, project: &str) -> usize {
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix(&format!("{project}: ")))
-        .filter_map(|l| l.split_once('(').map(|(_, n)| n))
-        .find_map(|n| n.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+/// What their `mln VERB --format json` said of its run (its one JSON
+/// object on stdout); `None` when it said none (it failed before
+/// applying anything).
+#[derive(Debug, serde::Deserialize)]
+struct Outcome {
+    done: usize,
+    failed: Vec<FailedAction>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct FailedAction {
+    action: String,
+    error: String,
+}
+
+impl Outcome {
+    fn read(stdout: &str) -> Option<Outcome> {
+        stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::Outcome;
+
     #[test]
-    fn the_actions_done_are_read_from_the_last_line() {
-        let said = "lab-ann: up (14 action(s) done)\n";
-        assert_eq!(super::actions_done(said, "lab-ann"), 14);
-        assert_eq!(super::actions_done(said, "lab-ben"), 0);
+    fn the_outcome_is_read_from_the_json_line() {
+        let said = "{\"project\":\"lab-ann\",\"verb\":\"up\",\"ok\":false,\"done\":3,\
+                    \"failed\":[{\"action\":\"start host a\",\"error\":\"no kernel\"}],\"not_run\":2}\n";
+        let o = Outcome::read(said).unwrap();
+        assert_eq!(o.done, 3);
+        assert_eq!(o.failed[0].action, "start host a");
+        assert_eq!(o.failed[0].error, "no kernel");
+        assert!(Outcome::read("lab-ann: up (14 action(s) done)\n").is_none());
     }
 }
