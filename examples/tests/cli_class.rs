@@ -127,8 +127,11 @@ impl Drop for Users {
     }
 }
 
-/// `mln ARGS --state-dir STATE` run as `user`.
+/// `mln ARGS --state-dir STATE` run as `user` (the option before a `--`
+/// and the command after it).
 fn as_user(user: &str, state: &Path, args: &[&str]) -> Output {
+    let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+    let (args, command) = args.split_at(split);
     run_within(
         Command::new("setpriv")
             .args([
@@ -141,6 +144,7 @@ fn as_user(user: &str, state: &Path, args: &[&str]) -> Output {
             .args(args)
             .arg("--state-dir")
             .arg(state)
+            .args(command)
             .env("HOME", "/nonexistent")
             .env("NO_COLOR", "1")
             .envs(student_kernel(state).map(|k| ("MLN_UML_KERNEL", k))),
@@ -362,6 +366,32 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
             &state,
             &["up", "-p", "lab-mlnc-alice"],
         ));
+        // From the server, alice is one more machine on her own lab's
+        // network (a tap in a namespace of her own, no root): her router
+        // answers. bob cannot plug into her switch.
+        let ping = [
+            "switch-exec",
+            "-p",
+            "lab-mlnc-alice",
+            "left",
+            "--",
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "5",
+            "192.168.1.1",
+        ];
+        let seen = as_user("mlnc-alice", &state, &ping);
+        ok(&seen);
+        assert!(
+            output_text(&seen).contains("1 packets received"),
+            "{}",
+            output_text(&seen)
+        );
+        let bob = as_user("mlnc-bob", &state, &ping);
+        assert!(!bob.status.success(), "{}", output_text(&bob));
     }
 
     // Each student's password, kept readable by the teacher only.

@@ -18,7 +18,11 @@ const MLN: &str = env!("CARGO_BIN_EXE_mln");
 
 /// `mln ARGS --state-dir STATE [--template-dir T]`, killed after `limit`
 /// (`testkit::run_within`).
+/// `mln ARGS --state-dir STATE [--template-dir DIR]`, the options before
+/// a `--` and the command after it.
 fn mln_within(args: &[&str], state: &Path, templates: Option<&Path>, limit: Duration) -> Output {
+    let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+    let (args, command) = args.split_at(split);
     let mut cmd = Command::new(MLN);
     cmd.args(args)
         .arg("--state-dir")
@@ -27,6 +31,7 @@ fn mln_within(args: &[&str], state: &Path, templates: Option<&Path>, limit: Dura
     if let Some(t) = templates {
         cmd.arg("--template-dir").arg(t);
     }
+    cmd.args(command);
     testkit::run_within(&mut cmd, limit)
 }
 
@@ -257,6 +262,23 @@ fn router_lab(backend: Option<&str>) {
          root@192.168.2.10 'echo \"logged into $(hostname) as $(id -un)\"'",
     );
     assert_eq!(ssh.trim(), "logged into bob as root", "{ssh}");
+    // From this machine: `mln ssh` through a tap of its own on bob's
+    // switch, with the key bob takes.
+    let here = mln(
+        &[
+            "ssh",
+            "deblab/bob",
+            "-i",
+            key.to_str().unwrap(),
+            "--",
+            "echo",
+            "in",
+            "$(hostname)",
+        ],
+        &state,
+        None,
+    );
+    assert_eq!(ok(&here).trim(), "in bob", "{}", text(&here));
     // No root_passwd: root's password stays locked.
     let alice = exec(
         &state,

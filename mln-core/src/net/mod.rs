@@ -31,12 +31,14 @@
 
 pub mod bridge;
 pub mod cable;
+pub mod entry;
 mod iplink;
 pub mod joined;
 pub mod vxlan;
 
 pub use bridge::LinuxBridge;
 pub use cable::Cable;
+pub use entry::SwitchEntry;
 pub use joined::JoinedSwitch;
 pub use vxlan::{Vxlan, VxlanSpec};
 

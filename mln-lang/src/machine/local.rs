@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -339,47 +338,6 @@ impl LocalBackends {
     }
 }
 
-/// `10.0.0.1`, `10.0.0.1/24` (+ netmask) or `dhcp` as the guest sees it.
-fn guest_address(host: &str, iface: &crate::plan::HostInterface) -> Result<InterfaceAddress> {
-    let bad = |reason: String| Error::InvalidGuestConfig {
-        host: host.to_string(),
-        field: format!("{}.address", iface.name),
-        reason,
-    };
-    let Some(text) = iface.address.as_deref() else {
-        return Ok(InterfaceAddress::Unconfigured);
-    };
-    if text == "dhcp" {
-        return Ok(InterfaceAddress::Dhcp);
-    }
-    let (addr, prefix) = match text.split_once('/') {
-        Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|e| bad(e.to_string()))?)),
-        None => (text, None),
-    };
-    let address: IpAddr = addr
-        .parse()
-        .map_err(|_| bad(format!("{addr:?} is not an address")))?;
-    let prefix = match (prefix, iface.netmask.as_deref()) {
-        (Some(p), _) => p,
-        (None, Some(mask)) => {
-            let m: IpAddr = mask
-                .parse()
-                .map_err(|_| bad(format!("netmask {mask:?} is not an address")))?;
-            match m {
-                IpAddr::V4(v4) => u32::from(v4).count_ones() as u8,
-                IpAddr::V6(v6) => u128::from(v6).count_ones() as u8,
-            }
-        }
-        (None, None) if address.is_ipv4() => 24,
-        (None, None) => 64,
-    };
-    Ok(InterfaceAddress::Static {
-        address,
-        prefix,
-        broadcast: None,
-    })
-}
-
 fn guest_config(project: &DesiredProject, host: &HostSpec, swap: &Path) -> Result<GuestConfig> {
     let mut cfg = GuestConfig::new(&host.name);
     (cfg.grow_root, cfg.swap, cfg.mounts) = disks::guest_disks(host, swap)?;
@@ -387,15 +345,14 @@ fn guest_config(project: &DesiredProject, host: &HostSpec, swap: &Path) -> Resul
         cfg.interfaces.push(GuestInterface {
             name: iface.name.clone(),
             mac: Some(iface.mac),
-            address: guest_address(&host.name, iface)?,
+            address: iface.guest_address(&host.name)?,
             gateway: iface.gateway.as_deref().and_then(|g| g.parse().ok()),
         });
     }
     // Every host of the project by name, so guests reach each other.
     for other in project.hosts.values() {
         for iface in &other.interfaces {
-            if let Ok(InterfaceAddress::Static { address, .. }) = guest_address(&other.name, iface)
-            {
+            if let Ok(InterfaceAddress::Static { address, .. }) = iface.guest_address(&other.name) {
                 cfg.hosts.push(HostsEntry {
                     address,
                     names: vec![other.name.clone()],

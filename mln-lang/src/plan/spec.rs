@@ -8,6 +8,9 @@
 
 use std::collections::BTreeMap;
 
+use std::net::IpAddr;
+
+use mln_core::guest::InterfaceAddress;
 use mln_core::MacAddr;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +34,51 @@ pub struct HostInterface {
     pub netmask: Option<String>,
     /// `gateway` as written.
     pub gateway: Option<String>,
+}
+
+impl HostInterface {
+    /// Its address as the guest is given it: `10.0.0.1`, `10.0.0.1/24`
+    /// (or with `netmask`; without either, /24 for IPv4 and /64 for IPv6),
+    /// `dhcp`, or none. `host` names the host in the error.
+    pub fn guest_address(&self, host: &str) -> mln_core::Result<InterfaceAddress> {
+        let bad = |reason: String| mln_core::Error::InvalidGuestConfig {
+            host: host.to_string(),
+            field: format!("{}.address", self.name),
+            reason,
+        };
+        let Some(text) = self.address.as_deref() else {
+            return Ok(InterfaceAddress::Unconfigured);
+        };
+        if text == "dhcp" {
+            return Ok(InterfaceAddress::Dhcp);
+        }
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|e| bad(e.to_string()))?)),
+            None => (text, None),
+        };
+        let address: IpAddr = addr
+            .parse()
+            .map_err(|_| bad(format!("{addr:?} is not an address")))?;
+        let prefix = match (prefix, self.netmask.as_deref()) {
+            (Some(p), _) => p,
+            (None, Some(mask)) => {
+                let m: IpAddr = mask
+                    .parse()
+                    .map_err(|_| bad(format!("netmask {mask:?} is not an address")))?;
+                match m {
+                    IpAddr::V4(v4) => u32::from(v4).count_ones() as u8,
+                    IpAddr::V6(v6) => u128::from(v6).count_ones() as u8,
+                }
+            }
+            (None, None) if address.is_ipv4() => 24,
+            (None, None) => 64,
+        };
+        Ok(InterfaceAddress::Static {
+            address,
+            prefix,
+            broadcast: None,
+        })
+    }
 }
 
 /// One host (virtual machine) as the planner sees it.

@@ -93,6 +93,16 @@ pub enum Command {
     /// Run a command in a running guest (through its agent: no network,
     /// no root) and exit with its status.
     Exec(ExecArgs),
+    /// Log into a guest with ssh from this machine, through a tap of its
+    /// own on the guest's switch (`mln ssh lab-alice/router`).
+    Ssh(SshArgs),
+    /// Run a command on a project switch's network, from a tap of its own
+    /// in a network namespace of its own (`ping`, `tcpdump`, `nmap`).
+    SwitchExec(SwitchExecArgs),
+    /// The inside of `ssh` and `switch-exec`: plug a tap into the switch,
+    /// run the command, unplug.
+    #[command(hide = true)]
+    EnterSwitch(EnterSwitchArgs),
     /// This terminal on a running guest's console (a login prompt);
     /// Ctrl-] leaves it.
     Console(ConsoleArgs),
@@ -194,6 +204,64 @@ pub struct ExecArgs {
     /// Folder of project states.
     #[arg(long, env = "MLN_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+/// `mln ssh [-p PROJECT] PROJECT/HOST [-- COMMAND...]`.
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// `PROJECT/HOST`, or `HOST` with `-p PROJECT`.
+    pub target: String,
+    /// The project, by name (when the target is a host alone).
+    #[arg(short = 'p', long)]
+    pub project: Option<String>,
+    /// The user to log in as.
+    #[arg(short = 'l', long = "login", default_value = "root")]
+    pub user: String,
+    /// A private key to log in with (repeatable; default: ssh's own).
+    #[arg(short = 'i', value_name = "KEY")]
+    pub identities: Vec<PathBuf>,
+    /// A command to run instead of a login shell (after `--`).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+    /// Folder of project states.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `mln switch-exec -p PROJECT SWITCH [--address A/N] -- COMMAND...`.
+#[derive(Debug, Args)]
+pub struct SwitchExecArgs {
+    /// The project, by name.
+    #[arg(short = 'p', long)]
+    pub project: String,
+    /// The switch.
+    pub switch: String,
+    /// The address to take, `A.B.C.D/N` (default: the highest one of the
+    /// subnet of the switch's first addressed interface that no host of
+    /// the project has).
+    #[arg(long, value_name = "A.B.C.D/N")]
+    pub address: Option<String>,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+    /// Folder of project states.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `mln enter-switch` (hidden): run by `unshare` for `ssh` and
+/// `switch-exec`.
+#[derive(Debug, Args)]
+pub struct EnterSwitchArgs {
+    /// The switch's vde control folder.
+    #[arg(long)]
+    pub socket: PathBuf,
+    /// The tap's address, `A.B.C.D/N`.
+    #[arg(long)]
+    pub address: String,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// `mln template`.

@@ -29,6 +29,7 @@ mod progress;
 mod recorded;
 mod recover;
 mod status;
+mod switch_entry;
 mod template;
 
 use mln_lang::plan::Goal;
@@ -69,6 +70,9 @@ fn main() -> ExitCode {
         cli::Command::Doctor(a) => doctor::doctor(&a),
         cli::Command::Config(a) => config::config(&a),
         cli::Command::Exec(a) => exec::exec(&a),
+        cli::Command::Ssh(a) => switch_entry::ssh(&a),
+        cli::Command::SwitchExec(a) => switch_entry::switch_exec(&a),
+        cli::Command::EnterSwitch(a) => switch_entry::enter_switch(&a),
         cli::Command::Evacuate(a) => evacuate::evacuate(&out, &a),
         cli::Command::Console(a) => console::console(&a),
         cli::Command::Class(a) => class::class(&out, &a),
