@@ -170,4 +170,53 @@ host dyn { network eth0 { switch lan; address dhcp } }
         let isle = etc_hosts(p.project(), "isle");
         assert!(isle.contains("192.0.2.1\tgw\n"), "{isle}");
     }
+
+    /// What MLN 1.0.8's `plugins/hostsFile.pl` appends to each guest's
+    /// `/etc/hosts` on the file below, got by running MLN's own code: its
+    /// `mln parse -f hf.mln` with `hostsFile.pl` and a probe in
+    /// `~/.mln_plugins` whose `END` block redefines `addToFile` to print
+    /// and calls `hostsFile_configure` for every host (eight runs,
+    /// `PERL_HASH_SEED=1..8`):
+    ///
+    /// ```text
+    /// pc /etc/hosts: 192.168.1.1 router              (every run)
+    /// server /etc/hosts: 10.0.0.1 router             (every run)
+    /// router /etc/hosts: 10.0.0.5 server             (4 runs of 8)
+    /// router /etc/hosts: 192.168.1.10 pc             (the other 4)
+    /// ```
+    ///
+    /// Every address MLN gives a name is the one given here. Where MLN
+    /// lists less, it is its plugin's bugs, kept out (docs/language.md):
+    /// a host with several interfaces looks from one switch only, chosen
+    /// by Perl's hash order (the loop overwrites its list per interface),
+    /// and hosts two switches away are never listed (the second,
+    /// "breadth first" round skips every host the first one found).
+    #[test]
+    fn every_address_mln_1_0_8_gives_is_the_one_given_here() {
+        let file = "global { project hf }
+switch lan { }
+switch wan { }
+host router {
+  network eth0 { switch wan; address 10.0.0.1; netmask 255.255.255.0 }
+  network eth1 { switch lan; address 192.168.1.1; netmask 255.255.255.0 }
+}
+host pc { network eth0 { switch lan; address 192.168.1.10; netmask 255.255.255.0 } }
+host server { network eth0 { switch wan; address 10.0.0.5; netmask 255.255.255.0 } }
+";
+        let p = crate::load_str("hf.mln", file).unwrap();
+        let mln_1_0_8 = [
+            ("pc", "192.168.1.1\trouter"),
+            ("server", "10.0.0.1\trouter"),
+            ("router", "10.0.0.5\tserver"),
+            ("router", "192.168.1.10\tpc"),
+        ];
+        for (guest, line) in mln_1_0_8 {
+            let ours = etc_hosts(p.project(), guest);
+            assert!(lines(&ours).contains(&line), "{guest}: {ours}");
+        }
+        // What MLN leaves out: the host two switches away, by its address
+        // on its own switch.
+        assert!(lines(&etc_hosts(p.project(), "pc")).contains(&"10.0.0.5\tserver"));
+        assert!(lines(&etc_hosts(p.project(), "server")).contains(&"192.168.1.10\tpc"));
+    }
 }
