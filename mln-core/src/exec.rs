@@ -64,6 +64,40 @@ pub(crate) fn run<C: Read + Write>(
     argv: &[String],
     timeout: Duration,
 ) -> Result<ExecOutput> {
+    let deadline = Instant::now() + timeout;
+    match run_on_line(domain, channel, argv, (deadline, timeout), &|| false)? {
+        Sent::Answered(out) => Ok(out),
+        Sent::LineReplaced => Err(Error::Backend {
+            what: domain.to_string(),
+            message: "its agent's line was replaced".into(),
+        }),
+    }
+}
+
+/// What became of a request sent on one line.
+pub(crate) enum Sent {
+    /// The agent answered.
+    Answered(ExecOutput),
+    /// Nothing came back, and the line is not the agent's any more (a
+    /// guest's tty closed and opened again gets a new host terminal): the
+    /// request never reached the agent; send it again on the new line.
+    LineReplaced,
+}
+
+/// How often a request with no answer yet checks whether its line was
+/// replaced.
+const LINE_CHECK: Duration = Duration::from_secs(1);
+
+/// [`run`] on one line of a guest whose agent's line may be replaced
+/// under it: `replaced` is asked while nothing has come back. `until` is
+/// the deadline and the whole time allowed (for the error).
+pub(crate) fn run_on_line<C: Read + Write>(
+    domain: &str,
+    channel: C,
+    argv: &[String],
+    (deadline, timeout): (Instant, Duration),
+    replaced: &dyn Fn() -> bool,
+) -> Result<Sent> {
     let id = request_id();
     let io_err = |e: std::io::Error| Error::Backend {
         what: domain.to_string(),
@@ -71,8 +105,10 @@ pub(crate) fn run<C: Read + Write>(
     };
     let mut reader = BufReader::new(channel);
     let line = format!("MLN-EXEC {id} {}\n", encode(shell_line(argv).as_bytes()));
-    write_all_nonblocking(reader.get_mut(), line.as_bytes(), timeout).map_err(io_err)?;
-    let deadline = Instant::now() + timeout;
+    let left = deadline.saturating_duration_since(Instant::now());
+    write_all_nonblocking(reader.get_mut(), line.as_bytes(), left).map_err(io_err)?;
+    let mut heard = false;
+    let mut next_check = Instant::now() + LINE_CHECK;
     let mut out = ExecOutput {
         status: -1,
         stdout: Vec::new(),
@@ -100,6 +136,12 @@ pub(crate) fn run<C: Read + Write>(
             Ok(_) if !text.ends_with('\n') => continue,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if !heard && Instant::now() >= next_check {
+                    if replaced() {
+                        return Ok(Sent::LineReplaced);
+                    }
+                    next_check = Instant::now() + LINE_CHECK;
+                }
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
@@ -107,6 +149,7 @@ pub(crate) fn run<C: Read + Write>(
             Err(e) => return Err(io_err(e)),
         }
         let line = std::mem::take(&mut text);
+        heard = true;
         let mut words = line.trim_end_matches(['\r', '\n']).splitn(3, ' ');
         let (Some(tag), Some(got), payload) = (words.next(), words.next(), words.next()) else {
             continue;
@@ -120,7 +163,7 @@ pub(crate) fn run<C: Read + Write>(
             "MLN-ERR" => out.stderr = decode(domain, payload)?,
             "MLN-EXIT" => {
                 out.status = payload.trim().parse().unwrap_or(-1);
-                return Ok(out);
+                return Ok(Sent::Answered(out));
             }
             _ => {}
         }
@@ -206,6 +249,44 @@ fn decode(domain: &str, text: &str) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line that takes every write and never answers.
+    struct Silent(Vec<u8>);
+
+    impl Read for Silent {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::WouldBlock.into())
+        }
+    }
+
+    impl Write for Silent {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_request_on_a_replaced_line_is_given_back_and_one_on_a_kept_line_times_out() {
+        let argv = ["true".to_string()];
+        let long = (
+            Instant::now() + Duration::from_secs(30),
+            Duration::from_secs(30),
+        );
+        let sent = run_on_line("g", Silent(Vec::new()), &argv, long, &|| true).unwrap();
+        assert!(matches!(sent, Sent::LineReplaced));
+        let short = (
+            Instant::now() + Duration::from_millis(1500),
+            Duration::from_millis(1500),
+        );
+        let err = run_on_line("g", Silent(Vec::new()), &argv, short, &|| false)
+            .err()
+            .unwrap();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    }
 
     #[test]
     fn words_are_quoted_for_the_guests_shell() {

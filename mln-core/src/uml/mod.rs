@@ -858,27 +858,18 @@ impl Hypervisor for Uml {
         timeout: Duration,
     ) -> Result<crate::exec::ExecOutput> {
         let (_, proc) = self.require_live(name, "run a command")?;
-        // UML closes a serial line for good when a read of its pty master
-        // fails, which it can after the last session closed the slave;
-        // the agent then opens the line again (a new pty) within a moment.
-        let deadline = Instant::now() + AGENT_LINE_WAIT.min(timeout);
-        let pts = loop {
-            if let Some(pts) = agent_pts(proc.pid) {
-                break pts;
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::Backend {
-                    what: name.to_string(),
-                    message: "its agent's serial line is not open (a template without \
-                              MLN's agent, or a guest still booting)"
-                        .into(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
         let lock = self.dir(name)?.join("exec.lock");
-        crate::exec::locked(&lock, || {
-            crate::exec::run(name, crate::exec::open_pts(&pts)?, argv, timeout)
+        let until = (Instant::now() + timeout, timeout);
+        crate::exec::locked(&lock, || loop {
+            let pts = wait_for_agent_line(name, proc.pid, until.0)?;
+            let replaced = || agent_lines(proc.pid).last() != Some(&pts);
+            let channel = crate::exec::open_pts(&pts)?;
+            match crate::exec::run_on_line(name, channel, argv, until, &replaced)? {
+                crate::exec::Sent::Answered(out) => return Ok(out),
+                crate::exec::Sent::LineReplaced => {
+                    log::debug!("{name}: its agent's line {} was replaced", pts.display());
+                }
+            }
         })
     }
 
@@ -963,15 +954,49 @@ fn guest_command(kernel: &Path, args: &[OsString]) -> Command {
     cmd
 }
 
-/// The host pseudo-terminal of a UML guest's second serial line
-/// (`ssl1=pts`, where its agent listens): the one pty master the guest's
-/// main process opened itself (fd 0 is its console's, see
-/// [`ConsoleTerminal`]), by its `tty-index` in `/proc/PID/fdinfo`.
-fn agent_pts(pid: u32) -> Option<PathBuf> {
-    let fds = fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    fds.flatten()
-        .filter(|fd| fd.file_name() != "0")
-        .find_map(|fd| pts_of(pid, &fd.file_name().to_string_lossy()))
+/// The host pseudo-terminals of a UML guest's second serial line
+/// (`ssl1=pts`, where its agent listens), in descriptor order: the pty
+/// masters the guest's main process opened itself (fd 0 is its console's,
+/// see [`ConsoleTerminal`]), each by its `tty-index` in
+/// `/proc/PID/fdinfo`. Normally one.
+fn agent_lines(pid: u32) -> Vec<PathBuf> {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut fds: Vec<u32> = fds
+        .flatten()
+        .filter_map(|fd| fd.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd != 0)
+        .collect();
+    fds.sort_unstable();
+    fds.iter()
+        .filter_map(|fd| pts_of(pid, &fd.to_string()))
+        .collect()
+}
+
+/// The agent's line of guest `name` (process `pid`), waiting for one
+/// until `deadline`, at most [`AGENT_LINE_WAIT`]: the newest where there
+/// are several.
+///
+/// UML gives a line its host terminal when the guest opens it, and may
+/// close one for good when a read of it fails, after which the agent
+/// opens the line again (a new terminal) within a moment.
+fn wait_for_agent_line(name: &str, pid: u32, deadline: Instant) -> Result<PathBuf> {
+    let deadline = deadline.min(Instant::now() + AGENT_LINE_WAIT);
+    loop {
+        if let Some(pts) = agent_lines(pid).pop() {
+            return Ok(pts);
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Backend {
+                what: name.to_string(),
+                message: "its agent's serial line is not open (a template without \
+                          MLN's agent, or a guest still booting)"
+                    .into(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The slave `/dev/pts/N` of the pty master that is `fd` of process
