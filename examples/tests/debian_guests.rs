@@ -279,6 +279,43 @@ fn router_lab(backend: Option<&str>) {
         None,
     );
     assert_eq!(ok(&here).trim(), "in bob", "{}", text(&here));
+    // From outside the server: a port of this machine forwarded to bob's
+    // sshd (`mln forward`), reached with plain ssh.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut forward = Command::new(MLN)
+        .args(["forward", "deblab/bob", "--listen", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .arg("--state-dir")
+        .arg(&state)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let outside = testkit::run_within(
+        Command::new("ssh")
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "ConnectionAttempts=10",
+                "-p",
+                &port.to_string(),
+                "-i",
+            ])
+            .arg(&key)
+            .args(["root@127.0.0.1", "hostname"]),
+        Duration::from_secs(60),
+    );
+    let _ = forward.kill();
+    let _ = forward.wait();
+    assert_eq!(ok(&outside).trim(), "bob", "{}", text(&outside));
     // No root_passwd: root's password stays locked.
     let alice = exec(
         &state,

@@ -51,7 +51,8 @@ pub struct SwitchEntry {
 }
 
 /// A tap plugged into a switch; unplugged (its `vde_plug2tap` ended) when
-/// dropped. The tap goes with the namespace.
+/// dropped, or when the process that plugged it ends. The tap goes with
+/// the namespace.
 #[derive(Debug)]
 pub struct Plugged {
     plug: Child,
@@ -71,6 +72,11 @@ impl SwitchEntry {
     /// The switch's vde control folder.
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// The prefix length of the tap's address.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
     }
 
     /// The address the tap takes.
@@ -117,7 +123,9 @@ impl SwitchEntry {
             .map_err(|e| tap_refused(e, &address))?;
         ip(&["addr", "add", &address, "dev", DEVICE])?;
         ip(&["link", "set", DEVICE, "up"])?;
-        let mut plug = Command::new(PLUG)
+        // It ends with the process that plugged it, however that one ends.
+        let mut plug = Command::new("setpriv")
+            .args(["--pdeathsig", "TERM", "--", PLUG])
             .arg("--sock")
             .arg(&self.socket)
             .arg(DEVICE)
@@ -126,7 +134,7 @@ impl SwitchEntry {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| Error::Spawn {
-                program: PLUG.to_string(),
+                program: format!("setpriv … {PLUG}"),
                 source: e,
             })?;
         let settled = Instant::now() + SETTLE;

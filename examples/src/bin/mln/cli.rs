@@ -103,6 +103,13 @@ pub enum Command {
     /// run the command, unplug.
     #[command(hide = true)]
     EnterSwitch(EnterSwitchArgs),
+    /// Forward a TCP port of this machine to a guest's port (22 unless
+    /// `--to`), for people outside it: runs until stopped.
+    Forward(ForwardArgs),
+    /// The inside of `forward`: accept on the listener given as stdin,
+    /// connect to the guest from the switch's namespace.
+    #[command(hide = true)]
+    ForwardInside(ForwardInsideArgs),
     /// This terminal on a running guest's console (a login prompt);
     /// Ctrl-] leaves it.
     Console(ConsoleArgs),
@@ -262,6 +269,36 @@ pub struct EnterSwitchArgs {
     /// The command and its arguments (after `--`).
     #[arg(last = true, required = true)]
     pub command: Vec<std::ffi::OsString>,
+}
+
+/// `mln forward PROJECT/HOST --port N [--to PORT] [--listen ADDR]`.
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// `PROJECT/HOST`, or `HOST` with `-p PROJECT`.
+    pub target: String,
+    /// The project, by name (when the target is a host alone).
+    #[arg(short = 'p', long)]
+    pub project: Option<String>,
+    /// The port of this machine that people connect to.
+    #[arg(long)]
+    pub port: u16,
+    /// The guest's port.
+    #[arg(long, default_value_t = 22)]
+    pub to: u16,
+    /// The address of this machine to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub listen: std::net::IpAddr,
+    /// Folder of project states.
+    #[arg(long, env = "MLN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `mln forward-inside --to A.B.C.D:PORT` (hidden), its listener on stdin.
+#[derive(Debug, Args)]
+pub struct ForwardInsideArgs {
+    /// Where each connection goes.
+    #[arg(long)]
+    pub to: std::net::SocketAddr,
 }
 
 /// `mln template`.

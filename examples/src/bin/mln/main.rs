@@ -16,6 +16,7 @@ mod console;
 mod doctor;
 mod evacuate;
 mod exec;
+mod forward;
 mod inspect;
 mod kernel;
 mod lifecycle;
@@ -73,6 +74,8 @@ fn main() -> ExitCode {
         cli::Command::Ssh(a) => switch_entry::ssh(&a),
         cli::Command::SwitchExec(a) => switch_entry::switch_exec(&a),
         cli::Command::EnterSwitch(a) => switch_entry::enter_switch(&a),
+        cli::Command::Forward(a) => forward::forward(&a),
+        cli::Command::ForwardInside(a) => forward::inside(&a),
         cli::Command::Evacuate(a) => evacuate::evacuate(&out, &a),
         cli::Command::Console(a) => console::console(&a),
         cli::Command::Class(a) => class::class(&out, &a),

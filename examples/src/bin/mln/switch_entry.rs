@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use mln_core::guest::InterfaceAddress;
 use mln_core::net::entry::free_address;
@@ -25,57 +25,86 @@ use crate::lifecycle::fail;
 
 /// `mln ssh [-p PROJECT] PROJECT/HOST [-- COMMAND...]`.
 pub fn ssh(args: &SshArgs) -> u8 {
-    let (project, host) = match (&args.project, args.target.split_once('/')) {
-        (None, Some((p, h))) => (p.to_string(), h.to_string()),
-        (Some(p), None) => (p.clone(), args.target.clone()),
-        (Some(_), Some(_)) => {
-            return fail("give the project once: PROJECT/HOST, or -p PROJECT HOST")
-        }
-        (None, None) => {
-            return fail(format!(
-                "{}: which project? PROJECT/HOST, or -p PROJECT",
-                args.target
-            ))
-        }
-    };
-    let (store, state) = match crate::recorded::project(args.state_dir.as_deref(), &project) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let Some(record) = state.hosts.get(&host) else {
-        return fail(format!("project {project} has no host {host}"));
-    };
-    // The first interface with a fixed IPv4 address on a switch that runs
-    // here.
-    let mut why = format!("{host} has no interface with a fixed IPv4 address on a project switch");
-    for iface in &record.spec.interfaces {
-        let (
-            Some(switch),
-            Ok(InterfaceAddress::Static {
-                address: IpAddr::V4(guest),
-                prefix,
-                ..
-            }),
-        ) = (&iface.switch, iface.guest_address(&host))
-        else {
-            continue;
-        };
-        let socket = match socket_here(&store, &state, switch) {
-            Ok(s) => s,
-            Err(e) => {
-                why = format!("{host}'s {}: {e}", iface.name);
-                continue;
+    match HostEntry::find(
+        args.state_dir.as_deref(),
+        args.project.as_deref(),
+        &args.target,
+    ) {
+        Ok(h) => enter(&h.entry, &ssh_argv(args, h.guest), Stdio::inherit()),
+        Err(code) => code,
+    }
+}
+
+/// A host's address on a switch that runs here, and a tap's way onto
+/// that switch.
+pub(crate) struct HostEntry {
+    /// The host's address.
+    pub(crate) guest: Ipv4Addr,
+    /// A free address on its switch, for the tap.
+    pub(crate) entry: SwitchEntry,
+}
+
+impl HostEntry {
+    /// The host `target` names (`PROJECT/HOST`, or `HOST` with
+    /// `project`): its first interface with a fixed IPv4 address on a
+    /// switch that runs on this machine. The exit code after saying why
+    /// when there is none.
+    pub(crate) fn find(
+        state_dir: Option<&std::path::Path>,
+        project: Option<&str>,
+        target: &str,
+    ) -> Result<HostEntry, u8> {
+        let (project, host) = match (project, target.split_once('/')) {
+            (None, Some((p, h))) => (p.to_string(), h.to_string()),
+            (Some(p), None) => (p.to_string(), target.to_string()),
+            (Some(_), Some(_)) => {
+                return Err(fail(
+                    "give the project once: PROJECT/HOST, or -p PROJECT HOST",
+                ))
+            }
+            (None, None) => {
+                return Err(fail(format!(
+                    "{target}: which project? PROJECT/HOST, or -p PROJECT"
+                )))
             }
         };
-        let Some(mine) = free_address(guest, prefix, &taken_on(&state, switch)) else {
-            return fail(format!(
-                "switch {switch}: no free address left in {guest}/{prefix}"
-            ));
+        let (store, state) = crate::recorded::project(state_dir, &project)?;
+        let Some(record) = state.hosts.get(&host) else {
+            return Err(fail(format!("project {project} has no host {host}")));
         };
-        let entry = SwitchEntry::new(socket, mine, prefix);
-        return enter(&entry, prefix, &ssh_argv(args, guest));
+        let mut why =
+            format!("{host} has no interface with a fixed IPv4 address on a project switch");
+        for iface in &record.spec.interfaces {
+            let (
+                Some(switch),
+                Ok(InterfaceAddress::Static {
+                    address: IpAddr::V4(guest),
+                    prefix,
+                    ..
+                }),
+            ) = (&iface.switch, iface.guest_address(&host))
+            else {
+                continue;
+            };
+            let socket = match socket_here(&store, &state, switch) {
+                Ok(s) => s,
+                Err(e) => {
+                    why = format!("{host}'s {}: {e}", iface.name);
+                    continue;
+                }
+            };
+            let Some(mine) = free_address(guest, prefix, &taken_on(&state, switch)) else {
+                return Err(fail(format!(
+                    "switch {switch}: no free address left in {guest}/{prefix}"
+                )));
+            };
+            return Ok(HostEntry {
+                guest,
+                entry: SwitchEntry::new(socket, mine, prefix),
+            });
+        }
+        Err(fail(format!("project {project}: {why}")))
     }
-    fail(format!("project {project}: {why}"))
 }
 
 /// `mln switch-exec -p PROJECT SWITCH [--address A/N] -- COMMAND...`.
@@ -118,12 +147,17 @@ pub fn switch_exec(args: &SwitchExecArgs) -> u8 {
         }
     };
     let argv: Vec<OsString> = args.command.iter().map(OsString::from).collect();
-    enter(&SwitchEntry::new(socket, address, prefix), prefix, &argv)
+    enter(
+        &SwitchEntry::new(socket, address, prefix),
+        &argv,
+        Stdio::inherit(),
+    )
 }
 
 /// `mln enter-switch`: in the namespace `unshare` made, plug the tap in,
 /// run the command, unplug; the command's exit status.
 pub fn enter_switch(args: &EnterSwitchArgs) -> u8 {
+    end_with_parent();
     let Some((address, prefix)) = parse_cidr(&args.address) else {
         return fail(format!("--address {}: not A.B.C.D/N", args.address));
     };
@@ -143,9 +177,9 @@ pub fn enter_switch(args: &EnterSwitchArgs) -> u8 {
     }
 }
 
-/// Run `argv` on `entry`'s switch: this program again, in a namespace of
-/// its own, as `enter-switch`.
-fn enter(entry: &SwitchEntry, prefix: u8, argv: &[OsString]) -> u8 {
+/// Run `argv` on `entry`'s switch, its stdin `stdin`: this program again,
+/// in a namespace of its own, as `enter-switch`; its exit status.
+pub(crate) fn enter(entry: &SwitchEntry, argv: &[OsString], stdin: Stdio) -> u8 {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => return fail(format!("this program: {e}")),
@@ -156,7 +190,7 @@ fn enter(entry: &SwitchEntry, prefix: u8, argv: &[OsString]) -> u8 {
         "--socket".into(),
         entry.socket().as_os_str().to_owned(),
         "--address".into(),
-        format!("{}/{prefix}", entry.address()).into(),
+        format!("{}/{}", entry.address(), entry.prefix()).into(),
         "--".into(),
     ];
     inner.extend(argv.iter().cloned());
@@ -164,7 +198,7 @@ fn enter(entry: &SwitchEntry, prefix: u8, argv: &[OsString]) -> u8 {
     let Some((program, rest)) = wrapped.split_first() else {
         return fail("no command");
     };
-    match Command::new(program).args(rest).status() {
+    match Command::new(program).args(rest).stdin(stdin).status() {
         Ok(s) => s.code().map_or(1, |c| u8::try_from(c).unwrap_or(1)),
         Err(e) => fail(format!("{}: {e}", program.to_string_lossy())),
     }
@@ -299,6 +333,16 @@ fn parse_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
     let (a, n) = text.split_once('/')?;
     let prefix: u8 = n.parse().ok().filter(|p| *p <= 30)?;
     Some((a.parse().ok()?, prefix))
+}
+
+/// Have this process ended (SIGTERM) when the one that started it ends,
+/// however it ends: a namespace's processes never outlive the `mln` whose
+/// work they are.
+pub(crate) fn end_with_parent() {
+    let signal = Some(rustix::process::Signal::TERM);
+    if let Err(e) = rustix::process::set_parent_process_death_signal(signal) {
+        log::warn!("cannot tie this process to its parent: {e}");
+    }
 }
 
 #[cfg(test)]
