@@ -44,6 +44,29 @@ fn mln(state: &Path, args: &[&str]) -> Output {
 
 use testkit::assert_ok as ok;
 
+/// Send a line to 127.0.0.1:`port` and read what comes back until the
+/// other side closes (or 10 s pass); the guest's `nc` may take a moment
+/// to listen, so an empty answer is tried again for a few seconds.
+fn echo_once(port: u16) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut got = String::new();
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let _ = s.write_all(b"hello\n");
+            let mut buf = [0u8; 64];
+            if let Ok(n) = s.read(&mut buf) {
+                got = String::from_utf8_lossy(&buf[..n]).into_owned();
+            }
+        }
+        if !got.is_empty() || std::time::Instant::now() >= deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn lab() -> String {
     format!("{}/../projects/lab.mln", env!("CARGO_MANIFEST_DIR"))
 }
@@ -287,7 +310,24 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
         mln(&state, &argv)
     };
 
-    let up = class("up", &[]);
+    // A port of this machine per student, to port 22 of their router.
+    let base = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .min(65500);
+    let up = class(
+        "up",
+        &[
+            "--forward-from",
+            &base.to_string(),
+            "--forward-host",
+            "router",
+            "--forward-listen",
+            "127.0.0.1",
+        ],
+    );
     ok(&up);
     let said = String::from_utf8_lossy(&up.stdout);
     for s in students {
@@ -311,6 +351,27 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
             (Some(3), Some(3))
         );
     }
+
+    // Each port leads into its own student's copy: an echo server on
+    // alice's router answers through her port; bob's reaches his router,
+    // where nothing listens.
+    let said = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        said.contains(&format!("lab-mlnc-alice: up (14 action(s) done")),
+        "{said}"
+    );
+    assert!(said.contains(&format!(", port {base}\n")), "{said}");
+    assert!(said.contains(&format!(", port {}\n", base + 9)), "{said}");
+    ok(&run_within(
+        Command::new(env!("CARGO_BIN_EXE_mln"))
+            .args(["exec", "--state-dir"])
+            .arg(&state)
+            .args(["-p", "lab-mlnc-alice", "router", "--", "sh", "-c"])
+            .arg("nc -ll -p 22 -e /bin/cat </dev/null >/dev/null 2>&1 &"),
+        LIMIT,
+    ));
+    assert_eq!(echo_once(base), "hello\n");
+    assert_eq!(echo_once(base + 1), "");
 
     if root {
         // alice's copy is hers: her folder, her guests; bob is kept out by
@@ -533,6 +594,13 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
     assert_eq!(table.matches("3/3 hosts up").count(), 9, "{table}");
 
     ok(&class("stop", &[]));
+    // The class's stop ended the forwarded ports with the copies.
+    for port in [base, base + 9] {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} still open"
+        );
+    }
     ok(&class("remove", &[]));
     for s in students {
         assert!(

@@ -45,6 +45,43 @@ fn devices() -> Vec<String> {
         .collect()
 }
 
+/// Lines sent to 127.0.0.1:`port` come back (an echo server behind it),
+/// on three connections in turn.
+fn echo_through(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for n in 0..3 {
+        let mut s = loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("port {port}: {e}"),
+            }
+        };
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let line = format!("hello {n}\n");
+        s.write_all(line.as_bytes()).unwrap();
+        let mut got = vec![0u8; line.len()];
+        // The guest's nc may not listen yet on the first try: then the
+        // connection is closed at once, and the next one tries again.
+        match s.read_exact(&mut got) {
+            Ok(()) => assert_eq!(String::from_utf8_lossy(&got), line),
+            Err(e) if n == 0 => eprintln!("first try: {e}"),
+            Err(e) => panic!("connection {n}: {e}"),
+        }
+    }
+}
+
+/// A free port of this machine's loopback.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The tap plugs and namespace entries still running for `state`'s
 /// switches.
 fn entry_processes(state: &Path) -> Vec<String> {
@@ -115,11 +152,7 @@ fn switch_exec_and_forward_reach_guests_and_leave_nothing() {
             "nc -ll -p 7 -e /bin/cat </dev/null >/dev/null 2>&1 &",
         ],
     ));
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut forward = Command::new(MLN)
         .args([
             "forward",
@@ -137,30 +170,7 @@ fn switch_exec_and_forward_reach_guests_and_leave_nothing() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for n in 0..3 {
-        let mut s = loop {
-            match TcpStream::connect(("127.0.0.1", port)) {
-                Ok(s) => break s,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => panic!("port {port}: {e}"),
-            }
-        };
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let line = format!("hello {n}\n");
-        s.write_all(line.as_bytes()).unwrap();
-        let mut got = vec![0u8; line.len()];
-        // The guest's nc may not listen yet on the first try: then the
-        // connection is closed at once, and the next one tries again.
-        match s.read_exact(&mut got) {
-            Ok(()) => assert_eq!(String::from_utf8_lossy(&got), line),
-            Err(e) if n == 0 => eprintln!("first try: {e}"),
-            Err(e) => panic!("connection {n}: {e}"),
-        }
-    }
+    echo_through(port);
     // Ended (as a service manager ends it), it takes its namespace's
     // processes with it.
     let _ = Command::new("kill").arg(forward.id().to_string()).status();
@@ -179,6 +189,46 @@ fn switch_exec_and_forward_reach_guests_and_leave_nothing() {
         "still listening"
     );
     assert_eq!(devices(), before, "this machine's devices changed");
+
+    // In the background, recorded with the project: one per port, and
+    // the project's stop ends it.
+    let port = free_port();
+    let background = [
+        "forward",
+        "reach/a",
+        "--listen",
+        "127.0.0.1",
+        "--to",
+        "7",
+        "--background",
+        "--port",
+    ];
+    let o = mln(&state, &[&background[..], &[&port.to_string()]].concat());
+    testkit::assert_ok(&o);
+    echo_through(port);
+    let again = mln(&state, &[&background[..], &[&port.to_string()]].concat());
+    assert!(
+        testkit::output_text(&again).contains("already runs on port"),
+        "{}",
+        testkit::output_text(&again)
+    );
+    let o = mln(&state, &["stop", "-p", "reach"]);
+    testkit::assert_ok(&o);
+    assert!(
+        testkit::output_text(&o).contains("1 forwarded port(s) ended"),
+        "{}",
+        testkit::output_text(&o)
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still listening"
+    );
+    assert!(
+        entry_processes(&state).is_empty(),
+        "{:?}",
+        entry_processes(&state)
+    );
+    assert!(!state.join("reach/forwards").exists());
 
     // Refusals name what is wrong.
     let o = mln(&state, &["ssh", "reach/nobody"]);

@@ -75,8 +75,8 @@ pub use kernels::{
 };
 pub use mconsole::Mconsole;
 pub use probe::ProbeOutcome;
-pub use process::processes_mentioning;
-use process::{write_atomic, Liveness, ProcessRecord};
+use process::write_atomic;
+pub use process::{processes_mentioning, Liveness, ProcessRecord};
 
 use crate::console::contains_from as console_contains;
 pub(crate) use crate::console::{last_lines, powered_off, tail};

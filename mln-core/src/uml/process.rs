@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 /// boot (field 22 of `/proc/PID/stat`), which tells it from a later process
 /// that happens to get the same pid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ProcessRecord {
+pub struct ProcessRecord {
     /// The process id (also its process group id: it leads its own group).
     pub pid: u32,
     /// Start time, clock ticks since boot.
@@ -25,7 +25,7 @@ pub(crate) struct ProcessRecord {
 
 /// What `/proc` says about a recorded process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Liveness {
+pub enum Liveness {
     /// Running (or sleeping, or stopped).
     Alive,
     /// Exited; `Some(code)` when we reaped it ourselves and it exited

@@ -271,17 +271,27 @@ pub struct EnterSwitchArgs {
     pub command: Vec<std::ffi::OsString>,
 }
 
-/// `mln forward PROJECT/HOST --port N [--to PORT] [--listen ADDR]`.
+/// `mln forward PROJECT/HOST --port N [--to PORT] [--listen ADDR]
+/// [--background]`, `mln forward --stop -p PROJECT [--port N]`.
 #[derive(Debug, Args)]
 pub struct ForwardArgs {
     /// `PROJECT/HOST`, or `HOST` with `-p PROJECT`.
-    pub target: String,
+    #[arg(required_unless_present = "stop")]
+    pub target: Option<String>,
     /// The project, by name (when the target is a host alone).
     #[arg(short = 'p', long)]
     pub project: Option<String>,
     /// The port of this machine that people connect to.
-    #[arg(long)]
-    pub port: u16,
+    #[arg(long, required_unless_present = "stop")]
+    pub port: Option<u16>,
+    /// Run in the background, recorded with the project: `mln forward
+    /// --stop`, `mln stop` and `mln remove` end it.
+    #[arg(long, conflicts_with = "stop")]
+    pub background: bool,
+    /// End the project's forwards running in the background (only the one
+    /// on `--port` if given).
+    #[arg(long, requires = "project")]
+    pub stop: bool,
     /// The guest's port.
     #[arg(long, default_value_t = 22)]
     pub to: u16,
@@ -916,6 +926,18 @@ pub struct ClassArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]
     pub format: TableFormat,
+    /// With `up`: give every student a port of this machine leading to
+    /// port 22 of their copy's `--forward-host`, PORT for the roster's
+    /// first student, PORT+1 for the second, ... (`mln forward
+    /// --background`; `class stop` and `remove` end them).
+    #[arg(long, value_name = "PORT", requires = "forward_host")]
+    pub forward_from: Option<u16>,
+    /// The host of each copy the forwarded ports lead to.
+    #[arg(long, value_name = "HOST", requires = "forward_from")]
+    pub forward_host: Option<String>,
+    /// The address of this machine the forwarded ports listen on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    pub forward_listen: std::net::IpAddr,
     #[command(flatten)]
     pub copy: CopyOptions,
 }

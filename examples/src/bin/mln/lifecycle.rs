@@ -380,6 +380,14 @@ pub fn run(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
         Err(code) => return code,
     };
     let name = prepared.name.clone();
+    // The whole project going down takes its forwarded ports with it.
+    if matches!(goal, Goal::Stop | Goal::Remove) && !args.dry_run && args.hosts.is_empty() {
+        match crate::forward::stop_in(prepared.store.dir(), None) {
+            Ok(0) => {}
+            Ok(n) => eprintln!("{name}: {n} forwarded port(s) ended"),
+            Err(e) => return fail(e),
+        }
+    }
     let outcome = match prepared.run(out, args.quiet) {
         Ok(o) => o,
         Err(code) => return code,

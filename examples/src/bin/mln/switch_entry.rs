@@ -38,6 +38,8 @@ pub fn ssh(args: &SshArgs) -> u8 {
 /// A host's address on a switch that runs here, and a tap's way onto
 /// that switch.
 pub(crate) struct HostEntry {
+    /// The project's folder.
+    pub(crate) project_dir: PathBuf,
     /// The host's address.
     pub(crate) guest: Ipv4Addr,
     /// A free address on its switch, for the tap.
@@ -99,6 +101,7 @@ impl HostEntry {
                 )));
             };
             return Ok(HostEntry {
+                project_dir: store.dir().to_path_buf(),
                 guest,
                 entry: SwitchEntry::new(socket, mine, prefix),
             });

@@ -21,6 +21,7 @@ use crate::output::Output;
 use crate::owner::{self, User};
 
 mod owned;
+mod ports;
 
 /// One student's copy.
 struct Copy<'a> {
@@ -41,6 +42,9 @@ struct CopyResult {
     outcome: String,
     actions: usize,
     seconds: f64,
+    /// The port of this machine forwarded to the copy (`--forward-from`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -164,7 +168,7 @@ fn apply(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(copy) = copies.get(i) else { break };
-                let result = one_copy(
+                let mut result = one_copy(
                     out,
                     args,
                     places,
@@ -173,6 +177,12 @@ fn apply(
                     copy,
                     recorded.contains(&copy.project),
                 );
+                if result.ok && goal == Goal::Up {
+                    if let Err(e) = ports::open(args, places, copy, &mut result) {
+                        result.ok = false;
+                        result.error = Some(e);
+                    }
+                }
                 if table {
                     print_result(&result);
                 }
@@ -227,6 +237,7 @@ fn one_copy(
         outcome: goal.as_str().to_string(),
         actions: 0,
         seconds: 0.0,
+        port: None,
         error: None,
     };
     if matches!(goal, Goal::Stop | Goal::Remove) && !recorded {
@@ -315,8 +326,12 @@ fn copy_owner(
 fn print_result(r: &CopyResult) {
     match &r.error {
         None => println!(
-            "{}: {} ({} action(s) done, {:.1} s)",
-            r.project, r.outcome, r.actions, r.seconds
+            "{}: {} ({} action(s) done, {:.1} s){}",
+            r.project,
+            r.outcome,
+            r.actions,
+            r.seconds,
+            r.port.map(|p| format!(", port {p}")).unwrap_or_default()
         ),
         Some(e) => eprintln!("{}: FAILED after {:.1} s: {e}", r.project, r.seconds),
     }
