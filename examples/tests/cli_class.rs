@@ -357,7 +357,7 @@ fn a_class_of_ten_comes_up_isolated_and_goes_away() {
     // where nothing listens.
     let said = String::from_utf8_lossy(&up.stdout);
     assert!(
-        said.contains(&format!("lab-mlnc-alice: up (14 action(s) done")),
+        said.contains("lab-mlnc-alice: up (14 action(s) done"),
         "{said}"
     );
     assert!(said.contains(&format!(", port {base}\n")), "{said}");
