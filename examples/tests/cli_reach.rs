@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 const MLN: &str = env!("CARGO_BIN_EXE_mln");
 const LIMIT: Duration = Duration::from_secs(240);
+/// `mln forward` from a port of this machine's loopback to port 7 of
+/// host a (`--port` to add).
+const FORWARD_TO_A: [&str; 6] = ["forward", "reach/a", "--listen", "127.0.0.1", "--to", "7"];
 
 const LAB: &str = "global { project reach }
 switch lan { }
@@ -154,20 +157,12 @@ fn switch_exec_and_forward_reach_guests_and_leave_nothing() {
     ));
     let port = free_port();
     let mut forward = Command::new(MLN)
-        .args([
-            "forward",
-            "reach/a",
-            "--listen",
-            "127.0.0.1",
-            "--to",
-            "7",
-            "--port",
-        ])
-        .arg(port.to_string())
+        .args(FORWARD_TO_A)
+        .args(["--port", &port.to_string()])
         .arg("--state-dir")
         .arg(&state)
         .stdin(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     echo_through(port);
@@ -193,20 +188,12 @@ fn switch_exec_and_forward_reach_guests_and_leave_nothing() {
     // In the background, recorded with the project: one per port, and
     // the project's stop ends it.
     let port = free_port();
-    let background = [
-        "forward",
-        "reach/a",
-        "--listen",
-        "127.0.0.1",
-        "--to",
-        "7",
-        "--background",
-        "--port",
-    ];
-    let o = mln(&state, &[&background[..], &[&port.to_string()]].concat());
+    let port_arg = port.to_string();
+    let background = [&FORWARD_TO_A[..], &["--background", "--port", &port_arg]].concat();
+    let o = mln(&state, &background);
     testkit::assert_ok(&o);
     echo_through(port);
-    let again = mln(&state, &[&background[..], &[&port.to_string()]].concat());
+    let again = mln(&state, &background);
     assert!(
         testkit::output_text(&again).contains("already runs on port"),
         "{}",
