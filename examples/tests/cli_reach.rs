@@ -193,6 +193,30 @@ fn switch_exec_and_forward_reach_guests_and_leave_nothing() {
     let o = mln(&state, &background);
     testkit::assert_ok(&o);
     echo_through(port);
+    // Side by side, entries never share an address: the forward holds
+    // .253, so a command run meanwhile gets .252.
+    let o = mln(
+        &state,
+        &[
+            "switch-exec",
+            "-p",
+            "reach",
+            "lan",
+            "--",
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "mln0",
+        ],
+    );
+    testkit::assert_ok(&o);
+    assert!(
+        testkit::output_text(&o).contains("inet 10.77.0.252/24"),
+        "{}",
+        testkit::output_text(&o)
+    );
     let again = mln(&state, &background);
     assert!(
         testkit::output_text(&again).contains("already runs on port"),
@@ -216,6 +240,7 @@ fn switch_exec_and_forward_reach_guests_and_leave_nothing() {
         entry_processes(&state)
     );
     assert!(!state.join("reach/forwards").exists());
+    assert!(!state.join("reach/switches/lan/entries").exists());
 
     // Refusals name what is wrong.
     let o = mln(&state, &["ssh", "reach/nobody"]);

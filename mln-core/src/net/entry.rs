@@ -36,6 +36,9 @@ use crate::error::{Error, Result};
 
 /// The tap's name in the namespace.
 pub const DEVICE: &str = "mln0";
+/// The folder beside a switch's control folder where entries hold their
+/// addresses ([`SwitchEntry::claim`]); it goes when the switch stops.
+pub const ENTRIES: &str = "entries";
 /// The program that joins a tap to a vde switch (Debian's `vde2`).
 pub const PLUG: &str = "vde_plug2tap";
 /// How long a new plug is watched for an early failure (a socket that is
@@ -195,6 +198,69 @@ fn tap_refused(e: Error, address: &str) -> Error {
     }
 }
 
+/// An address of a switch's network held for one entry: while it lives,
+/// no other [`SwitchEntry::claim`] on that switch gets it, so entries
+/// started side by side (a forward and a login, say) never share an
+/// address. A lock file beside the switch's control folder, locked.
+#[derive(Debug)]
+pub struct Claim {
+    _lock: std::fs::File,
+}
+
+impl SwitchEntry {
+    /// The highest address of the subnet of `on/prefix` that is not in
+    /// `taken` (the hosts' addresses) and that no other live entry of the
+    /// switch at `socket` holds; the entry, and the claim that holds the
+    /// address until dropped. `None`-like error when every one is taken.
+    pub fn claim(
+        socket: impl AsRef<Path>,
+        on: Ipv4Addr,
+        prefix: u8,
+        taken: &[Ipv4Addr],
+    ) -> Result<(SwitchEntry, Claim)> {
+        let socket = socket.as_ref();
+        let switch_dir = socket.parent().unwrap_or(socket);
+        let dir = switch_dir.join(ENTRIES);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let owner = std::fs::metadata(switch_dir).map_err(|e| Error::io(switch_dir, e))?;
+        let mut skip = taken.to_vec();
+        while let Some(address) = free_address(on, prefix, &skip) {
+            let path = dir.join(format!("{address}.lock"));
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            // Root working on a user's switch leaves what that user can
+            // remove with it.
+            if rustix::process::geteuid().is_root() {
+                use std::os::unix::fs::MetadataExt;
+                let (uid, gid) = (
+                    rustix::fs::Uid::from_raw(owner.uid()),
+                    rustix::fs::Gid::from_raw(owner.gid()),
+                );
+                for p in [dir.as_path(), path.as_path()] {
+                    let _ = rustix::fs::chown(p, Some(uid), Some(gid));
+                }
+            }
+            let held =
+                rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive);
+            if held.is_ok() {
+                return Ok((
+                    SwitchEntry::new(socket, address, prefix),
+                    Claim { _lock: lock },
+                ));
+            }
+            skip.push(address);
+        }
+        Err(Error::Backend {
+            what: format!("switch {}", socket.display()),
+            message: format!("no free address left in {on}/{prefix}"),
+        })
+    }
+}
+
 /// The highest address of `network/prefix` that is neither the network's
 /// own, its broadcast, nor one of `taken`; `None` when every one is
 /// taken (or the prefix leaves no host addresses).
@@ -242,6 +308,25 @@ mod tests {
             .map(|a| a.parse().unwrap())
             .collect();
         assert_eq!(free_address("10.0.0.1".parse().unwrap(), 30, &both), None);
+    }
+
+    #[test]
+    fn entries_side_by_side_claim_different_addresses_and_free_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("ctl");
+        let on: Ipv4Addr = "10.0.0.1".parse().unwrap();
+        let taken = [on, "10.0.0.254".parse().unwrap()];
+        let (a, claim_a) = SwitchEntry::claim(&socket, on, 24, &taken).unwrap();
+        let (b, _claim_b) = SwitchEntry::claim(&socket, on, 24, &taken).unwrap();
+        assert_eq!(a.address(), "10.0.0.253".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(b.address(), "10.0.0.252".parse::<Ipv4Addr>().unwrap());
+        drop(claim_a);
+        let (c, _claim_c) = SwitchEntry::claim(&socket, on, 24, &taken).unwrap();
+        assert_eq!(c.address(), a.address());
+        // A /30 with both host addresses taken has none to give.
+        let err =
+            SwitchEntry::claim(&socket, on, 30, &[on, "10.0.0.2".parse().unwrap()]).unwrap_err();
+        assert!(err.to_string().contains("no free address left"), "{err}");
     }
 
     #[test]

@@ -266,6 +266,12 @@ impl VdeSwitch {
         for file in ["pid", "daemon.pid", "pid.tmp"] {
             remove_if_there(&self.dir.join(file))?;
         }
+        let entries = self.dir.join(entry::ENTRIES);
+        match fs::remove_dir_all(&entries) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&entries, e)),
+        }
         remove_dir_if_empty(&self.dir)
     }
 }

@@ -57,7 +57,10 @@ pub fn forward(args: &ForwardArgs) -> u8 {
     let listen = SocketAddr::new(args.listen, port);
     let to = SocketAddr::new(host.guest.into(), args.to);
     if args.background {
-        return background(args, &host.project_dir, listen, to);
+        // The forward started below takes its own address on the switch.
+        let project_dir = host.project_dir.clone();
+        drop(host);
+        return background(args, &project_dir, listen, to);
     }
     let listener = match TcpListener::bind(listen) {
         Ok(l) => l,

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use mln_core::guest::InterfaceAddress;
-use mln_core::net::entry::free_address;
+use mln_core::net::entry::Claim;
 use mln_core::net::{Switch, SwitchEntry, SwitchStatus, VdeSwitch};
 use mln_lang::plan::State;
 use mln_lang::state::StateStore;
@@ -44,6 +44,8 @@ pub(crate) struct HostEntry {
     pub(crate) guest: Ipv4Addr,
     /// A free address on its switch, for the tap.
     pub(crate) entry: SwitchEntry,
+    /// Holds that address for this entry while it lives.
+    _claim: Claim,
 }
 
 impl HostEntry {
@@ -95,15 +97,14 @@ impl HostEntry {
                     continue;
                 }
             };
-            let Some(mine) = free_address(guest, prefix, &taken_on(&state, switch)) else {
-                return Err(fail(format!(
-                    "switch {switch}: no free address left in {guest}/{prefix}"
-                )));
-            };
+            let (entry, claim) =
+                SwitchEntry::claim(&socket, guest, prefix, &taken_on(&state, switch))
+                    .map_err(|e| fail(format!("switch {switch}: {e}")))?;
             return Ok(HostEntry {
                 project_dir: store.dir().to_path_buf(),
                 guest,
-                entry: SwitchEntry::new(socket, mine, prefix),
+                entry,
+                _claim: claim,
             });
         }
         Err(fail(format!("project {project}: {why}")))
@@ -126,9 +127,9 @@ pub fn switch_exec(args: &SwitchExecArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fail(format!("project {}: {e}", args.project)),
     };
-    let (address, prefix) = match &args.address {
+    let (entry, _claim) = match &args.address {
         Some(text) => match parse_cidr(text) {
-            Some(a) => a,
+            Some((address, prefix)) => (SwitchEntry::new(socket, address, prefix), None),
             None => return fail(format!("--address {text}: not A.B.C.D/N")),
         },
         None => {
@@ -138,23 +139,14 @@ pub fn switch_exec(args: &SwitchExecArgs) -> u8 {
                     args.switch
                 ));
             };
-            match free_address(on, prefix, &taken_on(&state, &args.switch)) {
-                Some(a) => (a, prefix),
-                None => {
-                    return fail(format!(
-                        "switch {}: no free address left in {on}/{prefix}",
-                        args.switch
-                    ))
-                }
+            match SwitchEntry::claim(&socket, on, prefix, &taken_on(&state, &args.switch)) {
+                Ok((entry, claim)) => (entry, Some(claim)),
+                Err(e) => return fail(format!("switch {}: {e}", args.switch)),
             }
         }
     };
     let argv: Vec<OsString> = args.command.iter().map(OsString::from).collect();
-    enter(
-        &SwitchEntry::new(socket, address, prefix),
-        &argv,
-        Stdio::inherit(),
-    )
+    enter(&entry, &argv, Stdio::inherit())
 }
 
 /// `mln enter-switch`: in the namespace `unshare` made, plug the tap in,
