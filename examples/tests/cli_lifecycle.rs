@@ -890,3 +890,52 @@ fn two_projects_share_a_switch_through_its_socket() {
     );
     ok(&mln(&state, &["remove", "-p", "first"]));
 }
+
+/// The root file system's size in KiB as `df -k /` in the guest says.
+fn root_kib(state: &Path, project: &str, host: &str) -> u64 {
+    let o = testkit::run_within(
+        Command::new(env!("CARGO_BIN_EXE_mln"))
+            .args(["exec", "--state-dir"])
+            .arg(state)
+            .args(["-p", project, host, "--", "df", "-k", "/"]),
+        Duration::from_secs(90),
+    );
+    ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout);
+    text.lines()
+        .last()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no size in: {text}"))
+}
+
+/// A busybox host with `size` gets a root file system of that size: the
+/// template carries `resize2fs`, and the guest grows its root at boot; a
+/// host without `size` keeps the template's.
+#[test]
+fn a_busybox_host_grows_its_root_file_system_to_its_size() {
+    if !uml_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let file = dir.path().join("grow.mln");
+    std::fs::write(
+        &file,
+        "global { project grow }\nswitch lan { }\n\
+         host big { memory 64M; size 300M; network eth0 { switch lan } }\n\
+         host plain { memory 64M; network eth0 { switch lan } }\n",
+    )
+    .unwrap();
+    ok(&mln(&state, &["up", file.to_str().unwrap()]));
+    let (big, plain) = (
+        root_kib(&state, "grow", "big"),
+        root_kib(&state, "grow", "plain"),
+    );
+    // ext4 keeps some of the disk for itself: 300M gives over 270 MiB.
+    assert!(big > 270 * 1024, "big: {big} KiB");
+    assert!(plain < 100 * 1024, "plain: {plain} KiB");
+    ok(&mln(&state, &["remove", "-p", "grow"]));
+    assert!(testkit::processes_under(dir.path()).is_empty());
+}

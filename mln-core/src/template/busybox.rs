@@ -145,8 +145,12 @@ impl BusyboxTemplate {
             }
             h.feed(&buf[..n]);
         }
+        for file in resize2fs_files()? {
+            h.feed(file.as_os_str().as_encoded_bytes());
+            h.feed(&fs::read(&file).map_err(|e| Error::io(&file, e))?);
+        }
         // The recipe's own version: bump when `stage` or `make_ext4` change.
-        h.feed(b"recipe 4");
+        h.feed(b"recipe 5");
         for part in [
             INITTAB,
             RC_BOOT,
@@ -241,6 +245,16 @@ impl BusyboxTemplate {
                 symlink("/bin/busybox", &link).map_err(|e| Error::io(&link, e))?;
             }
         }
+        for file in resize2fs_files()? {
+            let relative = file.strip_prefix("/").unwrap_or(&file);
+            let to = root.join(relative);
+            if let Some(parent) = to.parent() {
+                fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            let _ = fs::remove_file(&to);
+            fs::copy(&file, &to).map_err(|e| Error::io(&file, e))?;
+            set_mode(&to, 0o755)?;
+        }
         let init = root.join("sbin/init");
         let _ = fs::remove_file(&init);
         symlink("/bin/busybox", &init).map_err(|e| Error::io(&init, e))?;
@@ -270,6 +284,30 @@ impl BusyboxTemplate {
         }
         Ok(())
     }
+}
+
+/// The host's `resize2fs`, from the e2fsprogs that builds the image.
+const RESIZE2FS: &str = "/sbin/resize2fs";
+
+/// `resize2fs` and the shared libraries and loader it runs with, as this
+/// machine has them (`ldd`): copied into the image at the same paths, so
+/// that a guest whose disk is larger than the template grows its root
+/// file system at boot (busybox has no `resize2fs`).
+fn resize2fs_files() -> Result<Vec<PathBuf>> {
+    let listed = run(Command::new("ldd").arg(RESIZE2FS))?;
+    let mut files = vec![PathBuf::from(RESIZE2FS)];
+    for line in listed.lines() {
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` or
+        // `/lib64/ld-linux-x86-64.so.2 (0x...)`; the vDSO has no file.
+        let path = match line.split_once("=>") {
+            Some((_, right)) => right.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(path) = path.filter(|p| p.starts_with('/')) {
+            files.push(PathBuf::from(path));
+        }
+    }
+    Ok(files)
 }
 
 /// `mkfs.ext4 -d staging` into a sparse image of `size` bytes, then
