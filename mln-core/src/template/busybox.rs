@@ -145,12 +145,12 @@ impl BusyboxTemplate {
             }
             h.feed(&buf[..n]);
         }
-        for file in resize2fs_files()? {
-            h.feed(file.as_os_str().as_encoded_bytes());
-            h.feed(&fs::read(&file).map_err(|e| Error::io(&file, e))?);
-        }
         // The recipe's own version: bump when `stage` or `make_ext4` change.
-        h.feed(b"recipe 5");
+        // The `resize2fs` it copies is the building machine's and is left
+        // out of the name, so that every server finds a template built
+        // elsewhere and copied to it (one without `ldd` or e2fsprogs makes
+        // none of its own).
+        h.feed(b"recipe 5, resize2fs");
         for part in [
             INITTAB,
             RC_BOOT,
