@@ -351,8 +351,9 @@ impl ClusterBackends {
 
     /// `spec`'s instance on `at`, started or adopted
     /// ([`Self::ensure_instance`]) and, where the switch is homed
-    /// elsewhere, joined to its home instance; only then is it noted as
-    /// made sure of, so that [`Self::ensure_spans`] never skips a join.
+    /// elsewhere and the two are not joined already, joined to its home
+    /// instance; only then is it noted as made sure of, so that
+    /// [`Self::ensure_spans`] never skips a join.
     pub(super) fn joined_instance(
         &self,
         project: &str,
@@ -361,7 +362,10 @@ impl ClusterBackends {
     ) -> Result<SwitchRecord> {
         let rec = self.ensure_instance(project, spec, at)?;
         let key = (spec.name.clone(), at.map(str::to_string));
-        if let Some(home) = self.homes.get(&spec.name).filter(|h| **h != key.1) {
+        let home = self.homes.get(&spec.name).filter(|h| **h != key.1);
+        // A join that is up stays as it is: making it again would take a
+        // VXLAN link down under the guests using it.
+        if let Some(home) = home.filter(|_| !self.joined(&spec.name, at)) {
             let home_rec = lock(&self.home_records).get(&spec.name).cloned();
             self.join(
                 project,
