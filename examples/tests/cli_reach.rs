@@ -51,6 +51,14 @@ fn devices() -> Vec<String> {
         .collect()
 }
 
+/// `mln switch-exec -p reach lan -- COMMAND...`.
+fn on_lan(state: &Path, command: &[&str]) -> Output {
+    mln(
+        state,
+        &[&["switch-exec", "-p", "reach", "lan", "--"][..], command].concat(),
+    )
+}
+
 /// Lines sent to 127.0.0.1:`port` come back (an echo server behind it),
 /// on three connections in turn.
 fn echo_through(port: u16) {
@@ -129,19 +137,7 @@ fn switch_exec_and_forward_reach_guests_and_leave_nothing() {
     assert!(said.contains("inet 10.77.0.253/24"), "{said}");
     assert_eq!(said.matches("1 packets received").count(), 2, "{said}");
     // Its exit status is the command's.
-    let o = mln(
-        &state,
-        &[
-            "switch-exec",
-            "-p",
-            "reach",
-            "lan",
-            "--",
-            "sh",
-            "-c",
-            "exit 7",
-        ],
-    );
+    let o = on_lan(&state, &["sh", "-c", "exit 7"]);
     assert_eq!(o.status.code(), Some(7), "{}", testkit::output_text(&o));
 
     // A port of this machine to a port of guest a: an echo server there.
@@ -202,22 +198,7 @@ fn switch_exec_and_forward_reach_guests_and_leave_nothing() {
     echo_through(port);
     // Side by side, entries never share an address: the forward holds
     // .253, so a command run meanwhile gets .252.
-    let o = mln(
-        &state,
-        &[
-            "switch-exec",
-            "-p",
-            "reach",
-            "lan",
-            "--",
-            "ip",
-            "-4",
-            "-o",
-            "addr",
-            "show",
-            "mln0",
-        ],
-    );
+    let o = on_lan(&state, &["ip", "-4", "-o", "addr", "show", "mln0"]);
     testkit::assert_ok(&o);
     assert!(
         testkit::output_text(&o).contains("inet 10.77.0.252/24"),
