@@ -457,6 +457,83 @@ fn alice_pings_bob_through_the_router_then_nothing_is_left() {
     );
 }
 
+/// On a host where Debian 12's UML kernel crashes (an Intel CPU with AMX),
+/// `up` with it fails naming every host, the cause and `mln kernel fetch`;
+/// where it boots, `up` succeeds. Either way `up` agrees with the doctor's
+/// probe boot of the same kernel, and `remove` leaves nothing.
+#[test]
+fn up_with_the_distributions_kernel_agrees_with_the_doctor_and_names_the_fix() {
+    let distro = "/usr/bin/linux.uml";
+    if let Some(why) = testkit::missing_tool(&[distro, "/usr/bin/vde_switch"]) {
+        testkit::skip("cli_lifecycle", &why);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _cleanup = testkit::KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let with_distro = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mln"))
+            .args(args)
+            .arg("--state-dir")
+            .arg(&state)
+            .env("MLN_UML_KERNEL", distro)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run mln")
+    };
+    let doctor = with_distro(&["doctor", "--format", "json"]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&doctor.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&doctor)));
+    let uml = report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["subject"] == "uml"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no uml check: {report:#}"));
+    let boots = uml["works"] == true;
+
+    let file = dir.path().join("pair.mln");
+    std::fs::write(
+        &file,
+        "global { project pair }\nswitch lan {\n}\n\
+         host one { memory 64M; network eth0 { switch lan; address 10.0.0.1/24 } }\n\
+         host two { memory 64M; network eth0 { switch lan; address 10.0.0.2/24 } }\n",
+    )
+    .unwrap();
+    let up = with_distro(&["up", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&up.stderr);
+    if boots {
+        assert_eq!(
+            up.status.code(),
+            Some(0),
+            "the doctor says it boots: {stderr}"
+        );
+    } else {
+        assert_eq!(
+            up.status.code(),
+            Some(1),
+            "the doctor says it crashes: {stderr}"
+        );
+        let fix = uml["fix"].as_str().unwrap_or_default();
+        assert!(fix.contains("mln kernel fetch"), "{uml:#}");
+        for host in ["one", "two"] {
+            let error = stderr
+                .lines()
+                .find(|l| l.starts_with(&format!("error: start {host}: ")))
+                .unwrap_or_else(|| panic!("no error names {host}: {stderr}"));
+            assert!(error.contains(fix), "{error}");
+        }
+        assert!(stderr.contains("Kernel panic"), "{stderr}");
+    }
+    ok(&with_distro(&["remove", "-p", "pair"]));
+    let left: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|n| n == "templates" || n == "kernels"),
+        "files left: {left:?}"
+    );
+}
+
 #[test]
 fn a_guest_that_crashes_at_boot_fails_up_naming_it_and_the_rest_stays_up() {
     if !uml_available() {
@@ -483,6 +560,12 @@ fn a_guest_that_crashes_at_boot_fails_up_naming_it_and_the_rest_stays_up() {
         .find(|l| l.starts_with("error: "))
         .unwrap_or_else(|| panic!("no error line: {stderr}"));
     assert!(error.contains("bad crashed while booting"), "{error}");
+    // Its known cause and the fix, read from the console above the panic's
+    // stack dump.
+    assert!(
+        error.contains(mln_core::uml::CrashCause::NoInit.fix()),
+        "{error}"
+    );
     assert!(
         stderr.contains("Kernel panic"),
         "the console's last lines are shown: {stderr}"

@@ -61,6 +61,11 @@ pub(crate) fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// How much of the end of a console is read to tell why its guest died:
+/// a kernel's panic message comes before a stack dump of several KiB
+/// (about 3 KiB on UML), and the dump is what ends the console.
+pub(crate) const CRASH_WINDOW: u64 = 64 * 1024;
+
 /// The last `max` bytes of a file, lossily decoded.
 pub(crate) fn tail(path: &Path, max: u64) -> String {
     let Ok(mut f) = File::open(path) else {
@@ -75,6 +80,36 @@ pub(crate) fn tail(path: &Path, max: u64) -> String {
         return String::new();
     }
     String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// What the file at `path` holds from byte `offset` on (an earlier run's
+/// output comes before it), at most its last `max` bytes; where those
+/// begin inside a line, from the next whole line. Lossily decoded.
+pub(crate) fn since(path: &Path, offset: u64, max: u64) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(max).max(offset);
+    // From the byte before the window, to see whether it begins a line.
+    let cut = start > offset;
+    let from = if cut { start - 1 } else { start };
+    if start >= len || f.seek(SeekFrom::Start(from)).is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    if cut {
+        // Cut inside a line: a fragment such as `e>] ? block_signals`
+        // reads as neither a message nor a dump line.
+        if let Some((_, whole)) = text.split_once('\n') {
+            return whole.to_string();
+        }
+    }
+    text.into_owned()
 }
 
 #[cfg(test)]
@@ -112,5 +147,38 @@ mod tests {
         assert!(contains_from(&path, offset, "MARKER"));
         assert!(!contains_from(&path, offset, "old run"));
         assert!(tail(&path, 7).starts_with("MARKER"));
+    }
+
+    #[test]
+    fn the_end_of_a_console_starts_at_a_whole_line_and_not_before_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.log");
+        std::fs::write(&path, "old run\nfirst line\nsecond line\n").unwrap();
+        // A window that begins inside "first line" starts at the next one.
+        assert_eq!(since(&path, 0, 15), "second line\n");
+        // The offset is the start of this run: nothing before it.
+        assert_eq!(since(&path, 8, 1000), "first line\nsecond line\n");
+        assert_eq!(since(&path, 31, 1000), "");
+        assert_eq!(since(&dir.path().join("none"), 0, 10), "");
+    }
+
+    #[test]
+    fn a_panic_before_a_long_stack_dump_is_still_read_and_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.log");
+        let mut text = "Run /sbin/init as init process\n\
+                        userspace - ptrace set fp regs failed, errno = 14\n\
+                        Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n\
+                        Call Trace:\n"
+            .to_string();
+        for i in 0..200 {
+            text.push_str(&format!(" [<6004{i:04x}>] ? block_signals+0x0/0xf\n"));
+        }
+        std::fs::write(&path, &text).unwrap();
+        let console = since(&path, 0, CRASH_WINDOW);
+        assert!(console.contains("ptrace set fp regs failed"));
+        let shown = last_lines(&console, 12);
+        assert!(shown.ends_with("exitcode=0x0000000b"), "{shown}");
+        assert!(!shown.contains("block_signals"), "{shown}");
     }
 }

@@ -373,8 +373,7 @@ impl Qemu {
         let Ok(path) = self.console_log(name) else {
             return String::new();
         };
-        let len = fs::metadata(&path).map_or(0, |m| m.len());
-        console::tail(&path, len.saturating_sub(offset).min(4096))
+        console::since(&path, offset, console::CRASH_WINDOW)
     }
 
     fn remove(&self, name: &str) -> Result<()> {

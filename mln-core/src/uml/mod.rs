@@ -391,22 +391,13 @@ impl Uml {
         }
     }
 
-    /// The last part of the console log, for error messages.
-    fn log_tail(&self, name: &str) -> String {
-        let Ok(path) = self.console_log(name) else {
-            return String::new();
-        };
-        tail(&path, 1500)
-    }
-
     /// The end of the console log, but nothing before `offset` (an earlier
     /// run's output).
     fn log_since(&self, name: &str, offset: u64) -> String {
         let Ok(path) = self.console_log(name) else {
             return String::new();
         };
-        let len = fs::metadata(&path).map_or(0, |m| m.len());
-        tail(&path, len.saturating_sub(offset).min(1500))
+        crate::console::since(&path, offset, crate::console::CRASH_WINDOW)
     }
 
     fn check_files(spec: &DomainSpec) -> Result<()> {
@@ -506,7 +497,7 @@ impl Uml {
         let deadline = Instant::now() + self.boot_timeout;
         loop {
             if proc.liveness() != Liveness::Alive {
-                let console = self.log_tail(&name);
+                let console = self.log_since(&name, record.log_offset);
                 let why = CrashCause::diagnose(&console)
                     .map(|c| format!(" ({c}; {})", c.fix()))
                     .unwrap_or_default();
