@@ -463,8 +463,15 @@ fn run_all(out: &Output, goal: Goal, args: &LifecycleArgs) -> u8 {
 /// Say what a run did, as `format` asks (each failure also on stderr);
 /// its exit code.
 pub(crate) fn finish(name: &str, verb: &str, report: &ApplyReport, format: OutcomeFormat) -> u8 {
-    for f in &report.failed {
-        eprintln!("error: {}", failure_line(&f.description, &f.error));
+    for (n, f) in report.failed.iter().enumerate() {
+        let line = failure_line(&f.description, &f.error);
+        let summary = summary_line(&line);
+        if n < CONSOLES_SHOWN || summary.len() == line.len() {
+            eprintln!("error: {line}");
+        } else {
+            // Fifty guests that crashed alike need not print fifty consoles.
+            eprintln!("error: {summary} (`mln log -p {name} HOST` shows its console)");
+        }
     }
     if !report.not_run.is_empty() {
         eprintln!(
@@ -689,6 +696,17 @@ pub fn fail(message: impl std::fmt::Display) -> u8 {
 
 /// A failed action in one line: its error, which names the action itself
 /// for most failures, else `ACTION: ERROR`.
+/// How many failures `finish` shows with the console excerpt their error
+/// carries; the rest, one line each.
+const CONSOLES_SHOWN: usize = 3;
+
+/// The first line of a failure: what failed and why, without the console
+/// lines that follow it.
+pub fn summary_line(line: &str) -> &str {
+    let first = line.lines().next().unwrap_or(line);
+    first.strip_suffix("; its console ends:").unwrap_or(first)
+}
+
 pub fn failure_line(description: &str, error: &str) -> String {
     if error.starts_with(description) {
         error.to_string()

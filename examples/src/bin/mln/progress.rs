@@ -59,9 +59,13 @@ impl Progress for Lines {
         }
         match result {
             Ok(()) => self.line(format!("  ✓ {}", action.op.describe())),
+            // The whole error, console lines and all, comes once at the end.
             Err(e) => self.line(format!(
                 "  ✗ {}",
-                crate::lifecycle::failure_line(&action.op.describe(), &e.to_string())
+                crate::lifecycle::summary_line(&crate::lifecycle::failure_line(
+                    &action.op.describe(),
+                    &e.to_string()
+                ))
             )),
         }
     }
