@@ -107,7 +107,8 @@ impl UmlKernel {
     fn ask(path: &Path) -> Result<UmlKernel> {
         let what = path.display().to_string();
         let limit = Duration::from_secs(10);
-        let help = output_within(Command::new(path).arg("--help"), &what, limit)?;
+        let help = output_within(Command::new(path).arg("--help"), &what, limit)
+            .map_err(|e| missing_interpreter(path, e))?;
         let help = String::from_utf8_lossy(&help.stdout).into_owned();
         let net = Self::net_driver_from_help(&help).ok_or_else(|| Error::Backend {
             what: what.clone(),
@@ -138,9 +139,44 @@ impl UmlKernel {
     }
 }
 
+/// A kernel file that is there but "not found" when run: the program that
+/// loads it (its ELF interpreter) is missing. A fetched kernel names the C
+/// library unpacked beside it, so it stops running when its folder moves.
+fn missing_interpreter(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Spawn { source, .. }
+            if source.kind() == std::io::ErrorKind::NotFound && path.exists() =>
+        {
+            Error::Backend {
+                what: path.display().to_string(),
+                message: "it is there but cannot be started: the C library it runs with (its \
+                          ELF interpreter) is missing; a kernel from `mln kernel fetch` runs only \
+                          from the folder it was fetched into: `mln kernel fetch --refresh` \
+                          fetches it again"
+                    .into(),
+            }
+        }
+        e => e,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kernel_whose_interpreter_is_gone_says_so_and_how_to_fetch_it_again() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = dir.path().join("linux.uml");
+        // Run, it fails as a moved fetched kernel does: ENOENT for a file
+        // that is there.
+        fs::write(&kernel, "#!/nonexistent/ld-linux-x86-64.so.2\n").unwrap();
+        fs::set_permissions(&kernel, fs::Permissions::from_mode(0o755)).unwrap();
+        let e = UmlKernel::inspect(&kernel).unwrap_err().to_string();
+        assert!(e.contains("ELF interpreter"), "{e}");
+        assert!(e.contains("mln kernel fetch --refresh"), "{e}");
+    }
     use crate::MacAddr;
 
     #[test]
