@@ -127,6 +127,70 @@ pub fn checked_within(cmd: &mut Command, what: &str, timeout: Duration) -> Resul
 
 /// What `r` gives, sent chunk by chunk as read, until its end (a thread
 /// that nobody waits for when the end never comes).
+/// How a program watched by [`watch_within`] was left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    /// It printed what was looked for.
+    Printed,
+    /// It ended (or closed its stdout) without printing it.
+    Ended,
+    /// It printed nothing for the silence bound: hung.
+    Silent,
+    /// The overall bound passed while it was still printing.
+    TimedOut,
+}
+
+/// Run `cmd` (stdin empty, stderr discarded) while watching its stdout for
+/// `needle`, and kill it as soon as it is printed, the program stops
+/// printing for `silence` (a guest that hangs goes quiet, one that boots
+/// never does for long), or `timeout` passes. Says which.
+pub fn watch_within(
+    cmd: &mut Command,
+    needle: &str,
+    timeout: Duration,
+    silence: Duration,
+) -> Result<Watched> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|source| Error::Spawn { program, source })?;
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Ok(Watched::Ended);
+    };
+    let chunks = drain(stdout);
+    let deadline = Instant::now() + timeout;
+    let needle = needle.as_bytes();
+    let mut seen: Vec<u8> = Vec::new();
+    let watched = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break Watched::TimedOut;
+        }
+        match chunks.recv_timeout(left.min(silence)) {
+            Ok(chunk) => {
+                seen.extend_from_slice(&chunk);
+                if seen.windows(needle.len()).any(|w| w == needle) {
+                    break Watched::Printed;
+                }
+                // Keep only what a needle split across chunks needs.
+                let keep = needle.len().saturating_sub(1).min(seen.len());
+                seen.drain(..seen.len() - keep);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if left > silence => break Watched::Silent,
+            Err(mpsc::RecvTimeoutError::Timeout) => break Watched::TimedOut,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break Watched::Ended,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(watched)
+}
+
 fn drain(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -150,6 +214,39 @@ fn drain(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watched_program_is_left_when_it_prints_the_needle_goes_quiet_or_ends() {
+        let sh = |script: &str| {
+            let mut c = Command::new("sh");
+            c.args(["-c", script]);
+            c
+        };
+        let (long, quiet) = (Duration::from_secs(20), Duration::from_millis(500));
+        let started = Instant::now();
+        let w = watch_within(
+            &mut sh("printf boot-; sleep 0.1; echo OK; sleep 30"),
+            "boot-OK",
+            long,
+            quiet,
+        );
+        assert_eq!(w.ok(), Some(Watched::Printed));
+        let w = watch_within(&mut sh("echo early; sleep 30"), "boot-OK", long, quiet);
+        assert_eq!(w.ok(), Some(Watched::Silent));
+        let w = watch_within(&mut sh("echo done"), "boot-OK", long, quiet);
+        assert_eq!(w.ok(), Some(Watched::Ended));
+        let w = watch_within(
+            &mut sh("while :; do echo busy; sleep 0.1; done"),
+            "boot-OK",
+            Duration::from_secs(1),
+            quiet,
+        );
+        assert_eq!(w.ok(), Some(Watched::TimedOut));
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "nothing waited for its sleep"
+        );
+    }
 
     #[test]
     fn a_hanging_program_is_killed_at_the_bound() {

@@ -443,6 +443,11 @@ pub enum KernelAction {
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
         format: TableFormat,
     },
+    /// Get the Linux kernel QEMU (KVM) guests boot with: Debian's
+    /// `linux-image` and an initramfs with the virtio modules, built into
+    /// the kernels folder (once; `mln up` of a `kvm` host does the same).
+    /// With it there, `mln doctor` can probe whether KVM really runs.
+    FetchGuest,
 }
 
 /// `mln doctor`.

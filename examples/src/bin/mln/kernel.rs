@@ -1,5 +1,6 @@
-//! `mln kernel show|path|fetch`: which UML kernel guests boot with, and
-//! getting one that boots on this host (`mln_core::uml::KernelStore`).
+//! `mln kernel show|path|fetch|fetch-guest`: which UML kernel guests boot
+//! with, getting one that boots on this host (`mln_core::uml::KernelStore`),
+//! and the kernel QEMU guests boot with (`mln_core::qemu::GuestKernel`).
 
 use mln_core::template::BusyboxSource;
 use mln_core::uml::{FetchSource, KernelStore, Uml, UmlKernel};
@@ -49,6 +50,17 @@ fn run(args: &KernelArgs) -> Result<(), String> {
                 return Ok(());
             }
             fetch(&store, suite, *refresh, *format)
+        }
+        KernelAction::FetchGuest => {
+            let guest =
+                mln_core::qemu::GuestKernel::fetch(store.dir()).map_err(|e| e.to_string())?;
+            println!(
+                "guest kernel: {} (Linux {}), initramfs {}",
+                guest.kernel.display(),
+                guest.version,
+                guest.initrd.display()
+            );
+            Ok(())
         }
     }
 }
