@@ -20,6 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mln_core::uml::{Liveness, ProcessRecord};
+use serde::{Deserialize, Serialize};
 
 use crate::cli::{ForwardArgs, ForwardInsideArgs};
 use crate::lifecycle::fail;
@@ -85,9 +86,58 @@ pub fn forward(args: &ForwardArgs) -> u8 {
 }
 
 /// Where a project's background forwards are recorded: `PORT.pid` (pid
-/// and start time) and `PORT.log` (what it said).
+/// and start time), `PORT.json` (where it leads, [`Leads`]) and
+/// `PORT.log` (what it said).
 fn forwards_dir(project_dir: &Path) -> PathBuf {
     project_dir.join("forwards")
+}
+
+/// Where a background forward leads, recorded when it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Leads {
+    /// The address it listens on, on this machine.
+    pub(crate) listen: SocketAddr,
+    /// The host, as given (`PROJECT/HOST` or `HOST`).
+    pub(crate) host: String,
+    /// The guest's address and port it leads to.
+    pub(crate) to: SocketAddr,
+}
+
+/// A project's background forward as `mln status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ForwardStatus {
+    /// Where it leads.
+    #[serde(flatten)]
+    pub(crate) leads: Leads,
+    /// `running`, or `ended` (its process is gone: `mln forward --stop`
+    /// clears the record, `--background` starts it again).
+    pub(crate) state: &'static str,
+}
+
+/// The background forwards recorded in the project folder `project_dir`,
+/// by port.
+pub(crate) fn list_in(project_dir: &Path) -> Vec<ForwardStatus> {
+    let Ok(entries) = std::fs::read_dir(forwards_dir(project_dir)) else {
+        return Vec::new();
+    };
+    let mut all: Vec<ForwardStatus> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|p| {
+            let leads: Leads = serde_json::from_slice(&std::fs::read(&p).ok()?).ok()?;
+            let alive = ProcessRecord::read(&p.with_extension("pid"))
+                .ok()
+                .flatten()
+                .is_some_and(|proc| proc.liveness() == Liveness::Alive);
+            Some(ForwardStatus {
+                leads,
+                state: if alive { "running" } else { "ended" },
+            })
+        })
+        .collect();
+    all.sort_by_key(|f| f.leads.listen.port());
+    all
 }
 
 /// The record of the project's background forward on `port`.
@@ -147,8 +197,22 @@ fn background(args: &ForwardArgs, project_dir: &Path, listen: SocketAddr, to: So
     let Some(proc) = ProcessRecord::of(child.id()) else {
         return fail("the forward ended at once");
     };
-    if let Err(e) = proc.write(&record) {
+    let leads = Leads {
+        listen,
+        host: args.target.clone().unwrap_or_default(),
+        to,
+    };
+    let written = proc
+        .write(&record)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            let json = serde_json::to_vec(&leads).map_err(|e| e.to_string())?;
+            let path = record.with_extension("json");
+            std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))
+        });
+    if let Err(e) = written {
         proc.signal_group(libc::SIGTERM);
+        let _ = std::fs::remove_file(&record);
         return fail(e);
     }
     // Listening once a connection is taken (by the listener's queue).
@@ -161,6 +225,7 @@ fn background(args: &ForwardArgs, project_dir: &Path, listen: SocketAddr, to: So
         if let Ok(Some(_)) = child.try_wait() {
             let said = std::fs::read_to_string(&log_path).unwrap_or_default();
             let _ = std::fs::remove_file(&record);
+            let _ = std::fs::remove_file(record.with_extension("json"));
             return fail(format!("the forward on port {port} ended: {}", said.trim()));
         }
         if TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_ok() {
@@ -173,6 +238,7 @@ fn background(args: &ForwardArgs, project_dir: &Path, listen: SocketAddr, to: So
         if Instant::now() >= deadline {
             proc.signal_group(libc::SIGTERM);
             let _ = std::fs::remove_file(&record);
+            let _ = std::fs::remove_file(record.with_extension("json"));
             return fail(format!(
                 "the forward on port {port} did not listen within {STARTUP:?}"
             ));
@@ -221,7 +287,11 @@ pub(crate) fn stop_in(project_dir: &Path, port: Option<u16>) -> Result<usize, St
                 ended += 1;
             }
         }
-        for file in [path.clone(), path.with_extension("log")] {
+        for file in [
+            path.clone(),
+            path.with_extension("log"),
+            path.with_extension("json"),
+        ] {
             if let Err(e) = std::fs::remove_file(&file) {
                 if e.kind() != ErrorKind::NotFound {
                     return Err(format!("{}: {e}", file.display()));

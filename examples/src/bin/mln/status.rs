@@ -77,7 +77,19 @@ pub fn status(out: &Output, args: &StatusArgs) -> u8 {
         }
     }
     if args.format() == TableFormat::Json {
-        return match serde_json::to_string_pretty(&all) {
+        // Each project with its background forwards (`mln forward`).
+        let with_forwards: Result<Vec<serde_json::Value>, _> = all
+            .iter()
+            .map(|s| {
+                let mut v = serde_json::to_value(s)?;
+                let forwards = crate::forward::list_in(&places.state_root.join(&s.project));
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("forwards".into(), serde_json::to_value(forwards)?);
+                }
+                Ok::<_, serde_json::Error>(v)
+            })
+            .collect();
+        return match with_forwards.and_then(|v| serde_json::to_string_pretty(&v)) {
             Ok(s) => {
                 println!("{s}");
                 code.max(tally.exit_code(args))
@@ -87,6 +99,7 @@ pub fn status(out: &Output, args: &StatusArgs) -> u8 {
     }
     for s in &all {
         print_project(out, s);
+        print_forwards(out, &places.state_root.join(&s.project));
     }
     code.max(tally.exit_code(args))
 }
@@ -174,6 +187,19 @@ fn print_project(out: &Output, s: &ProjectStatus) {
                 );
             }
         }
+    }
+}
+
+/// The project's background forwards, one line each.
+fn print_forwards(out: &Output, project_dir: &std::path::Path) {
+    for f in crate::forward::list_in(project_dir) {
+        println!(
+            "  forward {:<12} {} → {} {}",
+            f.leads.listen.port(),
+            out.state(f.state, 0),
+            f.leads.host,
+            f.leads.to
+        );
     }
 }
 
