@@ -339,7 +339,7 @@ const KVM_SILENCE: Duration = Duration::from_millis(1500);
 
 /// Boot `kernel` with `initrd` (whose init prints `MLN-PROBE-OK`) under
 /// KVM; true when the marker appears in time. A guest that goes quiet for
-/// [`KVM_SILENCE`] is taken as hung then, not waited for to `timeout`.
+/// 1.5 s is taken as hung then, not waited for to `timeout`.
 pub fn kvm_runs_linux(kernel: &Path, initrd: &Path, timeout: Duration) -> bool {
     let watched = crate::bounded::watch_within(
         Command::new("qemu-system-x86_64")
