@@ -457,6 +457,22 @@ fn alice_pings_bob_through_the_router_then_nothing_is_left() {
     );
 }
 
+/// `DIR/PROJECT.mln`: hosts `one` and `two` of 64M on switch `lan`, at
+/// `NET.1` and `NET.2`.
+fn two_hosts(dir: &Path, project: &str, net: &str) -> std::path::PathBuf {
+    let file = dir.join(format!("{project}.mln"));
+    std::fs::write(
+        &file,
+        format!(
+            "global {{ project {project} }}\nswitch lan {{\n}}\n\
+             host one {{ memory 64M; network eth0 {{ switch lan; address {net}.1/24 }} }}\n\
+             host two {{ memory 64M; network eth0 {{ switch lan; address {net}.2/24 }} }}\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
 /// On a host where Debian 12's UML kernel crashes (an Intel CPU with AMX),
 /// `up` with it fails naming every host, the cause and `mln kernel fetch`;
 /// where it boots, `up` succeeds. Either way `up` agrees with the doctor's
@@ -491,14 +507,7 @@ fn up_with_the_distributions_kernel_agrees_with_the_doctor_and_names_the_fix() {
         .unwrap_or_else(|| panic!("no uml check: {report:#}"));
     let boots = uml["works"] == true;
 
-    let file = dir.path().join("pair.mln");
-    std::fs::write(
-        &file,
-        "global { project pair }\nswitch lan {\n}\n\
-         host one { memory 64M; network eth0 { switch lan; address 10.0.0.1/24 } }\n\
-         host two { memory 64M; network eth0 { switch lan; address 10.0.0.2/24 } }\n",
-    )
-    .unwrap();
+    let file = two_hosts(dir.path(), "pair", "10.0.0");
     let up = with_distro(&["up", file.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&up.stderr);
     if boots {
@@ -633,14 +642,7 @@ fn a_script_written_for_mln_1_0_8_runs_unchanged() {
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mln"), bin.join("mln")).unwrap();
-    let file = dir.path().join("scripted.mln");
-    std::fs::write(
-        &file,
-        "global { project scripted }\nswitch lan {\n}\n\
-         host one { memory 64M; network eth0 { switch lan; address 10.9.0.1/24 } }\n\
-         host two { memory 64M; network eth0 { switch lan; address 10.9.0.2/24 } }\n",
-    )
-    .unwrap();
+    let file = two_hosts(dir.path(), "scripted", "10.9.0");
     let path = format!(
         "{}:{}",
         bin.display(),
