@@ -73,6 +73,7 @@ codes! {
     BadValue = "E0023", Error, "invalid value";
     TooLittleMemory = "E0024", Error, "less memory than the platform boots with";
     PluginRefused = "E0025", Error, "a plugin refused the project";
+    MixedOwners = "E0026", Error, "hosts and switches of one project with different owners";
     UnknownKeyword = "W0001", Warning, "unknown keyword";
     UnusedSwitch = "W0002", Warning, "switch nobody uses";
     NoInterface = "W0003", Warning, "host with no interface";
@@ -81,6 +82,7 @@ codes! {
     TightMemory = "W0006", Warning, "memory that boots, but not reliably among many";
     PinningXenOnly = "W0007", Warning, "`cpus` on a UML host (not pinned)";
     PluginWarning = "W0008", Warning, "a plugin's warning";
+    OwnerAndSudo = "W0009", Warning, "both `owner` and `sudo`: `sudo` counts";
 }
 
 impl std::fmt::Display for Code {

@@ -249,6 +249,7 @@ prop_compose! {
         sizes in (opt(size()), opt(size()), opt(size())),
         lvm in any::<bool>(),
         strings in prop::collection::vec(opt(value()), 8),
+        owners in prop::collection::vec(opt(name()), 3),
         boot_order in 0u32..200,
         term in opt(prop_oneof![Just(Term::Screen), Just(Term::Xterm), Just(Term::None)]),
         nameserver in opt(ip()),
@@ -294,6 +295,10 @@ prop_compose! {
         h.ramdisk = s.next().flatten();
         h.extra = s.next().flatten();
         h.root_passwd = s.next().flatten();
+        let mut o = owners.into_iter();
+        h.owner = o.next().flatten();
+        h.group = o.next().flatten();
+        h.sudo = o.next().flatten();
         h.boot_order = boot_order;
         h.term = term;
         h.nameserver = nameserver;
@@ -337,10 +342,16 @@ prop_compose! {
         bridge in opt(name()),
         socket in opt(word()),
         tap in opt(name()),
+        owner in opt(name()),
+        group in opt(name()),
+        sudo in opt(name()),
         unknown in prop::collection::btree_map(odd_keyword(), value(), 0..2),
         blocks in generic_blocks(),
     ) -> Switch {
-        Switch { name, service_host, hub, bridge, socket, tap, members: Vec::new(), unknown, blocks }
+        Switch {
+            name, service_host, hub, bridge, socket, tap, owner, group, sudo,
+            members: Vec::new(), unknown, blocks,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod cpus;
 mod links;
 mod memory;
 mod names;
+mod owners;
 pub mod subnet;
 pub mod suggest;
 #[cfg(test)]
@@ -95,6 +96,7 @@ pub fn check_project(project: &Project, origins: &Origins) -> Diagnostics {
     links::hosts_without_interface(project, origins, &mut out);
     memory::check(project, origins, &mut out);
     cpus::check(project, origins, &mut out);
+    owners::check(project, origins, &mut out);
     collapse_repeats(&mut out);
     sort(&mut out);
     out

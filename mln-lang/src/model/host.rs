@@ -100,6 +100,17 @@ pub struct Host {
     /// `root_passwd`: crypt(3) hash of root's password.
     #[serde(default)]
     pub root_passwd: Option<String>,
+    /// `owner USER`: the Unix user the guest runs as (MLN's key; see
+    /// [`crate::plan::Ownership`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// `group GROUP`: the Unix group its files belong to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// `sudo USER`: as `owner` (MLN ran the guest through `sudo -u`); it
+    /// wins over `owner` when both are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sudo: Option<String>,
     /// `users { NAME HASH [HOME] [UID] }`, in order.
     #[serde(default)]
     pub users: Vec<User>,
@@ -190,6 +201,9 @@ impl Host {
             term: None,
             nameserver: None,
             root_passwd: None,
+            owner: None,
+            group: None,
+            sudo: None,
             users: Vec::new(),
             groups: Vec::new(),
             files: Vec::new(),

@@ -27,6 +27,15 @@ pub struct Switch {
     /// `tap IFACE`: connect a host tap interface.
     #[serde(default)]
     pub tap: Option<String>,
+    /// `owner USER`: the Unix user the switch runs as (MLN's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// `group GROUP`: the Unix group of its socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// `sudo USER`: as `owner`, and wins over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sudo: Option<String>,
     /// The host interfaces that attach to this switch, in host order then
     /// interface order. Computed by the resolver, never written in a file.
     #[serde(default)]
@@ -49,6 +58,9 @@ impl Switch {
             bridge: None,
             socket: None,
             tap: None,
+            owner: None,
+            group: None,
+            sudo: None,
             members: Vec::new(),
             unknown: BTreeMap::new(),
             blocks: Vec::new(),

@@ -119,6 +119,7 @@ impl DesiredProject {
     pub fn from_project(project: &Project) -> Self {
         let mut out = DesiredProject::new(&project.name);
         out.persistent = project.persistent;
+        out.ownership = super::Ownership::of(project);
         for h in &project.hosts {
             out.add_host(host_spec(&project.name, h));
         }

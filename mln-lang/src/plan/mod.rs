@@ -35,7 +35,7 @@ pub use recorded::{DomainRecord, HostRecord, StaleCopy, State, SwitchRecord};
 pub use render::Counts;
 pub use spec::{
     derived_mac, domain_name, DesiredProject, GuestSpec, HookPoint, HostInterface, HostSpec,
-    Platform, SwitchSpec, WrittenFile,
+    Ownership, Platform, SwitchSpec, WrittenFile,
 };
 pub use types::{
     Action, ActionId, AttrChange, ChangeClass, Goal, HostChange, HostChangeKind, LinkEffect,

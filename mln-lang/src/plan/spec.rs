@@ -14,6 +14,8 @@ use mln_core::guest::InterfaceAddress;
 use mln_core::MacAddr;
 use serde::{Deserialize, Serialize};
 
+use crate::model::Project;
+
 pub use crate::model::Platform;
 
 /// One network interface of a host as the planner sees it.
@@ -398,6 +400,47 @@ pub struct DesiredProject {
     /// Brought back up by `mln check-persistent` (`global { persistent }`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub persistent: bool,
+    /// Whose project this is (MLN's `owner`, `sudo` and `group` keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<Ownership>,
+}
+
+/// The Unix user (and group) a project's guests and switches run as, from
+/// MLN's `owner` (or `sudo`) and `group` keys on its hosts and switches.
+/// One per project (the checker refuses two, E0026): a host or switch
+/// without the keys runs as the project's owner too. `mln`, run by root,
+/// gives the project's folder to that user and does the work as them;
+/// run by anyone else, it refuses a project that is not theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    /// The user, as written (a name or a number).
+    pub user: String,
+    /// The group, as written, when one is named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl Ownership {
+    /// The ownership `project`'s keys give: the first `sudo` or `owner`
+    /// and the first `group` of its hosts, then of its switches. A
+    /// `group` alone is the invoking user's group, as in MLN: `None` here
+    /// (nothing to hand over).
+    pub fn of(project: &Project) -> Option<Ownership> {
+        let hosts = project
+            .hosts
+            .iter()
+            .map(|h| (h.sudo.as_ref().or(h.owner.as_ref()), h.group.as_ref()));
+        let switches = project
+            .switches
+            .iter()
+            .map(|s| (s.sudo.as_ref().or(s.owner.as_ref()), s.group.as_ref()));
+        let all: Vec<_> = hosts.chain(switches).collect();
+        let user = all.iter().find_map(|(u, _)| *u)?;
+        Some(Ownership {
+            user: user.clone(),
+            group: all.iter().find_map(|(_, g)| *g).cloned(),
+        })
+    }
 }
 
 impl DesiredProject {
@@ -434,4 +477,33 @@ pub fn domain_name(project: &str, host: &str) -> String {
 /// `project/host/interface`, so it survives rebuilds, moves and upgrades.
 pub fn derived_mac(project: &str, host: &str, iface: &str) -> MacAddr {
     MacAddr::derived(&format!("{project}/{host}/{iface}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Host, Switch};
+
+    #[test]
+    fn a_projects_owner_is_its_sudo_or_owner_and_a_group_alone_hands_nothing_over() {
+        let mut project = Project {
+            name: "p".into(),
+            hosts: vec![Host::new("a"), Host::new("b")],
+            switches: vec![Switch::new("lan")],
+            ..Project::default()
+        };
+        assert_eq!(Ownership::of(&project), None);
+        project.switches[0].group = Some("lab".into());
+        assert_eq!(Ownership::of(&project), None, "a group alone");
+        project.hosts[1].owner = Some("ann".into());
+        project.hosts[1].sudo = Some("bob".into());
+        assert_eq!(
+            Ownership::of(&project),
+            Some(Ownership {
+                user: "bob".into(),
+                group: Some("lab".into())
+            }),
+            "sudo wins over owner, the switch's group counts"
+        );
+    }
 }

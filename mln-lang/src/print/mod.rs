@@ -93,6 +93,9 @@ fn switch(p: &mut Printer, s: &Switch) {
     p.opt("bridge", &s.bridge);
     p.opt("socket", &s.socket);
     p.opt("tap", &s.tap);
+    p.opt("owner", &s.owner);
+    p.opt("group", &s.group);
+    p.opt("sudo", &s.sudo);
     for (k, v) in &s.unknown {
         p.statement(k, Some(v));
     }
@@ -179,6 +182,9 @@ fn host(p: &mut Printer, h: &Host, project: &Project) {
         p.statement("nameserver", Some(&ns.to_string()));
     }
     p.opt("root_passwd", &h.root_passwd);
+    p.opt("owner", &h.owner);
+    p.opt("group", &h.group);
+    p.opt("sudo", &h.sudo);
     for (k, v) in &h.unknown {
         p.statement(k, Some(v));
     }

@@ -214,6 +214,9 @@ fn host(h: &Host, rest: &[&str]) -> Option<Node> {
         "term" => h.term.map(|t| Node::Scalar(t.keyword().to_string())),
         "nameserver" => h.nameserver.map(|a| Node::Scalar(a.to_string())),
         "root_passwd" => opt(&h.root_passwd),
+        "owner" => opt(&h.owner),
+        "group" => opt(&h.group),
+        "sudo" => opt(&h.sudo),
         "users" => lines(
             h.users
                 .iter()
@@ -365,6 +368,9 @@ fn switch(project: &Project, s: &Switch, rest: &[&str]) -> Option<Node> {
         }),
         ["socket"] => opt(&s.socket),
         ["tap"] => opt(&s.tap),
+        ["owner"] => opt(&s.owner),
+        ["group"] => opt(&s.group),
+        ["sudo"] => opt(&s.sudo),
         ["members"] => Some(Node::List(
             s.members
                 .iter()

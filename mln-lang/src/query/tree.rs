@@ -252,7 +252,17 @@ fn interface_tree(i: &crate::model::Interface) -> Tree {
 
 fn switch_tree(project: &Project, s: &Switch) -> Tree {
     let mut tree = Tree::default();
-    for key in ["service_host", "hub", "bridge", "socket", "tap", "xen"] {
+    for key in [
+        "service_host",
+        "hub",
+        "bridge",
+        "socket",
+        "tap",
+        "owner",
+        "group",
+        "sudo",
+        "xen",
+    ] {
         put(&mut tree, key, switch(project, s, &[key]));
     }
     for (k, v) in &s.unknown {

@@ -35,6 +35,9 @@ pub(crate) const HOST_KEYWORDS: &[&str] = &[
     "term",
     "nameserver",
     "root_passwd",
+    "owner",
+    "group",
+    "sudo",
 ];
 
 /// True when `k` is one of [`HOST_KEYWORDS`] (a `match`, which compiles
@@ -68,6 +71,9 @@ fn is_host_keyword(k: &str) -> bool {
             | "term"
             | "nameserver"
             | "root_passwd"
+            | "owner"
+            | "group"
+            | "sudo"
     )
 }
 
@@ -88,8 +94,17 @@ pub(crate) const NETWORK_KEYWORDS: &[&str] = &[
 ];
 
 /// Statements a `switch` block knows.
-pub(crate) const SWITCH_KEYWORDS: &[&str] =
-    &["service_host", "location", "hub", "bridge", "socket", "tap"];
+pub(crate) const SWITCH_KEYWORDS: &[&str] = &[
+    "service_host",
+    "location",
+    "hub",
+    "bridge",
+    "socket",
+    "tap",
+    "owner",
+    "group",
+    "sudo",
+];
 
 /// Statements `global` knows.
 pub(crate) const GLOBAL_KEYWORDS: &[&str] = &["project", "project_password", "persistent"];
