@@ -795,3 +795,95 @@ fn a_class_of_thirty() {
     assert_eq!(up_copies, 30);
     assert_eq!(testkit::processes_under(dir.path()), Vec::<u32>::new());
 }
+
+/// MLN's `owner` on a host and a switch: root's `mln up` gives the project
+/// to that user, whose processes the guests and the switch are; another
+/// user cannot stop it, its owner can; two owners in one file are refused
+/// naming where each is written.
+#[test]
+fn a_project_whose_hosts_name_an_owner_is_theirs() {
+    if !testkit::uml_ready("a_project_whose_hosts_name_an_owner_is_theirs") {
+        return;
+    }
+    if !rustix::process::geteuid().is_root() {
+        return testkit::skip(
+            "a_project_whose_hosts_name_an_owner_is_theirs",
+            "giving a project to a user needs root",
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _kill = KillUnder(dir.path().to_path_buf());
+    let state = dir.path().join("state");
+    let (owner, other) = ("mlno-carol", "mlno-dave");
+    let _users = Users::make(&[owner, other]);
+    let lab_file = open_to_students(dir.path(), owner);
+    let _ = std::fs::remove_file(&lab_file);
+    let file = dir.path().join("owned.mln");
+    let write = |text: String| {
+        std::fs::write(&file, text).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    };
+    write(format!(
+        "global {{ project owned }}\nswitch lan {{\n    owner {owner}\n}}\n\
+         host a {{\n    owner {owner}\n    memory 64M\n    network eth0 {{ switch lan; address 10.0.0.1/24 }}\n}}\n\
+         host b {{\n    memory 64M\n    network eth0 {{ switch lan; address 10.0.0.2/24 }}\n}}\n"
+    ));
+    let path = file.to_string_lossy().into_owned();
+    ok(&mln(&state, &["up", &path]));
+    let uid = Users::uid(owner);
+    let folder = state.join("owned");
+    let meta = std::fs::metadata(&folder).unwrap();
+    assert_eq!(meta.uid(), uid, "the project folder is the owner's");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    // Every guest and the switch run as the owner (the host without the
+    // key too: a project has one owner).
+    let running: Vec<(String, u32)> = testkit::processes_under(&state)
+        .into_iter()
+        .filter_map(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            let runs = cmd.contains("linux.uml") || cmd.contains("vde_switch");
+            let who = std::fs::metadata(format!("/proc/{pid}")).ok()?.uid();
+            runs.then_some((cmd, who))
+        })
+        .collect();
+    assert!(
+        running
+            .iter()
+            .filter(|(c, _)| c.contains("vde_switch"))
+            .count()
+            >= 1
+            && running
+                .iter()
+                .filter(|(c, _)| c.contains("linux.uml"))
+                .count()
+                >= 2,
+        "{running:?}"
+    );
+    assert!(running.iter().all(|(_, who)| *who == uid), "{running:?}");
+    // Another user cannot touch it; its owner can.
+    let refused = as_user(other, &state, &["stop", "-p", "owned"]);
+    assert_ne!(refused.status.code(), Some(0), "{}", output_text(&refused));
+    assert!(
+        output_text(&refused).contains(&format!("belongs to {owner}")),
+        "{}",
+        output_text(&refused)
+    );
+    ok(&as_user(owner, &state, &["stop", "-p", "owned"]));
+    ok(&mln(&state, &["remove", "-p", "owned"]));
+    assert!(!folder.exists(), "the project folder is removed");
+
+    // Two owners: refused before anything is made, naming both places.
+    write(format!(
+        "global {{ project mixed }}\nswitch lan {{\n}}\n\
+         host a {{\n    owner {owner}\n    network eth0 {{ switch lan; address 10.0.0.1/24 }}\n}}\n\
+         host b {{\n    sudo {other}\n    network eth0 {{ switch lan; address 10.0.0.2/24 }}\n}}\n"
+    ));
+    let mixed = mln(&state, &["up", &path]);
+    assert_eq!(mixed.status.code(), Some(1), "{}", output_text(&mixed));
+    let said = output_text(&mixed);
+    assert!(said.contains("E0026"), "{said}");
+    assert!(said.contains("owned.mln:9:"), "{said}");
+    assert!(said.contains("host `a` has `mlno-carol` here"), "{said}");
+    assert!(!state.join("mixed").exists());
+}

@@ -245,8 +245,23 @@ impl Prepared {
             args.run.template_dir.as_deref(),
         )
         .map_err(fail)?;
-        // Root on a user's project works as that user (see `owner`).
-        crate::owner::hand_over(&places.state_root.join(&name)).map_err(fail)?;
+        // A project that names its owner is theirs; root on a user's
+        // project works as that user (see `owner`).
+        let folder = places.state_root.join(&name);
+        let ownership = checked
+            .as_ref()
+            .and_then(|c| mln_lang::plan::Ownership::of(c.project()));
+        // (Planning changes nothing: no folder is made or given.)
+        if let Some(ownership) = ownership.as_ref().filter(|_| templates) {
+            crate::owner::claim(&places.state_root, &folder, &name, ownership).map_err(fail)?;
+            if crate::owner::is_root() {
+                // Built by root, read by the owner's mln (as `mln class` does).
+                mln_core::template::Template::default_in(&places.template_dir)
+                    .map_err(|e| fail(format!("default template: {e}")))?;
+            }
+        }
+        let removing = goal == Goal::Remove && args.hosts.is_empty() && !args.dry_run;
+        crate::owner::hand_over(&folder, removing).map_err(fail)?;
         let mut project = checked.map(|c| c.project().clone());
         let hook_dir = args.file.as_deref().and_then(project_folder);
         if let Some(p) = &mut project {

@@ -88,8 +88,10 @@ pub fn owner_of(folder: &Path) -> Result<Option<User>, String> {
 
 /// Run as root on a project folder that belongs to a user: become this
 /// same command run as them. Returns only when there is nothing to hand
-/// over, or with the error that stopped it.
-pub fn hand_over(folder: &Path) -> Result<(), String> {
+/// over, or with the error that stopped it. With `removing`, the command
+/// runs as them to its end and root then deletes the folder they emptied
+/// (they cannot: the state folder is root's), exiting with their status.
+pub fn hand_over(folder: &Path, removing: bool) -> Result<(), String> {
     if !is_root() {
         return Ok(());
     }
@@ -102,8 +104,23 @@ pub fn hand_over(folder: &Path) -> Result<(), String> {
         folder.display(),
         user.name
     );
-    let e = user.command(&exe).args(std::env::args_os().skip(1)).exec();
-    Err(format!("cannot run as {}: {SETPRIV}: {e}", user.name))
+    let mut cmd = user.command(&exe);
+    cmd.args(std::env::args_os().skip(1));
+    if !removing {
+        let e = cmd.exec();
+        return Err(format!("cannot run as {}: {SETPRIV}: {e}", user.name));
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run as {}: {SETPRIV}: {e}", user.name))?;
+    if status.success() {
+        if let Err(e) = std::fs::remove_dir(folder) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(format!("{}: {e}", folder.display()));
+            }
+        }
+    }
+    std::process::exit(status.code().unwrap_or(1));
 }
 
 /// Give the project folder `folder` (made now if missing) to `user`,
@@ -135,6 +152,60 @@ pub fn give(root: &Path, folder: &Path, user: &User) -> Result<(), String> {
     std::os::unix::fs::chown(folder, Some(user.uid), Some(user.gid)).map_err(|e| err(folder, e))?;
     std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| err(folder, e))
+}
+
+/// The group id of the group named (or numbered) `key`.
+fn group_id(key: &str) -> Result<u32, String> {
+    let out = Command::new("getent")
+        .args(["group", key])
+        .output()
+        .map_err(|e| format!("getent group {key}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("no Unix group {key}"));
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    line.trim_end()
+        .split(':')
+        .nth(2)
+        .and_then(|g| g.parse().ok())
+        .ok_or_else(|| format!("group {key}: unexpected group entry {line}"))
+}
+
+/// A project whose hosts or switches name an owner (MLN's `owner`, `sudo`
+/// and `group` keys): run by root, its folder `folder` (under the state
+/// folder `root`) is given to that user, and to the group with mode 0770
+/// when one is named, so that the work is then done as them
+/// ([`hand_over`]); run by anyone else, it must be theirs.
+pub fn claim(
+    root: &Path,
+    folder: &Path,
+    project: &str,
+    ownership: &mln_lang::plan::Ownership,
+) -> Result<(), String> {
+    let user =
+        User::lookup(&ownership.user).map_err(|e| format!("project {project}'s owner: {e}"))?;
+    let group = match &ownership.group {
+        Some(g) => Some(group_id(g).map_err(|e| format!("project {project}'s group: {e}"))?),
+        None => None,
+    };
+    if !is_root() {
+        let me = rustix::process::geteuid().as_raw();
+        return if me == user.uid {
+            Ok(())
+        } else {
+            Err(format!(
+                "project {project} belongs to {} (its `owner`): run mln as {} or as root",
+                user.name, user.name
+            ))
+        };
+    }
+    give(root, folder, &user)?;
+    if let Some(gid) = group {
+        let err = |e: std::io::Error| format!("{}: {e}", folder.display());
+        std::os::unix::fs::chown(folder, None, Some(gid)).map_err(err)?;
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o770)).map_err(err)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
