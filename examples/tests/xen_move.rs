@@ -254,6 +254,14 @@ fn upgrade_moves_a_running_xen_guest_live_between_two_servers() {
     });
     let both = format!("{console_a}{}", lab.console(B, web));
     assert_eq!(boot_ids(&both), id, "web's boot id changed");
+    // `mln log` shows the console xenconsoled keeps on server-b (under the
+    // guest's incoming name), through server-b's agent.
+    let log = lab.mln_ok(&desk.state(), &["log", "-p", project_name, "web"]);
+    assert_eq!(boot_ids(&log), id, "mln log of web after its move:\n{log}");
+    assert!(
+        ping_replies(&log).iter().any(|seq| *seq > before),
+        "mln log shows web's pings after the move:\n{log}"
+    );
     let stop_ms = reported_stop_ms(&out)
         .unwrap_or_else(|| panic!("upgrade names the stop at the end of the move:\n{out}"));
     assert!(

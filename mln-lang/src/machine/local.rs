@@ -118,14 +118,19 @@ impl LocalBackends {
     }
 
     /// The console log of `host` of `project` (`mln log -p PROJECT HOST`);
-    /// it is kept while the host's domain exists.
+    /// it is kept while the host's domain exists. A Xen guest's is the one
+    /// `xenconsoled` keeps, when it keeps one ([`xen_console_log`]).
     pub fn console_log(&self, project: &str, host: &str) -> Result<PathBuf> {
         let name = domain_name(project, host);
         let qemu = self.qemu()?.console_log(&name)?;
         if qemu.exists() {
             return Ok(qemu);
         }
-        self.uml.console_log(&name)
+        let uml = self.uml.console_log(&name)?;
+        if uml.exists() {
+            return Ok(uml);
+        }
+        Ok(xen_console_log(Path::new(XEN_CONSOLE_LOGS), &name).unwrap_or(uml))
     }
 
     /// The QEMU backend (KVM where a probe boot shows it works, else TCG).
@@ -769,4 +774,51 @@ fn join_switch(spec: &SwitchSpec, socket: &str, dir: &Path) -> Result<SwitchReco
         bridge: None,
         pid: None,
     })
+}
+/// Where `xenconsoled` writes guests' consoles when it runs with
+/// `--log=guest` (Debian: `XENCONSOLED_TRACE=guest` in
+/// `/etc/default/xencommons`).
+pub const XEN_CONSOLE_LOGS: &str = "/var/log/xen/console";
+
+/// The console log `xenconsoled` keeps in `dir` for Xen domain `name`:
+/// `guest-NAME.log`, or for a guest that moved in live, the log of its
+/// name during the move (`guest-NAME--incoming.log`), whichever was
+/// written last. `None` when it keeps neither.
+pub fn xen_console_log(dir: &Path, name: &str) -> Option<PathBuf> {
+    [
+        format!("guest-{name}.log"),
+        format!("guest-{name}--incoming.log"),
+    ]
+    .into_iter()
+    .map(|f| dir.join(f))
+    .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+    .max_by_key(|(modified, _)| *modified)
+    .map(|(_, p)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_xen_guests_console_log_is_the_one_written_last_under_either_name() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(xen_console_log(dir.path(), "p.web"), None);
+        let own = dir.path().join("guest-p.web.log");
+        std::fs::write(&own, "booted here\n").unwrap();
+        assert_eq!(xen_console_log(dir.path(), "p.web"), Some(own.clone()));
+        // It moved away and came back in live: the incoming log is newer.
+        let incoming = dir.path().join("guest-p.web--incoming.log");
+        std::fs::write(&incoming, "moved in\n").unwrap();
+        let older = SystemTime::now() - Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&own)
+            .unwrap()
+            .set_modified(older)
+            .unwrap();
+        assert_eq!(xen_console_log(dir.path(), "p.web"), Some(incoming));
+        assert_eq!(xen_console_log(dir.path(), "p.db"), None);
+    }
 }

@@ -10,4 +10,4 @@ mod disks;
 mod local;
 
 pub use backends::Backends;
-pub use local::LocalBackends;
+pub use local::{xen_console_log, LocalBackends, XEN_CONSOLE_LOGS};

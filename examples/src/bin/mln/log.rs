@@ -43,13 +43,17 @@ pub fn log(args: &LogArgs) -> u8 {
         .get(&args.host)
         .and_then(|r| r.domain.as_ref().map(|d| d.backend))
         .or_else(|| spec.platform.backend());
-    if backend == Some(BackendKind::Xen) {
-        return fail(format!(
-            "{} runs on Xen, which keeps no console log: attach to its console with `xl console {}`",
-            args.host,
+    // Xen keeps a guest's console log only where xenconsoled is told to.
+    let xen_hint = (backend == Some(BackendKind::Xen)).then(|| {
+        format!(
+            "; xenconsoled keeps a Xen guest's console only when it runs with --log=guest \
+             (XENCONSOLED_TRACE=guest in /etc/default/xencommons, writing {}): until then, \
+             attach with `xl console {}`",
+            mln_lang::machine::XEN_CONSOLE_LOGS,
             domain_name(&args.project, &args.host)
-        ));
-    }
+        )
+    });
+    let xen_hint = xen_hint.as_deref().unwrap_or_default();
     let local = match LocalBackends::new(store.dir()) {
         Ok(b) => b,
         Err(e) => return fail(e),
@@ -57,7 +61,7 @@ pub fn log(args: &LogArgs) -> u8 {
     let cluster = ClusterBackends::new(&args.project, local, ServerAccess::from_env())
         .with_servers(state.desired.as_ref(), Some(&state));
     if let Some(server) = cluster.remote(spec.service_host.as_deref()) {
-        return remote_log(&cluster, server, &args.host, args.follow);
+        return remote_log(&cluster, server, &args.host, args.follow, xen_hint);
     }
     let path = match cluster.local().console_log(&args.project, &args.host) {
         Ok(p) => p,
@@ -78,7 +82,7 @@ pub fn log(args: &LogArgs) -> u8 {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return fail(format!(
-                "{} has no console log yet: it has not been started",
+                "{} has no console log yet: it has not been started{xen_hint}",
                 args.host
             ))
         }
@@ -127,7 +131,13 @@ pub fn log(args: &LogArgs) -> u8 {
 const REMOTE_CHUNK: u64 = 16 << 20;
 
 /// [`log()`] for a host on another server, through its agent.
-fn remote_log(cluster: &ClusterBackends, server: &str, host: &str, follow: bool) -> u8 {
+fn remote_log(
+    cluster: &ClusterBackends,
+    server: &str,
+    host: &str,
+    follow: bool,
+    xen_hint: &str,
+) -> u8 {
     let mut stdout = std::io::stdout().lock();
     let mut at: Option<u64> = None;
     loop {
@@ -135,7 +145,7 @@ fn remote_log(cluster: &ClusterBackends, server: &str, host: &str, follow: bool)
             Ok(t) => t,
             Err(mln_core::Error::NotFound { .. }) if at.is_none() => {
                 return fail(format!(
-                    "{host} has no console log yet on {server}: it has not been started"
+                    "{host} has no console log yet on {server}: it has not been started{xen_hint}"
                 ))
             }
             Err(_) if at.is_some() => return 0,
