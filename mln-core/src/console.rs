@@ -68,39 +68,35 @@ pub(crate) const CRASH_WINDOW: u64 = 64 * 1024;
 
 /// The last `max` bytes of a file, lossily decoded.
 pub(crate) fn tail(path: &Path, max: u64) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if f.seek(SeekFrom::Start(len.saturating_sub(max))).is_err() {
-        return String::new();
-    }
+    let len = std::fs::metadata(path).map_or(0, |m| m.len());
+    String::from_utf8_lossy(&read_from(path, len.saturating_sub(max))).into_owned()
+}
+
+/// The bytes of the file at `path` from byte `from` on (none when it
+/// cannot be read).
+fn read_from(path: &Path, from: u64) -> Vec<u8> {
     let mut buf = Vec::new();
-    if f.read_to_end(&mut buf).is_err() {
-        return String::new();
+    let Ok(mut f) = File::open(path) else {
+        return buf;
+    };
+    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut buf).is_err() {
+        buf.clear();
     }
-    String::from_utf8_lossy(&buf).into_owned()
+    buf
 }
 
 /// What the file at `path` holds from byte `offset` on (an earlier run's
 /// output comes before it), at most its last `max` bytes; where those
 /// begin inside a line, from the next whole line. Lossily decoded.
 pub(crate) fn since(path: &Path, offset: u64, max: u64) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let len = std::fs::metadata(path).map_or(0, |m| m.len());
     let start = len.saturating_sub(max).max(offset);
+    if start >= len {
+        return String::new();
+    }
     // From the byte before the window, to see whether it begins a line.
     let cut = start > offset;
-    let from = if cut { start - 1 } else { start };
-    if start >= len || f.seek(SeekFrom::Start(from)).is_err() {
-        return String::new();
-    }
-    let mut buf = Vec::new();
-    if f.read_to_end(&mut buf).is_err() {
-        return String::new();
-    }
+    let buf = read_from(path, if cut { start - 1 } else { start });
     let text = String::from_utf8_lossy(&buf);
     if cut {
         // Cut inside a line: a fragment such as `e>] ? block_signals`

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use mln_lang::model::{
-    Address, FileCopy, GenericBlock, GenericItem, Group, Host, Interface, Mount, Platform, Project,
-    Switch, SwitchPort, Term, User,
+    Address, FileCopy, GenericBlock, GenericItem, Group, Host, Interface, Mount, OwnerKeys,
+    Platform, Project, Switch, SwitchPort, Term, User,
 };
 use mln_lang::print::to_mln;
 use mln_lang::resolve::resolve;
@@ -249,7 +249,7 @@ prop_compose! {
         sizes in (opt(size()), opt(size()), opt(size())),
         lvm in any::<bool>(),
         strings in prop::collection::vec(opt(value()), 8),
-        owners in prop::collection::vec(opt(name()), 3),
+        owner_keys in owner_keys(),
         boot_order in 0u32..200,
         term in opt(prop_oneof![Just(Term::Screen), Just(Term::Xterm), Just(Term::None)]),
         nameserver in opt(ip()),
@@ -295,10 +295,7 @@ prop_compose! {
         h.ramdisk = s.next().flatten();
         h.extra = s.next().flatten();
         h.root_passwd = s.next().flatten();
-        let mut o = owners.into_iter();
-        h.owner = o.next().flatten();
-        h.group = o.next().flatten();
-        h.sudo = o.next().flatten();
+        h.owner_keys = owner_keys;
         h.boot_order = boot_order;
         h.term = term;
         h.nameserver = nameserver;
@@ -342,16 +339,20 @@ prop_compose! {
         bridge in opt(name()),
         socket in opt(word()),
         tap in opt(name()),
-        owner in opt(name()),
-        group in opt(name()),
-        sudo in opt(name()),
+        owner_keys in owner_keys(),
         unknown in prop::collection::btree_map(odd_keyword(), value(), 0..2),
         blocks in generic_blocks(),
     ) -> Switch {
         Switch {
-            name, service_host, hub, bridge, socket, tap, owner, group, sudo,
+            name, service_host, hub, bridge, socket, tap, owner_keys,
             members: Vec::new(), unknown, blocks,
         }
+    }
+}
+
+prop_compose! {
+    fn owner_keys()(owner in opt(name()), group in opt(name()), sudo in opt(name())) -> OwnerKeys {
+        OwnerKeys { owner, group, sudo }
     }
 }
 

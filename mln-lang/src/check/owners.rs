@@ -5,7 +5,7 @@
 //! (W0009; `sudo` counts, as in MLN).
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
-use crate::model::{BlockOrigin, Origins, Project};
+use crate::model::{Origins, OwnerKeys, Project};
 use crate::source::Span;
 
 /// One `owner`/`sudo` or `group` as written: the value, what wrote it, and
@@ -18,64 +18,43 @@ struct Claim<'a> {
 
 /// E0026 and W0009 for `project`.
 pub(super) fn check(project: &Project, origins: &Origins, out: &mut Diagnostics) {
+    // Each host and switch: what it is, its keys, and where each of
+    // [`OwnerKeys::KEYWORDS`] was written (else its name).
+    let hosts = project.hosts.iter().map(|h| {
+        let origin = origins.hosts.get(&h.name);
+        let spans = OwnerKeys::KEYWORDS
+            .map(|k| origin.map(|o| o.keywords.get(k).copied().unwrap_or(o.name)));
+        (format!("host `{}`", h.name), &h.owner_keys, spans)
+    });
+    let switches = project.switches.iter().map(|s| {
+        let origin = origins.switches.get(&s.name);
+        let spans = OwnerKeys::KEYWORDS
+            .map(|k| origin.map(|o| o.keywords.get(k).copied().unwrap_or(o.name)));
+        (format!("switch `{}`", s.name), &s.owner_keys, spans)
+    });
     let mut owners = Vec::new();
     let mut groups = Vec::new();
-    for host in &project.hosts {
-        let origin = origins.hosts.get(&host.name);
-        let at = |key: &str| origin.map(|o| o.keywords.get(key).copied().unwrap_or(o.name));
-        let who = format!("host `{}`", host.name);
-        if let (Some(owner), Some(sudo)) = (&host.owner, &host.sudo) {
-            both(out, &who, owner, sudo, at("owner"));
+    for (who, keys, [owner_at, group_at, sudo_at]) in hosts.chain(switches) {
+        if let (Some(owner), Some(sudo)) = (&keys.owner, &keys.sudo) {
+            both(out, &who, owner, sudo, owner_at);
         }
-        if let Some(user) = host.sudo.as_ref().or(host.owner.as_ref()) {
-            let key = if host.sudo.is_some() { "sudo" } else { "owner" };
+        if let Some((key, user)) = keys.user() {
             owners.push(Claim {
                 value: user,
                 who: who.clone(),
-                span: at(key),
+                span: if key == "sudo" { sudo_at } else { owner_at },
             });
         }
-        if let Some(group) = &host.group {
+        if let Some(group) = &keys.group {
             groups.push(Claim {
                 value: group,
                 who,
-                span: at("group"),
-            });
-        }
-    }
-    for switch in &project.switches {
-        let origin = origins.switches.get(&switch.name);
-        let at = |key: &str| origin.map(|o| block_span(o, key));
-        let who = format!("switch `{}`", switch.name);
-        if let (Some(owner), Some(sudo)) = (&switch.owner, &switch.sudo) {
-            both(out, &who, owner, sudo, at("owner"));
-        }
-        if let Some(user) = switch.sudo.as_ref().or(switch.owner.as_ref()) {
-            let key = if switch.sudo.is_some() {
-                "sudo"
-            } else {
-                "owner"
-            };
-            owners.push(Claim {
-                value: user,
-                who: who.clone(),
-                span: at(key),
-            });
-        }
-        if let Some(group) = &switch.group {
-            groups.push(Claim {
-                value: group,
-                who,
-                span: at("group"),
+                span: group_at,
             });
         }
     }
     differ(out, &mut owners, "owner");
     differ(out, &mut groups, "group");
-}
-
-fn block_span(origin: &BlockOrigin, key: &str) -> Span {
-    origin.keywords.get(key).copied().unwrap_or(origin.name)
 }
 
 fn both(out: &mut Diagnostics, who: &str, owner: &str, sudo: &str, span: Option<Span>) {

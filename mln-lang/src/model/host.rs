@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{GenericBlock, VecMap};
+use super::{GenericBlock, OwnerKeys, VecMap};
 
 /// Memory when none is given: 128 MiB.
 pub const DEFAULT_MEMORY: u64 = 128 * 1024 * 1024;
@@ -100,17 +100,9 @@ pub struct Host {
     /// `root_passwd`: crypt(3) hash of root's password.
     #[serde(default)]
     pub root_passwd: Option<String>,
-    /// `owner USER`: the Unix user the guest runs as (MLN's key; see
-    /// [`crate::plan::Ownership`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    /// `group GROUP`: the Unix group its files belong to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    /// `sudo USER`: as `owner` (MLN ran the guest through `sudo -u`); it
-    /// wins over `owner` when both are given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sudo: Option<String>,
+    /// `owner`, `group` and `sudo`: whose guest it is.
+    #[serde(default, flatten)]
+    pub owner_keys: OwnerKeys,
     /// `users { NAME HASH [HOME] [UID] }`, in order.
     #[serde(default)]
     pub users: Vec<User>,
@@ -201,9 +193,7 @@ impl Host {
             term: None,
             nameserver: None,
             root_passwd: None,
-            owner: None,
-            group: None,
-            sudo: None,
+            owner_keys: OwnerKeys::default(),
             users: Vec::new(),
             groups: Vec::new(),
             files: Vec::new(),

@@ -16,6 +16,7 @@
 mod host;
 mod map;
 mod origins;
+mod owner_keys;
 mod switch;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ pub use host::{
 };
 pub use map::VecMap;
 pub use origins::{BlockOrigin, HostOrigin, InterfaceOrigin, Origins};
+pub use owner_keys::OwnerKeys;
 pub use switch::{Switch, SwitchPort};
 
 #[cfg(doc)]

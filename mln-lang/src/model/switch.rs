@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::GenericBlock;
+use super::{GenericBlock, OwnerKeys};
 
 /// A project switch: `switch NAME { ... }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,15 +27,9 @@ pub struct Switch {
     /// `tap IFACE`: connect a host tap interface.
     #[serde(default)]
     pub tap: Option<String>,
-    /// `owner USER`: the Unix user the switch runs as (MLN's key).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    /// `group GROUP`: the Unix group of its socket.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    /// `sudo USER`: as `owner`, and wins over it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sudo: Option<String>,
+    /// `owner`, `group` and `sudo`: whose switch it is.
+    #[serde(default, flatten)]
+    pub owner_keys: OwnerKeys,
     /// The host interfaces that attach to this switch, in host order then
     /// interface order. Computed by the resolver, never written in a file.
     #[serde(default)]
@@ -58,9 +52,7 @@ impl Switch {
             bridge: None,
             socket: None,
             tap: None,
-            owner: None,
-            group: None,
-            sudo: None,
+            owner_keys: OwnerKeys::default(),
             members: Vec::new(),
             unknown: BTreeMap::new(),
             blocks: Vec::new(),

@@ -426,19 +426,13 @@ impl Ownership {
     /// `group` alone is the invoking user's group, as in MLN: `None` here
     /// (nothing to hand over).
     pub fn of(project: &Project) -> Option<Ownership> {
-        let hosts = project
-            .hosts
-            .iter()
-            .map(|h| (h.sudo.as_ref().or(h.owner.as_ref()), h.group.as_ref()));
-        let switches = project
-            .switches
-            .iter()
-            .map(|s| (s.sudo.as_ref().or(s.owner.as_ref()), s.group.as_ref()));
+        let hosts = project.hosts.iter().map(|h| &h.owner_keys);
+        let switches = project.switches.iter().map(|s| &s.owner_keys);
         let all: Vec<_> = hosts.chain(switches).collect();
-        let user = all.iter().find_map(|(u, _)| *u)?;
+        let (_, user) = all.iter().find_map(|k| k.user())?;
         Some(Ownership {
             user: user.clone(),
-            group: all.iter().find_map(|(_, g)| *g).cloned(),
+            group: all.iter().find_map(|k| k.group.clone()),
         })
     }
 }
@@ -493,10 +487,10 @@ mod tests {
             ..Project::default()
         };
         assert_eq!(Ownership::of(&project), None);
-        project.switches[0].group = Some("lab".into());
+        project.switches[0].owner_keys.group = Some("lab".into());
         assert_eq!(Ownership::of(&project), None, "a group alone");
-        project.hosts[1].owner = Some("ann".into());
-        project.hosts[1].sudo = Some("bob".into());
+        project.hosts[1].owner_keys.owner = Some("ann".into());
+        project.hosts[1].owner_keys.sudo = Some("bob".into());
         assert_eq!(
             Ownership::of(&project),
             Some(Ownership {

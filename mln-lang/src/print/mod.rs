@@ -17,7 +17,7 @@
 use std::fmt::Write as _;
 
 use crate::model::{
-    GenericBlock, GenericItem, Hooks, Host, Interface, Platform, Project, Switch,
+    GenericBlock, GenericItem, Hooks, Host, Interface, OwnerKeys, Platform, Project, Switch,
     DEFAULT_BOOT_ORDER, DEFAULT_MEMORY, DEFAULT_VCPUS,
 };
 use crate::resolve::format_size;
@@ -93,9 +93,9 @@ fn switch(p: &mut Printer, s: &Switch) {
     p.opt("bridge", &s.bridge);
     p.opt("socket", &s.socket);
     p.opt("tap", &s.tap);
-    p.opt("owner", &s.owner);
-    p.opt("group", &s.group);
-    p.opt("sudo", &s.sudo);
+    for k in OwnerKeys::KEYWORDS {
+        p.opt(k, &s.owner_keys.get(k).cloned());
+    }
     for (k, v) in &s.unknown {
         p.statement(k, Some(v));
     }
@@ -182,9 +182,9 @@ fn host(p: &mut Printer, h: &Host, project: &Project) {
         p.statement("nameserver", Some(&ns.to_string()));
     }
     p.opt("root_passwd", &h.root_passwd);
-    p.opt("owner", &h.owner);
-    p.opt("group", &h.group);
-    p.opt("sudo", &h.sudo);
+    for k in OwnerKeys::KEYWORDS {
+        p.opt(k, &h.owner_keys.get(k).cloned());
+    }
     for (k, v) in &h.unknown {
         p.statement(k, Some(v));
     }

@@ -214,9 +214,7 @@ fn host(h: &Host, rest: &[&str]) -> Option<Node> {
         "term" => h.term.map(|t| Node::Scalar(t.keyword().to_string())),
         "nameserver" => h.nameserver.map(|a| Node::Scalar(a.to_string())),
         "root_passwd" => opt(&h.root_passwd),
-        "owner" => opt(&h.owner),
-        "group" => opt(&h.group),
-        "sudo" => opt(&h.sudo),
+        "owner" | "group" | "sudo" => opt(&h.owner_keys.get(key).cloned()),
         "users" => lines(
             h.users
                 .iter()
@@ -368,9 +366,7 @@ fn switch(project: &Project, s: &Switch, rest: &[&str]) -> Option<Node> {
         }),
         ["socket"] => opt(&s.socket),
         ["tap"] => opt(&s.tap),
-        ["owner"] => opt(&s.owner),
-        ["group"] => opt(&s.group),
-        ["sudo"] => opt(&s.sudo),
+        [key @ ("owner" | "group" | "sudo")] => opt(&s.owner_keys.get(key).cloned()),
         ["members"] => Some(Node::List(
             s.members
                 .iter()

@@ -252,17 +252,13 @@ fn interface_tree(i: &crate::model::Interface) -> Tree {
 
 fn switch_tree(project: &Project, s: &Switch) -> Tree {
     let mut tree = Tree::default();
-    for key in [
-        "service_host",
-        "hub",
-        "bridge",
-        "socket",
-        "tap",
-        "owner",
-        "group",
-        "sudo",
-        "xen",
-    ] {
+    // Every switch statement (`location` is `service_host` by another
+    // name), then whether it is a Xen bridge.
+    let keys = crate::resolve::lint::SWITCH_KEYWORDS
+        .iter()
+        .filter(|k| **k != "location")
+        .chain(&["xen"]);
+    for &key in keys {
         put(&mut tree, key, switch(project, s, &[key]));
     }
     for (k, v) in &s.unknown {

@@ -166,9 +166,9 @@ pub(crate) fn read_switch(
                         "bridge" => sw.bridge = Some(value),
                         "socket" => sw.socket = Some(value),
                         "tap" => sw.tap = Some(value),
-                        "owner" => sw.owner = Some(value),
-                        "group" => sw.group = Some(value),
-                        "sudo" => sw.sudo = Some(value),
+                        "owner" | "group" | "sudo" => {
+                            sw.owner_keys.set(k, value);
+                        }
                         _ => {
                             lint::unknown_keyword(ctx, &s.keyword, "a switch", SWITCH_KEYWORDS);
                             sw.unknown.insert(k.to_string(), value);

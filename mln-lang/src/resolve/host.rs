@@ -686,9 +686,9 @@ fn read_scalars(
             "ramdisk" => host.ramdisk = Some(value.into_owned()),
             "extra" => host.extra = Some(value.into_owned()),
             "root_passwd" => host.root_passwd = Some(value.into_owned()),
-            "owner" => host.owner = Some(value.into_owned()),
-            "group" => host.group = Some(value.into_owned()),
-            "sudo" => host.sudo = Some(value.into_owned()),
+            "owner" | "group" | "sudo" => {
+                host.owner_keys.set(k, value.into_owned());
+            }
             _ => {
                 host.unknown
                     .insert(s.keyword.node.to_owned_string(), value.into_owned());

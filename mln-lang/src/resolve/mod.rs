@@ -44,7 +44,7 @@ mod generic;
 mod global;
 mod host;
 mod inherit;
-mod lint;
+pub(crate) mod lint;
 mod lists;
 mod values;
 mod vars;

@@ -31,15 +31,8 @@ pub struct User {
 impl User {
     /// The user named (or numbered) `key`; `Err` says why not.
     pub fn lookup(key: &str) -> Result<User, String> {
-        let out = Command::new("getent")
-            .args(["passwd", key])
-            .output()
-            .map_err(|e| format!("getent passwd {key}: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("no Unix user {key}"));
-        }
-        let line = String::from_utf8_lossy(&out.stdout);
-        let fields: Vec<&str> = line.trim_end().split(':').collect();
+        let line = getent("passwd", key, "user")?;
+        let fields: Vec<&str> = line.split(':').collect();
         match fields[..] {
             [name, _, uid, gid, _, home, ..] => Ok(User {
                 name: name.to_string(),
@@ -154,18 +147,23 @@ pub fn give(root: &Path, folder: &Path, user: &User) -> Result<(), String> {
         .map_err(|e| err(folder, e))
 }
 
+/// The entry for `key` in the user database `db` (`passwd`, `group`), as
+/// `getent` prints it; `what` names an entry in the error for a missing one.
+fn getent(db: &str, key: &str, what: &str) -> Result<String, String> {
+    let out = Command::new("getent")
+        .args([db, key])
+        .output()
+        .map_err(|e| format!("getent {db} {key}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("no Unix {what} {key}"));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+}
+
 /// The group id of the group named (or numbered) `key`.
 fn group_id(key: &str) -> Result<u32, String> {
-    let out = Command::new("getent")
-        .args(["group", key])
-        .output()
-        .map_err(|e| format!("getent group {key}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("no Unix group {key}"));
-    }
-    let line = String::from_utf8_lossy(&out.stdout);
-    line.trim_end()
-        .split(':')
+    let line = getent("group", key, "group")?;
+    line.split(':')
         .nth(2)
         .and_then(|g| g.parse().ok())
         .ok_or_else(|| format!("group {key}: unexpected group entry {line}"))
