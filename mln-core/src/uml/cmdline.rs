@@ -32,8 +32,11 @@ pub(super) fn args(
         });
     };
     let mut args: Vec<String> = Vec::new();
+    // The guest's memory, and on top of it the kernel's own image (see
+    // `footprint`): a guest of `memory 32M` has about 32 MiB of its own.
     let max = round_pages(spec.effective_max_memory());
-    args.push(format!("mem={}K", max / 1024));
+    let mem = max + super::footprint::reservation(kernel, max)?;
+    args.push(format!("mem={}K", mem / 1024));
     args.push(format!("umid={UMID}"));
     args.push(format!("uml_dir={}", cmdline_path(dir, "state folder")?));
     // The kernel's console to the log (stderr). The second console on
@@ -190,11 +193,13 @@ mod tests {
     fn command_line_carries_disks_interfaces_and_memory() {
         let dir = tempfile::tempdir().unwrap();
         let uml = Uml::new(dir.path()).unwrap();
+        // An ELF program that is always there, in the kernel's place.
+        let program = std::env::current_exe().unwrap();
         let mut spec = DomainSpec::new(
             "alice",
             48 << 20,
             Boot::Kernel {
-                kernel: "/usr/bin/linux.uml".into(),
+                kernel: program.clone(),
                 ramdisk: None,
                 cmdline: "root=/dev/ubda  rw".into(),
             },
@@ -218,9 +223,12 @@ mod tests {
         });
         let dir = uml.dir("alice").unwrap();
         let (kernel, args) = super::args(&dir, &spec, NetDriver::Eth).unwrap();
-        assert_eq!(kernel, Path::new("/usr/bin/linux.uml"));
+        assert_eq!(kernel, program);
         let args: Vec<String> = args.into_iter().map(|a| a.into_string().unwrap()).collect();
-        assert!(args.contains(&"mem=65536K".to_string()));
+        // The guest's 64 MiB, and the kernel's own image on top.
+        let own = crate::uml::footprint::reservation(&kernel, 64 << 20).unwrap();
+        assert_eq!(own % (1 << 20), 0);
+        assert!(args.contains(&format!("mem={}K", ((64 << 20) + own) / 1024)));
         assert!(args.contains(&"ubda=/d/alice.cow".to_string()));
         assert!(args.contains(&"ubdbr=/d/alice.cfg".to_string()));
         assert!(args.contains(&format!("eth0=vde,/s/lan,{mac}")));

@@ -54,7 +54,7 @@ impl CrashCause {
                 "this UML kernel cannot run on this CPU; `mln kernel fetch` gets one that can \
                  (or name another with the host's `kernel`, --uml-kernel or MLN_UML_KERNEL)"
             }
-            CrashCause::OutOfMemory => "give the host more `memory` (64M boots reliably)",
+            CrashCause::OutOfMemory => "give the host more `memory` (32M boots reliably)",
             CrashCause::NoRootFileSystem => {
                 "if other guests of the same template booted, this one most likely ran short \
                  of memory while many booted at once (guests under 48M do): give it more \

@@ -17,8 +17,10 @@
 //! asks the guest's init to shut down (sent only once init handles it, see
 //! `shutdown.rs`), `config mem=±N` unplugs and replugs memory.
 //!
-//! UML boots at `mem=` the domain's maximum memory; a smaller `memory` is
-//! reached by unplugging the difference once the guest runs. UML 6.1 has one
+//! UML boots at `mem=` the domain's maximum memory, plus what the kernel
+//! keeps for its own image (`footprint.rs`), so that the guest has its
+//! memory to itself; a smaller `memory` is reached by unplugging the
+//! difference once the guest runs. UML 6.1 has one
 //! CPU; save, restore and migration do not exist for it
 //! ([`Error::Unsupported`]).
 //!
@@ -46,6 +48,7 @@
 mod cmdline;
 mod crash;
 mod fetch;
+mod footprint;
 mod kernel;
 mod kernels;
 mod mconsole;

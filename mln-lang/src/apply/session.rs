@@ -139,7 +139,9 @@ fn observe_one(
 }
 
 /// The memory each server needs free for `plan`: hosts created, started
-/// or moved in count whole, memory raised live counts the difference.
+/// or moved in count whole (a UML host with its kernel's own image, see
+/// [`crate::check::UML_KERNEL_IMAGE`]), memory raised live counts the
+/// difference.
 fn memory_needed(
     plan: &Plan,
     desired: &DesiredProject,
@@ -153,6 +155,10 @@ fn memory_needed(
             .cloned()
             .or_else(|| recorded.and_then(|r| r.hosts.get(host).map(|h| h.spec.clone())))
     };
+    let whole = |s: &HostSpec| match s.platform {
+        Platform::Uml => s.memory + crate::check::UML_KERNEL_IMAGE,
+        _ => s.memory,
+    };
     let running = |host: &str| {
         recorded
             .and_then(|r| r.hosts.get(host))
@@ -160,25 +166,29 @@ fn memory_needed(
     };
     for a in &plan.actions {
         let (host, need) = match &a.op {
-            Op::CreateDomain { host } | Op::Start { host } if !running(host) => {
-                (host, spec(host).map(|s| (s.service_host, s.memory)))
-            }
+            Op::CreateDomain { host } | Op::Start { host } if !running(host) => (
+                host,
+                spec(host).map(|s| (s.service_host.clone(), whole(&s))),
+            ),
             Op::Rebuild { host, start: true } | Op::Restart { host } => {
                 let old = if running(host) {
                     recorded
                         .and_then(|r| r.hosts.get(host.as_str()))
-                        .map_or(0, |h| h.spec.memory)
+                        .map_or(0, |h| whole(&h.spec))
                 } else {
                     0
                 };
                 (
                     host,
-                    spec(host).map(|s| (s.service_host, s.memory.saturating_sub(old))),
+                    spec(host).map(|s| (s.service_host.clone(), whole(&s).saturating_sub(old))),
                 )
             }
             Op::Move {
                 host, start: true, ..
-            } => (host, spec(host).map(|s| (s.service_host, s.memory))),
+            } => (
+                host,
+                spec(host).map(|s| (s.service_host.clone(), whole(&s))),
+            ),
             Op::SetMemory { host, from, to } if to > from => {
                 (host, spec(host).map(|s| (s.service_host, to - from)))
             }

@@ -20,7 +20,7 @@ pub mod suggest;
 mod tests;
 
 pub use capacity::{check_capacity, LOCAL_MACHINE};
-pub use memory::{minimum_memory, UML_RELIABLE_MEMORY};
+pub use memory::{minimum_memory, UML_KERNEL_IMAGE, UML_RELIABLE_MEMORY};
 
 use std::collections::HashMap;
 

@@ -54,6 +54,12 @@ impl Launch {
         self.argv[0].to_string_lossy().ends_with("vde_switch")
     }
 
+    /// A switch's control folder (`--sock DIR`).
+    fn switch_socket(&self) -> Option<PathBuf> {
+        let at = self.argv.iter().position(|a| a == "--sock" || a == "-s")?;
+        self.argv.get(at + 1).map(PathBuf::from)
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..])
@@ -162,6 +168,12 @@ pub fn start(
     fs::create_dir_all(logs).map_err(|e| format!("{}: {e}", logs.display()))?;
     let mut children = Vec::new();
     for s in &captured.switches {
+        // `mln stop` removed the switch's folder; vde_switch makes only
+        // the last part of its control path.
+        let sock = s.switch_socket();
+        if let Some(parent) = sock.as_deref().and_then(Path::parent) {
+            fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
         let child = s
             .command()
             .stdin(Stdio::null())
@@ -171,8 +183,16 @@ pub fn start(
             .map_err(|e| format!("start a switch: {e}"))?;
         children.push(child);
     }
-    // Give the switches their control sockets before the guests join.
-    std::thread::sleep(Duration::from_millis(500));
+    // The guests join once every switch listens.
+    let listening = Instant::now() + Duration::from_secs(10);
+    for sock in captured.switches.iter().filter_map(Launch::switch_socket) {
+        while !sock.join("ctl").exists() {
+            if Instant::now() > listening {
+                return Err(format!("switch {} never listened", sock.display()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     let mut ptys = Vec::new();
     let mut files = Vec::new();
     let start = Instant::now();
