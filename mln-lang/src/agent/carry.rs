@@ -7,7 +7,7 @@
 //! The stream flows through this machine, so the servers need no access
 //! to each other. Errors name the server and quote the job's last words.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 
@@ -43,53 +43,14 @@ pub fn carry(
         // Both on this machine: the files are where they belong already.
         (Side::Here(_), Side::Here(_)) => Ok(()),
         (Side::Here(local), Side::Server(server)) => {
-            let mut job = Job::start(
-                access,
-                server,
-                "import-disks",
-                &header(project, to, template)?,
-            )?;
-            let sent = match job.child.stdin.take() {
-                Some(mut stdin) => disks::export(local, from, &mut stdin).and_then(|_| {
-                    stdin
-                        .flush()
-                        .map_err(|e| Error::io(std::path::Path::new("disk stream"), e))
-                }),
-                None => Ok(()),
-            };
-            // stdin is closed here: the import sees the end of the stream.
-            let done = job.finish();
-            match (sent, done) {
-                (Ok(_), done) => done,
-                // The import's complaint explains a broken pipe.
-                (Err(e), Err(theirs)) if broken_pipe(&e) => Err(theirs),
-                (Err(e), _) => Err(e),
-            }
+            send_to(access, server, project, to, template, |stdin| {
+                disks::export(local, from, stdin).map(drop)
+            })
         }
         (Side::Server(server), Side::Here(local)) => {
-            let mut job = Job::start(
-                access,
-                server,
-                "export-disks",
-                &header(project, from, None)?,
-            )?;
-            drop(job.child.stdin.take());
-            let got = match job.child.stdout.take() {
-                Some(out) => {
-                    disks::import(local, project, to, template, &mut BufReader::new(out)).map(drop)
-                }
-                None => Err(Error::Backend {
-                    what: server.to_string(),
-                    message: "the export job has no output".into(),
-                }),
-            };
-            match got {
-                Ok(()) => job.finish(),
-                Err(e) => {
-                    let said = job.kill();
-                    Err(with_words(e, server, &said))
-                }
-            }
+            fetch_from(access, server, project, from, |mut out| {
+                disks::import(local, project, to, template, &mut out).map(drop)
+            })
         }
         (Side::Server(x), Side::Server(y)) => {
             let mut export = Job::start(access, x, "export-disks", &header(project, from, None)?)?;
@@ -115,6 +76,75 @@ pub fn carry(
             let exported = export.finish();
             let imported = import.finish();
             imported.and(exported)
+        }
+    }
+}
+
+/// Make `host`'s disks on `server` from the transfer stream `write`
+/// writes (`mln agent import-disks`, which refuses a template other than
+/// `template`). Returns once the server verified and recorded them, or
+/// with its failure (which explains a broken pipe on this side).
+pub fn send_to(
+    access: &ServerAccess,
+    server: &str,
+    project: &str,
+    host: &HostSpec,
+    template: Option<&FileEntry>,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    let mut job = Job::start(
+        access,
+        server,
+        "import-disks",
+        &header(project, host, template)?,
+    )?;
+    let sent = match job.child.stdin.take() {
+        Some(mut stdin) => write(&mut stdin).and_then(|()| {
+            stdin
+                .flush()
+                .map_err(|e| Error::io(std::path::Path::new("disk stream"), e))
+        }),
+        None => Ok(()),
+    };
+    // stdin is closed here: the import sees the end of the stream.
+    let done = job.finish();
+    match (sent, done) {
+        (Ok(()), done) => done,
+        // The import's complaint explains a broken pipe.
+        (Err(e), Err(theirs)) if broken_pipe(&e) => Err(theirs),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// Read `host`'s disks on `server` as a transfer stream (`mln agent
+/// export-disks`), handed to `read`; the server's files are not changed.
+/// A failure of `read` ends the job, and carries what it said.
+pub fn fetch_from(
+    access: &ServerAccess,
+    server: &str,
+    project: &str,
+    host: &HostSpec,
+    read: impl FnOnce(&mut dyn BufRead) -> Result<()>,
+) -> Result<()> {
+    let mut job = Job::start(
+        access,
+        server,
+        "export-disks",
+        &header(project, host, None)?,
+    )?;
+    drop(job.child.stdin.take());
+    let got = match job.child.stdout.take() {
+        Some(out) => read(&mut BufReader::new(out)),
+        None => Err(Error::Backend {
+            what: server.to_string(),
+            message: "the export job has no output".into(),
+        }),
+    };
+    match got {
+        Ok(()) => job.finish(),
+        Err(e) => {
+            let said = job.kill();
+            Err(with_words(e, server, &said))
         }
     }
 }

@@ -6,33 +6,31 @@ use std::path::Path;
 
 use super::{format_err, io_err, pretty, tar, ArchiveError, ExportManifest, ExportedHost, Result};
 use super::{ARCHIVE_VERSION, MANIFEST, STATE};
-use crate::agent::disks;
-use crate::machine::LocalBackends;
+use crate::apply::ClusterBackends;
 use crate::plan::State;
 use crate::state::StateStore;
 
-/// Write the project kept in `store` (its hosts stopped, all on this
-/// machine) to a new archive file `file`; `backends` are this machine's
-/// for the project's folder. The project's lock is held meanwhile, so
-/// nothing starts it; the file appears only once complete, and an
-/// existing one is never replaced. Returns what the archive holds.
-pub fn export(store: &StateStore, backends: &LocalBackends, file: &Path) -> Result<ExportManifest> {
+/// Write the project kept in `store` (its hosts stopped) to a new archive
+/// file `file`; `backends` are the project's, this machine's for its
+/// folder and its servers' agents for hosts elsewhere, whose disks come
+/// through this machine. The project's lock is held meanwhile, so nothing
+/// starts it; the file appears only once complete, and an existing one is
+/// never replaced. Returns what the archive holds.
+pub fn export(
+    store: &StateStore,
+    backends: ClusterBackends,
+    file: &Path,
+) -> Result<ExportManifest> {
     let project = store.project().to_string();
     let _lock = store.lock()?;
     let state = store.load()?.ok_or_else(|| ArchiveError::NotRecorded {
         project: project.clone(),
     })?;
-    let remote: Vec<String> = state
-        .hosts
-        .values()
-        .filter(|h| h.spec.service_host.is_some())
-        .map(|h| h.spec.name.clone())
-        .chain(state.stale.iter().map(|s| s.spec.name.clone()))
-        .collect();
-    if !remote.is_empty() {
-        return Err(ArchiveError::Remote {
+    let stale: Vec<String> = state.stale.iter().map(|s| s.spec.name.clone()).collect();
+    if !stale.is_empty() {
+        return Err(ArchiveError::Stale {
             project,
-            hosts: remote,
+            hosts: stale,
         });
     }
     let running: Vec<String> = state
@@ -47,17 +45,19 @@ pub fn export(store: &StateStore, backends: &LocalBackends, file: &Path) -> Resu
             hosts: running,
         });
     }
+    let backends = backends.with_servers(None, Some(&state));
     let mut manifest = ExportManifest {
         format_version: ARCHIVE_VERSION,
         project: project.clone(),
         // The backends' folder is absolute and canonical, as the paths
         // they recorded are.
-        dir: backends.dir().to_path_buf(),
+        dir: backends.local().dir().to_path_buf(),
         hosts: Vec::new(),
     };
     for h in state.hosts.values() {
         let template = if h.disk_ready {
-            disks::state(backends, &h.spec)
+            backends
+                .disks_of(&h.spec)
                 .map_err(|source| ArchiveError::Disks {
                     host: h.spec.name.clone(),
                     source,
@@ -82,7 +82,7 @@ pub fn export(store: &StateStore, backends: &LocalBackends, file: &Path) -> Resu
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let temp = file.with_file_name(format!(".{name}.mln-export-{}", std::process::id()));
-    let written = write_archive(&temp, &manifest, &state, backends).and_then(|()| {
+    let written = write_archive(&temp, &manifest, &state, &backends).and_then(|()| {
         // A link, unlike a rename, never replaces a file that appeared
         // meanwhile.
         fs::hard_link(&temp, file).map_err(io_err(file))
@@ -96,7 +96,7 @@ fn write_archive(
     path: &Path,
     manifest: &ExportManifest,
     state: &State,
-    backends: &LocalBackends,
+    backends: &ClusterBackends,
 ) -> Result<()> {
     let file = OpenOptions::new()
         .write(true)
@@ -115,7 +115,7 @@ fn write_archive(
         };
         let mut failed = None;
         w.member(&format!("disks/{}.disks", h.name), |f| {
-            disks::export(backends, &record.spec, f).map_err(|e| {
+            backends.write_disks(&record.spec, f).map_err(|e| {
                 failed = Some(e);
                 io::Error::other("disk stream")
             })?;

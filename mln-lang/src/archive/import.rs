@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::{format_err, io_err, tar, ArchiveError, ExportManifest, Result};
 use super::{ARCHIVE_VERSION, MANIFEST, STATE};
-use crate::agent::disks;
-use crate::machine::LocalBackends;
-use crate::plan::State;
+use crate::apply::ClusterBackends;
+use crate::plan::{HostSpec, State};
 use crate::state::StateStore;
 
 /// What [`import`] brought back.
@@ -22,17 +21,19 @@ pub struct Imported {
 
 /// Bring back the project in archive `file` under the state root `root`:
 /// refused when a project of its name is recorded there. `backends` makes
-/// this machine's backends for the new project folder (with the templates
-/// folder); every host's template must be there, with the content the
-/// exporting machine's had. The disks are put where the local backends
-/// keep them, their overlays pointed at the local templates, and the
-/// record's paths moved to the new folder. On any failure nothing of the
-/// project is left.
+/// the project's backends (given its name) for the new project folder (this machine's,
+/// with the templates folder, and its servers' agents); every host's
+/// template must be where the host goes, with the content the exporting
+/// machine's had. The disks are put where each host's server keeps them
+/// (hosts on other servers go back to them), their overlays pointed at
+/// that server's templates, and the record's paths moved to the new
+/// folder. On any failure nothing of the project is left, here or on a
+/// server.
 pub fn import(
     file: &Path,
     root: &Path,
     templates: &Path,
-    backends: impl FnOnce(&Path) -> Result<LocalBackends, String>,
+    backends: impl FnOnce(&str, &Path) -> Result<ClusterBackends, String>,
 ) -> Result<Imported> {
     let archive = File::open(file).map_err(io_err(file))?;
     let mut reader = tar::Reader::new(archive);
@@ -58,12 +59,17 @@ pub fn import(
     }
     let store = StateStore::open(root, &project)?;
     let lock = store.lock()?;
+    // The hosts whose disks were made, to undo on a failure.
+    let mut made: Vec<HostSpec> = Vec::new();
+    let mut cluster = None;
     let outcome = (|| {
-        let b = backends(store.dir()).map_err(|message| ArchiveError::Backends {
-            project: project.clone(),
-            message,
-        })?;
-        check_templates(&manifest, &state, &b, templates)?;
+        let made_here =
+            backends(&project, store.dir()).map_err(|message| ArchiveError::Backends {
+                project: project.clone(),
+                message,
+            })?;
+        let b = cluster.insert(made_here.with_servers(None, Some(&state)));
+        check_templates(&manifest, &state, b, templates)?;
         while let Some(member) = reader.next_member().map_err(io_err(file))? {
             let Some(host) = member
                 .name
@@ -80,40 +86,48 @@ pub fn import(
             };
             let content = reader.content(&member).map_err(io_err(file))?;
             let mut input = BufReader::new(content);
-            let to_disks = |source| ArchiveError::Disks {
-                host: host.to_string(),
-                source,
-            };
-            disks::import(
-                &b,
-                &project,
-                &record.spec,
-                exported.template.as_ref(),
-                &mut input,
-            )
-            .map_err(to_disks)?;
-            disks::end_move(&b, &record.spec).map_err(to_disks)?;
+            made.push(record.spec.clone());
+            b.read_disks(&record.spec, exported.template.as_ref(), &mut input)
+                .map_err(|source| ArchiveError::Disks {
+                    host: host.to_string(),
+                    source,
+                })?;
         }
-        relocate(&mut state, &manifest.dir, b.dir());
+        let here = b.local().dir().to_path_buf();
+        relocate(&mut state, &manifest.dir, &here);
         store.save(&lock, &state)?;
-        Ok(b.dir().to_path_buf())
+        Ok(here)
     })();
     match outcome {
         Ok(dir) => Ok(Imported { manifest, dir }),
         Err(e) => {
             // Best effort on the way out of the error being returned.
+            if let Some(b) = &cluster {
+                // The last host is the one that failed: its server may
+                // hold part of its disks, or be the one not answering.
+                let failed = made.len().saturating_sub(1);
+                for (i, host) in made.iter().enumerate() {
+                    match b.drop_disks(host) {
+                        Err(why) if i < failed => {
+                            log::warn!("{}: its imported disks are left: {why}", host.name)
+                        }
+                        Err(why) => log::debug!("{}: {why}", host.name),
+                        Ok(()) => {}
+                    }
+                }
+            }
             let _ = store.remove_dir(lock);
             Err(e)
         }
     }
 }
 
-/// Every template the archive's overlays were made over is known here,
-/// else all that are missing, by host.
+/// Every template the archive's overlays on this machine were made over
+/// is known here, else all that are missing, by host.
 fn check_templates(
     manifest: &ExportManifest,
     state: &State,
-    b: &LocalBackends,
+    b: &ClusterBackends,
     folder: &Path,
 ) -> Result<()> {
     let mut missing = Vec::new();
@@ -121,13 +135,18 @@ fn check_templates(
         let Some(record) = state.hosts.get(&h.name) else {
             continue;
         };
+        // A server checks its own when the disks arrive, and refuses them
+        // over another template.
+        if b.remote(record.spec.service_host.as_deref()).is_some() {
+            continue;
+        }
         let wanted = record
             .spec
             .template
             .clone()
             .or_else(|| h.template.as_ref().map(|t| t.name.clone()))
             .unwrap_or_else(|| "the default template".into());
-        match b.template_of(&record.spec) {
+        match b.local().template_of(&record.spec) {
             Ok(t) if t.image.is_file() => {}
             Ok(t) => missing.push(format!(
                 "{}: {wanted} ({} is missing)",

@@ -16,8 +16,9 @@
 //! Templates are not in it: an overlay is imported over the template of
 //! the same name in the importing machine's templates folder, which must
 //! have the same content (size and SHA-256), as a move between servers
-//! does. Only hosts on this machine are exported: a project with hosts on
-//! other servers is refused.
+//! does. Hosts on other servers are exported and imported through their
+//! servers' agents, their disks streaming through this machine as a move
+//! between servers does; on import each goes back to its own server.
 
 mod export;
 mod import;
@@ -104,16 +105,17 @@ pub enum ArchiveError {
         /// The running hosts.
         hosts: Vec<String>,
     },
-    /// Hosts of the project are on other servers.
+    /// Copies of hosts are left on a server given up for lost (`mln
+    /// evacuate`): the record still owes their removal there.
     #[error(
-        "project {project}: host(s) {} are on other servers; export covers hosts on this \
-         machine only",
+        "project {project}: copies of host(s) {} are left on a lost server; `mln up -p \
+         {project}` removes them once that server answers",
         hosts.join(", ")
     )]
-    Remote {
+    Stale {
         /// The project.
         project: String,
-        /// The hosts elsewhere.
+        /// The hosts with a copy left behind.
         hosts: Vec<String>,
     },
     /// A project of that name is already recorded here.
@@ -197,24 +199,34 @@ mod tests {
     use std::fs;
 
     use super::*;
+    use crate::agent::ServerAccess;
+    use crate::apply::ClusterBackends;
     use crate::machine::LocalBackends;
     use crate::plan::State;
-    use crate::plan::{DomainRecord, HostRecord, HostSpec};
+    use crate::plan::{DomainRecord, HostRecord, HostSpec, StaleCopy};
     use crate::state::StateStore;
 
-    fn recorded(root: &Path, hosts: Vec<HostRecord>) -> (StateStore, LocalBackends) {
+    fn recorded(root: &Path, hosts: Vec<HostRecord>) -> (StateStore, ClusterBackends) {
         let store = StateStore::open(root, "lab").unwrap();
         let mut st = State::new("lab");
         for h in hosts {
             st.hosts.insert(h.spec.name.clone(), h);
         }
         store.save(&store.lock().unwrap(), &st).unwrap();
-        let b = LocalBackends::new(store.dir()).unwrap();
-        (store, b)
+        (store.clone(), cluster("lab", store.dir()).unwrap())
+    }
+
+    fn cluster(project: &str, dir: &Path) -> Result<ClusterBackends, String> {
+        let local = LocalBackends::new(dir).map_err(|e| e.to_string())?;
+        Ok(ClusterBackends::new(
+            project,
+            local,
+            ServerAccess::default(),
+        ))
     }
 
     #[test]
-    fn running_and_remote_hosts_are_refused_and_no_file_is_left() {
+    fn running_hosts_and_copies_left_on_a_lost_server_are_refused_and_no_file_is_left() {
         let root = tempfile::tempdir().unwrap();
         let file = root.path().join("lab.tar");
         let mut running = HostRecord::new(HostSpec::new("web"));
@@ -228,17 +240,22 @@ mod tests {
         });
         let mut far = HostSpec::new("db");
         far.service_host = Some("other".into());
-        let (store, b) = recorded(root.path(), vec![running, HostRecord::new(far)]);
-        let err = export(&store, &b, &file).unwrap_err();
+        let (store, b) = recorded(root.path(), vec![running, HostRecord::new(far.clone())]);
+        let mut st = store.load().unwrap().unwrap();
+        st.stale.push(StaleCopy {
+            server: "gone".into(),
+            spec: far,
+        });
+        store.save(&store.lock().unwrap(), &st).unwrap();
+        let err = export(&store, b, &file).unwrap_err();
         assert!(
-            matches!(&err, ArchiveError::Remote { hosts, .. } if hosts == &["db"]),
+            matches!(&err, ArchiveError::Stale { hosts, .. } if hosts == &["db"]),
             "{err}"
         );
-        assert!(err.to_string().contains("this machine only"), "{err}");
-        let mut st = store.load().unwrap().unwrap();
-        st.hosts.remove("db");
+        assert!(err.to_string().contains("`mln up -p lab`"), "{err}");
+        st.stale.clear();
         store.save(&store.lock().unwrap(), &st).unwrap();
-        let err = export(&store, &b, &file).unwrap_err();
+        let err = export(&store, cluster("lab", store.dir()).unwrap(), &file).unwrap_err();
         assert_eq!(
             err.to_string(),
             "project lab: host(s) web still run; stop them first (`mln down -p lab`)"
@@ -251,32 +268,35 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let file = root.path().join("lab.tar");
         let (store, b) = recorded(root.path(), vec![HostRecord::new(HostSpec::new("web"))]);
-        let sent = export(&store, &b, &file).unwrap();
-        assert_eq!(sent.hosts.len(), 1);
-        assert!(!sent.hosts[0].disks);
+        // A host on another server that was never built needs no server.
+        let mut st = store.load().unwrap().unwrap();
+        let mut far = HostSpec::new("db");
+        far.service_host = Some("other".into());
+        st.hosts.insert("db".into(), HostRecord::new(far));
+        store.save(&store.lock().unwrap(), &st).unwrap();
+        let sent = export(&store, b, &file).unwrap();
+        assert_eq!(sent.hosts.len(), 2);
+        assert!(sent.hosts.iter().all(|h| !h.disks));
         // Over itself: refused.
-        let none = |_: &Path| -> Result<LocalBackends, String> { Err("unused".into()) };
+        let none = |_: &str, _: &Path| -> Result<ClusterBackends, String> { Err("unused".into()) };
         assert!(matches!(
             import(&file, root.path(), root.path(), none),
             Err(ArchiveError::Exists { .. })
         ));
         let elsewhere = root.path().join("elsewhere");
-        let got = import(&file, &elsewhere, &elsewhere, |d: &Path| {
-            LocalBackends::new(d).map_err(|e| e.to_string())
-        })
-        .unwrap();
+        let got = import(&file, &elsewhere, &elsewhere, cluster).unwrap();
         assert_eq!(got.manifest, sent);
         let back = StateStore::open(&elsewhere, "lab").unwrap().load().unwrap();
-        assert_eq!(back.unwrap().hosts.keys().collect::<Vec<_>>(), vec!["web"]);
+        assert_eq!(
+            back.unwrap().hosts.keys().collect::<Vec<_>>(),
+            vec!["db", "web"]
+        );
         // A damaged archive is refused, leaving nothing.
         let cut = root.path().join("cut.tar");
         let bytes = fs::read(&file).unwrap();
         fs::write(&cut, &bytes[..700]).unwrap();
         let third = root.path().join("third");
-        assert!(import(&cut, &third, &third, |d: &Path| {
-            LocalBackends::new(d).map_err(|e| e.to_string())
-        })
-        .is_err());
+        assert!(import(&cut, &third, &third, cluster).is_err());
         assert!(!third.join("lab").exists());
     }
 }

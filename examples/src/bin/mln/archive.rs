@@ -1,6 +1,8 @@
 //! `mln export -p PROJECT FILE` and `mln import FILE`: a stopped project
 //! as one archive file and back (`mln_lang::archive`).
 
+use mln_lang::agent::ServerAccess;
+use mln_lang::apply::ClusterBackends;
 use mln_lang::archive;
 
 use crate::backend::Machine;
@@ -18,11 +20,12 @@ pub fn export(args: &ExportArgs) -> u8 {
         Err(e) => return fail(e),
     };
     // Reading disks needs no template: none is built or named.
-    let backends = match local_backends(store.dir(), &places, Machine::detect(), false, None) {
+    let local = match local_backends(store.dir(), &places, Machine::detect(), false, None) {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
-    match archive::export(&store, &backends, &args.file) {
+    let backends = ClusterBackends::new(&args.project, local, ServerAccess::from_env());
+    match archive::export(&store, backends, &args.file) {
         Ok(manifest) => {
             let with_disks = manifest.hosts.iter().filter(|h| h.disks).count();
             println!(
@@ -64,7 +67,10 @@ pub fn import(args: &ImportArgs) -> u8 {
         &args.file,
         &places.state_root,
         &places.template_dir,
-        |dir| local_backends(dir, &places, Machine::detect(), true, None),
+        |name, dir| {
+            local_backends(dir, &places, Machine::detect(), true, None)
+                .map(|local| ClusterBackends::new(name, local, ServerAccess::from_env()))
+        },
     );
     match made {
         Ok(imported) => {

@@ -17,6 +17,7 @@ use crate::agent::{AgentClient, AgentError, Connection, RemoteHypervisor, Server
 use crate::plan::{DesiredProject, HostSpec, Platform, SwitchSpec};
 use crate::state::{State, SwitchRecord};
 
+mod archive;
 mod moves;
 mod span;
 
