@@ -189,7 +189,7 @@ pub fn import(
     let mut touched = false;
     let outcome = (|| {
         remove_tree(&files.staging)?;
-        fs::create_dir_all(&files.staging).map_err(|e| Error::io(&files.staging, e))?;
+        hold_staging(&files.staging)?;
         let received = transfer::import(input, &files.staging)?;
         let cow_name = file_name(&files.cow);
         let config_name = file_name(&files.config);
@@ -329,6 +329,25 @@ fn qcow2_backing(path: &Path) -> Result<PathBuf> {
 
 /// The move that brought `host`'s disks here is over (the old server's
 /// copy is gone): forget its record.
+/// Make the staging folder `dir` with a file in it, so that it is never
+/// empty while the stream is awaited: the server's agent, in another
+/// process, removes the project's empty folders after each removal it
+/// serves, and took an empty staging folder from under an import (seen
+/// when the seed's upgrade moved ten hosts at once). Made again if it
+/// went between its making and the file's.
+fn hold_staging(dir: &Path) -> Result<()> {
+    let held = dir.join(".held");
+    let mut tries = 0;
+    loop {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        match fs::File::create(&held) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
+            Err(e) => return Err(Error::io(&held, e)),
+        }
+    }
+}
+
 pub fn end_move(b: &LocalBackends, host: &HostSpec) -> Result<()> {
     remove_file(&HostFiles::of(b.dir(), host)?.record)
 }
@@ -399,6 +418,21 @@ fn remove_tree(path: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use mln_core::template::Template;
+
+    #[test]
+    fn a_staging_folder_awaiting_its_stream_survives_the_agents_pruning() {
+        let root = tempfile::tempdir().unwrap();
+        let project = root.path().join("lab");
+        let staging = project.join("disks/.web.incoming");
+        hold_staging(&staging).unwrap();
+        // What the server's agent does after serving a removal.
+        assert!(!crate::agent::server::remove_empty_tree(&project));
+        assert!(staging.is_dir());
+        // Held again over a folder that is there: no error.
+        hold_staging(&staging).unwrap();
+        remove_tree(&staging).unwrap();
+        assert!(crate::agent::server::remove_empty_tree(&project));
+    }
 
     /// A server's backends over a template with `fill` as content (same
     /// fill: same image).

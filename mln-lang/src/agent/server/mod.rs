@@ -322,7 +322,7 @@ fn here_switch(mut spec: SwitchSpec) -> SwitchSpec {
 }
 
 /// Remove `dir` if it holds only empty folders; whether it is gone.
-fn remove_empty_tree(dir: &Path) -> bool {
+pub(crate) fn remove_empty_tree(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return !dir.exists();
     };
