@@ -33,6 +33,26 @@ fn ping_boots(log: &str, peer: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every host of the sample runs, on the server the sample places it on,
+/// in that server's namespace.
+fn assert_as_placed(lab: &Lab) {
+    let status = lab.status_ok();
+    for (name, server) in [
+        ("db", "server-a"),
+        ("app1", "server-a"),
+        ("app2", "server-b"),
+    ] {
+        let h = host(&status, name);
+        assert_eq!(h["state"], "running", "{status}");
+        assert_eq!(h["service_host"], server, "{status}");
+        let umid = format!("{PROJECT}.{name}");
+        assert!(
+            !lab.processes_on(server, &umid).is_empty(),
+            "{name} does not run on {server}"
+        );
+    }
+}
+
 /// The sample with app2 moved to server-a.
 fn with_app2_on_server_a(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(sample()).unwrap();
@@ -92,22 +112,7 @@ fn spread_comes_up_on_two_servers_pings_across_survives_an_unreachable_server_mo
     ok(&lab.mln(&["up", file.to_str().unwrap()], Duration::from_secs(300)));
     eprintln!("up in {:?}", started.elapsed());
 
-    let status = lab.status_ok();
-    for (name, server) in [
-        ("db", "server-a"),
-        ("app1", "server-a"),
-        ("app2", "server-b"),
-    ] {
-        let h = host(&status, name);
-        assert_eq!(h["state"], "running", "{status}");
-        assert_eq!(h["service_host"], server, "{status}");
-        // The guest really runs in its server's namespace.
-        let umid = format!("{PROJECT}.{name}");
-        assert!(
-            !lab.processes_on(server, &umid).is_empty(),
-            "{name} does not run on {server}"
-        );
-    }
+    assert_as_placed(&lab);
     assert!(lab.processes_on("server-a", "spread.app2").is_empty());
 
     // app2 (server-b) reaches db and app1 (server-a) through the switch
@@ -256,21 +261,7 @@ fn a_project_on_two_servers_is_exported_and_imported_back_onto_its_servers() {
 
     ok(&lab.mln(&["import", archive], Duration::from_secs(180)));
     ok(&lab.mln(&["up", "-p", PROJECT], Duration::from_secs(300)));
-    let status = lab.status_ok();
-    for (name, server) in [
-        ("db", "server-a"),
-        ("app1", "server-a"),
-        ("app2", "server-b"),
-    ] {
-        let h = host(&status, name);
-        assert_eq!(h["state"], "running", "{status}");
-        assert_eq!(h["service_host"], server, "{status}");
-        assert!(
-            !lab.processes_on(server, &format!("{PROJECT}.{name}"))
-                .is_empty(),
-            "{name} does not run on {server}"
-        );
-    }
+    assert_as_placed(&lab);
     assert_eq!(exec(&lab, "db", "cat /root/mark"), "written-on-a");
     assert_eq!(exec(&lab, "app2", "cat /root/mark"), "written-on-b");
 
