@@ -102,6 +102,14 @@ fn ping_boots(log: &str) -> Vec<String> {
         .collect()
 }
 
+/// What `mln` said ran at once ("at most N action(s) at once over ..."),
+/// for the figures.
+fn at_once(said: &str) -> &str {
+    said.lines()
+        .find_map(|l| l.split_once(": at most ").map(|(_, rest)| rest))
+        .unwrap_or("(not said)")
+}
+
 /// The number in "(N action(s) done)".
 fn actions_done(said: &str) -> usize {
     said.split_once(" action(s) done")
@@ -156,10 +164,20 @@ fn the_seed_comes_up_over_many_servers_moves_a_fifth_changes_memory_and_is_remov
     let t = Instant::now();
     let o = lab.mln(&["up", v1.to_str().expect("utf-8 path")], limit);
     ok(&o);
+    let busy_servers = at_once(&text(&o))
+        .split_once(" over ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<usize>().ok());
+    assert!(
+        busy_servers.is_some_and(|n| n >= servers),
+        "the servers did not all work at once: {}",
+        at_once(&text(&o))
+    );
     figures.push(format!(
-        "up: {:.1} s, {} actions",
+        "up: {:.1} s, {} actions; at most {}",
         t.elapsed().as_secs_f64(),
-        actions_done(&text(&o))
+        actions_done(&text(&o)),
+        at_once(&text(&o))
     ));
     assert_placed(&lab, servers, first_placement);
     let last = format!("g{}", guests - 1);
@@ -189,9 +207,11 @@ fn the_seed_comes_up_over_many_servers_moves_a_fifth_changes_memory_and_is_remov
     );
     ok(&o);
     figures.push(format!(
-        "upgrade ({moves} moved, every guest's memory 64M → 80M): {:.1} s, {} actions",
+        "upgrade ({moves} moved, every guest's memory 64M → 80M): {:.1} s, {} actions; \
+         at most {}",
         t.elapsed().as_secs_f64(),
-        actions_done(&text(&o))
+        actions_done(&text(&o)),
+        at_once(&text(&o))
     ));
     assert_placed(&lab, servers, |g| second_placement(servers, g));
     let status = lab.status_ok();

@@ -40,6 +40,34 @@ pub struct ApplyReport {
     pub not_run: Vec<ActionId>,
     /// The state as recorded at the end.
     pub state: State,
+    /// How much of the plan ran at once.
+    #[serde(default)]
+    pub concurrency: Concurrency,
+}
+
+/// How much of a plan ran at once: the most at any moment of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Concurrency {
+    /// Actions executing.
+    pub actions: usize,
+    /// Actions executing on one server.
+    pub on_one_server: usize,
+    /// Servers with an action executing.
+    pub servers: usize,
+    /// Guests started and not yet confirmed booted.
+    pub guests_booting: usize,
+}
+
+impl Concurrency {
+    /// Take in an action just started, with `busy` the actions now
+    /// executing by server.
+    fn note_busy(&mut self, busy: &BTreeMap<Option<String>, usize>) {
+        self.actions = self.actions.max(busy.values().sum());
+        self.on_one_server = self
+            .on_one_server
+            .max(busy.values().copied().max().unwrap_or(0));
+        self.servers = self.servers.max(busy.values().filter(|n| **n > 0).count());
+    }
 }
 
 impl ApplyReport {
@@ -75,6 +103,8 @@ struct Shared {
     booting: Vec<BootWatch>,
     /// Actions a worker is executing, by the server they run on.
     busy: BTreeMap<Option<String>, usize>,
+    /// The most of the plan that ran at once so far.
+    peak: Concurrency,
 }
 
 /// Applies plans to one project through its [`Backends`], recording every
@@ -206,6 +236,7 @@ impl<'a> Executor<'a> {
             halted: None,
             booting: Vec::new(),
             busy: BTreeMap::new(),
+            peak: Concurrency::default(),
         });
         let wake = Condvar::new();
         // Up to `parallelism` at once on each server the plan touches.
@@ -235,6 +266,7 @@ impl<'a> Executor<'a> {
             failed: shared.failed,
             not_run,
             state: shared.state,
+            concurrency: shared.peak,
         })
     }
 
@@ -269,6 +301,8 @@ impl<'a> Executor<'a> {
                         *g.busy
                             .entry(plan.actions[id].service_host.clone())
                             .or_default() += 1;
+                        let Shared { peak, busy, .. } = &mut *g;
+                        peak.note_busy(busy);
                         break id;
                     }
                     if g.running == 0 {
@@ -300,6 +334,8 @@ impl<'a> Executor<'a> {
                     hosts: started,
                     since: Instant::now(),
                 });
+                let booting = g.booting.iter().map(|b| b.hosts.len()).sum();
+                g.peak.guests_booting = g.peak.guests_booting.max(booting);
             } else {
                 self.progress.finished(action, result.as_ref().map(|_| ()));
                 self.complete(&mut g, plan, dependents, id, result);
@@ -878,5 +914,29 @@ fn backend(action: &Action, source: CoreError) -> ApplyError {
     ApplyError::Backend {
         action: action.op.describe(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrency_keeps_the_most_seen_at_any_moment() {
+        let mut peak = Concurrency::default();
+        let busy = |v: &[(Option<&str>, usize)]| -> BTreeMap<Option<String>, usize> {
+            v.iter().map(|(s, n)| (s.map(str::to_string), *n)).collect()
+        };
+        peak.note_busy(&busy(&[(None, 1), (Some("a"), 3)]));
+        peak.note_busy(&busy(&[(None, 0), (Some("a"), 1), (Some("b"), 1)]));
+        assert_eq!(
+            peak,
+            Concurrency {
+                actions: 4,
+                on_one_server: 3,
+                servers: 2,
+                guests_booting: 0
+            }
+        );
     }
 }

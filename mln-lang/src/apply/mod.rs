@@ -32,7 +32,9 @@ use crate::state::StateError;
 
 pub use crate::machine::{Backends, LocalBackends};
 pub use cluster::{ClusterBackends, ServerMemory};
-pub use executor::{ApplyReport, Executor, Failure, DEFAULT_BOOT_TIMEOUT, DEFAULT_HOOK_TIMEOUT};
+pub use executor::{
+    ApplyReport, Concurrency, Executor, Failure, DEFAULT_BOOT_TIMEOUT, DEFAULT_HOOK_TIMEOUT,
+};
 pub use session::{
     check_free_memory, default_parallelism, observe, observe_servers, status, status_with,
     HostStatus, Outcome, ProjectStatus, Run, RunOptions, ServerStatus, Session, SwitchStatusLine,

@@ -494,6 +494,15 @@ pub(crate) fn finish(name: &str, verb: &str, report: &ApplyReport, format: Outco
             report.not_run.len()
         );
     }
+    let c = report.concurrency;
+    if c.servers > 1 {
+        // Over many servers, how much went on at once (the seed's figures).
+        eprintln!(
+            "{name}: at most {} action(s) at once over {} server(s), {} on one; {} guest(s) \
+             booting at once",
+            c.actions, c.servers, c.on_one_server, c.guests_booting
+        );
+    }
     match format {
         OutcomeFormat::Text if report.is_success() => {
             println!("{name}: {verb} ({} action(s) done)", report.done.len());
