@@ -57,7 +57,7 @@ impl CrashCause {
             CrashCause::OutOfMemory => "give the host more `memory` (32M boots reliably)",
             CrashCause::NoRootFileSystem => {
                 "if other guests of the same template booted, this one most likely ran short \
-                 of memory while many booted at once (guests under 48M do): give it more \
+                 of memory while many booted at once (guests under 32M do): give it more \
                  `memory`; otherwise its root disk holds no file system the kernel can mount: \
                  check the template"
             }
