@@ -258,6 +258,23 @@ fn upgrade_moves_a_running_xen_guest_live_between_two_servers() {
     // guest's incoming name), through server-b's agent.
     let log = lab.mln_ok(&desk.state(), &["log", "-p", project_name, "web"]);
     assert_eq!(boot_ids(&log), id, "mln log of web after its move:\n{log}");
+    // `mln exec` reaches web on server-b, through the channel its new
+    // server made for it: the same boot.
+    let o = lab.mln(
+        &desk.state(),
+        &[
+            "exec",
+            "-p",
+            project_name,
+            "web",
+            "--",
+            "cat",
+            "/proc/sys/kernel/random/boot_id",
+        ],
+    );
+    assert!(o.status.success(), "mln exec on web: {}", text(&o));
+    let said = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert_eq!(vec![said], id, "mln exec on web after its move");
     assert!(
         ping_replies(&log).iter().any(|seq| *seq > before),
         "mln log shows web's pings after the move:\n{log}"

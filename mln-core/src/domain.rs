@@ -202,6 +202,12 @@ pub struct DomainSpec {
     /// [`Hypervisor::boot_status`] waits for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_marker: Option<String>,
+    /// The guest runs MLN's command agent (`mln exec`, see
+    /// [`crate::exec`]) on its second console line. UML and QEMU give
+    /// every guest that line; Xen gives a PV guest one (a channel, served
+    /// by a QEMU process in dom0) only when this is set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub agent: bool,
 }
 
 impl DomainSpec {
@@ -218,6 +224,7 @@ impl DomainSpec {
             interfaces: Vec::new(),
             disks: Vec::new(),
             boot_marker: None,
+            agent: false,
         }
     }
 

@@ -46,7 +46,8 @@ if [ -n "$cfg" ] && [ -b "/dev/$cfg" ]; then
         echo "mln: /dev/$cfg holds no guest configuration"
     fi
 fi
-# `mln exec`'s agent on the second serial line, before the marker: a
-# guest that says it booted answers commands.
-[ -c /dev/ttyS1 ] && /etc/mln/agent /dev/ttyS1 &
+# `mln exec`'s agent on the second line (the second serial line, or a
+# Xen guest's channel), before the marker: a guest that says it booted
+# answers commands.
+/etc/mln/agent &
 echo "mln: boot finished"

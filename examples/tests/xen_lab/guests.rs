@@ -63,6 +63,37 @@ fn a_kvm_a_uml_and_a_xen_guest_on_one_network_reach_each_other() {
             "{host} pinging {target}:\n{out}"
         );
     }
+    // `mln exec` reaches the Xen guest too, through its channel to
+    // server-a's dom0 (`/dev/hvc1` in the guest), with its exit status.
+    let o = lab.mln(
+        &desk.state(),
+        &[
+            "exec",
+            "-p",
+            "mixed",
+            "x",
+            "--",
+            "cat",
+            "/sys/hypervisor/type",
+        ],
+    );
+    assert!(o.status.success(), "mln exec on x: {}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "xen");
+    let failed = lab.mln(
+        &desk.state(),
+        &[
+            "exec",
+            "-p",
+            "mixed",
+            "x",
+            "--",
+            "sh",
+            "-c",
+            "echo no >&2; exit 3",
+        ],
+    );
+    assert_eq!(failed.status.code(), Some(3), "{}", text(&failed));
+    assert!(text(&failed).contains("no"), "{}", text(&failed));
     let status = lab.mln_ok(&desk.state(), &["status", "-p", "mixed"]);
     eprintln!("{status}");
     // Each server's free memory is part of its total (on a dom0, Xen's

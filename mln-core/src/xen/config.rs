@@ -29,8 +29,15 @@ fn path_str<'a>(p: &'a Path, what: &str) -> Result<&'a str> {
 /// No hypervisor is touched; the UUID is left nil (the backend generates
 /// one when it creates the domain).
 pub fn domain_config(spec: &DomainSpec) -> Result<DomainConfig> {
+    config_as(spec, &spec.name)
+}
+
+/// [`domain_config`] for the domain to be called `name` for now (a restore
+/// takes `NAME--incoming` until it is complete); its agent's channel is
+/// the spec's own.
+pub(super) fn config_as(spec: &DomainSpec, name: &str) -> Result<DomainConfig> {
     crate::name::SafeName::new(&spec.name)?;
-    let name = spec.name.as_str();
+    crate::name::SafeName::new(name)?;
     let mut cfg = DomainConfig::new();
     let raw = cfg.raw_mut();
 
@@ -134,6 +141,10 @@ pub fn domain_config(spec: &DomainSpec) -> Result<DomainConfig> {
         }
     }
 
+    if spec.agent && dtype == sys::LIBXL_DOMAIN_TYPE_PV {
+        add_agent_channel(raw, spec, name)?;
+    }
+
     // xl's defaults for the life-cycle actions.
     raw.on_poweroff = sys::LIBXL_ACTION_ON_SHUTDOWN_DESTROY;
     raw.on_reboot = sys::LIBXL_ACTION_ON_SHUTDOWN_RESTART;
@@ -141,6 +152,32 @@ pub fn domain_config(spec: &DomainSpec) -> Result<DomainConfig> {
     raw.on_crash = sys::LIBXL_ACTION_ON_SHUTDOWN_DESTROY;
     raw.on_soft_reset = sys::LIBXL_ACTION_ON_SHUTDOWN_SOFT_RESET;
     Ok(cfg)
+}
+
+/// The channel to the guest's agent (see [`super::agent`]), as xl makes it
+/// from `channel = [ "name=org.mln.agent,connection=socket,path=…" ]`.
+fn add_agent_channel(
+    raw: &mut sys::libxl_domain_config,
+    spec: &DomainSpec,
+    name: &str,
+) -> Result<()> {
+    let path = super::agent::socket(&spec.name);
+    let path = c_string(path_str(&path, name)?, name)?;
+    // SAFETY: libxl_device_channel_init is the init function of the element.
+    raw.channels = unsafe { calloc_array(1, sys::libxl_device_channel_init)? };
+    raw.num_channels = 1;
+    // SAFETY: `raw.channels` holds one initialised element.
+    let channel = unsafe { &mut *raw.channels };
+    channel.name = c_string(super::agent::CHANNEL_NAME, name)?;
+    // SAFETY: an initialised channel whose connection is typed exactly
+    // once, here, as libxl's keyed unions require.
+    unsafe {
+        sys::libxl_device_channel_init_connection(channel, sys::LIBXL_CHANNEL_CONNECTION_SOCKET)
+    };
+    // The union was typed SOCKET just above: `u.socket` is its active
+    // member, and the string is libxl's to free (as every other here).
+    channel.u.socket.path = path;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -193,6 +230,33 @@ mod tests {
             "on_soft_reset": "soft_reset"
         });
         assert_eq!(render(&pv_spec()), expected);
+    }
+
+    #[test]
+    fn a_guest_with_mlns_agent_gets_its_channel_under_its_own_name() {
+        // The one channel, named for the agent, a socket at its path (as
+        // libxl renders it: the union's member under `connection.socket`).
+        fn assert_channel(v: &Value) {
+            let channels = v["channels"].as_array().expect("channels");
+            assert_eq!(channels.len(), 1, "{v}");
+            assert_eq!(channels[0]["name"], "org.mln.agent", "{v}");
+            let text = channels[0].to_string();
+            assert!(text.contains("socket"), "{text}");
+            assert!(text.contains("\"/run/mln/xen/guest.agent\""), "{text}");
+        }
+        let mut s = pv_spec();
+        assert!(render(&s).get("channels").is_none(), "none unless asked");
+        s.agent = true;
+        assert_channel(&render(&s));
+        // Restored under a passing name, it keeps its channel.
+        let mut cfg = config_as(&s, "guest--incoming").unwrap();
+        let v: Value = serde_json::from_str(&cfg.to_json().unwrap()).unwrap();
+        assert_eq!(v["c_info"]["name"], "guest--incoming");
+        assert_channel(&v);
+        // An HVM guest would need PV drivers for it: none.
+        let mut hvm = DomainSpec::new("web1", 256 << 20, Boot::Disk);
+        hvm.agent = true;
+        assert!(render(&hvm).get("channels").is_none());
     }
 
     #[test]

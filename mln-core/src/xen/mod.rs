@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod agent;
 mod config;
 mod context;
 mod error;
@@ -336,9 +337,10 @@ impl XenHypervisor {
 
     /// Restore a domain named `as_name` from `fd`, paused.
     fn restore_fd(&self, spec: &DomainSpec, as_name: &str, fd: c_int) -> Result<u32> {
-        let mut spec = spec.clone();
-        spec.name = as_name.to_string();
-        let mut cfg = domain_config(&spec)?;
+        let mut cfg = config::config_as(spec, as_name)?;
+        if spec.agent {
+            agent::prepare()?;
+        }
         let params = RestoreParams::new();
         let mut domid = 0u32;
         // SAFETY: live context; initialised config and params; `fd` is open
@@ -356,7 +358,7 @@ impl XenHypervisor {
             )
         };
         check(rc, "libxl_domain_create_restore", as_name)?;
-        self.pin(domid, &spec, as_name)?;
+        self.pin(domid, spec, as_name)?;
         Ok(domid)
     }
 
@@ -443,6 +445,9 @@ impl Hypervisor for XenHypervisor {
     fn create(&self, spec: &DomainSpec) -> Result<DomainInfo> {
         let name = spec.name.as_str();
         let mut cfg = domain_config(spec)?;
+        if spec.agent {
+            agent::prepare()?;
+        }
         match self.domid(name) {
             Ok(_) => {
                 return Err(Error::AlreadyExists {
@@ -564,7 +569,20 @@ impl Hypervisor for XenHypervisor {
     /// `libxl_domain_destroy`.
     fn destroy(&self, name: &str) -> Result<()> {
         let domid = self.domid(name)?;
-        self.destroy_domid(domid, name)
+        self.destroy_domid(domid, name)?;
+        agent::forget(name);
+        Ok(())
+    }
+
+    /// Through the guest's channel to MLN's agent (see `agent.rs`).
+    fn exec(
+        &self,
+        name: &str,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<crate::exec::ExecOutput> {
+        self.domid(name)?;
+        agent::exec(name, argv, timeout)
     }
 
     /// `libxl_domain_info`.

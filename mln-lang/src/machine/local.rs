@@ -681,6 +681,9 @@ impl Backends for LocalBackends {
         spec.vcpus = host.vcpus;
         spec.cpus = host.cpus.clone();
         spec.boot_marker = template.boot_marker.clone();
+        // A template that prints MLN's boot marker runs MLN's guest step,
+        // its command agent among it: a Xen guest gets it a channel.
+        spec.agent = template.boot_marker.is_some();
         if host.platform.live_resize() {
             // Room to grow live (see plan::HEADROOM).
             spec.max_memory = Some(host.memory.saturating_mul(HEADROOM));

@@ -139,11 +139,23 @@ fn guest_cpio(
     dest: &Path,
 ) -> Result<(), String> {
     let _ = fs::remove_dir_all(work);
-    for d in ["bin", "sbin", "proc", "sys", "dev", "lib/modules"] {
+    for d in [
+        "bin",
+        "sbin",
+        "proc",
+        "sys",
+        "dev",
+        "lib/modules",
+        "etc/mln",
+    ] {
         fs::create_dir_all(work.join(d)).map_err(io_err(work))?;
     }
     copy(&pkgs.join("bin/busybox"), &work.join("bin/busybox"))?;
     write_script(&files.join("guest-init"), &work.join("init"))?;
+    // The templates' command agent, which the guest runs on its channel
+    // to dom0 (`mln exec`).
+    let agent = files.join("../../templates/busybox/agent");
+    write_script(&agent, &work.join("etc/mln/agent"))?;
     write_script(&files.join("guest-poweroff"), &work.join("sbin/poweroff"))?;
     write_script(&files.join("guest-reboot"), &work.join("sbin/reboot"))?;
     install_modules(kver, work, GUEST_MODULES)?;
