@@ -65,33 +65,15 @@ fn a_kvm_a_uml_and_a_xen_guest_on_one_network_reach_each_other() {
     }
     // `mln exec` reaches the Xen guest too, through its channel to
     // server-a's dom0 (`/dev/hvc1` in the guest), with its exit status.
-    let o = lab.mln(
-        &desk.state(),
-        &[
-            "exec",
-            "-p",
-            "mixed",
-            "x",
-            "--",
-            "cat",
-            "/sys/hypervisor/type",
-        ],
-    );
+    let exec_x = |command: &[&str]| {
+        let mut args = vec!["exec", "-p", "mixed", "x", "--"];
+        args.extend_from_slice(command);
+        lab.mln(&desk.state(), &args)
+    };
+    let o = exec_x(&["cat", "/sys/hypervisor/type"]);
     assert!(o.status.success(), "mln exec on x: {}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "xen");
-    let failed = lab.mln(
-        &desk.state(),
-        &[
-            "exec",
-            "-p",
-            "mixed",
-            "x",
-            "--",
-            "sh",
-            "-c",
-            "echo no >&2; exit 3",
-        ],
-    );
+    let failed = exec_x(&["sh", "-c", "echo no >&2; exit 3"]);
     assert_eq!(failed.status.code(), Some(3), "{}", text(&failed));
     assert!(text(&failed).contains("no"), "{}", text(&failed));
     let status = lab.mln_ok(&desk.state(), &["status", "-p", "mixed"]);
