@@ -443,6 +443,10 @@ class Outcome:
         """``(action id, description, error)`` of every failed action."""
     @property
     def not_run(self) -> List[int]: ...
+    @property
+    def boot_retries(self) -> List[Tuple[str, str]]:
+        """``(host, how its first boot ended)`` of every guest that died of
+        a fault known to pass while booting and was started once more."""
     def to_dict(self) -> Dict[str, Any]: ...
 
 @final
@@ -480,11 +484,12 @@ class Status:
     def host(self, host: str) -> Optional[HostStatus]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
-_ProgressEvent = Literal["started", "finished", "failed", "skipped", "hook"]
+_ProgressEvent = Literal["started", "finished", "failed", "skipped", "retried", "hook"]
 _Progress = Callable[[_ProgressEvent, Optional[Action], Optional[str]], object]
 """``progress(event, action, message)``: called from worker threads while a
 run goes on; ``message`` is the error (``"failed"``), the failed action
-(``"skipped"``) or the hook's output line (``"hook"``, ``action`` None)."""
+(``"skipped"``), the guest started once more after a passing fault and why
+(``"retried"``) or the hook's output line (``"hook"``, ``action`` None)."""
 
 def build(
     project: Union[Project, _Path],

@@ -303,6 +303,11 @@ pub enum BootStatus {
         reason: Option<String>,
         /// The last lines of its console, when the backend keeps one.
         console: String,
+        /// It died of a fault known to pass, before it changed anything
+        /// on its disks: starting it again is safe and most likely boots
+        /// it (see [`crate::uml::CrashCause::is_transient`]).
+        #[serde(default)]
+        transient: bool,
     },
 }
 
@@ -396,6 +401,7 @@ pub trait Hypervisor: Send + Sync {
                 state,
                 reason: None,
                 console: String::new(),
+                transient: false,
             },
         })
     }

@@ -162,6 +162,18 @@ pub enum Error {
         /// Why, with the sizes.
         reason: String,
     },
+    /// A guest died while it booted, before it answered.
+    #[error("{domain}: {message}")]
+    BootCrash {
+        /// The guest.
+        domain: String,
+        /// How it ended, with the end of its console.
+        message: String,
+        /// Of a fault known to pass, met before the guest changed anything
+        /// on its disks: starting it again is safe (see
+        /// [`crate::uml::CrashCause::is_transient`]).
+        transient: bool,
+    },
     /// A guest or switch process misbehaved (died, answered nonsense).
     #[error("{what}: {message}")]
     Backend {

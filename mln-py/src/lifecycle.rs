@@ -138,6 +138,18 @@ impl Outcome {
             .collect()
     }
 
+    /// ``(host, how its first boot ended)`` of every guest that died of a
+    /// fault known to pass while booting and was started once more.
+    #[getter]
+    fn boot_retries(&self) -> Vec<(String, String)> {
+        self.0
+            .report
+            .iter()
+            .flat_map(|r| r.boot_retries.iter())
+            .map(|b| (b.host.clone(), b.why.clone()))
+            .collect()
+    }
+
     /// Ids of the actions not run because something they wait for failed.
     #[getter]
     pub(crate) fn not_run(&self) -> Vec<usize> {
@@ -318,6 +330,11 @@ impl Progress for PyProgress {
             Ok(()) => self.emit("finished", Some(action), None),
             Err(e) => self.emit("failed", Some(action), Some(e.to_string())),
         }
+    }
+
+    fn boot_retried(&self, action: &mln_lang::plan::Action, retry: &apply::BootRetry) {
+        let why = format!("{}: {}; started it once more", retry.host, retry.why);
+        self.emit("retried", Some(action), Some(why));
     }
 
     fn skipped(&self, action: &mln_lang::plan::Action, because: ActionId) {

@@ -66,6 +66,9 @@ impl Qemu {
                 state: info.state,
                 reason,
                 console: last_lines(&console, 12),
+                // A QEMU guest's disk is a real block device: a journal it
+                // cannot load is damaged, not a passing fault.
+                transient: false,
             });
         }
         let booted = match &record.spec.boot_marker {

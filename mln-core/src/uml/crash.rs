@@ -53,6 +53,14 @@ impl CrashCause {
         }
     }
 
+    /// Is this a fault known to pass, met before the guest changed
+    /// anything on its disks, so that starting it again is safe? Only the
+    /// journal fault: the kernel dies before it mounts its root disk, and
+    /// the next boot of the same disk has always gone through.
+    pub fn is_transient(self) -> bool {
+        self == CrashCause::JournalUnreadable
+    }
+
     /// What to do about it, in one line.
     pub fn fix(self) -> &'static str {
         match self {
@@ -62,10 +70,10 @@ impl CrashCause {
             }
             CrashCause::OutOfMemory => "give the host more `memory` (32M boots reliably)",
             CrashCause::JournalUnreadable => {
-                "the guest never mounted its disk, so nothing of it changed: `mln up` starts it \
-                 again (a fault of the UML kernel seen now and then on healthy disks); should it \
-                 fail the same way again, the disk's journal is damaged: `mln reset` makes the \
-                 host afresh"
+                "a fault of the UML kernel seen now and then on healthy disks, met before the \
+                 guest mounted its disk, so nothing of it changed: mln starts such a guest once \
+                 more by itself; should it fail the same way again, the disk's journal is \
+                 damaged: `mln reset` makes the host afresh"
             }
             CrashCause::NoRootFileSystem => {
                 "if other guests of the same template booted, this one most likely ran short \
@@ -141,7 +149,7 @@ mod tests {
              Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(98,0)",
         );
         assert_eq!(journal, Some(CrashCause::JournalUnreadable));
-        assert!(journal.unwrap().fix().contains("`mln up` starts it again"));
+        assert!(journal.unwrap().fix().contains("once more by itself"));
         assert_eq!(CrashCause::diagnose("mln: boot finished"), None);
     }
 }

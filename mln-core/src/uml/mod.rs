@@ -274,10 +274,12 @@ impl Uml {
             DomainState::Running | DomainState::Paused => {}
             state => {
                 let console = self.log_since(name, record.log_offset);
+                let cause = CrashCause::diagnose(&console);
                 return Ok(BootStatus::Failed {
                     state,
-                    reason: CrashCause::diagnose(&console).map(|c| format!("{c}; {}", c.fix())),
+                    reason: cause.map(|c| format!("{c}; {}", c.fix())),
                     console: last_lines(&console, 12),
+                    transient: cause.is_some_and(CrashCause::is_transient),
                 });
             }
         }
@@ -501,15 +503,17 @@ impl Uml {
         loop {
             if proc.liveness() != Liveness::Alive {
                 let console = self.log_since(&name, record.log_offset);
-                let why = CrashCause::diagnose(&console)
+                let cause = CrashCause::diagnose(&console);
+                let why = cause
                     .map(|c| format!(" ({c}; {})", c.fix()))
                     .unwrap_or_default();
-                return Err(Error::Backend {
-                    what: name.clone(),
+                return Err(Error::BootCrash {
+                    domain: name.clone(),
                     message: format!(
                         "the guest exited while booting{why}; its console said:\n{}",
                         last_lines(&console, 12)
                     ),
+                    transient: cause.is_some_and(CrashCause::is_transient),
                 });
             }
             if probe.request_raw("version").is_ok() {

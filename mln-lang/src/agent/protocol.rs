@@ -422,7 +422,9 @@ impl Response {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// `not_found`, `already_exists`, `unsupported`, `bad_request`,
-    /// `timeout`, `wrong_state`, `invalid`, `io` or `backend`.
+    /// `timeout`, `wrong_state`, `invalid`, `io`, `passing_boot_crash` (a
+    /// guest died of a fault known to pass, see [`Error::BootCrash`]) or
+    /// `backend`.
     pub kind: String,
     /// What went wrong, in words.
     pub message: String,
@@ -452,6 +454,11 @@ impl ErrorBody {
             Error::InvalidName { name, .. } => ("invalid", Some(name.clone())),
             Error::InvalidGuestConfig { host, .. } => ("invalid", Some(host.clone())),
             Error::InvalidMac(_) => ("invalid", None),
+            Error::BootCrash {
+                domain,
+                transient: true,
+                ..
+            } => ("passing_boot_crash", Some(domain.clone())),
             Error::Io { .. } | Error::MissingFile { .. } | Error::UnusablePath { .. } => {
                 ("io", None)
             }
@@ -473,6 +480,11 @@ impl ErrorBody {
         match (self.kind.as_str(), self.object) {
             ("not_found", Some(domain)) => Error::NotFound { domain },
             ("already_exists", Some(domain)) => Error::AlreadyExists { domain },
+            ("passing_boot_crash", Some(domain)) => Error::BootCrash {
+                domain,
+                message: format!("on {server}: {}", self.message),
+                transient: true,
+            },
             ("unsupported", _) => {
                 // What exactly the server cannot do is in its words only:
                 // said here, as the error itself is a fixed one the
@@ -632,5 +644,30 @@ mod tests {
             message: "died".into(),
         });
         assert_eq!(e.into_core("server-a").to_string(), "server-a: lab.a: died");
+    }
+
+    #[test]
+    fn a_passing_boot_crash_stays_one_across_the_wire_and_a_lasting_one_does_not() {
+        let crash = |transient| Error::BootCrash {
+            domain: "lab.a".into(),
+            message: "error loading journal".into(),
+            transient,
+        };
+        let wire = |e: &Error| -> ErrorBody {
+            serde_json::from_str(&serde_json::to_string(&ErrorBody::from_core(e)).unwrap()).unwrap()
+        };
+        match wire(&crash(true)).into_core("server-a") {
+            Error::BootCrash {
+                domain,
+                message,
+                transient: true,
+            } => {
+                assert_eq!(domain, "lab.a");
+                assert!(message.contains("server-a") && message.contains("journal"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let lasting = wire(&crash(false)).into_core("server-a");
+        assert!(matches!(lasting, Error::Backend { .. }), "{lasting:?}");
     }
 }

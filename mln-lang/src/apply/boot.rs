@@ -20,6 +20,18 @@ pub(super) struct BootWatch {
     pub hosts: Vec<HostSpec>,
     /// When the action started them.
     pub since: Instant,
+    /// Hosts already started once more after a passing fault (see
+    /// [`BootStatus::Failed`]'s `transient`): a second such death fails.
+    pub restarted: Vec<String>,
+}
+
+/// A guest that died of a fault known to pass and was started once more.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BootRetry {
+    /// The host.
+    pub host: String,
+    /// How its first boot ended.
+    pub why: String,
 }
 
 /// What asking a watch's guests found.
@@ -31,6 +43,8 @@ pub(super) struct Verdict {
     /// `Some` once the action is over: done, or failed (a guest stopped,
     /// or ran out of time).
     pub result: Option<Result<(), ApplyError>>,
+    /// Hosts started once more in this round.
+    pub retried: Vec<BootRetry>,
 }
 
 impl BootWatch {
@@ -44,6 +58,7 @@ impl BootWatch {
     ) -> Verdict {
         let describe = || plan.actions[self.action].op.describe();
         let mut booted = Vec::new();
+        let mut retried = Vec::new();
         for host in &self.hosts {
             let failure = match boot_status(backends, desired, host) {
                 Ok(BootStatus::Booted) => {
@@ -65,15 +80,40 @@ impl BootWatch {
                     state,
                     reason,
                     console,
-                }) => ApplyError::Boot {
-                    action: describe(),
-                    host: host.name.clone(),
-                    why: match reason {
+                    transient,
+                }) => {
+                    let why = match reason {
                         Some(r) => format!("{state} while booting: {r}"),
                         None => format!("{state} while booting"),
-                    },
-                    console,
-                },
+                    };
+                    let again = self.restarted.contains(&host.name);
+                    if transient && !again {
+                        match start_again(backends, desired, host) {
+                            Ok(()) => {
+                                retried.push(BootRetry {
+                                    host: host.name.clone(),
+                                    why,
+                                });
+                                continue;
+                            }
+                            Err(e) => ApplyError::Backend {
+                                action: describe(),
+                                source: once_more(e),
+                            },
+                        }
+                    } else {
+                        ApplyError::Boot {
+                            action: describe(),
+                            host: host.name.clone(),
+                            why: if again {
+                                format!("{why} (it was started once more and died again)")
+                            } else {
+                                why
+                            },
+                            console,
+                        }
+                    }
+                }
                 Err(e) => ApplyError::Backend {
                     action: describe(),
                     source: e,
@@ -83,6 +123,7 @@ impl BootWatch {
                 action: self.action,
                 booted,
                 result: Some(Err(failure)),
+                retried,
             };
         }
         let done = booted.len() == self.hosts.len();
@@ -90,8 +131,19 @@ impl BootWatch {
             action: self.action,
             booted,
             result: done.then_some(Ok(())),
+            retried,
         }
     }
+}
+
+/// Start `host`'s guest once more, after it died of a passing fault.
+fn start_again(
+    backends: &dyn Backends,
+    desired: &DesiredProject,
+    host: &HostSpec,
+) -> Result<(), CoreError> {
+    let hv = backends.hypervisor(host.service_host.as_deref(), host.platform)?;
+    hv.start(&domain_name(&desired.name, &host.name))
 }
 
 /// How far `host`'s guest got; an agent too old to say is asked for the
@@ -110,9 +162,24 @@ fn boot_status(
                 state,
                 reason: None,
                 console: String::new(),
+                transient: false,
             },
             DomainState::Dying | DomainState::Unknown => BootStatus::Booting,
         }),
+        other => other,
+    }
+}
+
+/// The error of a guest started once more after a passing fault.
+pub(super) fn once_more(e: CoreError) -> CoreError {
+    match e {
+        CoreError::BootCrash {
+            domain, message, ..
+        } => CoreError::BootCrash {
+            domain,
+            message: format!("started once more after a passing fault, it died again: {message}"),
+            transient: false,
+        },
         other => other,
     }
 }

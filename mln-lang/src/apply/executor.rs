@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mln_core::{DomainInfo, Error as CoreError, Hypervisor};
 use serde::{Deserialize, Serialize};
 
-use super::boot::{BootWatch, Verdict};
+use super::boot::{once_more, BootRetry, BootWatch, Verdict};
 use super::hooks::run_hook;
 use super::{ApplyError, Backends, NoProgress, Progress};
 use crate::plan::{
@@ -43,6 +43,11 @@ pub struct ApplyReport {
     /// How much of the plan ran at once.
     #[serde(default)]
     pub concurrency: Concurrency,
+    /// Guests that died of a fault known to pass while booting and were
+    /// started once more (each at most once); they are in `done` or
+    /// `failed` as their second boot went.
+    #[serde(default)]
+    pub boot_retries: Vec<BootRetry>,
 }
 
 /// How much of a plan ran at once: the most at any moment of the run.
@@ -105,6 +110,8 @@ struct Shared {
     busy: BTreeMap<Option<String>, usize>,
     /// The most of the plan that ran at once so far.
     peak: Concurrency,
+    /// Guests started once more after a passing fault.
+    boot_retries: Vec<BootRetry>,
 }
 
 /// Applies plans to one project through its [`Backends`], recording every
@@ -237,6 +244,7 @@ impl<'a> Executor<'a> {
             booting: Vec::new(),
             busy: BTreeMap::new(),
             peak: Concurrency::default(),
+            boot_retries: Vec::new(),
         });
         let wake = Condvar::new();
         // Up to `parallelism` at once on each server the plan touches.
@@ -267,6 +275,7 @@ impl<'a> Executor<'a> {
             not_run,
             state: shared.state,
             concurrency: shared.peak,
+            boot_retries: shared.boot_retries,
         })
     }
 
@@ -329,10 +338,19 @@ impl<'a> Executor<'a> {
             if result.is_ok() && !started.is_empty() && g.halted.is_none() {
                 // Done when its guests confirm their boot (watch_boots).
                 g.status[id] = Status::Booting;
+                // A guest already started once more by `start` is not
+                // started a third time.
+                let restarted = g
+                    .boot_retries
+                    .iter()
+                    .map(|r| r.host.clone())
+                    .filter(|h| started.iter().any(|s| &s.name == h))
+                    .collect();
                 g.booting.push(BootWatch {
                     action: id,
                     hosts: started,
                     since: Instant::now(),
+                    restarted,
                 });
                 let booting = g.booting.iter().map(|b| b.hosts.len()).sum();
                 g.peak.guests_booting = g.peak.guests_booting.max(booting);
@@ -429,6 +447,12 @@ impl<'a> Executor<'a> {
                 g.booting[pos]
                     .hosts
                     .retain(|h| !verdict.booted.contains(&h.name));
+                for retry in verdict.retried {
+                    self.progress
+                        .boot_retried(&plan.actions[verdict.action], &retry);
+                    g.booting[pos].restarted.push(retry.host.clone());
+                    g.boot_retries.push(retry);
+                }
                 if let Some(result) = verdict.result {
                     g.booting.remove(pos);
                     let action = &plan.actions[verdict.action];
@@ -862,7 +886,24 @@ impl Ctx<'_, '_> {
     fn start(&self, action: &Action, spec: &HostSpec) -> Result<(), ApplyError> {
         let name = domain_name(self.project(), &spec.name);
         let hv = self.hypervisor(action, spec)?;
-        hv.start(&name).map_err(|e| backend(action, e))?;
+        match hv.start(&name) {
+            Err(CoreError::BootCrash {
+                message,
+                transient: true,
+                ..
+            }) => {
+                // A fault known to pass, before the guest touched its
+                // disks: once more, said so.
+                let retry = BootRetry {
+                    host: spec.name.clone(),
+                    why: message,
+                };
+                self.exec.progress.boot_retried(action, &retry);
+                lock(self.shared).boot_retries.push(retry);
+                hv.start(&name).map_err(|e| backend(action, once_more(e)))?;
+            }
+            other => other.map_err(|e| backend(action, e))?,
+        }
         let info: DomainInfo = hv.info(&name).map_err(|e| backend(action, e))?;
         let kind = hv.kind();
         self.record(|st| {

@@ -31,6 +31,7 @@ use crate::plan::{Action, ActionId, HookPoint};
 use crate::state::StateError;
 
 pub use crate::machine::{Backends, LocalBackends};
+pub use boot::BootRetry;
 pub use cluster::{ClusterBackends, ServerMemory};
 pub use executor::{
     ApplyReport, Concurrency, Executor, Failure, DEFAULT_BOOT_TIMEOUT, DEFAULT_HOOK_TIMEOUT,
@@ -53,6 +54,11 @@ pub trait Progress: Sync {
     /// An action finished (`Err` carries why it failed).
     fn finished(&self, action: &Action, result: Result<(), &ApplyError>) {
         let _ = (action, result);
+    }
+    /// A guest of `action` died of a fault known to pass while booting and
+    /// was started once more.
+    fn boot_retried(&self, action: &Action, retry: &BootRetry) {
+        let _ = (action, retry);
     }
     /// An action will not run because `because` failed.
     fn skipped(&self, action: &Action, because: ActionId) {

@@ -31,6 +31,13 @@ struct FakeHv {
     rendezvous: Option<Arc<(Mutex<usize>, Condvar, usize)>>,
     /// Creates in flight now, and the most ever at once.
     in_flight: Mutex<(usize, usize)>,
+    /// Starts of each domain so far.
+    starts: Mutex<BTreeMap<String, usize>>,
+    /// Domains whose first this many starts die of a passing fault.
+    dies_passing: Mutex<BTreeMap<String, usize>>,
+    /// Domains whose first this many starts fail at once, of a passing
+    /// fault ([`Error::BootCrash`]).
+    start_crashes: Mutex<BTreeMap<String, usize>>,
 }
 
 impl FakeHv {
@@ -90,6 +97,23 @@ impl Hypervisor for FakeHv {
     }
     fn start(&self, name: &str) -> CoreResult<()> {
         let mut d = self.domains.lock().unwrap();
+        let mut starts = self.starts.lock().unwrap();
+        let n = starts.entry(name.into()).or_default();
+        *n += 1;
+        if self
+            .start_crashes
+            .lock()
+            .unwrap()
+            .get(name)
+            .is_some_and(|c| *n <= *c)
+        {
+            d.get_mut(name).ok_or_else(|| nf(name))?.1 = DomainState::Crashed;
+            return Err(Error::BootCrash {
+                domain: name.into(),
+                message: "error loading journal".into(),
+                transient: true,
+            });
+        }
         d.get_mut(name).ok_or_else(|| nf(name))?.1 = DomainState::Running;
         Ok(())
     }
@@ -132,6 +156,18 @@ impl Hypervisor for FakeHv {
     }
     fn boot_status(&self, name: &str) -> CoreResult<BootStatus> {
         self.info(name)?;
+        let starts = self.starts.lock().unwrap().get(name).copied();
+        let dies = self.dies_passing.lock().unwrap().get(name).copied();
+        if let (Some(starts), Some(dies)) = (starts, dies) {
+            if starts <= dies {
+                return Ok(BootStatus::Failed {
+                    state: DomainState::Crashed,
+                    reason: Some("a passing fault; started again".into()),
+                    console: "EXT4-fs (ubda): error loading journal".into(),
+                    transient: true,
+                });
+            }
+        }
         Ok(self
             .boot
             .lock()
@@ -390,6 +426,7 @@ fn a_guest_that_crashes_while_booting_fails_its_start_and_the_rest_stays_up() {
             state: DomainState::Crashed,
             reason: Some("a known cause; the fix".into()),
             console: "Kernel panic - not syncing: Attempted to kill init!".into(),
+            transient: false,
         },
     );
     let out = up(&store, &fake, &lab(3), Goal::Up).unwrap();
@@ -407,6 +444,92 @@ fn a_guest_that_crashes_while_booting_fails_its_start_and_the_rest_stays_up() {
     assert_eq!(report.done.len() + 1, out.plan.actions.len());
     let st = store.load().unwrap().unwrap();
     assert!(st.hosts.values().all(|r| r.domain.is_some()));
+}
+
+#[test]
+fn a_guest_that_dies_of_a_passing_fault_is_started_once_more_and_said_so() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    fake.hv
+        .dies_passing
+        .lock()
+        .unwrap()
+        .insert("lab.h1".into(), 1);
+    let out = up(&store, &fake, &lab(3), Goal::Up).unwrap();
+    let report = out.report.unwrap();
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(fake.hv.starts.lock().unwrap()["lab.h1"], 2);
+    assert_eq!(fake.hv.starts.lock().unwrap()["lab.h0"], 1);
+    assert_eq!(report.boot_retries.len(), 1);
+    assert_eq!(report.boot_retries[0].host, "h1");
+    assert!(report.boot_retries[0]
+        .why
+        .contains("crashed while booting: a passing fault"));
+}
+
+#[test]
+fn a_guest_that_dies_at_start_and_again_while_booting_is_not_started_a_third_time() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    fake.hv
+        .start_crashes
+        .lock()
+        .unwrap()
+        .insert("lab.h2".into(), 1);
+    fake.hv
+        .dies_passing
+        .lock()
+        .unwrap()
+        .insert("lab.h2".into(), 2);
+    let out = up(&store, &fake, &lab(3), Goal::Up).unwrap();
+    let report = out.report.unwrap();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(report.failed[0].error.contains("died again"), "{report:?}");
+    assert_eq!(fake.hv.starts.lock().unwrap()["lab.h2"], 2);
+    assert_eq!(report.boot_retries.len(), 1);
+    assert!(report.boot_retries[0].why.contains("journal"));
+    // Started once more at once, it boots.
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    fake.hv
+        .start_crashes
+        .lock()
+        .unwrap()
+        .insert("lab.h2".into(), 1);
+    let report = up(&store, &fake, &lab(3), Goal::Up)
+        .unwrap()
+        .report
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(fake.hv.starts.lock().unwrap()["lab.h2"], 2);
+    assert_eq!(report.boot_retries.len(), 1);
+}
+
+#[test]
+fn a_guest_that_dies_of_a_passing_fault_twice_fails_and_says_both() {
+    let root = tempfile::tempdir().unwrap();
+    let store = StateStore::open(root.path(), "lab").unwrap();
+    let fake = Fake::default();
+    fake.hv
+        .dies_passing
+        .lock()
+        .unwrap()
+        .insert("lab.h1".into(), 2);
+    let out = up(&store, &fake, &lab(3), Goal::Up).unwrap();
+    let report = out.report.unwrap();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    let error = &report.failed[0].error;
+    assert!(
+        error.contains("started once more and died again"),
+        "{error}"
+    );
+    assert!(error.contains("error loading journal"), "{error}");
+    // Twice, not more.
+    assert_eq!(fake.hv.starts.lock().unwrap()["lab.h1"], 2);
+    assert_eq!(report.boot_retries.len(), 1);
 }
 
 #[test]

@@ -77,6 +77,15 @@ impl Progress for Lines {
         ));
     }
 
+    fn boot_retried(&self, action: &Action, retry: &mln_lang::apply::BootRetry) {
+        self.line(format!(
+            "  ↻ {}: {} {}; started it once more",
+            action.op.describe(),
+            retry.host,
+            crate::lifecycle::summary_line(&retry.why)
+        ));
+    }
+
     fn hook_output(&self, point: HookPoint, line: &str) {
         self.line(format!("  [{point:?}] {line}"));
     }
