@@ -181,3 +181,37 @@ fn what_is_not_an_ext_image_or_has_no_known_init_is_refused() {
     let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn inspect_reads_the_marker_and_names_an_image_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let marked = image(
+        dir.path(),
+        "marked.ext4",
+        &[("etc/mln/template", "boot_marker=mln: boot finished\n")],
+    );
+    let t = template::Template::inspect(&marked).unwrap();
+    assert_eq!(t.boot_marker.as_deref(), Some(BOOT_FINISHED));
+    let bare = image(dir.path(), "bare.ext4", &[("etc/hostname", "x\n")]);
+    assert_eq!(
+        template::Template::inspect(&bare).unwrap().boot_marker,
+        None
+    );
+    // Not a file system image (a whole disk, a qcow2): no marker, no error.
+    let raw = dir.path().join("disk.img");
+    std::fs::write(&raw, vec![0u8; 1 << 20]).unwrap();
+    assert_eq!(template::Template::inspect(&raw).unwrap().boot_marker, None);
+    // A superblock and nothing after it: debugfs cannot open it, and that
+    // is said, not taken for an image without a marker.
+    let cut = dir.path().join("cut.ext4");
+    let head = std::fs::read(&marked).unwrap();
+    std::fs::write(&cut, &head[..4096]).unwrap();
+    let err = template::Template::inspect(&cut).unwrap_err().to_string();
+    assert!(
+        err.contains("cut.ext4") && err.contains("debugfs could not read"),
+        "{err}"
+    );
+    // Nor can a file that is not there be inspected.
+    let err = template::Template::inspect(dir.path().join("gone.ext4")).unwrap_err();
+    assert!(err.to_string().contains("gone.ext4"), "{err}");
+}

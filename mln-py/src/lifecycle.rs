@@ -62,10 +62,13 @@ impl Template {
     }
 
     /// An image in a templates folder, as the image says it boots (the
-    /// boot marker of MLN's templates and imported images).
+    /// boot marker of MLN's templates and imported images); an image that
+    /// cannot be read raises.
     #[staticmethod]
-    fn inspect(py: Python<'_>, image: PathBuf) -> Self {
-        Template(py.detach(|| mln_core::template::Template::inspect(image)))
+    fn inspect(py: Python<'_>, image: PathBuf) -> PyResult<Self> {
+        py.detach(|| mln_core::template::Template::inspect(image))
+            .map(Template)
+            .map_err(|e| BackendError::new_err(e.to_string()))
     }
 
     /// The image file.

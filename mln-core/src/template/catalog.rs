@@ -75,7 +75,7 @@ pub fn list(dir: &Path) -> Result<Vec<TemplateFile>> {
             Some(known) => known.clone(),
             None => {
                 let sum = transfer::describe(&real)?.sha256;
-                let marker = Template::inspect(&real).boot_marker;
+                let marker = Template::inspect(&real)?.boot_marker;
                 sums.insert(real.clone(), (sum.clone(), marker.clone()));
                 (sum, marker)
             }

@@ -235,7 +235,7 @@ impl DebianTemplate {
         }
         point_link(&link, &name)?;
         Ok(DebianBuild {
-            template: Template::inspect(image),
+            template: Template::inspect(image)?,
             link,
             reused,
             mode,

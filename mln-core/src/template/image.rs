@@ -73,8 +73,10 @@ impl Ext4Image {
         &self.path
     }
 
-    /// Run one read-only `debugfs` request; its stdout.
-    fn request(&self, request: &str) -> Result<String> {
+    /// Run one read-only `debugfs` request; its stdout and stderr.
+    /// (`debugfs` exits 0 also when it could not open the image: its
+    /// stderr tells.)
+    fn request(&self, request: &str) -> Result<(String, String)> {
         let out = bounded::output_within(
             Command::new("debugfs")
                 .arg("-R")
@@ -90,20 +92,35 @@ impl Ext4Image {
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        Ok((
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
     }
 
     /// What `path` is in the image, or `None` when nothing is there.
     /// Symbolic links on the way are followed, the last one is not.
     pub fn entry(&self, path: &str) -> Result<Option<Entry>> {
         check_guest_path(path)?;
-        let stat = self.request(&format!("stat \"{path}\""))?;
+        let (stat, complaint) = self.request(&format!("stat \"{path}\""))?;
         let Some(kind) = stat
             .lines()
             .find_map(|l| l.split("Type: ").nth(1))
             .and_then(|rest| rest.split_whitespace().next())
         else {
-            return Ok(None);
+            if complaint.contains("File not found by ext2_lookup") {
+                return Ok(None);
+            }
+            // Not the image's answer but debugfs's failure to read it
+            // (cannot open it, a short read of a cut file): said, never
+            // taken for "nothing there".
+            return Err(Error::Template {
+                path: self.path.clone(),
+                reason: format!(
+                    "debugfs could not read {path} in it: {}",
+                    debugfs_complaint(&complaint).unwrap_or_else(|| "it said nothing".into())
+                ),
+            });
         };
         Ok(Some(match kind {
             "regular" => Entry::File,
@@ -127,6 +144,12 @@ impl Ext4Image {
             "debugfs",
             DEBUGFS_TIMEOUT,
         )?;
+        if let Some(complaint) = debugfs_complaint(&String::from_utf8_lossy(&out.stderr)) {
+            return Err(Error::Template {
+                path: self.path.clone(),
+                reason: format!("debugfs could not read {path} in it: {complaint}"),
+            });
+        }
         Ok(Some(out.stdout))
     }
 
@@ -136,7 +159,7 @@ impl Ext4Image {
         if self.entry(path)? != Some(Entry::Symlink) {
             return Ok(None);
         }
-        let stat = self.request(&format!("stat \"{path}\""))?;
+        let (stat, _) = self.request(&format!("stat \"{path}\""))?;
         if let Some(fast) = stat
             .lines()
             .find_map(|l| l.trim().strip_prefix("Fast link dest: "))
@@ -167,6 +190,17 @@ impl Ext4Image {
             steps: Vec::new(),
         }
     }
+}
+
+/// What debugfs said on stderr, without its version banner; `None` when
+/// that is all it said.
+fn debugfs_complaint(stderr: &str) -> Option<String> {
+    let said: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("debugfs 1."))
+        .collect();
+    (!said.is_empty()).then(|| said.join("; "))
 }
 
 /// A change to make in an image.

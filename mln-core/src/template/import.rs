@@ -63,7 +63,7 @@ pub fn import(image: &Path, dir: &Path, name: Option<&str>) -> Result<Imported> 
     }
     let init = result?;
     Ok(Imported {
-        template: Template::inspect(target),
+        template: Template::inspect(target)?,
         init,
     })
 }

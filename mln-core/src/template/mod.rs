@@ -92,18 +92,24 @@ impl Template {
     /// The image at `image` as a template, booted with [`ROOT_CMDLINE`],
     /// with the boot marker its `/etc/mln/template` names (read with
     /// `debugfs`, no root needed); an image without that file, or that is
-    /// no ext2/3/4 image, prints none.
-    pub fn inspect(image: impl Into<PathBuf>) -> Self {
+    /// no ext2/3/4 image (a whole disk, a qcow2), prints none. An image
+    /// that cannot be read (unreadable, cut short, `debugfs` missing or
+    /// failing) is an error, never taken for one without a marker: its
+    /// guests' boots could not be confirmed nor `mln exec` reach them.
+    pub fn inspect(image: impl Into<PathBuf>) -> Result<Self> {
         let image = image.into();
-        let boot_marker = Ext4Image::open(&image)
-            .ok()
-            .and_then(|i| i.read(TEMPLATE_CONF_PATH).ok().flatten())
-            .and_then(|text| boot_marker(&String::from_utf8_lossy(&text)));
-        Template {
+        let boot_marker = match Ext4Image::open(&image) {
+            Ok(ext) => ext
+                .read(TEMPLATE_CONF_PATH)?
+                .and_then(|text| boot_marker(&String::from_utf8_lossy(&text))),
+            Err(Error::Template { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(Template {
             image,
             cmdline: ROOT_CMDLINE.to_string(),
             boot_marker,
-        }
+        })
     }
 
     /// The default busybox template kept in `dir`, built there on first use

@@ -45,7 +45,7 @@ pub fn register(image: &Path, dir: &Path, name: Option<&str>, copy: bool) -> Res
     let source = image.canonicalize().map_err(|e| Error::io(image, e))?;
     if !copy {
         std::os::unix::fs::symlink(&source, &target).map_err(|e| Error::io(&target, e))?;
-        return Ok(Template::inspect(target));
+        return Template::inspect(target);
     }
     let staging = dir.join(format!(".{name}.register-{}", std::process::id()));
     let copied = bounded::checked_within(
@@ -63,5 +63,5 @@ pub fn register(image: &Path, dir: &Path, name: Option<&str>, copy: bool) -> Res
         let _ = fs::remove_file(&staging);
         return Err(e);
     }
-    Ok(Template::inspect(target))
+    Template::inspect(target)
 }

@@ -116,6 +116,17 @@ pub fn local_backends(
     Ok(machine.attach(backends))
 }
 
+/// `path` as [`Template::inspect`] reads it. One it cannot read stays a
+/// template, without a boot marker, and `mln` says what that costs.
+fn inspected(path: &Path) -> Template {
+    Template::inspect(path).unwrap_or_else(|e| {
+        log::warn!(
+            "{e}; its guests count as booted once they answer, and `mln exec` cannot reach them"
+        );
+        Template::image(path, mln_core::template::ROOT_CMDLINE)
+    })
+}
+
 /// The templates in `dir`: every regular file (or link to one) by its
 /// file name, each as the image says it boots (`Template::inspect`: the
 /// boot marker of MLN's templates and imports); also by its name without
@@ -133,7 +144,7 @@ fn folder_templates(dir: &Path) -> Vec<(String, Template)> {
             continue;
         };
         if !name.starts_with('.') && path.is_file() {
-            found.push((name.to_string(), Template::inspect(&path)));
+            found.push((name.to_string(), inspected(&path)));
         }
     }
     let stems: Vec<(String, Template)> = found
