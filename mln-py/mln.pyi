@@ -484,12 +484,13 @@ class Status:
     def host(self, host: str) -> Optional[HostStatus]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
-_ProgressEvent = Literal["started", "finished", "failed", "skipped", "retried", "hook"]
+_ProgressEvent = Literal["started", "finished", "failed", "skipped", "said", "retried", "hook"]
 _Progress = Callable[[_ProgressEvent, Optional[Action], Optional[str]], object]
 """``progress(event, action, message)``: called from worker threads while a
 run goes on; ``message`` is the error (``"failed"``), the failed action
-(``"skipped"``), the guest started once more after a passing fault and why
-(``"retried"``) or the hook's output line (``"hook"``, ``action`` None)."""
+(``"skipped"``), which way an action went (``"said"``), the guest started
+once more after a passing fault and why (``"retried"``) or the hook's output
+line (``"hook"``, ``action`` None)."""
 
 def build(
     project: Union[Project, _Path],

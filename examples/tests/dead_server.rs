@@ -126,13 +126,25 @@ fn a_dead_server_is_reported_refused_evacuated_and_cleared_when_it_returns() {
     lab.assert_nothing_left();
 }
 
+/// What `command` prints in app2, run with `mln exec`.
+fn in_app2(lab: &Lab, command: &str) -> String {
+    let out = lab.mln(
+        &["exec", "-p", PROJECT, "app2", "--", "sh", "-c", command],
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{command}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// The same failure on storage both servers see (each server's disks
 /// folder of the project is one shared folder, as an NFS export mounted on
-/// both would be): when server-b answers again, what it kept of app2 is
-/// cleared without deleting the disk files app2 now runs from on
-/// server-a.
+/// both would be): `evacuate` starts app2 on server-a from the very disk
+/// it ran from on server-b, so what it wrote there is kept; when server-b
+/// answers again, what it kept of app2 is cleared without deleting the
+/// disk files app2 now runs from, and a cold move back to server-b over
+/// the same storage carries nothing and loses nothing.
 #[test]
-fn on_shared_storage_a_returning_server_keeps_the_disks_the_host_runs_from() {
+fn on_shared_storage_a_lost_servers_host_starts_from_its_disk_and_keeps_what_it_wrote() {
     let Some(mut lab) = Lab::new(PROJECT) else {
         return;
     };
@@ -146,13 +158,35 @@ fn on_shared_storage_a_returning_server_keeps_the_disks_the_host_runs_from() {
     let file = server_lab::sample("multi-server-uml.mln");
     ok(&lab.mln(&["up", file.to_str().unwrap()], Duration::from_secs(300)));
     lab.console_until("app2", |l| !ping_boots(l, "10.9.0.1").is_empty());
+    let first_boot = in_app2(&lab, "cat /proc/sys/kernel/random/boot_id");
+    assert_eq!(
+        in_app2(&lab, "echo kept > /root/before && sync && cat /root/before"),
+        "kept"
+    );
 
     lab.servers.stop_sshd("server-b");
     kill_all_on(&lab, "server-b", "spread.app2");
-    ok(&lab.mln(
+    let o = lab.mln(
         &["evacuate", "server-b", "-p", PROJECT, "--yes"],
         Duration::from_secs(300),
-    ));
+    );
+    let said = text(&o);
+    assert!(o.status.success(), "{said}");
+    assert!(
+        said.contains("app2: server-b → server-a, started from the disks it ran from"),
+        "{said}"
+    );
+    assert!(
+        said.contains("app2 starts from the disks it ran from"),
+        "{said}"
+    );
+    assert!(!said.contains("made afresh"), "{said}");
+    // A new boot, of the same disk: what app2 wrote on server-b is there.
+    assert_ne!(
+        in_app2(&lab, "cat /proc/sys/kernel/random/boot_id"),
+        first_boot
+    );
+    assert_eq!(in_app2(&lab, "cat /root/before"), "kept");
     let app2_disks = || -> Vec<String> {
         std::fs::read_dir(&shared)
             .map(|d| {
@@ -181,24 +215,29 @@ fn on_shared_storage_a_returning_server_keeps_the_disks_the_host_runs_from() {
         "server-a",
         "{status}"
     );
-    let out = lab.mln(
-        &[
-            "exec",
-            "-p",
-            PROJECT,
-            "app2",
-            "--",
-            "sh",
-            "-c",
-            "echo written > /root/after && cat /root/after",
-        ],
-        Duration::from_secs(60),
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "written",
-        "{}",
-        text(&out)
+        in_app2(
+            &lab,
+            "echo written > /root/after && sync && cat /root/after"
+        ),
+        "written"
+    );
+
+    // The project file places app2 on server-b: back there, cold (UML),
+    // over the same storage. Nothing is carried and nothing deleted.
+    let o = lab.mln(&["up", file.to_str().unwrap()], Duration::from_secs(300));
+    let said = text(&o);
+    assert!(o.status.success(), "{said}");
+    let status = lab.status_ok();
+    assert_eq!(
+        host(&status, "app2")["service_host"],
+        "server-b",
+        "{status}"
+    );
+    assert_eq!(app2_disks(), before, "{said}");
+    assert_eq!(
+        in_app2(&lab, "cat /root/before /root/after"),
+        "kept\nwritten"
     );
 
     ok(&lab.mln(&["remove", "-p", PROJECT], Duration::from_secs(300)));

@@ -335,6 +335,10 @@ impl Progress for PyProgress {
         }
     }
 
+    fn said(&self, action: &mln_lang::plan::Action, line: &str) {
+        self.emit("said", Some(action), Some(line.to_string()));
+    }
+
     fn boot_retried(&self, action: &mln_lang::plan::Action, retry: &apply::BootRetry) {
         let why = format!("{}: {}; started it once more", retry.host, retry.why);
         self.emit("retried", Some(action), Some(why));

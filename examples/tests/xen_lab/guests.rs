@@ -261,6 +261,23 @@ fn the_debian_lab_runs_as_xen_guests_routes_and_logs_in_with_a_key() {
     let bob = log("bob");
     assert!(bob.contains("bob's sshd: active"), "{bob}");
     assert!(bob.contains("bob login:"), "no login prompt on hvc0: {bob}");
+    // `mln exec` reaches a Debian guest on Xen through its channel too
+    // (the agent unit of the template's guest step, on /dev/hvc1).
+    let o = lab.mln(
+        &desk.state(),
+        &[
+            "exec",
+            "-p",
+            "xendeb",
+            "bob",
+            "--",
+            "systemctl",
+            "is-active",
+            "ssh",
+        ],
+    );
+    assert!(o.status.success(), "mln exec on bob: {}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "active");
 
     let down = Instant::now();
     let out = lab.mln_ok(&desk.state(), &["remove", "-p", "xendeb"]);

@@ -36,14 +36,14 @@ pub fn prepare() -> Result<()> {
 /// Run `argv` in domain `name` through its channel, at most `timeout`.
 pub fn exec(name: &str, argv: &[String], timeout: Duration) -> Result<ExecOutput> {
     let path = socket(name);
+    // No socket, not even the folder: the domain was made without the
+    // channel. Said before the lock beside the socket is taken.
+    if !path.exists() {
+        return Err(no_channel(name));
+    }
     crate::exec::locked(&path.with_extension("exec-lock"), || {
         let stream = UnixStream::connect(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::Backend {
-                what: name.to_string(),
-                message: "it has no channel for MLN's agent (made before this MLN, or from \
-                          a template without the agent): `mln exec` cannot reach it"
-                    .into(),
-            },
+            std::io::ErrorKind::NotFound => no_channel(name),
             _ => Error::io(&path, e),
         })?;
         stream
@@ -51,6 +51,17 @@ pub fn exec(name: &str, argv: &[String], timeout: Duration) -> Result<ExecOutput
             .map_err(|e| Error::io(&path, e))?;
         crate::exec::run(name, stream, argv, timeout)
     })
+}
+
+/// Domain `name` was made without a channel for MLN's agent.
+fn no_channel(name: &str) -> Error {
+    Error::Backend {
+        what: name.to_string(),
+        message: "it has no channel for MLN's agent (made before this MLN, or from a template \
+                  that names no boot marker, or whose marker the server could not read: its \
+                  `mln agent` log says which): `mln exec` cannot reach it"
+            .into(),
+    }
 }
 
 /// Remove what domain `name`'s channel left in dom0 (best effort: QEMU

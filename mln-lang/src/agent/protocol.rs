@@ -240,6 +240,17 @@ pub enum Request {
         host: HostSpec,
         token: String,
     },
+    /// Mark the host's disks here as placed by `server` (the managing
+    /// side's name for this server); answers null
+    /// ([`crate::machine::home::claim`]).
+    ClaimDisks {
+        project: String,
+        host: HostSpec,
+        server: String,
+    },
+    /// The server the mark beside the host's root disk here names, or
+    /// null ([`crate::machine::home::placed_by`]).
+    DisksPlacedBy { project: String, host: HostSpec },
     /// The two ends of the ssh connection the agent was reached over, as
     /// the server sees them (`SSH_CONNECTION`); answers an [`Underlay`].
     /// VXLAN links between this machine and the server run between them.
@@ -330,6 +341,8 @@ pub const KNOWN_OPS: &[&str] = &[
     "end_move",
     "storage_mark",
     "storage_check",
+    "claim_disks",
+    "disks_placed_by",
     "underlay",
     "create_vxlan",
     "remove_vxlan",

@@ -666,14 +666,16 @@ impl Ctx<'_, '_> {
                         .hypervisor(action, new)?
                         .info(&domain_name(project, host))
                         .map_err(be)?;
-                    return self.record(|st| {
+                    self.record(|st| {
                         if let Some(r) = st.hosts.get_mut(host) {
                             r.spec.service_host = new.service_host.clone();
                             if let Some(d) = r.domain.as_mut() {
                                 d.id = info.id;
                             }
                         }
-                    });
+                    })?;
+                    self.claim(new);
+                    return Ok(());
                 }
                 self.stop(action, &old)?;
                 if *rebuild {
@@ -681,6 +683,7 @@ impl Ctx<'_, '_> {
                     self.prepare(action, new)?;
                 } else {
                     b.move_disk(project, &old, new).map_err(be)?;
+                    self.claim(new);
                 }
                 b.write_guest_config(self.desired, new).map_err(be)?;
                 self.record(|st| {
@@ -758,10 +761,12 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// A host whose server is lost, made afresh where it goes: what the
-    /// lost server keeps of it is recorded as stale first (so that a run
-    /// killed halfway never forgets it), then disks, configuration and
-    /// domain are made as for a new host.
+    /// A host whose server is lost, started where it goes: what the lost
+    /// server keeps of it is recorded as stale first (so that a run killed
+    /// halfway never forgets it); then, where the new server sees the very
+    /// disks the host ran from (shared storage, told by their placement
+    /// mark), the host starts from them, else its disks are made afresh;
+    /// configuration and domain are made as for a new host.
     fn recover(&self, action: &Action, host: &str, start: bool) -> Result<(), ApplyError> {
         let old = self.current(action, host)?;
         let new = self.wanted(action, host)?;
@@ -779,10 +784,31 @@ impl Ctx<'_, '_> {
                 }
             })?;
         }
-        self.prepare(action, new)?;
-        self.exec
-            .backends
-            .write_guest_config(self.desired, new)
+        let b = self.exec.backends;
+        let shared = b
+            .sees_disks_of(self.project(), &old, new)
+            .map_err(|e| backend(action, e))?;
+        if shared {
+            self.exec.progress.said(
+                action,
+                &format!(
+                    "{host} starts from the disks it ran from, which {} sees too \
+                     (shared storage)",
+                    new.service_host.as_deref().unwrap_or("this machine")
+                ),
+            );
+            self.record(|st| {
+                if let Some(r) = st.hosts.get_mut(host) {
+                    r.spec = new.clone();
+                    r.disk_ready = true;
+                    r.config_ready = false;
+                }
+            })?;
+            self.claim(new);
+        } else {
+            self.prepare(action, new)?;
+        }
+        b.write_guest_config(self.desired, new)
             .map_err(|e| backend(action, e))?;
         self.record(|st| {
             if let Some(r) = st.hosts.get_mut(host) {
@@ -848,7 +874,22 @@ impl Ctx<'_, '_> {
                 r.disks = disks;
                 r.disk_ready = true;
             }
-        })
+        })?;
+        self.claim(spec);
+        Ok(())
+    }
+
+    /// Mark `spec`'s disks as placed by its server (see
+    /// [`crate::machine::home`]). A mark that cannot be written costs only
+    /// an evacuation's start from shared disks: said, not failed.
+    fn claim(&self, spec: &HostSpec) {
+        if let Err(e) = self.exec.backends.claim_disks(self.project(), spec) {
+            log::warn!(
+                "{}: its disks' placement mark was not written ({e}): were its server lost, \
+                 `mln evacuate` would make it afresh even on shared storage",
+                spec.name
+            );
+        }
     }
 
     fn create(&self, action: &Action, spec: &HostSpec) -> Result<(), ApplyError> {

@@ -55,6 +55,10 @@ pub trait Progress: Sync {
     fn finished(&self, action: &Action, result: Result<(), &ApplyError>) {
         let _ = (action, result);
     }
+    /// How `action` went, in a line (as which of two ways it took).
+    fn said(&self, action: &Action, line: &str) {
+        let _ = (action, line);
+    }
     /// A guest of `action` died of a fault known to pass while booting and
     /// was started once more.
     fn boot_retried(&self, action: &Action, retry: &BootRetry) {

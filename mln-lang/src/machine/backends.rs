@@ -67,6 +67,23 @@ pub trait Backends: Sync {
     /// an error.
     fn remove_disk(&self, project: &str, host: &HostSpec) -> Result<()>;
 
+    /// Mark `host`'s disks where they are now as placed by its service
+    /// host (see [`crate::machine::home`]), so that an evacuation can tell
+    /// a server that sees the very files. Backends of one machine, which
+    /// is never lost, have nothing to mark.
+    fn claim_disks(&self, project: &str, host: &HostSpec) -> Result<()> {
+        let _ = (project, host);
+        Ok(())
+    }
+
+    /// Whether `to`'s server sees the very disk files `from`, a host of a
+    /// server given up for lost, ran from (storage both mount): then it
+    /// starts from them instead of afresh.
+    fn sees_disks_of(&self, project: &str, from: &HostSpec, to: &HostSpec) -> Result<bool> {
+        let _ = (project, from, to);
+        Ok(false)
+    }
+
     /// Remove what a server kept of `host` while it was lost (see
     /// [`crate::plan::StaleCopy`]): its disks, unless they are the very
     /// files the host runs from now (`now`: shared storage), and, where

@@ -181,7 +181,7 @@ impl LocalBackends {
 
     /// UML reads its own COW format; Xen's qdisk reads qcow2. The host
     /// name becomes a file name here, so it is checked here too.
-    fn cow(&self, host: &HostSpec) -> Result<(PathBuf, CowFormat)> {
+    pub(super) fn cow(&self, host: &HostSpec) -> Result<(PathBuf, CowFormat)> {
         let name = mln_core::SafeName::new(&host.name)?;
         Ok(match host.platform {
             Platform::Uml => (self.disk_dir().join(format!("{name}.cow")), CowFormat::Uml),
@@ -666,6 +666,7 @@ impl Backends for LocalBackends {
         remove_file(&self.cow(host)?.0)?;
         remove_file(&self.swap_path(&host.name)?)?;
         remove_file(&self.config_path(&host.name)?)?;
+        super::home::forget(self, host)?;
         mln_core::disk::remove_unused_bases(&self.disk_dir())
     }
 

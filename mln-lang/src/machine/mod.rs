@@ -7,6 +7,7 @@
 
 mod backends;
 mod disks;
+pub(crate) mod home;
 mod local;
 
 pub use backends::Backends;

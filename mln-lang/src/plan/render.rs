@@ -108,7 +108,7 @@ impl Plan {
                             Op::Move {
                                 host, live, lost, ..
                             } if *host == h.host => Some(match (live, lost) {
-                                (_, true) => "made afresh: its server is lost",
+                                (_, true) => "started elsewhere: its server is lost",
                                 (true, _) => "live",
                                 _ => "cold",
                             }),

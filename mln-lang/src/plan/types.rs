@@ -348,7 +348,7 @@ impl Op {
                 lost: true,
                 ..
             } => format!(
-                "make {host} afresh on {} (its server is lost)",
+                "start {host} on {} (its server is lost)",
                 super::render::server(to)
             ),
             Op::Move { host, to, live, .. } => format!(

@@ -39,6 +39,9 @@ pub fn install(pkgs: &Path, dom0: &Path) -> Result<Vec<PathBuf>, String> {
     // Xen's hotplug scripts are bash scripts; busybox has no `flock`.
     add(Path::new("/bin/bash"), "bin/bash")?;
     add(Path::new("/usr/bin/flock"), "usr/bin/flock")?;
+    // `mln agent` reads a template's boot marker with debugfs, as on any
+    // Debian server (e2fsprogs is required there).
+    add(Path::new("/usr/sbin/debugfs"), "usr/sbin/debugfs")?;
     let bin = dom0.join("usr/bin");
     for t in XENSTORE_TOOLS {
         let link = bin.join(format!("xenstore-{t}"));

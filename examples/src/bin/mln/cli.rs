@@ -57,8 +57,8 @@ pub enum Command {
     /// running project.
     Upgrade(UpgradeArgs),
     /// Place a server's hosts on the project's other servers; a server
-    /// that does not answer is given up for lost and its hosts are made
-    /// afresh.
+    /// that does not answer is given up for lost and its hosts start from
+    /// their disks where storage is shared, else are made afresh.
     Evacuate(EvacuateArgs),
     /// Stop and delete everything the project made.
     Remove(LifecycleArgs),

@@ -2,11 +2,13 @@
 //! on its other servers (as much as each has free memory), then planned
 //! and applied like an upgrade. A server that answers has its hosts moved
 //! (live where they can be); one that does not is given up for lost: its
-//! hosts are made afresh from their templates and configuration where
-//! they go, and what it keeps is removed when it answers again.
+//! hosts start where they go from the disks they ran from where that
+//! server sees them too (shared storage), else are made afresh from their
+//! templates and configuration; what it keeps is removed when it answers
+//! again.
 
 use mln_lang::apply::evacuate::{self, Placement};
-use mln_lang::apply::Session;
+use mln_lang::apply::{Backends, Session};
 use mln_lang::plan::{Goal, PlanOptions};
 
 use crate::cli::{EvacuateArgs, OutcomeFormat};
@@ -40,7 +42,7 @@ pub fn evacuate(out: &Output, args: &EvacuateArgs) -> u8 {
     let lost = unreachable.get(server).cloned();
     match &lost {
         Some(why) => {
-            eprintln!("{server} does not answer ({why}): its hosts are made afresh elsewhere");
+            eprintln!("{server} does not answer ({why}): its hosts start elsewhere");
             prepared.backends.give_up(server);
         }
         None => eprintln!("{server} answers: its hosts move as in an upgrade"),
@@ -79,9 +81,31 @@ pub fn evacuate(out: &Output, args: &EvacuateArgs) -> u8 {
     };
     show_before_applying(&plan, args.target.format);
     for p in &evacuation.placements {
+        let fate = match lost {
+            None => Fate::Moves,
+            Some(_) => {
+                let old = session.recorded().and_then(|st| st.hosts.get(&p.host));
+                let new = evacuation.desired.hosts.get(&p.host);
+                let shared = match (old, new) {
+                    (Some(old), Some(new)) => prepared
+                        .backends
+                        .sees_disks_of(&prepared.name, &old.spec, new)
+                        .unwrap_or_else(|e| {
+                            log::warn!("{}: whether its disks are shared is unknown: {e}", p.host);
+                            false
+                        }),
+                    _ => false,
+                };
+                if shared {
+                    Fate::StartsFromSharedDisks
+                } else {
+                    Fate::MadeAfresh
+                }
+            }
+        };
         match args.target.format {
-            OutcomeFormat::Text => println!("  {}", placement_line(p, lost.is_some())),
-            OutcomeFormat::Json => eprintln!("  {}", placement_line(p, lost.is_some())),
+            OutcomeFormat::Text => println!("  {}", placement_line(p, fate)),
+            OutcomeFormat::Json => eprintln!("  {}", placement_line(p, fate)),
         }
     }
     if args.target.dry_run {
@@ -127,16 +151,32 @@ pub fn evacuate(out: &Output, args: &EvacuateArgs) -> u8 {
     }
 }
 
+/// What an evacuation does to one host.
+#[derive(Clone, Copy)]
+enum Fate {
+    /// Its server answers: it moves as in an upgrade.
+    Moves,
+    /// Its server is lost and the new one sees its disk files.
+    StartsFromSharedDisks,
+    /// Its server is lost with its disks.
+    MadeAfresh,
+}
+
 /// One line per host: where it goes and what it loses.
-fn placement_line(p: &Placement, lost: bool) -> String {
+fn placement_line(p: &Placement, fate: Fate) -> String {
     let to = p.to.as_deref().unwrap_or("this machine");
-    if lost {
-        format!(
+    match fate {
+        Fate::Moves => format!("{}: {} → {to}", p.host, p.from),
+        Fate::StartsFromSharedDisks => format!(
+            "{}: {} → {to}, started from the disks it ran from, which {to} sees too \
+             (shared storage): make sure {} is really down, as two machines writing one \
+             disk ruin it",
+            p.host, p.from, p.from
+        ),
+        Fate::MadeAfresh => format!(
             "{}: {} → {to}, made afresh from its template and configuration: \
              what changed inside it on {} since it was built is lost",
             p.host, p.from, p.from
-        )
-    } else {
-        format!("{}: {} → {to}", p.host, p.from)
+        ),
     }
 }

@@ -77,6 +77,10 @@ impl Progress for Lines {
         ));
     }
 
+    fn said(&self, action: &Action, line: &str) {
+        self.line(format!("  · {}: {line}", action.op.describe()));
+    }
+
     fn boot_retried(&self, action: &Action, retry: &mln_lang::apply::BootRetry) {
         self.line(format!(
             "  ↻ {}: {} {}; started it once more",

@@ -15,7 +15,7 @@ use super::super::migrate;
 use super::super::protocol::Request;
 use super::super::vxlan;
 use super::{console_tail, here_host, here_switch, meminfo, Agent};
-use crate::machine::{Backends, LocalBackends};
+use crate::machine::{home, Backends, LocalBackends};
 use crate::plan::{Platform, SwitchRecord};
 
 type Answer = mln_core::Result<Value>;
@@ -316,6 +316,18 @@ impl Agent {
             } => match self.existing(&project)? {
                 Some(b) => json(migrate::marked(&b, &project, &here_host(host), &token)?),
                 None => json(false),
+            },
+            R::ClaimDisks {
+                project,
+                host,
+                server,
+            } => match self.existing(&project)? {
+                Some(b) => json(home::claim(&b, &here_host(host), &server)?),
+                None => json(()),
+            },
+            R::DisksPlacedBy { project, host } => match self.existing(&project)? {
+                Some(b) => json(home::placed_by(&b, &here_host(host))?),
+                None => json(None::<String>),
             },
             other => Err(Error::Backend {
                 what: "agent".into(),

@@ -395,6 +395,40 @@ impl Backends for ClusterBackends {
         }
     }
 
+    fn claim_disks(&self, project: &str, host: &HostSpec) -> Result<()> {
+        let Some(server) = self.remote(host.service_host.as_deref()) else {
+            return Ok(());
+        };
+        let claimed = self
+            .link(server)?
+            .call::<serde_json::Value>(&Request::ClaimDisks {
+                project: project.to_string(),
+                host: host.clone(),
+                server: server.to_string(),
+            });
+        match claimed {
+            // An older agent: its hosts are made afresh if it is lost.
+            Err(Error::Unsupported { .. }) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    fn sees_disks_of(&self, project: &str, from: &HostSpec, to: &HostSpec) -> Result<bool> {
+        let (a, b) = (
+            self.remote(from.service_host.as_deref()),
+            self.remote(to.service_host.as_deref()),
+        );
+        match a {
+            Some(lost) if a != b => match self.disks_placed_by(project, b, to) {
+                Ok(placed) => Ok(placed.as_deref() == Some(lost)),
+                // An older agent cannot tell: the host is made afresh.
+                Err(Error::Unsupported { .. }) => Ok(false),
+                Err(e) => Err(e),
+            },
+            _ => Ok(false),
+        }
+    }
+
     fn remove_stale(&self, project: &str, host: &HostSpec, now: Option<&HostSpec>) -> Result<()> {
         // On storage both servers see, the stale copy's disk files are
         // the ones the host runs from now: they stay.
@@ -633,6 +667,19 @@ impl Backends for ClusterBackends {
             return Ok(());
         }
         let server = |at: Option<&str>| at.unwrap_or("this machine").to_string();
+        // On storage both servers see, the new server's files are the old
+        // one's: nothing to carry, and nothing to remove.
+        if self.shares_disks(project, from, to)? {
+            log::info!(
+                "{}: {} sees its disks on {} (shared storage): they stay",
+                to.name,
+                server(b),
+                server(a)
+            );
+            self.end_move(project, b, to)?;
+            self.leave_server(project, from, a);
+            return Ok(());
+        }
         let source = self.host_disks(project, a, from)?;
         let target = self.host_disks(project, b, to)?;
         if source.files.is_empty() {

@@ -12,7 +12,7 @@ use crate::agent::carry::Side;
 use crate::agent::disks::{self, HostDisks};
 use crate::agent::migrate;
 use crate::agent::protocol::Request;
-use crate::machine::Backends;
+use crate::machine::{home, Backends};
 use crate::plan::HostSpec;
 
 impl ClusterBackends {
@@ -49,6 +49,23 @@ impl ClusterBackends {
         match at {
             None => Side::Here(&self.local),
             Some(server) => Side::Server(server),
+        }
+    }
+
+    /// The server the placement mark beside `host`'s root disk on `at`
+    /// names (see [`crate::machine::home`]).
+    pub(super) fn disks_placed_by(
+        &self,
+        project: &str,
+        at: Option<&str>,
+        host: &HostSpec,
+    ) -> Result<Option<String>> {
+        match at {
+            None => home::placed_by(&self.local, &Self::here_host(host)),
+            Some(server) => self.link(server)?.call(&Request::DisksPlacedBy {
+                project: project.to_string(),
+                host: host.clone(),
+            }),
         }
     }
 
