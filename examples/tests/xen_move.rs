@@ -398,10 +398,29 @@ fn status_reports_a_dead_servers_guests_unreachable() {
         .expect("MLN_XEN_LAB_KILL names server-a")
         .to_string();
     let desk = Desk::new(&lab, "xendead");
-    let file = desk.file("dead.mln", &project("xendead", A, Some(B), 41));
+    // web's disks on the storage both servers see; web leaves its boot id
+    // on its disk (the lab guest's `mln.lab.disklog`).
+    share_disks(&lab, "xendead");
+    let text_of_project = project("xendead", A, Some(B), 41).replacen(
+        "extra console=hvc0",
+        "extra console=hvc0 mln.lab.disklog=1",
+        1,
+    );
+    let file = desk.file("dead.mln", &text_of_project);
     lab.mln_ok(&desk.state(), &["up", &file]);
     let up = lab.mln_ok(&desk.state(), &["status", "-p", "xendead"]);
     assert!(up.contains("web"), "{up}");
+    let web = "xendead.web";
+    let mut first = String::new();
+    lab.eventually("web writes its boot id on its disk on server-a", || {
+        first = lab.console(A, web);
+        first.contains("GUEST-DISK wrote=")
+    });
+    assert!(first.contains("GUEST-DISK previous=none"), "{first}");
+    let first_boot = boot_ids(&first)
+        .into_iter()
+        .next()
+        .expect("web's boot id on server-a");
 
     let killed = std::process::Command::new("kill")
         .args(["-9", &pid])
@@ -427,21 +446,31 @@ fn status_reports_a_dead_servers_guests_unreachable() {
         took.as_secs_f64()
     ));
 
-    // Evacuated: web made again on server-b from the template and its
-    // configuration (the templates are on the storage both servers see),
-    // under its name, running.
+    // Evacuated: web started on server-b from the very disk it ran from
+    // on server-a (shared storage), under its name, running.
     let start = Instant::now();
     let out = lab.mln_ok(&desk.state(), &["evacuate", A, "-p", "xendead", "--yes"]);
     eprintln!("{out}");
-    assert!(out.contains(&format!("web: {A} → {B}")), "{out}");
-    let web = "xendead.web";
+    assert!(
+        out.contains(&format!(
+            "web: {A} → {B}, started from the disks it ran from"
+        )),
+        "{out}"
+    );
     assert!(
         lab.domains(B).iter().any(|d| d == web),
         "web runs on server-b after the evacuation"
     );
-    lab.eventually("web boots on server-b", || {
-        lab.console(B, web).contains("GUEST-ALIVE")
+    let mut again = String::new();
+    lab.eventually("web boots on server-b from its disk", || {
+        again = lab.console(B, web);
+        again.contains("GUEST-DISK previous=")
     });
+    assert!(
+        again.contains(&format!("GUEST-DISK previous={first_boot}")),
+        "web on server-b did not find the boot id it left on its disk on server-a \
+         ({first_boot}):\n{again}"
+    );
     let status = lab.mln_within(
         &desk.state(),
         &["status", "-p", "xendead", "--format", "json"],

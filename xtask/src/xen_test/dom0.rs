@@ -40,7 +40,7 @@ const DOM0_MODULES: &[&str] = &[
     "9p",
 ];
 /// Kernel modules the guest's initramfs carries (`/lib/modules/NAME.ko`).
-const GUEST_MODULES: &[&str] = &["xen-netfront"];
+const GUEST_MODULES: &[&str] = &["xen-netfront", "xen-blkfront"];
 
 /// What dom0 runs, besides the lab's daemons.
 pub struct Payload {
