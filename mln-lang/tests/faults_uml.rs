@@ -153,19 +153,24 @@ fn a_guest_killed_from_outside_shows_as_crashed_and_up_brings_it_back() {
     assert!(processes_under(root.path()).is_empty());
 }
 
+/// A copy of the template's image at `to` (sparse, same times).
+fn copy_of_template(to: &Path) -> PathBuf {
+    let ok = Command::new("cp")
+        .args(["--sparse=always", "--preserve=timestamps"])
+        .arg(&template().image)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    to.to_path_buf()
+}
+
 /// A copy of the template whose journal names a feature no kernel knows:
 /// every boot of it dies at the root file system's journal. Kernels before
 /// 6.5 say "error loading journal", as UML 7.2 says now and then of a
 /// healthy disk; later ones say "Could not load journal inode".
 fn template_with_unloadable_journal(dir: &Path) -> Template {
-    let image = dir.join("journal.ext4");
-    let ok = Command::new("cp")
-        .args(["--sparse=always", "--preserve=timestamps"])
-        .arg(&template().image)
-        .arg(&image)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    let image = copy_of_template(&dir.join("journal.ext4"));
     let out = Command::new("debugfs")
         .args(["-R", "bmap <8> 0"])
         .arg(&image)
@@ -253,14 +258,7 @@ fn a_template_deleted_after_build_is_named_when_starting() {
     let root = tempfile::tempdir().unwrap();
     let _cleanup = KillUnder(root.path().to_path_buf());
     // A template of this test's own, so deleting it harms no other test.
-    let image = root.path().join("mine.ext4");
-    let ok = Command::new("cp")
-        .args(["--sparse=always", "--preserve=timestamps"])
-        .arg(&template().image)
-        .arg(&image)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    let image = copy_of_template(&root.path().join("mine.ext4"));
     let mine = Template {
         image: image.clone(),
         ..template()

@@ -446,90 +446,62 @@ fn a_guest_that_crashes_while_booting_fails_its_start_and_the_rest_stays_up() {
     assert!(st.hosts.values().all(|r| r.domain.is_some()));
 }
 
-#[test]
-fn a_guest_that_dies_of_a_passing_fault_is_started_once_more_and_said_so() {
+/// `up` of a three-host lab whose h1 dies of a passing fault at its
+/// first `at_start` starts (at once) and then at its first `booting`
+/// starts (while booting); the report, and how often h1 was started.
+fn up_with_passing_faults(at_start: usize, booting: usize) -> (ApplyReport, usize) {
     let root = tempfile::tempdir().unwrap();
     let store = StateStore::open(root.path(), "lab").unwrap();
     let fake = Fake::default();
-    fake.hv
-        .dies_passing
-        .lock()
-        .unwrap()
-        .insert("lab.h1".into(), 1);
-    let out = up(&store, &fake, &lab(3), Goal::Up).unwrap();
-    let report = out.report.unwrap();
-    assert!(report.is_success(), "{report:?}");
-    assert_eq!(fake.hv.starts.lock().unwrap()["lab.h1"], 2);
-    assert_eq!(fake.hv.starts.lock().unwrap()["lab.h0"], 1);
-    assert_eq!(report.boot_retries.len(), 1);
-    assert_eq!(report.boot_retries[0].host, "h1");
-    assert!(report.boot_retries[0]
-        .why
-        .contains("crashed while booting: a passing fault"));
-}
-
-#[test]
-fn a_guest_that_dies_at_start_and_again_while_booting_is_not_started_a_third_time() {
-    let root = tempfile::tempdir().unwrap();
-    let store = StateStore::open(root.path(), "lab").unwrap();
-    let fake = Fake::default();
+    let h1 = "lab.h1".to_string();
     fake.hv
         .start_crashes
         .lock()
         .unwrap()
-        .insert("lab.h2".into(), 1);
+        .insert(h1.clone(), at_start);
     fake.hv
         .dies_passing
         .lock()
         .unwrap()
-        .insert("lab.h2".into(), 2);
-    let out = up(&store, &fake, &lab(3), Goal::Up).unwrap();
-    let report = out.report.unwrap();
-    assert_eq!(report.failed.len(), 1, "{report:?}");
-    assert!(report.failed[0].error.contains("died again"), "{report:?}");
-    assert_eq!(fake.hv.starts.lock().unwrap()["lab.h2"], 2);
-    assert_eq!(report.boot_retries.len(), 1);
-    assert!(report.boot_retries[0].why.contains("journal"));
-    // Started once more at once, it boots.
-    let root = tempfile::tempdir().unwrap();
-    let store = StateStore::open(root.path(), "lab").unwrap();
-    let fake = Fake::default();
-    fake.hv
-        .start_crashes
-        .lock()
-        .unwrap()
-        .insert("lab.h2".into(), 1);
+        .insert(h1.clone(), booting);
     let report = up(&store, &fake, &lab(3), Goal::Up)
         .unwrap()
         .report
         .unwrap();
-    assert!(report.is_success(), "{report:?}");
-    assert_eq!(fake.hv.starts.lock().unwrap()["lab.h2"], 2);
-    assert_eq!(report.boot_retries.len(), 1);
+    assert_eq!(fake.hv.starts.lock().unwrap()["lab.h0"], 1);
+    let starts = fake.hv.starts.lock().unwrap()[&h1];
+    (report, starts)
 }
 
 #[test]
-fn a_guest_that_dies_of_a_passing_fault_twice_fails_and_says_both() {
-    let root = tempfile::tempdir().unwrap();
-    let store = StateStore::open(root.path(), "lab").unwrap();
-    let fake = Fake::default();
-    fake.hv
-        .dies_passing
-        .lock()
-        .unwrap()
-        .insert("lab.h1".into(), 2);
-    let out = up(&store, &fake, &lab(3), Goal::Up).unwrap();
-    let report = out.report.unwrap();
-    assert_eq!(report.failed.len(), 1, "{report:?}");
-    let error = &report.failed[0].error;
-    assert!(
-        error.contains("started once more and died again"),
-        "{error}"
-    );
-    assert!(error.contains("error loading journal"), "{error}");
-    // Twice, not more.
-    assert_eq!(fake.hv.starts.lock().unwrap()["lab.h1"], 2);
-    assert_eq!(report.boot_retries.len(), 1);
+fn a_guest_that_dies_of_a_passing_fault_is_started_once_more_and_said_so() {
+    for (at_start, booting) in [(0, 1), (1, 0)] {
+        let (report, starts) = up_with_passing_faults(at_start, booting);
+        assert!(report.is_success(), "{report:?}");
+        assert_eq!(starts, 2);
+        assert_eq!(report.boot_retries.len(), 1);
+        assert_eq!(report.boot_retries[0].host, "h1");
+    }
+    let (report, _) = up_with_passing_faults(0, 1);
+    assert!(report.boot_retries[0]
+        .why
+        .contains("crashed while booting: a passing fault"));
+    let (report, _) = up_with_passing_faults(1, 0);
+    assert!(report.boot_retries[0].why.contains("journal"));
+}
+
+#[test]
+fn a_guest_that_dies_of_a_passing_fault_twice_fails_and_is_not_started_a_third_time() {
+    // Twice while booting, or at start and then while booting.
+    for (at_start, booting) in [(0, 2), (1, 2)] {
+        let (report, starts) = up_with_passing_faults(at_start, booting);
+        assert_eq!(report.failed.len(), 1, "{report:?}");
+        let error = &report.failed[0].error;
+        assert!(error.contains("died again"), "{error}");
+        assert!(error.contains("error loading journal"), "{error}");
+        assert_eq!(starts, 2);
+        assert_eq!(report.boot_retries.len(), 1);
+    }
 }
 
 #[test]
