@@ -163,7 +163,7 @@ pub enum Error {
         reason: String,
     },
     /// A guest died while it booted, before it answered.
-    #[error("{domain}: {message}")]
+    #[error("{domain} crashed while booting: {message}")]
     BootCrash {
         /// The guest.
         domain: String,

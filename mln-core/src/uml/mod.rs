@@ -504,15 +504,16 @@ impl Uml {
             if proc.liveness() != Liveness::Alive {
                 let console = self.log_since(&name, record.log_offset);
                 let cause = CrashCause::diagnose(&console);
-                let why = cause
-                    .map(|c| format!(" ({c}; {})", c.fix()))
-                    .unwrap_or_default();
+                // Worded as the executor words a crash it sees later, while
+                // it waits for the boot marker: the same fault reads the
+                // same whenever it strikes.
+                let why = match cause {
+                    Some(c) => format!("{c}; {}", c.fix()),
+                    None => "its process ended before its management console answered".into(),
+                };
                 return Err(Error::BootCrash {
                     domain: name.clone(),
-                    message: format!(
-                        "the guest exited while booting{why}; its console said:\n{}",
-                        last_lines(&console, 12)
-                    ),
+                    message: format!("{why}; its console ends:\n{}", last_lines(&console, 12)),
                     transient: cause.is_some_and(CrashCause::is_transient),
                 });
             }

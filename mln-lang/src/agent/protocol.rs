@@ -477,9 +477,19 @@ impl ErrorBody {
             }
             _ => ("backend", None),
         };
+        let message = match e {
+            // The object is said apart: the words alone, worded again at
+            // the other end.
+            Error::BootCrash {
+                message,
+                transient: true,
+                ..
+            } => message.clone(),
+            _ => e.to_string(),
+        };
         ErrorBody {
             kind: kind.to_string(),
-            message: e.to_string(),
+            message,
             object,
         }
     }

@@ -937,7 +937,7 @@ impl Ctx<'_, '_> {
                 // disks: once more, said so.
                 let retry = BootRetry {
                     host: spec.name.clone(),
-                    why: message,
+                    why: format!("crashed while booting: {message}"),
                 };
                 self.exec.progress.boot_retried(action, &retry);
                 lock(self.shared).boot_retries.push(retry);
