@@ -260,6 +260,22 @@ fn a_project_on_two_servers_is_exported_and_imported_back_onto_its_servers() {
     lab.servers.start_sshd("server-b");
 
     ok(&lab.mln(&["import", archive], Duration::from_secs(180)));
+    // Each server marks the disks it received as placed by it (what an
+    // evacuation reads on shared storage).
+    for (name, server) in [("db", "server-a"), ("app2", "server-b")] {
+        let mark = lab
+            .servers
+            .state_dir(server)
+            .join(PROJECT)
+            .join("disks")
+            .join(format!(".{name}.home"));
+        assert_eq!(
+            std::fs::read_to_string(&mark).unwrap_or_default(),
+            server,
+            "{}",
+            mark.display()
+        );
+    }
     ok(&lab.mln(&["up", "-p", PROJECT], Duration::from_secs(300)));
     assert_as_placed(&lab);
     assert_eq!(exec(&lab, "db", "cat /root/mark"), "written-on-a");

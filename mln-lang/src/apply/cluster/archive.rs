@@ -54,7 +54,9 @@ impl ClusterBackends {
                 })?;
             }
         }
-        self.end_move(&self.project, at, host)
+        self.end_move(&self.project, at, host)?;
+        // Placed there now: an evacuation can tell the files.
+        self.claim_disks(&self.project, host)
     }
 
     /// Remove `host`'s disks from its server (an import undone).
