@@ -68,9 +68,9 @@ pub trait Backends: Sync {
     fn remove_disk(&self, project: &str, host: &HostSpec) -> Result<()>;
 
     /// Mark `host`'s disks where they are now as placed by its service
-    /// host (a mark beside its root disk, `disks/.HOST.home`), so that an evacuation can tell
-    /// a server that sees the very files. Backends of one machine, which
-    /// is never lost, have nothing to mark.
+    /// host (a mark beside its root disk, `disks/.HOST.home`), so that an
+    /// evacuation can tell a server that sees the very files. Backends of
+    /// one machine, which is never lost, have nothing to mark.
     fn claim_disks(&self, project: &str, host: &HostSpec) -> Result<()> {
         let _ = (project, host);
         Ok(())
