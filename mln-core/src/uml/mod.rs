@@ -1129,7 +1129,17 @@ mod tests {
             0,
             "ADDR_NO_RANDOMIZE in {personality:#x}"
         );
-        assert_eq!(process::processes_mentioning(marker), vec![pid]);
+        // Only `sh` carries the marker; but the child it forks for `sleep`
+        // carries `sh`'s arguments too until it execs: wait that out.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = process::processes_mentioning(marker);
+            if found == vec![pid] {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{found:?} mention the marker");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         // The group goes as a guest's does: `sh` and its `sleep`.
         assert!(record.kill_group(marker));
         assert_eq!(process::processes_mentioning(marker), Vec::<u32>::new());
