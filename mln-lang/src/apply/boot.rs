@@ -20,9 +20,6 @@ pub(super) struct BootWatch {
     pub hosts: Vec<HostSpec>,
     /// When the action started them.
     pub since: Instant,
-    /// Hosts already started once more after a passing fault (see
-    /// [`BootStatus::Failed`]'s `transient`): a second such death fails.
-    pub restarted: Vec<String>,
 }
 
 /// A guest that died of a fault known to pass and was started once more.
@@ -48,13 +45,17 @@ pub(super) struct Verdict {
 }
 
 impl BootWatch {
-    /// Ask each guest still booting how far it got.
+    /// Ask each guest still booting how far it got. A guest in
+    /// `restarted` was already started once more after a passing fault
+    /// (see [`BootStatus::Failed`]'s `transient`): a second such death
+    /// fails it.
     pub fn judge(
         &self,
         plan: &Plan,
         desired: &DesiredProject,
         backends: &dyn Backends,
         timeout: Duration,
+        restarted: &[String],
     ) -> Verdict {
         let describe = || plan.actions[self.action].op.describe();
         let mut booted = Vec::new();
@@ -86,7 +87,7 @@ impl BootWatch {
                         Some(r) => format!("{state} while booting: {r}"),
                         None => format!("{state} while booting"),
                     };
-                    let again = self.restarted.contains(&host.name);
+                    let again = restarted.contains(&host.name);
                     if transient && !again {
                         match start_again(backends, desired, host) {
                             Ok(()) => {

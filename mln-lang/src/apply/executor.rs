@@ -338,19 +338,10 @@ impl<'a> Executor<'a> {
             if result.is_ok() && !started.is_empty() && g.halted.is_none() {
                 // Done when its guests confirm their boot (watch_boots).
                 g.status[id] = Status::Booting;
-                // A guest already started once more by `start` is not
-                // started a third time.
-                let restarted = g
-                    .boot_retries
-                    .iter()
-                    .map(|r| r.host.clone())
-                    .filter(|h| started.iter().any(|s| &s.name == h))
-                    .collect();
                 g.booting.push(BootWatch {
                     action: id,
                     hosts: started,
                     since: Instant::now(),
-                    restarted,
                 });
                 let booting = g.booting.iter().map(|b| b.hosts.len()).sum();
                 g.peak.guests_booting = g.peak.guests_booting.max(booting);
@@ -420,7 +411,7 @@ impl<'a> Executor<'a> {
         wake: &Condvar,
     ) {
         loop {
-            let watches: Vec<BootWatch> = {
+            let (watches, restarted): (Vec<BootWatch>, Vec<String>) = {
                 let mut g = lock(shared);
                 loop {
                     if g.halted.is_some() || (g.running == 0 && g.ready.is_empty()) {
@@ -431,13 +422,16 @@ impl<'a> Executor<'a> {
                     }
                     g = wake.wait(g).unwrap_or_else(|p| p.into_inner());
                 }
-                g.booting.clone()
+                // Started once more already, at `start` or here: never a
+                // third time.
+                let restarted = g.boot_retries.iter().map(|r| r.host.clone()).collect();
+                (g.booting.clone(), restarted)
             };
             // Asked without the lock: a remote guest's answer takes a
             // round trip.
             let verdicts: Vec<Verdict> = watches
                 .iter()
-                .map(|w| w.judge(plan, desired, self.backends, self.boot_timeout))
+                .map(|w| w.judge(plan, desired, self.backends, self.boot_timeout, &restarted))
                 .collect();
             let mut g = lock(shared);
             for verdict in verdicts {
@@ -450,7 +444,6 @@ impl<'a> Executor<'a> {
                 for retry in verdict.retried {
                     self.progress
                         .boot_retried(&plan.actions[verdict.action], &retry);
-                    g.booting[pos].restarted.push(retry.host.clone());
                     g.boot_retries.push(retry);
                 }
                 if let Some(result) = verdict.result {
